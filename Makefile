@@ -1,0 +1,30 @@
+# sfxflow — every entry point builds its own .venv from pinned versions first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install sysdeps test demo up bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+sysdeps:
+	bash facility/install_system_packages.sh
+
+test: install sysdeps
+	$(PY) -m pytest tests
+
+demo: install
+	$(PY) -m facility.demo
+
+bench: install sysdeps
+	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

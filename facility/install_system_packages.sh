@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests start for real: XRootD (transfer), Slurm + munge (HPC backend),
+# Chromium (browser tests). Installs only what is missing; needs root (CI and dev machines are).
+set -euo pipefail
+want=(xrootd-server xrootd-client slurm-wlm munge chromium)
+missing=()
+for pkg in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
