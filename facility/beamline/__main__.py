@@ -1,0 +1,46 @@
+"""``python -m facility.beamline simulate --out DIR --runs N --images M [--seed S] [--hit-rate F]``"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m facility.beamline")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("simulate", help="write simulated runs into an experiment folder")
+    sim.add_argument("--out", required=True, help="experiment folder (created if missing)")
+    sim.add_argument("--runs", type=int, default=1)
+    sim.add_argument("--images", type=int, default=1000, help="events per run")
+    sim.add_argument("--seed", type=int, default=0, help="experiment seed: crystal, detector, shots")
+    sim.add_argument("--first-run", type=int, default=1)
+    sim.add_argument("--hit-rate", type=float, default=SimulationParams.hit_rate)
+    sim.add_argument("--space-group", default=SimulationParams.space_group)
+    sim.add_argument("--cell", type=float, nargs=6, default=SimulationParams.cell,
+                     metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"))
+    sim.add_argument("--chunk-size", type=int, default=SimulationParams.chunk_size)
+    sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.hit_rate <= 1.0:
+        parser.error("--hit-rate must be between 0 and 1")
+    if args.runs < 1 or args.images < 1 or args.chunk_size < 1:
+        parser.error("--runs, --images and --chunk-size must be positive")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    params = dataclasses.replace(
+        SimulationParams(), hit_rate=args.hit_rate, space_group=args.space_group,
+        cell=tuple(args.cell), chunk_size=args.chunk_size,
+    )
+    simulate_experiment(args.out, args.runs, args.images, seed=args.seed, params=params,
+                        first_run=args.first_run, workers=args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The simulated detector's electronics: photons in, raw ADU out, and its calibration constants."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels.calibration import Calibration
+from kernels.geometry import DetectorGeometry, panel_mask
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """Per-pixel pedestal and gain, bad pixels and noise of one detector.
+
+    Attributes
+    ----------
+    pedestal : float32 ADU
+    gain : float32 ADU per photon (0 on dead pixels)
+    hot : bool, pixels stuck at a high value
+    good : bool, sensitive pixels that are neither dead nor hot (the calibration mask)
+    sensitive : bool, pixels inside a panel (not in a gap)
+    read_noise : float, ADU rms
+    common_mode : float, ADU, half-range of the per-panel shot-to-shot offset
+    """
+
+    geometry: DetectorGeometry
+    pedestal: np.ndarray
+    gain: np.ndarray
+    hot: np.ndarray
+    good: np.ndarray
+    sensitive: np.ndarray
+    read_noise: float = 4.0
+    common_mode: float = 15.0
+
+    @classmethod
+    def generate(cls, geometry: DetectorGeometry, rng: np.random.Generator,
+                 dead_fraction: float = 1e-3, hot_fraction: float = 5e-4) -> "DetectorModel":
+        shape = geometry.shape
+        sensitive = panel_mask(geometry)
+        pedestal = rng.normal(1200.0, 40.0, shape).astype(np.float32)
+        gain = np.clip(rng.normal(20.0, 1.0, shape), 15.0, 25.0).astype(np.float32)
+        dead = rng.random(shape) < dead_fraction
+        hot = (rng.random(shape) < hot_fraction) & ~dead
+        gain[dead | ~sensitive] = 0.0
+        pedestal[~sensitive] = 0.0
+        return cls(geometry, pedestal, gain, hot, sensitive & ~dead & ~hot, sensitive)
+
+    def calibration(self) -> Calibration:
+        """The constants a dark run and a flat field would give (the calibration file)."""
+        return Calibration(self.pedestal, np.where(self.good, self.gain, 0.0), self.good)
+
+    def to_raw(self, photons: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Raw uint16 frame of a photon-count image: gain, pedestal, common mode, noise, bad pixels."""
+        adu = rng.standard_normal(photons.shape, dtype=np.float32)
+        adu *= self.read_noise
+        adu += self.pedestal
+        adu += self.gain * photons
+        for (r0, r1, c0, c1), offset in zip(
+            self.geometry.panels, rng.uniform(-self.common_mode, self.common_mode, len(self.geometry.panels))
+        ):
+            adu[r0:r1, c0:c1] += offset
+        adu[self.hot] = 60000.0
+        adu *= self.sensitive  # panel gaps read nothing
+        return np.clip(adu + 0.5, 0, 65535).astype(np.uint16)

@@ -1,0 +1,235 @@
+"""Simulated SFX runs with ground truth, written the way the DAQ writes them.
+
+An experiment folder gets
+
+* ``calib/calibration.h5`` — pedestal, gain and bad-pixel mask of the detector;
+* ``runs/r0001/`` — chunk + index files, then ``CONCLUDED.json`` once every file is closed;
+* ``truth/truth.mtz`` — true merged intensities of the crystal (unique reflections);
+* ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale;
+  and the visible reflections (event, hkl, detector position, expected photons, partiality).
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from facility.beamline.crystal_model import Crystal, make_crystal, write_truth_mtz
+from facility.beamline.detector_model import DetectorModel
+from kernels.calibration import save_calibration
+from kernels.geometry import (
+    default_geometry,
+    excitation_error,
+    pixel_s_magnitude,
+    project_to_detector,
+    random_rotation,
+    scattering_vectors,
+)
+from kernels.runformat import HC_EV_ANGSTROM, chunk_name, run_name, write_chunk, write_marker
+
+LYSOZYME_CELL = (79.1, 79.1, 38.4, 90.0, 90.0, 90.0)
+LYSOZYME_SPACE_GROUP = "P 43 21 2"
+SPOT_WINDOW = 3  # render spots over +-3 pixels
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Physics and beamline settings of a simulated beamtime (defaults: lysozyme-like, 1.3 A)."""
+
+    cell: tuple[float, ...] = LYSOZYME_CELL
+    space_group: str = LYSOZYME_SPACE_GROUP
+    wavelength: float = 1.3
+    wavelength_jitter: float = 1e-3  # shot-to-shot mean wavelength, fractional rms (recorded)
+    bandwidth: float = 2.5e-3  # spectral width within a shot, fractional rms
+    mosaicity_deg: float = 0.05
+    domain_size_a: float = 5000.0
+    d_min: float = 1.9
+    hit_rate: float = 0.3
+    weak_fraction: float = 0.5  # of the misses: a crystal too weak to see, else a blank shot
+    photons_per_reflection: float = 60.0  # mean expected photons of a fully recorded reflection
+    crystal_scale_spread: float = 0.4  # lognormal sigma of the crystal size effect
+    spot_sigma_px: float = 0.9
+    diffuse_photons: float = 0.05
+    water_ring_photons: float = 0.3
+    water_ring_d: float = 3.7
+    rep_rate_hz: float = 120.0
+    chunk_size: int = 250
+    n_atoms: int = 1000
+
+
+def background_map(geometry, params: SimulationParams) -> np.ndarray:
+    """Expected diffuse + water-ring photons per pixel for the nominal wavelength (float32)."""
+    s = pixel_s_magnitude(geometry, params.wavelength)
+    ring = np.exp(-0.5 * ((s - 1.0 / params.water_ring_d) / 0.025) ** 2)
+    return (params.diffuse_photons + params.water_ring_photons * ring).astype(np.float32)
+
+
+def partiality(s: np.ndarray, epsilon: np.ndarray, params: SimulationParams) -> np.ndarray:
+    """Fraction of each reflection recorded on a still: Gaussian in its excitation error.
+
+    The width combines the finite domain size, the mosaic spread (grows with |s|) and the
+    spectral bandwidth (grows with |s|^2).
+    """
+    s_mag = np.linalg.norm(s, axis=1)
+    width2 = (
+        (1.0 / params.domain_size_a) ** 2
+        + (np.radians(params.mosaicity_deg) * s_mag) ** 2
+        + (params.bandwidth * params.wavelength * s_mag**2 / 2.0) ** 2
+    )
+    return np.exp(-0.5 * epsilon**2 / width2)
+
+
+class Renderer:
+    """Draws stills of one crystal on one detector; one instance per worker process."""
+
+    def __init__(self, crystal: Crystal, detector: DetectorModel, params: SimulationParams):
+        self.crystal = crystal
+        self.detector = detector
+        self.params = params
+        self.background = background_map(detector.geometry, params)
+        d = np.arange(-SPOT_WINDOW, SPOT_WINDOW + 1)
+        self.window_dr, self.window_dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
+
+    def reflections(self, A: np.ndarray, wavelength: float):
+        """Reflections excited on this shot: indices into crystal.hkl, partiality, col, row."""
+        s = scattering_vectors(A, self.crystal.hkl)
+        p = partiality(s, excitation_error(s, wavelength), self.params)
+        near = np.flatnonzero(p > 1e-3)
+        col, row = project_to_detector(s[near], wavelength, self.detector.geometry)
+        rows, cols = self.detector.geometry.shape
+        on = (col >= SPOT_WINDOW) & (col < cols - SPOT_WINDOW - 1) & (row >= SPOT_WINDOW) & (row < rows - SPOT_WINDOW - 1)
+        return near[on], p[near][on], col[on], row[on]
+
+    def add_spots(self, image: np.ndarray, col, row, photons) -> None:
+        """Add Gaussian spots of `photons` expected photons centred at (col, row)."""
+        c0 = np.rint(col).astype(np.int64)
+        r0 = np.rint(row).astype(np.int64)
+        rr = r0[:, None] + self.window_dr
+        cc = c0[:, None] + self.window_dc
+        sigma2 = 2.0 * self.params.spot_sigma_px**2
+        profile = np.exp(-((rr - row[:, None]) ** 2 + (cc - col[:, None]) ** 2) / sigma2)
+        profile /= profile.sum(axis=1, keepdims=True)
+        np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), (profile * photons[:, None]).ravel())
+
+    def shot(self, rng: np.random.Generator):
+        """One still: raw frame, its wavelength and its ground truth."""
+        p = self.params
+        wavelength = p.wavelength * (1.0 + p.wavelength_jitter * rng.standard_normal())
+        expected = self.background * rng.uniform(0.7, 1.3)
+        U = random_rotation(rng)
+        A = U @ self.crystal.B
+        roll = rng.random()
+        hit = roll < p.hit_rate
+        weak = not hit and roll < p.hit_rate + (1.0 - p.hit_rate) * p.weak_fraction
+        scale = rng.lognormal(0.0, p.crystal_scale_spread) if hit else (2e-3 if weak else 0.0)
+        spots = None
+        if scale > 0:
+            idx, part, col, row = self.reflections(A, wavelength)
+            photons = scale * p.photons_per_reflection * self.crystal.intensity[idx] * part
+            self.add_spots(expected, col, row, photons)
+            spots = (idx, part, col, row, photons)
+        raw = self.detector.to_raw(rng.poisson(expected).astype(np.float32), rng)
+        return raw, wavelength, {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots}
+
+
+_renderer: Renderer | None = None  # set in each worker by _init_worker (fork inherits it too)
+
+
+def _init_worker(renderer: Renderer) -> None:
+    global _renderer
+    _renderer = renderer
+
+
+def _simulate_chunk(job):
+    """Render and write one chunk file; return its ground truth (runs in a worker process)."""
+    run_dir, name, chunk, first_event, n_events, t0, seed = job
+    rng = np.random.default_rng(seed)
+    geometry = _renderer.detector.geometry
+    frames = np.empty((n_events, *geometry.shape), dtype=np.uint16)
+    truth = []
+    wavelengths = np.empty(n_events)
+    for i in range(n_events):
+        frames[i], wavelengths[i], t = _renderer.shot(rng)
+        truth.append(t)
+    timestamps = t0 + (first_event + np.arange(n_events)) / _renderer.params.rep_rate_hz
+    write_chunk(Path(run_dir) / chunk_name(name, chunk), frames, timestamps,
+                HC_EV_ANGSTROM / wavelengths, geometry)
+    return chunk, first_event, wavelengths, truth
+
+
+def _write_run_truth(path, crystal: Crystal, results) -> None:
+    hits, Us, As, scales, wls = [], [], [], [], []
+    spot_cols = {k: [] for k in ("event", "h", "k", "l", "col", "row", "photons", "partiality")}
+    for _, first_event, wavelengths, truth in sorted(results, key=lambda r: r[0]):
+        for i, t in enumerate(truth):
+            event = first_event + i
+            hits.append(t["hit"]), Us.append(t["U"]), As.append(t["A"]), scales.append(t["scale"])
+            if t["spots"] is not None:
+                idx, part, col, row, photons = t["spots"]
+                visible = photons >= 5.0
+                spot_cols["event"].append(np.full(visible.sum(), event))
+                for j, key in enumerate("hkl"):
+                    spot_cols[key].append(crystal.hkl[idx[visible], j])
+                spot_cols["col"].append(col[visible]), spot_cols["row"].append(row[visible])
+                spot_cols["photons"].append(photons[visible]), spot_cols["partiality"].append(part[visible])
+        wls.append(wavelengths)
+    with h5py.File(path, "w") as f:
+        f["hit"] = np.array(hits)
+        f["U"] = np.array(Us)
+        f["A"] = np.array(As)
+        f["scale"] = np.array(scales)
+        f["wavelength"] = np.concatenate(wls)
+        g = f.create_group("spots")
+        for key, parts in spot_cols.items():
+            g[key] = np.concatenate(parts) if parts else np.zeros(0)
+
+
+def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: SimulationParams | None = None,
+                        first_run: int = 1, workers: int | None = None, log=print) -> list[Path]:
+    """Write `runs` runs of `images` events each into the experiment folder `out`.
+
+    The crystal and the detector depend only on `seed` (one experiment), the shots on the seed
+    and the run number. Each run is marked concluded only after all its files are closed.
+
+    Returns
+    -------
+    list of run directories, in order.
+    """
+    params = params or SimulationParams()
+    out = Path(out)
+    for sub in ("calib", "runs", "truth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    crystal = make_crystal(params.cell, params.space_group, params.d_min, seed, params.n_atoms)
+    detector = DetectorModel.generate(default_geometry(), np.random.default_rng([seed, 1]))
+    save_calibration(out / "calib" / "calibration.h5", detector.calibration())
+    write_truth_mtz(out / "truth" / "truth.mtz", crystal)
+    (out / "truth" / "simulation.json").write_text(json.dumps(asdict(params), indent=1))
+    renderer = Renderer(crystal, detector, params)
+    workers = workers or os.cpu_count() or 1
+    run_dirs = []
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(renderer,)) as pool:
+        for number in range(first_run, first_run + runs):
+            started = time.perf_counter()
+            name = run_name(number)
+            run_dir = out / "runs" / name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            t0 = time.time()
+            jobs = [
+                (str(run_dir), name, c, first, min(params.chunk_size, images - first), t0, [seed, number, c])
+                for c, first in enumerate(range(0, images, params.chunk_size))
+            ]
+            results = list(pool.map(_simulate_chunk, jobs))
+            _write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
+            write_marker(run_dir, number)
+            n_hits = sum(t["hit"] for r in results for t in r[3])
+            log(f"{name}: {images} images ({n_hits} hits) in {time.perf_counter() - started:.1f} s -> {run_dir}")
+            run_dirs.append(run_dir)
+    return run_dirs

@@ -1,0 +1,38 @@
+"""Command line of the analysis kernels: ``python -m kernels process|...``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kernels.calibration import CalibrationError
+from kernels.pipeline import ParamsError
+from kernels.runformat import RunFormatError
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m kernels")
+    commands = parser.add_subparsers(dest="command", required=True)
+    proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
+    proc.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
+    proc.add_argument("--out", required=True, help="output directory for the run's results")
+    proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
+    proc.add_argument("--params", help="trial parameters, JSON")
+    proc.add_argument("--trial", default="default", help="trial name recorded with the results")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "process":
+            from kernels.process import main as process_main
+
+            return process_main(args)
+    except (RunFormatError, CalibrationError, ParamsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

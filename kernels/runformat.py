@@ -1,0 +1,251 @@
+"""The run format: chunk files of raw frames plus one small index file per chunk.
+
+A run is a directory ``<exp>/runs/r0001/`` holding
+
+* chunk files ``r0001-c00.h5`` (CXI-style): ``/entry_1/data_1/data`` (n, rows, cols) raw ADU,
+  ``uint16`` or ``int16``, contiguous; ``/entry_1/event/timestamp`` (n,) float64 seconds;
+  ``/entry_1/event/photon_energy_eV`` (n,); ``/entry_1/instrument_1/detector_1`` with the
+  geometry as attributes (distance, pixel size, beam centre, panels as JSON);
+* index files ``r0001-c00.idx.h5``: ``event``, ``offset`` (byte offset of the frame in the chunk
+  file), ``timestamp`` and ``total_counts`` (sum of the raw frame, a fast per-event feature), with
+  attributes naming the chunk, its byte size, frame shape and dtype;
+* ``CONCLUDED.json``, written atomically by the DAQ only after every file is closed: run number,
+  name, files (name, bytes, adler32) and time. A run without it is still being written.
+
+Readers check everything they rely on and raise :class:`RunFormatError` naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from kernels.geometry import DetectorGeometry
+
+MARKER = "CONCLUDED.json"
+DATA = "/entry_1/data_1/data"
+TIMESTAMP = "/entry_1/event/timestamp"
+ENERGY = "/entry_1/event/photon_energy_eV"
+DETECTOR = "/entry_1/instrument_1/detector_1"
+RAW_DTYPES = (np.dtype("uint16"), np.dtype("int16"))
+HC_EV_ANGSTROM = 12398.4198
+
+
+class RunFormatError(Exception):
+    """A run's files are missing, truncated, inconsistent or of the wrong type."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {problem}")
+
+
+def run_name(run_number: int) -> str:
+    return f"r{run_number:04d}"
+
+
+def chunk_name(name: str, chunk: int) -> str:
+    return f"{name}-c{chunk:02d}.h5"
+
+
+def index_name(name: str, chunk: int) -> str:
+    return f"{name}-c{chunk:02d}.idx.h5"
+
+
+def adler32_file(path, blocksize: int = 8 << 20) -> str:
+    """Adler-32 of a file as 8 lowercase hex digits (the format of ``xrdadler32``)."""
+    value = 1
+    with open(path, "rb") as f:
+        while block := f.read(blocksize):
+            value = zlib.adler32(block, value)
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
+def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: DetectorGeometry):
+    """Write one chunk file and its index file next to it; returns the index path."""
+    path = Path(path)
+    frames = np.asarray(frames)
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset(DATA, data=frames)  # contiguous: frames are addressable by offset
+        f.create_dataset(TIMESTAMP, data=np.asarray(timestamps, dtype=np.float64))
+        f.create_dataset(ENERGY, data=np.asarray(energies_ev, dtype=np.float64))
+        det = f.require_group(DETECTOR)
+        det.attrs["geometry"] = json.dumps(geometry.to_dict())
+        det.attrs["distance"] = geometry.distance_mm / 1000.0
+        det.attrs["x_pixel_size"] = det.attrs["y_pixel_size"] = geometry.pixel_size_mm / 1000.0
+        base = ds.id.get_offset()
+    frame_bytes = frames[0].nbytes if len(frames) else 0
+    index_path = path.with_name(path.name[: -len(".h5")] + ".idx.h5")
+    with h5py.File(index_path, "w") as f:
+        f["event"] = np.arange(len(frames), dtype=np.int64)
+        f["offset"] = base + frame_bytes * np.arange(len(frames), dtype=np.int64)
+        f["timestamp"] = np.asarray(timestamps, dtype=np.float64)
+        f["total_counts"] = frames.reshape(len(frames), -1).sum(axis=1, dtype=np.int64)
+        f.attrs["chunk"] = path.name
+        f.attrs["chunk_bytes"] = path.stat().st_size
+        f.attrs["frame_shape"] = list(frames.shape[1:])
+        f.attrs["dtype"] = str(frames.dtype)
+    return index_path
+
+
+def write_marker(run_dir, run_number: int) -> Path:
+    """Mark a run concluded: list its closed files with sizes and checksums, atomically."""
+    run_dir = Path(run_dir)
+    files = sorted(p for p in run_dir.iterdir() if p.suffix == ".h5")
+    marker = {
+        "run": run_number,
+        "run_name": run_name(run_number),
+        "files": [
+            {"name": p.name, "bytes": p.stat().st_size, "adler32": adler32_file(p)} for p in files
+        ],
+        "concluded_at": datetime.now(timezone.utc).isoformat(),
+    }
+    tmp = run_dir / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(marker, indent=1))
+    os.replace(tmp, run_dir / MARKER)
+    return run_dir / MARKER
+
+
+def read_marker(run_dir) -> dict:
+    """The CONCLUDED.json of a run; RunFormatError if the run is not (validly) concluded."""
+    path = Path(run_dir) / MARKER
+    try:
+        marker = json.loads(path.read_text())
+        marker["files"]  # noqa: B018 - required key
+    except FileNotFoundError:
+        raise RunFormatError(path, "run not concluded (no marker)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunFormatError(path, f"unreadable marker: {exc}") from None
+    return marker
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: Path
+    n_events: int
+    timestamps: np.ndarray
+    total_counts: np.ndarray
+
+
+class Run:
+    """An open, checked run. Work items are (chunk index, event index) pairs.
+
+    Use :func:`open_run`. Frames are read lazily with :meth:`read_frame`; the chunk files stay
+    open for the lifetime of the object (close it, or use it as a context manager).
+    """
+
+    def __init__(self, run_dir: Path, chunks: list[Chunk], geometry: DetectorGeometry, dtype):
+        self.dir = run_dir
+        self.name = run_dir.name
+        self.chunks = chunks
+        self.geometry = geometry
+        self.dtype = dtype
+        self._files: dict[int, h5py.File] = {}
+
+    @property
+    def events(self) -> list[tuple[int, int]]:
+        return [(c, e) for c, chunk in enumerate(self.chunks) for e in range(chunk.n_events)]
+
+    @property
+    def n_events(self) -> int:
+        return sum(c.n_events for c in self.chunks)
+
+    def _file(self, chunk: int) -> h5py.File:
+        if chunk not in self._files:
+            self._files[chunk] = h5py.File(self.chunks[chunk].path, "r")
+        return self._files[chunk]
+
+    def read_frame(self, chunk: int, event: int) -> np.ndarray:
+        """Raw ADU frame of one event."""
+        try:
+            return self._file(chunk)[DATA][event]
+        except (OSError, IndexError) as exc:
+            raise RunFormatError(self.chunks[chunk].path, f"cannot read event {event}: {exc}")
+
+    def photon_energy_ev(self, chunk: int, event: int) -> float:
+        return float(self._file(chunk)[ENERGY][event])
+
+    def wavelength(self, chunk: int, event: int) -> float:
+        return HC_EV_ANGSTROM / self.photon_energy_ev(chunk, event)
+
+    def close(self):
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
+    """Read an index file and verify its chunk file against it."""
+    try:
+        with h5py.File(index_path, "r") as f:
+            events = f["event"][()]
+            timestamps = f["timestamp"][()]
+            total = f["total_counts"][()]
+            chunk_file = index_path.with_name(str(f.attrs["chunk"]))
+            chunk_bytes = int(f.attrs["chunk_bytes"])
+            shape = tuple(int(v) for v in f.attrs["frame_shape"])
+    except (OSError, KeyError) as exc:
+        raise RunFormatError(index_path, f"unreadable index file: {exc}") from None
+    if not chunk_file.exists():
+        raise RunFormatError(chunk_file, "chunk file missing (listed by its index file)")
+    size = chunk_file.stat().st_size
+    if size < chunk_bytes:
+        raise RunFormatError(chunk_file, f"truncated: {size} bytes, index says {chunk_bytes}")
+    try:
+        with h5py.File(chunk_file, "r") as f:
+            data = f[DATA]
+            geometry = DetectorGeometry.from_dict(json.loads(f[DETECTOR].attrs["geometry"]))
+            chunk_ts = f[TIMESTAMP][()]
+            dtype, n, frame_shape = data.dtype, data.shape[0], tuple(data.shape[1:])
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFormatError(chunk_file, f"not a valid chunk file: {exc}") from None
+    if dtype not in RAW_DTYPES:
+        raise RunFormatError(chunk_file, f"raw frames must be uint16 or int16, found {dtype}")
+    if n != len(events) or frame_shape != shape or not np.array_equal(chunk_ts, timestamps):
+        raise RunFormatError(
+            chunk_file,
+            f"does not match its index {index_path.name}: {n} events of {frame_shape} vs "
+            f"{len(events)} of {shape}" + ("" if n != len(events) else ", timestamps differ"),
+        )
+    return Chunk(chunk_file, len(events), timestamps, total), geometry, dtype
+
+
+def open_run(run_dir) -> Run:
+    """Open a run directory and check it.
+
+    Every chunk listed by the run's marker (when present) or found next to an index file must
+    exist, be complete and agree with its index file in event count, frame shape and
+    timestamps, with raw frames of type uint16 or int16.
+
+    Raises
+    ------
+    RunFormatError
+        naming the offending file.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFormatError(run_dir, "run directory does not exist")
+    indexes = sorted(run_dir.glob("*.idx.h5"))
+    if (run_dir / MARKER).exists():
+        listed = {f["name"] for f in read_marker(run_dir)["files"]}
+        for name in sorted(listed):
+            if not (run_dir / name).exists():
+                raise RunFormatError(run_dir / name, "file listed in the run marker is missing")
+    if not indexes:
+        raise RunFormatError(run_dir, "no index files (*.idx.h5): not a run directory")
+    checked = [_check_chunk(p) for p in indexes]
+    geometries = {g for _, g, _ in checked}
+    if len(geometries) != 1:
+        raise RunFormatError(run_dir, "chunks disagree on detector geometry")
+    return Run(run_dir, [c for c, _, _ in checked], geometries.pop(), checked[0][2])
