@@ -1,0 +1,155 @@
+"""Parse the ``#SBATCH`` header of a batch script the way ``sbatch`` reads it.
+
+Only the options the local backend acts on are kept; every other option is accepted and ignored,
+as a site's sbatch would accept it. ``sbatch`` stops reading directives at the first line that is
+neither a comment nor blank, and so does :func:`parse_batch_script`.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+
+NOT_A_SCRIPT = ("This does not look like a batch script. The first line must start with #! "
+                "followed by the path to an interpreter.")
+
+
+class BatchScriptError(ValueError):
+    """The script cannot be submitted; the message says why, as sbatch would."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """The ``#SBATCH`` options a backend needs.
+
+    Attributes
+    ----------
+    job_name, comment : str or None
+    output, error : str or None
+        File name patterns (``%j`` job id, ``%x`` job name, ``%u`` user).
+    time_limit_s : int or None
+        Wall-clock limit in seconds, ``None`` for unlimited.
+    nodes, ntasks : int
+    chdir : str or None
+        Working directory as given (a facility path).
+    signal_spec : tuple of (int, int) or None
+        ``(signal number, seconds before the time limit)`` from ``--signal=[B:]SIG[@secs]``.
+    """
+
+    job_name: str | None = None
+    comment: str | None = None
+    output: str | None = None
+    error: str | None = None
+    time_limit_s: int | None = None
+    nodes: int = 1
+    ntasks: int = 1
+    chdir: str | None = None
+    signal_spec: tuple[int, int] | None = None
+
+
+_SHORT = {"-J": "job-name", "-o": "output", "-e": "error", "-t": "time", "-N": "nodes",
+          "-n": "ntasks", "-D": "chdir"}
+
+
+def parse_time_limit(text: str) -> int | None:
+    """Seconds in a Slurm time string (``min``, ``min:sec``, ``h:m:s``, ``d-h[:m[:s]]``).
+
+    ``UNLIMITED``/``INFINITE`` give ``None``. Raises :class:`BatchScriptError` on anything else.
+    """
+    t = text.strip()
+    if t.upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", t)
+    if not m:
+        raise BatchScriptError(f"Invalid time limit specification: {text!r}")
+    days, a, b, c = (int(x) if x is not None else None for x in m.groups())
+    if days is not None:  # d-h[:m[:s]]
+        return days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if c is not None:  # h:m:s
+        return a * 3600 + b * 60 + c
+    if b is not None:  # m:s
+        return a * 60 + b
+    return a * 60  # minutes
+
+
+def _parse_signal(text: str) -> tuple[int, int]:
+    spec = text.split(":", 1)[1] if text.startswith(("B:", "R:")) else text
+    name, _, secs = spec.partition("@")
+    try:
+        number = int(name) if name.isdigit() else signal.Signals["SIG" + name.upper().removeprefix("SIG")]
+        return int(number), int(secs) if secs else 60
+    except (KeyError, ValueError):
+        raise BatchScriptError(f"Invalid --signal specification: {text!r}") from None
+
+
+def _directive_options(line: str) -> list[tuple[str, str]]:
+    """``(long option name, value)`` pairs of one ``#SBATCH`` line."""
+    tokens = line.split()[1:]
+    pairs, i = [], 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("#"):  # a trailing comment ends the directive
+            break
+        if tok.startswith("--"):
+            name, eq, value = tok[2:].partition("=")
+            if not eq and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+                value, i = tokens[i + 1], i + 1
+            pairs.append((name, value))
+        elif tok[:2] in _SHORT:
+            value = tok[2:]
+            if not value and i + 1 < len(tokens):
+                value, i = tokens[i + 1], i + 1
+            pairs.append((_SHORT[tok[:2]], value))
+        i += 1
+    return pairs
+
+
+def _to_int(name: str, value: str) -> int:
+    try:
+        n = int(value.split("-")[0])
+    except ValueError:
+        raise BatchScriptError(f"Invalid --{name} value: {value!r}") from None
+    if n < 1:
+        raise BatchScriptError(f"Invalid --{name} value: {value!r}")
+    return n
+
+
+def parse_batch_script(text: str) -> BatchOptions:
+    """Read the ``#SBATCH`` directives of ``text``.
+
+    Parameters
+    ----------
+    text : str
+        The whole script.
+
+    Returns
+    -------
+    BatchOptions
+
+    Raises
+    ------
+    BatchScriptError
+        No ``#!`` line, a NUL byte, or an option with an invalid value.
+    """
+    if not text.startswith("#!") or "\n" not in text:
+        raise BatchScriptError(NOT_A_SCRIPT)
+    if "\0" in text:
+        raise BatchScriptError("Batch script contains NULL character")
+    opts: dict[str, object] = {}
+    for line in text.splitlines()[1:]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break
+        if not stripped.startswith("#SBATCH"):
+            continue
+        for name, value in _directive_options(stripped):
+            if name in ("job-name", "comment", "output", "error", "chdir"):
+                opts[name.replace("-", "_")] = value
+            elif name == "time":
+                opts["time_limit_s"] = parse_time_limit(value)
+            elif name in ("nodes", "ntasks"):
+                opts[name] = _to_int(name, value)
+            elif name == "signal":
+                opts["signal_spec"] = _parse_signal(value)
+    return BatchOptions(**opts)
