@@ -164,7 +164,7 @@ class Run:
         """Raw ADU frame of one event."""
         try:
             return self._file(chunk)[DATA][event]
-        except (OSError, IndexError) as exc:
+        except (OSError, IndexError, KeyError) as exc:
             raise RunFormatError(self.chunks[chunk].path, f"cannot read event {event}: {exc}")
 
     def photon_energy_ev(self, chunk: int, event: int) -> float:
