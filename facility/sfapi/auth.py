@@ -18,7 +18,7 @@ import jwt
 from .config import Account, Client
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-MAX_ASSERTION_LIFETIME_S = 600
+MAX_ASSERTION_LIFETIME_S = 3660  # authlib, used by the official client, signs 1-hour assertions
 
 
 class OAuthError(Exception):
