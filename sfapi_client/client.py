@@ -335,6 +335,9 @@ class Client:
 
     @staticmethod
     def _path(path: str) -> str:
+        """``path`` for a URL; ``..`` is refused here (HTTP libraries would silently fold it)."""
+        if ".." in path.split("/"):
+            raise BadRequest(f"path {path!r}: '..' is not allowed in paths")
         return quote(path.lstrip("/"))
 
     def ls(self, machine: str, path: str) -> list[dict]:

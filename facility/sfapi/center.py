@@ -70,10 +70,11 @@ class Center:
         return self.config.machine_root(machine)
 
     def ensure_homes(self, accounts: list[Account]) -> None:
-        """Create every account's first directory on every machine (its home)."""
+        """Create every account's directories on every machine (the first is its home)."""
         for machine in ("perlmutter", "dtns", "dtn01"):
             for account in accounts:
-                resolve(self.root(machine), account, _home(account)).mkdir(parents=True, exist_ok=True)
+                for path in account.paths:
+                    resolve(self.root(machine), account, path).mkdir(parents=True, exist_ok=True)
 
     # --- jobs -------------------------------------------------------------------------------
 

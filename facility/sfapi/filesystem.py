@@ -57,6 +57,8 @@ def resolve(root: Path, account: Account, facility_path: str) -> Path:
     host = (real_root / path.lstrip("/")).resolve()
     if host != real_root and not host.is_relative_to(real_root):
         raise PathError(f"{path}: Permission denied: resolves outside the machine's filesystem")
+    if not _allowed(account, "/" + str(host.relative_to(real_root)).lstrip(".")):
+        raise PathError(f"{path}: Permission denied: a symlink leads outside your directories")
     return host
 
 
