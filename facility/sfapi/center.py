@@ -131,8 +131,9 @@ class Center:
                  index: int = 0) -> list[dict[str, str]]:
         """squeue (``sacct=False``: unfinished jobs) or sacct rows of the account's jobs."""
         filters = parse_kwargs(kwargs)
-        mine = [j for j in self.jobs.all() if j.user == account.user and j.machine == machine]
-        self.backend.refresh(mine)
+        everyone = self.jobs.all()
+        self.backend.refresh(everyone)  # all users at once: the backend rate-limits refreshes
+        mine = [j for j in everyone if j.user == account.user and j.machine == machine]
         selected = [j for j in mine
                     if j.jobid in filters.get("jobid", {j.jobid})
                     and j.user in filters.get("user", {j.user})
