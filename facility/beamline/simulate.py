@@ -71,6 +71,39 @@ def background_map(geometry, params: SimulationParams) -> np.ndarray:
     return (params.diffuse_photons + params.water_ring_photons * ring).astype(np.float32)
 
 
+BACKGROUND_LEVELS = np.linspace(0.7, 1.3, 13)  # per-shot background scale, quantised
+POISSON_KMAX = 6
+
+
+def poisson_cdf_table(mean: np.ndarray, levels) -> np.ndarray:
+    """Cumulative Poisson probabilities P(X <= k), k < POISSON_KMAX, of `mean * level` per pixel.
+
+    Shape (levels, POISSON_KMAX, *mean.shape), float32. With these tables a background frame is
+    drawn with one uniform number per pixel (see :func:`poisson_from_cdf`), several times faster
+    than ``Generator.poisson``; backgrounds here are < 1 photon/pixel, so counts above
+    POISSON_KMAX have probability < 1e-5 per pixel and are capped there.
+    """
+    table = np.empty((len(levels), POISSON_KMAX, *mean.shape), dtype=np.float32)
+    for i, level in enumerate(levels):
+        lam = mean.astype(np.float64) * level
+        term = np.exp(-lam)
+        cdf = term.copy()
+        for k in range(POISSON_KMAX):
+            table[i, k] = cdf
+            term *= lam / (k + 1)
+            cdf += term
+    return table
+
+
+def poisson_from_cdf(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson counts (float32) by inverting per-pixel CDFs ``cdf[k] = P(X <= k)``."""
+    u = rng.random(cdf.shape[1:], dtype=np.float32)
+    counts = np.zeros(cdf.shape[1:], dtype=np.float32)
+    for level in cdf:
+        counts += u > level
+    return counts
+
+
 def partiality(s: np.ndarray, epsilon: np.ndarray, params: SimulationParams) -> np.ndarray:
     """Fraction of each reflection recorded on a still: Gaussian in its excitation error.
 
@@ -94,6 +127,7 @@ class Renderer:
         self.detector = detector
         self.params = params
         self.background = background_map(detector.geometry, params)
+        self.background_cdf = poisson_cdf_table(self.background, BACKGROUND_LEVELS)
         d = np.arange(-SPOT_WINDOW, SPOT_WINDOW + 1)
         self.window_dr, self.window_dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
 
@@ -107,8 +141,8 @@ class Renderer:
         on = (col >= SPOT_WINDOW) & (col < cols - SPOT_WINDOW - 1) & (row >= SPOT_WINDOW) & (row < rows - SPOT_WINDOW - 1)
         return near[on], p[near][on], col[on], row[on]
 
-    def add_spots(self, image: np.ndarray, col, row, photons) -> None:
-        """Add Gaussian spots of `photons` expected photons centred at (col, row)."""
+    def add_spots(self, image: np.ndarray, col, row, photons, rng: np.random.Generator) -> None:
+        """Add the photons of Gaussian spots of `photons` expected photons centred at (col, row)."""
         c0 = np.rint(col).astype(np.int64)
         r0 = np.rint(row).astype(np.int64)
         rr = r0[:, None] + self.window_dr
@@ -116,13 +150,15 @@ class Renderer:
         sigma2 = 2.0 * self.params.spot_sigma_px**2
         profile = np.exp(-((rr - row[:, None]) ** 2 + (cc - col[:, None]) ** 2) / sigma2)
         profile /= profile.sum(axis=1, keepdims=True)
-        np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), (profile * photons[:, None]).ravel())
+        counts = rng.poisson(profile * photons[:, None])
+        np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), counts.ravel())
 
     def shot(self, rng: np.random.Generator):
         """One still: raw frame, its wavelength and its ground truth."""
         p = self.params
         wavelength = p.wavelength * (1.0 + p.wavelength_jitter * rng.standard_normal())
-        expected = self.background * rng.uniform(0.7, 1.3)
+        level = rng.integers(len(BACKGROUND_LEVELS))  # jet thickness varies shot to shot
+        image = poisson_from_cdf(self.background_cdf[level], rng)
         U = random_rotation(rng)
         A = U @ self.crystal.B
         roll = rng.random()
@@ -133,9 +169,9 @@ class Renderer:
         if scale > 0:
             idx, part, col, row = self.reflections(A, wavelength)
             photons = scale * p.photons_per_reflection * self.crystal.intensity[idx] * part
-            self.add_spots(expected, col, row, photons)
+            self.add_spots(image, col, row, photons, rng)
             spots = (idx, part, col, row, photons)
-        raw = self.detector.to_raw(rng.poisson(expected).astype(np.float32), rng)
+        raw = self.detector.to_raw(image, rng)
         return raw, wavelength, {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots}
 
 
