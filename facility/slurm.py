@@ -13,6 +13,7 @@ returned by :func:`slurm_env`.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import secrets
 import signal
@@ -179,8 +180,24 @@ def up(cluster: SlurmCluster, timeout: float = 30.0) -> SlurmCluster:
     return cluster
 
 
+def _cancel_all_jobs(cluster: SlurmCluster, timeout: float) -> None:
+    """scancel every job of ``cluster`` and wait for them to end, so no job outlives slurmd."""
+    env = slurm_env(cluster)
+    if subprocess.run(["scancel", f"--user={getpass.getuser()}"], env=env,
+                      capture_output=True).returncode != 0:
+        return  # controller not reachable: nothing can be cancelled
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True)
+        if out.returncode != 0 or not out.stdout.strip():
+            return
+        time.sleep(0.2)
+
+
 def down(cluster: SlurmCluster, timeout: float = 10.0) -> None:
-    """Stop slurmd, slurmctld and munged of ``cluster`` (SIGTERM, then SIGKILL)."""
+    """Cancel remaining jobs, then stop slurmd, slurmctld and munged (SIGTERM, then SIGKILL)."""
+    if _pid_alive(cluster.pid_file("slurmctld")):
+        _cancel_all_jobs(cluster, timeout)
     for daemon in ("slurmd", "slurmctld", "munged"):
         pid = _pid_alive(cluster.pid_file(daemon))
         if pid is None:

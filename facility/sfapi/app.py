@@ -6,7 +6,6 @@ requests get FastAPI's 422 validation error, as the real (FastAPI) service gives
 under ``/_emulator`` (admin token only) set system status, schedule outages and inject faults.
 """
 
-
 import re
 import threading
 from contextlib import asynccontextmanager

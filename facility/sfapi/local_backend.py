@@ -75,6 +75,7 @@ class LocalBackend:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._kill_wait_s = kill_wait_s
         self._max_running = max_running
+        # Ids differ from a previous run's so a stale id held by a client never names a new job.
         self._ids = itertools.count(int(time.time()) % 100000 * 10 + 1)
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()

@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from facility.slurm import free_port
 
 from .app import API_PREFIX, TOKEN_PATH
-from .config import EmulatorConfig
 from .server import build_app
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,7 @@ from facility import slurm
 from facility.sfapi.testing import running_emulator
 
 FAST_BACKOFF = (0.05, 2.0, 0.4)
+DRIVER = Path(__file__).with_name("official_driver.py")
 USERS = {"alice": ["/global/homes/alice", "/pscratch/alice"], "bob": ["/global/homes/bob"]}
 
 
@@ -77,3 +82,19 @@ def slurm_emulator(tmp_path_factory, slurm_cluster):
     with running_emulator(tmp_path_factory.mktemp("sfapi-slurm"), "slurm", users=USERS,
                           slurm_var_dir=slurm_cluster.var_dir) as emu:
         yield emu
+
+
+@pytest.fixture
+def run_official():
+    """``run_official(emu, scenario) -> dict``: run official_driver.py as the emulator's first user.
+
+    The driver runs in a ``python -P`` child: this project's ``sfapi_client`` package would
+    shadow the official one of the same name.
+    """
+    def run(emu, scenario: str) -> dict:
+        proc = subprocess.run([sys.executable, "-P", str(DRIVER), emu.base_url,
+                               emu.credentials.token_url, str(emu.credentials.credentials_file),
+                               scenario], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+    return run

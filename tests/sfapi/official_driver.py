@@ -7,7 +7,6 @@ is not on ``sys.path``: this project's own ``sfapi_client`` package would shadow
 import io
 import json
 import sys
-import time
 
 from sfapi_client import Client
 from sfapi_client.exceptions import SfApiError

@@ -1,39 +1,26 @@
 """The official NERSC ``sfapi_client`` package, unchanged, against the emulator.
 
-It runs in a child interpreter started with ``-P`` (project root not on ``sys.path``), because
-this project's own ``sfapi_client`` package has the same import name.
+It runs in a ``python -P`` child (see the ``run_official`` fixture): this project's own
+``sfapi_client`` package has the same import name.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-DRIVER = Path(__file__).with_name("official_driver.py")
-
-
-def run_official(emu, scenario: str) -> dict:
-    proc = subprocess.run([sys.executable, "-P", str(DRIVER), emu.base_url, emu.credentials.token_url,
-                           str(emu.credentials.credentials_file), scenario],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+from facility.sfapi.testing import running_emulator
 
 
 @pytest.fixture(scope="module")
 def official_emu(tmp_path_factory):
-    from facility.sfapi.testing import running_emulator
     with running_emulator(tmp_path_factory.mktemp("official"), kill_wait=1.0) as emu:
         (emu.root / "global/homes").mkdir(parents=True)
         yield emu
 
 
-def test_official_status_outages_and_account(official_emu):
+def test_official_status_outages_and_account(official_emu, run_official):
     now = dt.datetime.now(dt.timezone.utc)
     official_emu.admin.schedule_outage("perlmutter", now + dt.timedelta(days=1),
                                        now + dt.timedelta(days=1, hours=4), "quarterly maintenance")
@@ -45,7 +32,7 @@ def test_official_status_outages_and_account(official_emu):
                       "planned": ["quarterly maintenance"], "user": "sfxflow"}
 
 
-def test_official_submit_wait_cancel_and_refused_script(official_emu):
+def test_official_submit_wait_cancel_and_refused_script(official_emu, run_official):
     report = run_official(official_emu, "jobs")
     assert report["final"] == "COMPLETED"
     assert (report["sacct_state"], report["sacct_name"]) == ("COMPLETED", "official")
@@ -53,7 +40,7 @@ def test_official_submit_wait_cancel_and_refused_script(official_emu):
     assert report["bad_script"] == "sbatch: error: Invalid time limit specification: 'bogus'"
 
 
-def test_official_ls_upload_download_and_run(official_emu):
+def test_official_ls_upload_download_and_run(official_emu, run_official):
     report = run_official(official_emu, "files")
     assert report["home_is_dir"] is True
     assert report["names"] == ["official.txt"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
+
 from facility.slurm import slurm_env
+from sfapi_client import BadRequest
 
 M = "perlmutter"
 POLL = (0.2, 1.5, 1.0)
@@ -53,8 +56,13 @@ def test_slurm_cancel_delivers_sigterm_for_a_checkpoint(slurm_emulator, client_f
 
 
 def test_slurm_refuses_a_malformed_script(slurm_emulator, client_for):
-    import pytest
-
-    from sfapi_client import BadRequest
     with client_for(slurm_emulator) as alice, pytest.raises(BadRequest, match="Invalid time limit"):
         alice.submit_job(M, "#!/bin/bash\n#SBATCH --time=whenever\ntrue\n")
+
+
+def test_official_client_submits_waits_and_cancels_on_slurm(slurm_emulator, run_official):
+    report = run_official(slurm_emulator, "jobs")
+    assert (report["final"], report["sacct_state"], report["sacct_name"]) == \
+        ("COMPLETED", "COMPLETED", "official")
+    assert report["cancelled"] == "CANCELLED"
+    assert "Invalid time limit" in report["bad_script"]
