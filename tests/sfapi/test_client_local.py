@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 
 import pytest
+import requests
 
 from sfapi_client import BadRequest, FacilityUnavailable, JobFailed, NotFound
 
@@ -149,3 +151,19 @@ def test_users_are_confined_to_their_files_and_jobs(alice, bob):
         bob.upload(M, "/pscratch/alice/evil.txt", b"x")
     with pytest.raises(BadRequest, match="Permission denied"):
         bob.submit_job(M, "#!/bin/bash\n#SBATCH --chdir=/pscratch/alice\ntrue\n")
+
+
+def test_submit_script_by_path_with_args_runs_in_its_directory(emu, alice):
+    with pytest.raises(NotFound, match="No such file"):  # no parent directory yet
+        alice.upload(M, "/pscratch/alice/jobs/echo.sh", b"#!/bin/bash\n")
+    alice.run_command(M, "mkdir -p /pscratch/alice/jobs")
+    alice.upload(M, "/pscratch/alice/jobs/echo.sh", b"#!/bin/bash\n#SBATCH -o args.out\necho \"$@\"; pwd\n")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {emu.all_credentials['alice'].static_token}"
+    r = session.post(f"{emu.base_url}/compute/jobs/{M}", timeout=10,
+                     data={"job": "/pscratch/alice/jobs/echo.sh", "isPath": "true", "args": ["a", "b c"]})
+    result = json.loads(session.get(f"{emu.base_url}/tasks/{r.json()['task_id']}", timeout=10).json()["result"])
+    done = alice.wait(M, result["jobid"], poll=POLL, timeout=30)
+    assert (done.state, done.name) == ("COMPLETED", "echo.sh")
+    out = (emu.root / "pscratch/alice/jobs/args.out").read_text().splitlines()
+    assert out == ["a b c", str((emu.root / "pscratch/alice/jobs").resolve())]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from facility.slurm import slurm_env
-from sfapi_client import BadRequest
+from sfapi_client import BadRequest, JobFailed
 
 M = "perlmutter"
 POLL = (0.2, 1.5, 1.0)
@@ -66,3 +66,24 @@ def test_official_client_submits_waits_and_cancels_on_slurm(slurm_emulator, run_
         ("COMPLETED", "COMPLETED", "official")
     assert report["cancelled"] == "CANCELLED"
     assert "Invalid time limit" in report["bad_script"]
+
+
+def test_wait_ends_on_node_fail(slurm_emulator, slurm_cluster, client_for):
+    """A real NODE_FAIL (node set DOWN under a running job): our wait returns, unlike the official one."""
+    env = slurm_env(slurm_cluster)
+    with client_for(slurm_emulator) as alice:
+        job = alice.submit_job(M, "#!/bin/bash\n#SBATCH --no-requeue\nsleep 100\n")
+        alice.wait(M, job.jobid, until="running", poll=POLL, timeout=60)
+        try:
+            subprocess.run(["scontrol", "update", "nodename=localhost", "state=down",
+                            "reason=sfapi-test"], env=env, check=True, capture_output=True)
+            with pytest.raises(JobFailed) as info:
+                alice.wait(M, job.jobid, poll=POLL, timeout=30, raise_on_failure=True)
+            assert info.value.job.state == "NODE_FAIL"
+        finally:
+            subprocess.run(["scontrol", "update", "nodename=localhost", "state=resume"], env=env,
+                           capture_output=True)
+            deadline = time.time() + 20
+            while time.time() < deadline and "idle" not in subprocess.run(
+                    ["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True).stdout:
+                time.sleep(0.2)
