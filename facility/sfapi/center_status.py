@@ -97,10 +97,14 @@ class CenterStatus:
                 "updated_at": updated.isoformat()}
 
     def outages(self, name: str, planned: bool) -> list[dict]:
-        """Future outages of ``name`` if ``planned``, else current and past ones."""
+        """Outages of ``name`` not yet over if ``planned``, else current and past ones.
+
+        A current outage is in both lists (status ``Active``), so a caller checking planned
+        outages for "are we inside one now" finds it.
+        """
         now = _now()
         chosen = [o for o in self._outages
-                  if o.name == name and ((o.start_at > now) == planned)]
+                  if o.name == name and (o.end_at > now if planned else o.start_at <= now)]
         return [o.as_dict(now) for o in sorted(chosen, key=lambda o: o.start_at)]
 
     def names(self) -> list[str]:

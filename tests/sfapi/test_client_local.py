@@ -33,6 +33,7 @@ def test_current_outage_makes_system_unavailable(emu, alice):
     with pytest.raises(FacilityUnavailable, match="power"):
         alice.require_available(M)
     assert [o["status"] for o in alice.outages(M, planned=False)] == ["Active"]
+    assert [o["description"] for o in alice.outages(M)] == ["power"]  # not over: still "planned"
     assert alice.status("dtns")["status"] == "active"
 
 
