@@ -141,7 +141,8 @@ def _wait_node_idle(cluster: SlurmCluster, timeout: float) -> None:
         out = subprocess.run(["sinfo", "-h", "-n", NODE_NAME, "-o", "%T"], env=slurm_env(cluster),
                              capture_output=True, text=True)
         state = out.stdout.strip()
-        if out.returncode == 0 and state.startswith(("idle", "mixed", "allocated")):
+        # "idle*" (a trailing flag) means slurmd has not answered yet: wait for a bare state.
+        if out.returncode == 0 and state in ("idle", "mixed", "allocated"):
             return
         time.sleep(0.3)
     raise RuntimeError(f"Slurm node {NODE_NAME} not ready after {timeout:.0f}s (state {state!r}); "

@@ -260,16 +260,22 @@ class Client:
         BadRequest
             The center refused the script (the message is sbatch's).
         TransientError
-            The center stayed unreachable, or the task stayed ``new`` (subclass WaitTimeout is
-            not used here: the job may still appear; call again with the same ``key``).
+            The center stayed unreachable, or the task stayed ``new``; the error's ``key``
+            attribute is the key to call again with, so a late job is found, not duplicated.
         """
         caller_key = key is not None
         key = key or new_key()
         tagged = tag_script(script, key)
         delays = backoff_delays(*self._backoff)
         for attempt in range(self._retries + 1):
+            if attempt:
+                time.sleep(next(delays))
             if attempt or caller_key:
-                found = self.find_job(machine, key)
+                try:
+                    found = self.find_job(machine, key)
+                except TransientError as exc:  # never resubmit without knowing
+                    log.warning("looking up key %s on %s: %s", key, machine, exc)
+                    continue
                 if found is not None:
                     log.info("job with key %s already exists: %s", key, found.jobid)
                     return found
@@ -279,20 +285,18 @@ class Client:
             except TransientError as exc:
                 log.warning("submit to %s: %s; will look key %s up before resubmitting",
                             machine, exc, key)
-                time.sleep(next(delays))
                 continue
             try:
                 result = self._wait_task(str(body["task_id"]), task_timeout)
             except WaitTimeout as exc:
-                found = self.find_job(machine, key)
-                if found is not None:
+                if (found := self.find_job(machine, key)) is not None:
                     return found
-                raise TransientError(f"submit to {machine}: {exc}; retry with key={key!r}") from None
+                raise TransientError(f"submit to {machine}: {exc}", key=key) from None
             if result.get("status") == "error" or not result.get("jobid"):
                 raise BadRequest(f"submit to {machine} refused: {result.get('error')}")
             return Job(machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + key)
-        raise TransientError(f"submit to {machine} failed after {self._retries + 1} attempts "
-                             f"(key {key!r} not found on the center)")
+        raise TransientError(f"submit to {machine} failed after {self._retries + 1} attempts; "
+                             "no job with its key was found", key=key)
 
     def wait(self, machine: str, jobid: str, *, until: str = "finished",
              timeout: float | None = None, poll: tuple[float, float, float] = (1.0, 1.5, 30.0),

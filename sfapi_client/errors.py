@@ -28,7 +28,14 @@ class FacilityUnavailable(SfApiError):
 
 
 class TransientError(SfApiError):
-    """A failure that may pass: network errors, HTTP 5xx/429 after retries, a task stuck in ``new``."""
+    """A failure that may pass: network errors, HTTP 5xx/429 after retries, a task stuck in ``new``.
+
+    ``key`` is set when a submission's outcome is unknown: submit again with that key.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class JobFailed(SfApiError):

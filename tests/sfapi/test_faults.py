@@ -79,8 +79,9 @@ def test_http_502_on_submit_is_resubmitted_once(emu, alice, caplog):
 
 def test_task_stuck_in_new_raises_then_same_key_submits_once(emu, alice):
     emu.admin.inject_fault("task_stuck", path=SUBMIT, count=1)
-    with pytest.raises(TransientError, match="still 'new'"):
+    with pytest.raises(TransientError, match="still 'new'") as info:
         alice.submit_job(M, "#!/bin/bash\ntrue\n", key="stuck-task", task_timeout=1.0)
+    assert info.value.key == "stuck-task"
     assert jobs_with_key(alice, "stuck-task") == []
     job = alice.submit_job(M, "#!/bin/bash\ntrue\n", key="stuck-task")
     assert jobs_with_key(alice, "stuck-task") == [job.jobid]
@@ -101,3 +102,17 @@ def test_admin_routes_need_the_admin_token(emu):
     r = requests.post(emu.base_url.replace("/api/v1.2", "/_emulator/faults"), json={"kind": "x"},
                       headers=emu.admin._session.headers)
     assert r.status_code == 422 and "unknown fault kind" in r.text
+
+
+def test_submit_never_posts_again_while_the_center_is_unreachable(emu, alice):
+    alice.user()
+    emu.admin.inject_fault("drop", path=SUBMIT, method="POST", count=1)
+    emu.admin.inject_fault("http_error", path="/api/v1.2/compute/jobs", method="GET", status=503,
+                           count=None)
+    with pytest.raises(TransientError, match="no job with its key") as info:
+        alice.submit_job(M, "#!/bin/bash\ntrue\n")
+    emu.admin.clear_faults()
+    key = info.value.key
+    assert len(jobs_with_key(alice, key)) == 1  # the dropped POST made the only job
+    assert alice.submit_job(M, "#!/bin/bash\ntrue\n", key=key).key == key
+    assert len(jobs_with_key(alice, key)) == 1
