@@ -11,7 +11,10 @@ import numpy as np
 
 from kernels.calibration import load_calibration
 from kernels.pipeline import STAGES, ImageResult, ProcessingParams, Processor
+from kernels.reflections import INTEGRATED_FILE, IntegratedImage, write_integrated
 from kernels.runformat import open_run
+
+FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order images pass them
 
 
 def default_calibration(run_dir: Path) -> Path:
@@ -32,6 +35,7 @@ def load_params(path) -> ProcessingParams:
 def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, trial: str) -> dict:
     """Counts of the reduction funnel and per-stage timings of a processed run."""
     hits = [r for r in results if r.hit]
+    passed = {stage: sum(r.status in FUNNEL[i:] for r in results) for i, stage in enumerate(FUNNEL)}
     stage_totals = {s: float(sum(r.timings.get(s, 0.0) for r in results)) for s in STAGES}
     return {
         "run": run_name,
@@ -40,7 +44,11 @@ def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, tr
         "images": len(results),
         "hits": len(hits),
         "hit_rate": len(hits) / len(results) if results else 0.0,
+        "indexed": passed["indexed"],
+        "refined": passed["refined"],
+        "integrated": passed["integrated"],
         "spots_per_hit": float(np.mean([r.n_spots for r in hits])) if hits else 0.0,
+        "reflections": int(sum(r.n_integrated for r in results if r.status == "integrated")),
         "timings": {
             "wall_seconds": wall_seconds,
             "images_per_second": len(results) / wall_seconds if wall_seconds > 0 else 0.0,
@@ -61,6 +69,16 @@ def write_image_table(path: Path, results: list[ImageResult]) -> None:
     os.replace(tmp, path)
 
 
+def write_reflections(path: Path, results: list[ImageResult], run_name: str, trial: str,
+                      params: ProcessingParams) -> None:
+    """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
+    images = [IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.reflections)
+              for r in results if r.status == "integrated"]
+    attrs = {"run": run_name, "trial": trial, "space_group": params.crystal.symmetry().space_group,
+             "cell": np.array(params.crystal.cell)}
+    write_integrated(path, images, attrs)
+
+
 def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -78,12 +96,14 @@ def process_run(run_dir, out_dir, calib_path=None, params: ProcessingParams = Pr
         processor = Processor(calib, run.geometry, params)
         results = []
         for c, e in run.events:
-            r = processor.process(run.read_frame(c, e), c, e, float(run.chunks[c].timestamps[e]))
+            r = processor.process(run.read_frame(c, e), c, e, float(run.chunks[c].timestamps[e]),
+                                  wavelength=run.wavelength(c, e))
             results.append(r)
         name = run.name
     summary = summarise(results, time.perf_counter() - started, name, trial)
     summary["params"] = params.to_dict()
     write_image_table(out / "images.csv", results)
+    write_reflections(out / INTEGRATED_FILE, results, name, trial, params)
     write_json(out / "summary.json", summary)
     return summary
 
@@ -92,6 +112,7 @@ def main(args) -> int:
     summary = process_run(args.run, args.out, args.calib, load_params(args.params), args.trial)
     t = summary["timings"]
     print(f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "
-          f"({summary['spots_per_hit']:.0f} spots/hit) in {t['wall_seconds']:.1f} s "
+          f"({summary['spots_per_hit']:.0f} spots/hit), {summary['indexed']} indexed, "
+          f"{summary['refined']} refined, {summary['integrated']} integrated in {t['wall_seconds']:.1f} s "
           f"({t['images_per_second']:.1f} images/s) -> {Path(args.out) / 'summary.json'}")
     return 0
