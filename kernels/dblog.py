@@ -1,0 +1,166 @@
+"""Batched, idempotent logging of per-image results into the results DB.
+
+One :class:`ImageLogger` owns one DB connection and serves many ranks: rows are encoded
+when they are added, buffered, and written by a background thread as large multi-row
+INSERTs, one transaction per batch. The natural key (run, trial, chunk, event) makes a
+replayed batch a no-op, so after a dropped connection or a DB restart the writer simply
+reconnects and replays (see :meth:`ResultsDB.transaction`): nothing lost, nothing twice.
+The buffer is bounded: while the DB is away, :meth:`ImageLogger.add` blocks once
+``max_rows`` rows wait, which throttles the producers instead of exhausting memory.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from typing import NamedTuple
+
+from kernels.resultsdb import ResultsDB
+
+
+class ImageRow(NamedTuple):
+    """The fate of one image as logged (lean: no arrays)."""
+
+    chunk: int
+    event: int
+    hit: bool
+    n_spots: int
+    indexed: bool
+    n_refined: int
+    n_integrated: int
+    status: str
+    reason: str
+    rank: int
+    host: str
+    t_start: float  # UNIX seconds when the first stage started
+    timings: dict  # stage -> seconds, in the order the stages ran
+
+
+class LoggerFailedError(RuntimeError):
+    """The DB stayed unreachable longer than the retry window; unwritten rows are kept."""
+
+
+class ImageLogger:
+    """Buffer image rows of one run and trial and write them in big idempotent batches.
+
+    Parameters
+    ----------
+    db : ResultsDB
+        Owned by the logger from now on (its connection is used by the writer thread).
+    run_id, trial_id : int
+        Resolved once, so no row needs a lookup.
+    batch_rows : int
+        Rows per transaction.
+    max_rows : int
+        Bound on buffered plus in-flight rows; :meth:`add` blocks above it.
+    """
+
+    def __init__(self, db: ResultsDB, run_id: int, trial_id: int,
+                 batch_rows: int = 50_000, max_rows: int = 500_000):
+        if max_rows < batch_rows:
+            raise ValueError(f"max_rows ({max_rows}) must be at least batch_rows ({batch_rows})")
+        self.db = db
+        self.run_id, self.trial_id = int(run_id), int(trial_id)
+        self.batch_rows, self.max_rows = batch_rows, max_rows
+        self.rows_written = 0  # rows in committed transactions (duplicates included)
+        self._encode = db.dialect.encode_row
+        self._pending: list = []
+        self._in_flight = 0
+        self._flush_requested = False
+        self._closing = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._writer = threading.Thread(target=self._write_loop, name="image-logger", daemon=True)
+        self._writer.start()
+
+    def encode(self, row: ImageRow):
+        """The row as this DB's bulk insert wants it (types normalised, timings as JSON)."""
+        timings = json.dumps({str(stage): round(float(s), 6) for stage, s in row.timings.items()})
+        return self._encode((
+            self.run_id, self.trial_id, int(row.chunk), int(row.event), int(bool(row.hit)),
+            int(row.n_spots), int(bool(row.indexed)), int(row.n_refined), int(row.n_integrated),
+            str(row.status)[:64], str(row.reason)[:255], int(row.rank), str(row.host)[:64],
+            float(row.t_start), timings,
+        ))
+
+    def add(self, row: ImageRow) -> None:
+        """Queue one row; blocks while the bounded buffer is full."""
+        self.add_many([row])
+
+    def add_many(self, rows) -> None:
+        """Queue rows; blocks while the bounded buffer is full."""
+        encoded = [self.encode(row) for row in rows]
+        with self._cond:
+            for item in encoded:
+                while len(self._pending) + self._in_flight >= self.max_rows and self._error is None:
+                    self._cond.notify_all()  # the writer may still be waiting for a full batch
+                    self._cond.wait()
+                self._raise_if_failed()
+                self._pending.append(item)
+            if len(self._pending) >= self.batch_rows:
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Return once every queued row is committed.
+
+        Raises
+        ------
+        LoggerFailedError
+            The DB was unreachable for longer than its retry window.
+        """
+        with self._cond:
+            self._flush_requested = True
+            self._cond.notify_all()
+            while (self._pending or self._in_flight) and self._error is None:
+                self._cond.wait()
+            self._raise_if_failed()
+
+    def close(self) -> None:
+        """Flush, stop the writer and close the connection."""
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._writer.join()
+            self.db.close()
+
+    def unwritten(self) -> int:
+        """Rows queued but not yet committed."""
+        with self._cond:
+            return len(self._pending) + self._in_flight
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise LoggerFailedError(
+                f"results DB {self.db.url.redacted()} unreachable; {len(self._pending)} rows not written"
+            ) from self._error
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while (not self._closing and not self._flush_requested
+                       and len(self._pending) < self.batch_rows):
+                    self._cond.wait()
+                if not self._pending:
+                    self._flush_requested = False
+                    self._cond.notify_all()
+                    if self._closing:
+                        return
+                    continue
+                batch = self._pending[: self.batch_rows]
+                del self._pending[: self.batch_rows]
+                self._in_flight = len(batch)
+            try:
+                self.db.insert_images(batch)
+            except BaseException as exc:  # keep the rows, report to the producers
+                with self._cond:
+                    self._pending[:0] = batch
+                    self._in_flight = 0
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._in_flight = 0
+                self.rows_written += len(batch)
+                self._cond.notify_all()

@@ -1,0 +1,205 @@
+"""The thin shim that lets one set of SQL run on SQLite and on MySQL/MariaDB.
+
+All SQL in the package is written once, with ``?`` placeholders and a few ``{tokens}``
+in DDL. A dialect translates placeholders, fills the DDL tokens, and owns the only
+statements that really differ: idempotent insert, upsert, and the bulk insert.
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Sequence
+
+import pymysql
+import pymysql.converters
+
+from .url import DbUrl, read_password
+
+# Errors after which a fresh connection and a retry of the whole transaction may succeed.
+_MYSQL_TRANSIENT_CODES = {
+    1040,  # too many connections
+    1053,  # server shutdown in progress
+    1205,  # lock wait timeout
+    1213,  # deadlock
+    1927,  # connection was killed
+    2003,  # can't connect
+    2006,  # server has gone away
+    2013,  # lost connection during query
+    2014,  # commands out of sync (after an interrupted read)
+}
+
+
+class Dialect:
+    """Base: what differs between the two backends, nothing else."""
+
+    name = ""
+    ddl_tokens: dict[str, str] = {}
+
+    def __init__(self, url: DbUrl):
+        self.url = url
+
+    def connect(self) -> Any:
+        """A new DB-API connection in autocommit-off, explicit-transaction mode."""
+        raise NotImplementedError
+
+    def sql(self, query: str) -> str:
+        """Translate ``?`` placeholders to this driver's paramstyle."""
+        return query
+
+    def ddl(self, statement: str) -> str:
+        """Fill the ``{tokens}`` of a DDL statement."""
+        return statement.format(**self.ddl_tokens)
+
+    def begin(self, conn: Any) -> None:
+        """Open a transaction explicitly."""
+        raise NotImplementedError
+
+    def insert_ignore(self, table: str, columns: Sequence[str]) -> str:
+        """INSERT that silently skips rows whose unique key already exists."""
+        raise NotImplementedError
+
+    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+        """INSERT that overwrites the non-key columns when the key already exists."""
+        raise NotImplementedError
+
+    def encode_row(self, row: Sequence[Any]) -> Any:
+        """Prepare one row for :meth:`bulk_insert_ignore` (done once, when it is buffered)."""
+        return tuple(row)
+
+    def bulk_insert_ignore(self, cursor: Any, table: str, columns: Sequence[str], rows: list) -> None:
+        """Insert many encoded rows inside the caller's transaction, skipping existing keys."""
+        raise NotImplementedError
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True if reconnecting and retrying the transaction may succeed."""
+        raise NotImplementedError
+
+
+class SqliteDialect(Dialect):
+    """Embedded default: one file, WAL so readers never block the logger."""
+
+    name = "sqlite"
+    ddl_tokens = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "text": "TEXT", "engine": ""}
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.url.path, timeout=60.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def insert_ignore(self, table, columns):
+        marks = ",".join("?" * len(columns))
+        return f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+    def upsert(self, table, columns, key):
+        marks = ",".join("?" * len(columns))
+        updates = ",".join(f"{c}=excluded.{c}" for c in columns if c not in key)
+        return (
+            f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks}) "
+            f"ON CONFLICT ({','.join(key)}) DO UPDATE SET {updates}"
+        )
+
+    def bulk_insert_ignore(self, cursor, table, columns, rows):
+        cursor.executemany(self.insert_ignore(table, columns), rows)
+
+    def is_transient(self, exc):
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+class MysqlDialect(Dialect):
+    """MySQL/MariaDB through PyMySQL."""
+
+    name = "mysql"
+    ddl_tokens = {
+        "id": "BIGINT AUTO_INCREMENT PRIMARY KEY",
+        "text": "MEDIUMTEXT",
+        "engine": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    }
+    # One statement must stay below the server's max_allowed_packet (16 MiB by default).
+    max_statement_bytes = 8 * 1024 * 1024
+
+    def connect(self) -> pymysql.connections.Connection:
+        conn = pymysql.connect(
+            host=self.url.host,
+            port=self.url.port,
+            user=self.url.user,
+            password=read_password() or "",
+            database=self.url.database,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=10,
+        )
+        with conn.cursor() as cursor:
+            # A known mode: strict (no silent truncation) and backslash escapes on, which
+            # encode_row relies on.
+            cursor.execute("SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+        return conn
+
+    def sql(self, query: str) -> str:
+        return query.replace("%", "%%").replace("?", "%s")
+
+    def begin(self, conn) -> None:
+        conn.begin()
+
+    def insert_ignore(self, table, columns):
+        # ON DUPLICATE KEY with a no-op update skips existing keys but, unlike INSERT IGNORE,
+        # still raises on bad data instead of truncating it.
+        marks = ",".join(["%s"] * len(columns))
+        return (
+            f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks}) "
+            f"ON DUPLICATE KEY UPDATE {columns[0]}={columns[0]}"
+        )
+
+    def upsert(self, table, columns, key):
+        marks = ",".join(["%s"] * len(columns))
+        updates = ",".join(f"{c}=VALUES({c})" for c in columns if c not in key)
+        return f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {updates}"
+
+    def encode_row(self, row):
+        return "(" + ",".join(map(_mysql_literal, row)) + ")"
+
+    def bulk_insert_ignore(self, cursor, table, columns, rows):
+        head = f"INSERT INTO {table} ({','.join(columns)}) VALUES "
+        tail = f" ON DUPLICATE KEY UPDATE {columns[0]}={columns[0]}"
+        start, size = 0, 0
+        for i, encoded in enumerate(rows):
+            size += len(encoded) + 1
+            if size > self.max_statement_bytes:
+                cursor.execute(head + ",".join(rows[start:i]) + tail)
+                start, size = i, len(encoded) + 1
+        if start < len(rows):
+            cursor.execute(head + ",".join(rows[start:]) + tail)
+
+    def is_transient(self, exc):
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # the connection object is already closed
+        if isinstance(exc, pymysql.err.OperationalError):
+            return bool(exc.args) and exc.args[0] in _MYSQL_TRANSIENT_CODES
+        return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _mysql_literal(value: Any) -> str:
+    """One value as an SQL literal (the session runs with backslash escapes on).
+
+    Only exact ``int``, ``float``, ``bool``, ``str`` and ``None`` are accepted, so a
+    numpy scalar is caught here instead of being written as its repr.
+    """
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value) if value - value == 0.0 else "NULL"  # NaN/inf have no SQL literal
+    if kind is str:
+        return "'" + pymysql.converters.escape_string(value) + "'"
+    if kind is bool:
+        return "1" if value else "0"
+    if value is None:
+        return "NULL"
+    raise TypeError(f"results DB cannot store a {kind.__name__} value; convert it to int/float/str first")
+
+
+def dialect_for(url: DbUrl) -> Dialect:
+    """The dialect object for a parsed URL."""
+    return {"sqlite": SqliteDialect, "mysql": MysqlDialect}[url.scheme](url)

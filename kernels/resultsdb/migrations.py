@@ -1,0 +1,144 @@
+"""Versioned schema of the results DB.
+
+``MIGRATIONS`` is the ordered list of steps; a DB records the steps it has in
+``schema_version``. Applying is idempotent and safe when several processes (logger
+ranks, Airflow workers) open a fresh DB at the same moment: every statement is
+``CREATE TABLE IF NOT EXISTS`` and the version row is an insert-ignore.
+
+Never edit a released step; append a new one.
+
+Conventions: times are UNIX seconds (DOUBLE), free-form structures are JSON text,
+names are VARCHAR(255) stored verbatim. No foreign-key constraints: ids are resolved
+once per logger, and FK checks would tax the per-image insert path.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .dialect import Dialect
+
+
+class SchemaError(RuntimeError):
+    """The DB schema cannot be used by this code."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: a version number, a name and its DDL statements."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE IF NOT EXISTS experiments (
+                id {id}, name VARCHAR(255) NOT NULL, created DOUBLE NOT NULL,
+                UNIQUE (name)){engine}""",
+            """CREATE TABLE IF NOT EXISTS runs (
+                id {id}, experiment_id BIGINT NOT NULL, name VARCHAR(255) NOT NULL,
+                concluded DOUBLE NULL, created DOUBLE NOT NULL,
+                UNIQUE (experiment_id, name)){engine}""",
+            # A trial is a versioned, immutable parameter set.
+            """CREATE TABLE IF NOT EXISTS trials (
+                id {id}, name VARCHAR(255) NOT NULL, version INT NOT NULL,
+                params {text} NOT NULL, params_sha256 CHAR(64) NOT NULL, created DOUBLE NOT NULL,
+                UNIQUE (name, version)){engine}""",
+            """CREATE TABLE IF NOT EXISTS tags (
+                id {id}, experiment_id BIGINT NOT NULL, name VARCHAR(255) NOT NULL,
+                UNIQUE (experiment_id, name)){engine}""",
+            """CREATE TABLE IF NOT EXISTS run_tags (
+                run_id BIGINT NOT NULL, tag_id BIGINT NOT NULL,
+                PRIMARY KEY (run_id, tag_id)){engine}""",
+            # A dataset is a named combination of tags: its runs carry all of them.
+            """CREATE TABLE IF NOT EXISTS datasets (
+                id {id}, experiment_id BIGINT NOT NULL, name VARCHAR(255) NOT NULL,
+                UNIQUE (experiment_id, name)){engine}""",
+            """CREATE TABLE IF NOT EXISTS dataset_tags (
+                dataset_id BIGINT NOT NULL, tag_id BIGINT NOT NULL,
+                PRIMARY KEY (dataset_id, tag_id)){engine}""",
+            """CREATE TABLE IF NOT EXISTS jobs (
+                id {id}, run_id BIGINT NOT NULL, trial_id BIGINT NOT NULL,
+                machine VARCHAR(64) NOT NULL, job_id VARCHAR(64) NOT NULL, state VARCHAR(32) NOT NULL,
+                submitted DOUBLE NULL, started DOUBLE NULL, ended DOUBLE NULL,
+                UNIQUE (machine, job_id)){engine}""",
+            """CREATE TABLE IF NOT EXISTS transfers (
+                id {id}, run_id BIGINT NOT NULL, n_bytes BIGINT NOT NULL,
+                seconds DOUBLE NOT NULL, rate DOUBLE NOT NULL, recorded DOUBLE NOT NULL){engine}""",
+            # One lean row per image, keyed by its natural key so a replayed batch inserts
+            # nothing twice. The stage timings live in the row (t_start + ordered JSON
+            # durations): the computational weather needs no dependent rows.
+            """CREATE TABLE IF NOT EXISTS images (
+                run_id BIGINT NOT NULL, trial_id BIGINT NOT NULL,
+                chunk INT NOT NULL, event INT NOT NULL,
+                hit SMALLINT NOT NULL, n_spots INT NOT NULL, is_indexed SMALLINT NOT NULL,
+                n_refined INT NOT NULL, n_integrated INT NOT NULL,
+                status VARCHAR(64) NOT NULL, reason VARCHAR(255) NOT NULL,
+                mpi_rank INT NOT NULL, host VARCHAR(64) NOT NULL,
+                t_start DOUBLE NOT NULL, timings VARCHAR(1024) NOT NULL,
+                PRIMARY KEY (run_id, trial_id, chunk, event)){engine}""",
+            """CREATE TABLE IF NOT EXISTS run_summaries (
+                run_id BIGINT NOT NULL, trial_id BIGINT NOT NULL, status VARCHAR(32) NOT NULL,
+                funnel {text} NOT NULL, timings {text} NOT NULL, finished DOUBLE NOT NULL,
+                PRIMARY KEY (run_id, trial_id)){engine}""",
+            # scope is 'run' or 'dataset'; scope_id the matching id.
+            """CREATE TABLE IF NOT EXISTS merge_stats (
+                trial_id BIGINT NOT NULL, scope VARCHAR(16) NOT NULL, scope_id BIGINT NOT NULL,
+                overall {text} NOT NULL, shells {text} NOT NULL, updated DOUBLE NOT NULL,
+                PRIMARY KEY (trial_id, scope, scope_id)){engine}""",
+        ),
+    ),
+)
+
+
+def schema_version(cursor, dialect: Dialect) -> int:
+    """The highest applied migration version (0 for an empty DB)."""
+    cursor.execute(dialect.ddl(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL PRIMARY KEY, "
+        "name VARCHAR(255) NOT NULL, applied DOUBLE NOT NULL){engine}"
+    ))
+    cursor.execute("SELECT MAX(version) FROM schema_version")
+    (version,) = cursor.fetchone()
+    return int(version or 0)
+
+
+def apply_migrations(conn, dialect: Dialect, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring a DB up to the newest step of ``migrations``; return the resulting version.
+
+    Raises
+    ------
+    SchemaError
+        The DB was written by newer code (its version is above the last known step), or
+        the steps are not strictly increasing.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise SchemaError(f"migration versions must be strictly increasing, got {versions}")
+    latest = versions[-1] if versions else 0
+    cursor = conn.cursor()
+    try:
+        current = schema_version(cursor, dialect)
+        conn.commit()
+        if current > latest:
+            raise SchemaError(
+                f"results DB {dialect.url.redacted()} has schema version {current}, newer than "
+                f"this code knows ({latest}); upgrade sfxflow"
+            )
+        for step in migrations:
+            if step.version <= current:
+                continue
+            for statement in step.statements:
+                cursor.execute(dialect.ddl(statement))
+            cursor.execute(
+                dialect.insert_ignore("schema_version", ("version", "name", "applied")),
+                (step.version, step.name, time.time()),
+            )
+            conn.commit()
+        return max(current, latest)
+    finally:
+        cursor.close()
