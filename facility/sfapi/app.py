@@ -207,6 +207,7 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
     def list_jobs(machine: Machine, user: User, sacct: bool = False, cached: bool = True,
                   index: Annotated[int, Query(ge=0)] = 0,
                   kwargs: Annotated[list[str], Query()] = []):
+        # `cached` is accepted as the real API does; the emulator always answers fresh.
         try:
             rows = center.job_rows(user, machine.value, sacct, kwargs, index)
         except RequestError as exc:

@@ -12,6 +12,8 @@ machine root). A static bearer token for the embedded default lives alone in its
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,16 @@ def read_private_file(path: Path) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
     return path.read_text()
+
+
+def ensure_token_file(path: Path) -> Path:
+    """``path``, created (mode 0600) with a fresh random token if it does not exist yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
 
 
 def load_clients(path: Path) -> dict[str, Client]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -11,7 +12,8 @@ from fastapi import FastAPI
 
 from .app import create_app
 from .auth import TokenService
-from .config import Account, EmulatorConfig, load_clients, read_private_file
+from .config import (Account, ConfigError, EmulatorConfig, ensure_token_file, load_clients,
+                     read_private_file)
 
 
 def build_app(config: EmulatorConfig) -> FastAPI:
@@ -51,9 +53,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
                        help="give one machine its own filesystem root")
     serve.add_argument("--state-dir", type=Path, default=Path("var/sfapi/state"))
     serve.add_argument("--clients", type=Path, help="registered clients (JSON, mode 0600)")
-    serve.add_argument("--static-token-file", type=Path, help="file (0600) holding a static token")
+    serve.add_argument("--static-token-file", type=Path,
+                       help="file (0600) holding a static token; without it and --clients, "
+                            "STATE_DIR/static_token is created")
     serve.add_argument("--static-token-user", default="sfxflow")
-    serve.add_argument("--admin-token-file", type=Path, help="file (0600) with the admin token")
+    serve.add_argument("--admin-token-file", type=Path,
+                       help="file (0600) with the admin token (default STATE_DIR/admin_token, "
+                            "created if missing)")
     serve.add_argument("--token-lifetime", type=int, default=600, help="access token seconds")
     serve.add_argument("--max-upload-bytes", type=int, default=64 * 1024 * 1024)
     serve.add_argument("--kill-wait", type=float, default=5.0, help="SIGTERM→SIGKILL seconds")
@@ -68,8 +74,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
         if not eq:
             parser.error(f"--machine-root expects MACHINE=DIR, got {item!r}")
         machine_roots[machine] = Path(directory).resolve()
+    state_dir = args.state_dir.resolve()
+    if args.static_token_file is None and args.clients is None:
+        args.static_token_file = ensure_token_file(state_dir / "static_token")
+    if args.admin_token_file is None:
+        args.admin_token_file = ensure_token_file(state_dir / "admin_token")
     config = EmulatorConfig(
-        root=args.root.resolve(), state_dir=args.state_dir.resolve(), backend=args.backend,
+        root=args.root.resolve(), state_dir=state_dir, backend=args.backend,
         machine_roots=machine_roots, clients_file=args.clients,
         static_token_file=args.static_token_file, static_token_user=args.static_token_user,
         admin_token_file=args.admin_token_file, token_lifetime_s=args.token_lifetime,
@@ -81,7 +92,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
 def main(argv: list[str] | None = None) -> int:
     args, config = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
-    app = build_app(config)
+    try:
+        app = build_app(config)
+    except ConfigError as exc:
+        print(f"facility.sfapi: error: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger(__name__).warning(
+        "serving %s backend on http://%s:%d/api/v1.2; static token file: %s; admin token file: %s",
+        config.backend, args.host, args.port, config.static_token_file, config.admin_token_file)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.log_level in ("debug", "info"))
     return 0

@@ -37,10 +37,14 @@ class TaskStore:
             self._next += 1
         return task
 
-    def finish(self, task: Task, result: dict, status: str = "completed") -> None:
-        """Store ``result`` (encoded as JSON text) and move ``task`` to ``status``."""
+    def finish(self, task: Task, result: dict) -> None:
+        """Store ``result`` (encoded as JSON text) and mark ``task`` completed.
+
+        Failures are completed tasks whose result says ``"status": "error"``, as the real API
+        reports a refused sbatch.
+        """
         task.result = json.dumps(result)
-        task.status = status
+        task.status = "completed"
 
     def get(self, user: str, task_id: str) -> Task | None:
         task = self._tasks.get(task_id)
