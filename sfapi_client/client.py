@@ -115,11 +115,14 @@ class Client:
     def _send(self, method: str, path: str, **kwargs) -> requests.Response:
         """One request with a valid token; a 401 refreshes the token once."""
         url = f"{self.base_url}/{path.lstrip('/')}"
-        for attempt in (1, 2):
-            headers = {"Authorization": self._auth.header()}
-            r = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
-            if r.status_code != 401 or attempt == 2 or not self._auth.invalidate():
-                return r
+
+        def send() -> requests.Response:
+            return self._session.request(method, url, headers={"Authorization": self._auth.header()},
+                                         timeout=self._timeout, **kwargs)
+
+        r = send()
+        if r.status_code == 401 and self._auth.invalidate():
+            r = send()
         return r
 
     def _request(self, method: str, path: str, *, retry: bool = True, **kwargs):
