@@ -1,0 +1,85 @@
+"""Per-run pipeline: facility check -> transfer -> analysis job -> merge job -> download -> publish.
+
+Started once per (run, trial) by ``sfx_run_events`` (new runs) or ``sfx_reprocess`` (new trials),
+with a deterministic run id ``<run>__<trial>``; beamline staff can also trigger it from the UI with
+validated params. Every step is idempotent: clearing or retrying a task never submits a second job
+for the same step or counts an image twice.
+"""
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+from operators.analysis_job import SfApiJobOperator
+from operators.beamtime import Beamtime
+from operators.download import DownloadResultsOperator
+from operators.facility_status import WaitForFacilityOperator
+from operators.run_pipeline import RESULT_FILES, OPTIONAL_RESULT_FILES, merged_asset_uri, prepare_run, publish_run, transfer_run_files
+
+beamtime = Beamtime.load()
+
+
+def prepared(key: str) -> str:
+    return "{{ ti.xcom_pull(task_ids='prepare')['" + key + "'] }}"
+
+
+@dag(
+    dag_id="sfx_run",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=16,
+    tags=["sfxflow"],
+    params={
+        "run": Param("r0001", type="string", pattern=r"^r[0-9]{4}$", description="run name, e.g. r0001"),
+        "trial": Param(beamtime.trial, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                       description="trial name; results of trials never overwrite each other"),
+        "trial_params": Param(beamtime.trial_params, type="object",
+                              description='processing parameters, e.g. {"spotfinder": {"snr": 5}}'),
+        "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
+    },
+    render_template_as_native_obj=True,
+    doc_md=__doc__,
+)
+def sfx_run():
+    @task(retries=0)
+    def prepare(params=None) -> dict:
+        """Validate the trial, register it, and build the job scripts (no secret in them)."""
+        return prepare_run(Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"])
+
+    @task(pool="sfx_transfer", retries=3, retry_delay=pendulum.duration(seconds=10))
+    def transfer(info: dict) -> dict:
+        """Copy the run (and the detector calibration) to the center, verified and resumable."""
+        return transfer_run_files(Beamtime.load(), info)
+
+    @task
+    def publish(info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None) -> dict:
+        """Record the run's results and announce them for dataset merges."""
+        summary = publish_run(Beamtime.load(), info, process, merge, downloaded)
+        outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
+            "run": info["run"], "trial": info["trial"]}
+        return summary
+
+    info = prepare()
+    facility = WaitForFacilityOperator(
+        task_id="wait_for_facility", system=beamtime.machine, sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll_seconds=beamtime.facility_poll_seconds)
+    moved = transfer(info)
+    process = SfApiJobOperator(
+        task_id="process", machine=beamtime.machine, script=prepared("process_script"),
+        key=prepared("process_key"), output_dir=prepared("hpc_results"),
+        sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
+    merge = SfApiJobOperator(
+        task_id="merge", machine=beamtime.machine, script=prepared("merge_script"),
+        key=prepared("merge_key"), output_dir=prepared("hpc_results"),
+        sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
+    download = DownloadResultsOperator(
+        task_id="download", machine=beamtime.machine, remote_dir=prepared("hpc_results"),
+        local_dir=prepared("local_results"), files=RESULT_FILES, optional=OPTIONAL_RESULT_FILES,
+        sfapi_conn_id=beamtime.sfapi_conn_id)
+    done = publish.override(outlets=[Asset(merged_asset_uri(beamtime.experiment))])(
+        info, process.output, merge.output, download.output)
+    info >> facility >> moved >> process >> merge >> download >> done
+
+
+sfx_run()

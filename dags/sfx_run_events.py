@@ -1,0 +1,48 @@
+"""Concluded runs -> one ``sfx_run`` DAG run per (run, trial), within seconds, no polling DAG.
+
+The run-concluded trigger (folder watcher or Redis stream) feeds an Asset through an
+AssetWatcher. Events that arrive together are handled together; each becomes a ``sfx_run`` run
+with the deterministic id ``<run>__<trial>``, so a replayed event never starts a second pipeline.
+"""
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, AssetWatcher, dag, task
+
+from operators.beamtime import Beamtime
+from operators.reprocess import run_requests
+from operators.triggers.run_concluded import RunConcludedTrigger
+
+beamtime = Beamtime.load()
+concluded_runs = Asset(
+    f"sfxflow://{beamtime.experiment}/concluded-runs",
+    watchers=[AssetWatcher(
+        name=f"{beamtime.experiment}_run_concluded",
+        trigger=RunConcludedTrigger(exp_dir=beamtime.exp_dir, state_dir=beamtime.state_dir,
+                                    source=beamtime.event_source),
+    )],
+)
+
+
+@dag(
+    dag_id="sfx_run_events",
+    schedule=[concluded_runs],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["sfxflow"],
+    doc_md=__doc__,
+)
+def sfx_run_events():
+    @task
+    def new_runs(triggering_asset_events=None) -> list[dict]:
+        runs = [e.extra["payload"]["run_name"] for e in triggering_asset_events[concluded_runs]]
+        bt = Beamtime.load()
+        return run_requests(sorted(set(runs)), bt.trial, bt.trial_params, bt.ranks)
+
+    TriggerDagRunOperator.partial(
+        task_id="start_pipeline", trigger_dag_id="sfx_run", skip_when_already_exists=True,
+    ).expand_kwargs(new_runs())
+
+
+sfx_run_events()

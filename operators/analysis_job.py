@@ -1,0 +1,87 @@
+"""Operator: run one batch job at the HPC center through the Superfacility API, exactly once.
+
+Submission is idempotent: the job carries a key derived from the run, trial and step; a retried
+or cleared task finds the job it (or a lost response) already created and waits for that one
+instead of submitting again. Only when that job failed does a retry submit a new one. Waiting is
+deferred to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
+"""
+from __future__ import annotations
+
+from airflow.sdk import BaseOperator
+
+from operators.hooks.sfapi import SfApiHook
+from operators.triggers.job import JobFinishedTrigger
+
+
+class JobFailedError(RuntimeError):
+    """The batch job ended in a state other than COMPLETED."""
+
+
+class SfApiJobOperator(BaseOperator):
+    """Submit `script` on `machine` under idempotency `key`, wait for it, return its record.
+
+    Parameters
+    ----------
+    machine : str
+    script : str (templated)
+    key : str (templated) — stable per (run, trial, step)
+    output_dir : str (templated), optional — facility dir of ``slurm-<jobid>.out``, whose tail
+        is put in the error when the job fails
+    poll : (first, factor, max) seconds between state polls
+    """
+
+    template_fields = ("script", "key", "output_dir")
+
+    def __init__(self, *, machine: str, script: str, key: str, output_dir: str | None = None,
+                 sfapi_conn_id: str = "sfapi_default", poll=(1.0, 1.5, 30.0), **kwargs):
+        super().__init__(**kwargs)
+        self.machine = machine
+        self.script = script
+        self.key = key
+        self.output_dir = output_dir
+        self.sfapi_conn_id = sfapi_conn_id
+        self.poll = tuple(poll)
+
+    def _job_for(self, client, try_number: int):
+        """The job to wait for: the existing one for our key, or a new submission."""
+        job = client.find_job(self.machine, self.key)
+        key = self.key
+        if job is not None and job.finished and not job.succeeded:
+            key = f"{self.key}.try{try_number}"
+            self.log.info("job %s for %s ended %s; this try submits a new one (%s)",
+                          job.jobid, self.key, job.state, key)
+            job = client.find_job(self.machine, key)
+        if job is None:
+            job = client.submit_job(self.machine, self.script, key=key)
+            self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
+        else:
+            self.log.info("found job %s (%s) for key %s: not submitting again", job.jobid, job.state, key)
+        return job
+
+    def execute(self, context):
+        with SfApiHook(self.sfapi_conn_id).get_client() as client:
+            job = self._job_for(client, context["ti"].try_number)
+        context["ti"].xcom_push(key="jobid", value=job.jobid)
+        event = {"jobid": job.jobid, "state": job.state, "finished": job.finished,
+                 "succeeded": job.succeeded, "exit_code": job.exit_code}
+        if job.finished:
+            return self.execute_complete(context, event)
+        self.defer(trigger=JobFinishedTrigger(self.machine, job.jobid, self.sfapi_conn_id, self.poll),
+                   method_name="execute_complete")
+
+    def execute_complete(self, context, event: dict):
+        if not event.get("succeeded"):
+            raise JobFailedError(f"job {event['jobid']} on {self.machine} ended {event['state']} "
+                                 f"(exit {event.get('exit_code') or '?'}){self._output_tail(event['jobid'])}")
+        self.log.info("job %s completed", event["jobid"])
+        return {"jobid": event["jobid"], "state": event["state"], "machine": self.machine}
+
+    def _output_tail(self, jobid: str, lines: int = 20) -> str:
+        if not self.output_dir:
+            return ""
+        try:
+            with SfApiHook(self.sfapi_conn_id).get_client() as client:
+                text = client.download(self.machine, f"{self.output_dir}/slurm-{jobid}.out").decode(errors="replace")
+        except Exception as exc:  # the failure itself is what matters; the tail is a courtesy
+            return f"; output unavailable: {exc}"
+        return "; last lines of its output:\n" + "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,120 @@
+"""Operators and triggers of the run pipeline against the real emulator, run by dag.test()."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from airflow.utils.state import DagRunState, TaskInstanceState
+
+from operators.analysis_job import JobFailedError, SfApiJobOperator
+from operators.download import DownloadResultsOperator
+from operators.job_script import batch_script
+from operators.triggers.job import JobFinishedTrigger
+from tests.dag_fixtures.operator_dags import download_dag, facility_dag, job_dag
+
+HOME = "/global/homes/s/sfxflow"
+
+
+def job_script(workdir: str, *commands) -> str:
+    return batch_script("sfx-test", workdir, [list(c) for c in commands])
+
+
+def jobs_with_key(client, key: str) -> list:
+    rows = client._rows("perlmutter", True, [f"user={client.user()}"])
+    return [r for r in rows if r.get("comment", "").endswith(key) or f"{key}.try" in r.get("comment", "")]
+
+
+def test_job_runs_once_even_when_the_task_runs_again(sfapi_conn, client):
+    workdir = f"{HOME}/once-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {workdir}")
+    key = f"test.{uuid.uuid4().hex[:8]}"
+    script = job_script(workdir, ["bash", "-c", "echo ran >> count.txt; sleep 1"])
+    for _ in range(2):  # the second dag.test is a clear/retry of the same step
+        assert job_dag.test(run_conf={"script": script, "key": key}).state == DagRunState.SUCCESS
+    assert client.download("perlmutter", f"{workdir}/count.txt").decode().count("ran") == 1
+    assert len(jobs_with_key(client, key)) == 1
+
+
+def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_conn, client):
+    workdir = f"{HOME}/fail-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {workdir}")
+    key = f"test.{uuid.uuid4().hex[:8]}"
+    script = job_script(workdir, ["bash", "-c", "echo boom-in-the-job; exit 3"])
+    run = job_dag.test(run_conf={"script": script, "key": key, "output_dir": workdir})
+    assert run.state == DagRunState.FAILED
+    op = SfApiJobOperator(task_id="job", machine="perlmutter", script=script, key=key, output_dir=workdir)
+    job = client.find_job("perlmutter", key)
+    with pytest.raises(JobFailedError, match=r"(?s)ended FAILED.*boom-in-the-job"):
+        op.execute_complete({}, {"jobid": job.jobid, "state": job.state, "succeeded": False})
+    # a retry of a failed job submits a fresh one under a derived key
+    new = op._job_for(client, try_number=2)
+    assert new.jobid != job.jobid and new.key == f"{key}.try2"
+
+
+def test_planned_outage_defers_then_the_run_goes_on(sfapi_conn):
+    now = datetime.now(timezone.utc)
+    sfapi_conn.admin.schedule_outage("perlmutter", now - timedelta(seconds=1), now + timedelta(seconds=4))
+    started = time.monotonic()
+    run = facility_dag.test()
+    assert run.state == DagRunState.SUCCESS
+    assert time.monotonic() - started >= 3.0  # it waited for the outage to end
+    ti = run.get_task_instance("wait")
+    assert ti.state == TaskInstanceState.SUCCESS
+
+
+def test_system_down_defers_until_it_is_back(sfapi_conn):
+    sfapi_conn.admin.set_status("perlmutter", "unavailable", ["cooling failure"])
+    timer = threading.Timer(3.0, sfapi_conn.admin.set_status, ("perlmutter", "active"))
+    timer.start()
+    started = time.monotonic()
+    assert facility_dag.test().state == DagRunState.SUCCESS
+    assert time.monotonic() - started >= 2.5
+    timer.join()
+
+
+def test_download_brings_results_back_atomically(sfapi_conn, client, tmp_path):
+    remote = f"{HOME}/results-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {remote}")
+    client.upload("perlmutter", f"{remote}/merge_stats.json", b'{"overall": {"cc_half": 0.9}}')
+    client.upload("perlmutter", f"{remote}/merged.mtz", bytes(range(256)) * 10)
+    run = download_dag.test(run_conf={"remote": remote, "local": str(tmp_path / "out")})
+    assert run.state == DagRunState.SUCCESS
+    assert (tmp_path / "out" / "merged.mtz").read_bytes() == bytes(range(256)) * 10
+    assert not list((tmp_path / "out").glob(".*part"))
+    op = DownloadResultsOperator(task_id="dl2", machine="perlmutter", remote_dir=remote,
+                                 local_dir=str(tmp_path / "out2"), files=["summary.json"])
+    with pytest.raises(FileNotFoundError, match="summary.json not found on perlmutter"):
+        op.execute({})
+
+
+def test_job_trigger_reports_a_lost_job(sfapi_conn):
+    trigger = JobFinishedTrigger("perlmutter", "999999", poll=(0.1, 1.0, 0.1), lost_after=3)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["state"] == "LOST"
+
+
+def test_job_trigger_polls_with_growing_intervals(sfapi_conn, client):
+    workdir = f"{HOME}/poll-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {workdir}")
+    job = client.submit_job("perlmutter", job_script(workdir, ["sleep", "4"]))
+    trigger = JobFinishedTrigger("perlmutter", job.jobid, poll=(0.25, 2.0, 8.0))
+    calls = []
+    original = trigger._state
+    trigger._state = lambda c: calls.append(time.monotonic()) or original(c)
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    assert asyncio.run(first_event())["state"] == "COMPLETED"
+    assert len(calls) <= 6  # 0.25, 0.5, 1, 2, 4 s apart: not one call per tick
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert gaps == sorted(gaps)
