@@ -18,8 +18,9 @@ FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order im
 
 
 def default_calibration(run_dir: Path) -> Path:
-    """``<exp>/calib/calibration.h5`` for a run at ``<exp>/runs/<name>``."""
-    return Path(run_dir).resolve().parent.parent / "calib" / "calibration.h5"
+    """The run's own calibration snapshot if it has one, else ``<exp>/calib/calibration.h5``."""
+    own = Path(run_dir) / "calibration.h5"
+    return own if own.exists() else Path(run_dir).resolve().parent.parent / "calib" / "calibration.h5"
 
 
 def load_params(path) -> ProcessingParams:

@@ -34,6 +34,9 @@ class Beamtime:
     results_db : results DB URL (``sqlite:///...`` or ``mysql://user@host/db``, no password)
     ranks : MPI ranks of an analysis job
     trial, trial_params : the trial applied automatically to new runs
+    run_tags : tags given to every new run (e.g. the sample in the beam)
+    datasets : dataset name -> tags; a dataset is every run carrying all of its tags, re-merged
+        per trial whenever one of its runs is published
     """
 
     experiment: str = "demo"
@@ -47,6 +50,8 @@ class Beamtime:
     ranks: int = 2
     trial: str = "default"
     trial_params: dict = field(default_factory=dict)
+    run_tags: list = field(default_factory=lambda: ["lysozyme"])
+    datasets: dict = field(default_factory=lambda: {"lysozyme": ["lysozyme"]})
     event_source: str = "folder"
     facility_poll_seconds: float = 30.0
     job_poll: tuple = (1.0, 1.5, 30.0)
@@ -55,6 +60,8 @@ class Beamtime:
     def __post_init__(self):
         check_name("experiment", self.experiment)
         check_name("trial", self.trial)
+        for name in [*self.run_tags, *self.datasets]:
+            check_name("tag or dataset", name)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Beamtime":
@@ -82,3 +89,9 @@ class Beamtime:
 
     def local_results_dir(self, run: str, trial: str) -> str:
         return f"{self.exp_dir}/results/{trial}/{run}"
+
+    def hpc_dataset_dir(self, dataset: str, trial: str) -> str:
+        return f"{self.hpc_dir}/datasets/{dataset}/{trial}"
+
+    def local_dataset_dir(self, dataset: str, trial: str) -> str:
+        return f"{self.exp_dir}/datasets/{dataset}/{trial}"

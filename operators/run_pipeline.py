@@ -12,13 +12,12 @@ from pathlib import Path
 
 from kernels.pipeline import ParamsError, ProcessingParams
 from kernels.resultsdb import ResultsDB
-from kernels.runformat import RunFormatError, adler32_file, read_marker
+from kernels.runformat import RunFormatError, read_marker
 from operators.beamtime import Beamtime
 from operators.job_script import batch_script, check_name
 
 RESULT_FILES = ["merged.mtz", "merge_stats.json", "summary.json"]
 OPTIONAL_RESULT_FILES = ["weather.png"]
-CALIBRATION = "calibration.h5"
 
 
 class RunRequestError(ValueError):
@@ -53,6 +52,10 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         raise RunRequestError(str(exc)) from None
     with ResultsDB(bt.results_db) as db:
         run_id = db.ensure_run(bt.experiment, run, concluded=datetime.fromisoformat(marker["concluded_at"]).timestamp())
+        for tag in bt.run_tags:
+            db.tag_run(run_id, tag)
+        for dataset, tags in bt.datasets.items():
+            db.ensure_dataset(bt.experiment, dataset, tags)
         try:
             trial_id = db.ensure_trial(trial, params)
         except ValueError as exc:
@@ -61,9 +64,8 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     # paths inside the job are relative to its working directory, so the same script works at a
     # real center and in the emulator (which maps facility paths onto a local root)
     rel_run = os.path.relpath(bt.hpc_run_dir(run), hpc_results)
-    rel_calib = os.path.relpath(f"{bt.hpc_dir}/calib/{CALIBRATION}", hpc_results)
     process = [["mpiexec", "-n", str(ranks), "python", "-m", "kernels", "process", "--run", rel_run,
-                "--out", ".", "--calib", rel_calib, "--params", "params.json", "--trial", trial,
+                "--out", ".", "--params", "params.json", "--trial", trial,
                 "--experiment", bt.experiment, "--db", bt.results_db]]
     merge = [["python", "-m", "kernels", "merge", "--results", ".", "--out", "merged.mtz"],
              ["python", "-m", "kernels", "weather", "--results", ".", "--out", "weather.png"]]
@@ -83,18 +85,10 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     }
 
 
-def calibration_entry(bt: Beamtime) -> dict:
-    path = Path(bt.exp_dir) / "calib" / CALIBRATION
-    if not path.exists():
-        raise RunRequestError(f"{path}: detector calibration missing")
-    return {"name": CALIBRATION, "bytes": path.stat().st_size, "adler32": adler32_file(path)}
-
-
 def transfer_run_files(bt: Beamtime, info: dict) -> dict:
-    """Copy the run's files and the detector calibration to the center; record the transfer."""
+    """Copy the run's files (with its calibration snapshot) to the center; record the transfer."""
     from operators.transfer import transfer_run
 
-    transfer_run(bt.transfer_source, bt.transfer_dest, "calib", [calibration_entry(bt)])
     report = transfer_run(f"{bt.transfer_source}/runs", f"{bt.transfer_dest}/runs", info["run"], info["files"])
     with ResultsDB(bt.results_db) as db:
         db.record_transfer(info["run_id"], report.bytes, report.seconds)

@@ -3,7 +3,8 @@
 An experiment folder gets
 
 * ``calib/calibration.h5`` — pedestal, gain and bad-pixel mask of the detector;
-* ``runs/r0001/`` — chunk + index files, then ``CONCLUDED.json`` once every file is closed;
+* ``runs/r0001/`` — chunk + index files and a snapshot of the calibration, then ``CONCLUDED.json``
+  once every file is closed;
 * ``truth/truth.mtz`` — true merged intensities of the crystal (unique reflections);
 * ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale;
   and the visible reflections (event, hkl, detector position, expected photons, partiality).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -263,6 +265,8 @@ def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: Simu
                 for c, first in enumerate(range(0, images, params.chunk_size))
             ]
             results = list(pool.map(_simulate_chunk, jobs))
+            # the constants valid for this run travel with it (as a calibration-store snapshot)
+            shutil.copyfile(out / "calib" / "calibration.h5", run_dir / "calibration.h5")
             _write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
             write_marker(run_dir, number)
             n_hits = sum(t["hit"] for r in results for t in r[3])

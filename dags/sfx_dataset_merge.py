@@ -1,0 +1,55 @@
+"""Re-merge every dataset (tag combination) that a newly published run belongs to, per trial."""
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+from operators.analysis_job import SfApiJobOperator
+from operators.beamtime import Beamtime
+from operators.dataset_merge import dataset_merge_requests, record_dataset_stats
+from operators.download import DownloadResultsOperator
+from operators.run_pipeline import merged_asset_uri
+
+beamtime = Beamtime.load()
+merged_runs = Asset(merged_asset_uri(beamtime.experiment))
+
+
+@dag(
+    dag_id="sfx_dataset_merge",
+    schedule=[merged_runs],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # merges of one dataset never race each other
+    tags=["sfxflow"],
+    doc_md=__doc__,
+)
+def sfx_dataset_merge():
+    @task
+    def plan(triggering_asset_events=None) -> list[dict]:
+        published = [e.extra for e in triggering_asset_events[merged_runs] if "run" in e.extra]
+        return dataset_merge_requests(Beamtime.load(), published)
+
+    @task
+    def job_kwargs(requests: list[dict]) -> list[dict]:
+        return [{"script": r["script"], "key": r["key"], "output_dir": r["workdir"]} for r in requests]
+
+    @task
+    def download_kwargs(requests: list[dict]) -> list[dict]:
+        return [{"remote_dir": r["workdir"], "local_dir": r["local"]} for r in requests]
+
+    @task
+    def record(requests: list[dict]) -> list[dict]:
+        return [record_dataset_stats(Beamtime.load(), r) for r in requests]
+
+    requests = plan()
+    merge = SfApiJobOperator.partial(
+        task_id="merge", machine=beamtime.machine, sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll,
+    ).expand_kwargs(job_kwargs(requests))
+    download = DownloadResultsOperator.partial(
+        task_id="download", machine=beamtime.machine, files=["merged.mtz", "merge_stats.json"],
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+    ).expand_kwargs(download_kwargs(requests))
+    merge >> download >> record(requests)
+
+
+sfx_dataset_merge()
