@@ -1,0 +1,111 @@
+"""Fixtures of the scale room: real MariaDB databases, SQLite files, a TCP proxy that can
+cut the DB off for real, and small simulated runs."""
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+
+import pymysql
+import pytest
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+
+
+def admin_connection():
+    return pymysql.connect(**MARIADB, autocommit=True)
+
+
+@pytest.fixture
+def mariadb_admin():
+    """Factory of autocommit root connections to MariaDB (to watch and KILL others)."""
+    return admin_connection
+
+
+@pytest.fixture
+def mariadb_url():
+    """URL of a fresh MariaDB database, dropped after the test."""
+    name = f"sfx_test_{uuid.uuid4().hex[:12]}"
+    with admin_connection() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield f"mysql://root@127.0.0.1:3306/{name}"
+    with admin_connection() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/results.db"
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db_url(request):
+    """Both backends: every API test runs against SQLite and the real MariaDB."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to MariaDB; ``cut()`` drops every connection and refuses
+    new ones until ``restore()`` — the DB vanishing from the network, for real."""
+
+    def __init__(self, target=("127.0.0.1", 3306)):
+        self.target = target
+        self.port = None
+        self._listener = None
+        self._links: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    def restore(self):
+        listener = socket.create_server(("127.0.0.1", self.port or 0))
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self):
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            for sock in self._links:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._links.clear()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            with self._lock:
+                self._links += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def db_proxy():
+    proxy = TcpProxy()
+    yield proxy
+    proxy.cut()
