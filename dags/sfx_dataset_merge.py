@@ -31,7 +31,7 @@ def sfx_dataset_merge():
 
     @task
     def job_kwargs(requests: list[dict]) -> list[dict]:
-        return [{"script": r["script"], "key": r["key"], "output_dir": r["workdir"]} for r in requests]
+        return [{"script": r["script"], "key": r["key"], "workdir": r["workdir"]} for r in requests]
 
     @task
     def download_kwargs(requests: list[dict]) -> list[dict]:

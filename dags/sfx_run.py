@@ -67,11 +67,11 @@ def sfx_run():
     moved = transfer(info)
     process = SfApiJobOperator(
         task_id="process", machine=beamtime.machine, script=prepared("process_script"),
-        key=prepared("process_key"), output_dir=prepared("hpc_results"),
+        key=prepared("process_key"), workdir=prepared("hpc_results"),
         sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
     merge = SfApiJobOperator(
         task_id="merge", machine=beamtime.machine, script=prepared("merge_script"),
-        key=prepared("merge_key"), output_dir=prepared("hpc_results"),
+        key=prepared("merge_key"), workdir=prepared("hpc_results"),
         sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
     download = DownloadResultsOperator(
         task_id="download", machine=beamtime.machine, remote_dir=prepared("hpc_results"),

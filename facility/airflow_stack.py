@@ -47,6 +47,7 @@ class AirflowStack:
         self.username = username
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.prepared = False
         self.metadata_url = metadata_url or f"sqlite:///{self.home / 'airflow.db'}"
         venv_bin = str(Path(sys.executable).parent)
         self.env = {
@@ -97,6 +98,7 @@ class AirflowStack:
         self.env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] = f"cat {secret_path}"
         self.env["AIRFLOW__API__SECRET_KEY_CMD"] = f"cat {secret_path}"
         self.airflow("db", "migrate")
+        self.prepared = True
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run an ``airflow`` CLI command against this deployment; raise with its stderr on failure."""
@@ -134,7 +136,8 @@ class AirflowStack:
             pass
 
     def start(self, components=COMPONENTS, timeout: float = 120) -> "AirflowStack":
-        self.prepare()
+        if not self.prepared:
+            self.prepare()
         for name in components:
             self.start_component(name)
         self.wait_healthy(timeout)

@@ -7,6 +7,8 @@ deferred to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker sl
 """
 from __future__ import annotations
 
+import shlex
+
 from airflow.sdk import BaseOperator
 
 from operators.hooks.sfapi import SfApiHook
@@ -25,20 +27,21 @@ class SfApiJobOperator(BaseOperator):
     machine : str
     script : str (templated)
     key : str (templated) — stable per (run, trial, step)
-    output_dir : str (templated), optional — facility dir of ``slurm-<jobid>.out``, whose tail
-        is put in the error when the job fails
+    workdir : str (templated), optional — the job's facility working directory: created before
+        submission (sbatch refuses a missing one); the tail of its ``slurm-<jobid>.out`` is put in
+        the error when the job fails
     poll : (first, factor, max) seconds between state polls
     """
 
-    template_fields = ("script", "key", "output_dir")
+    template_fields = ("script", "key", "workdir")
 
-    def __init__(self, *, machine: str, script: str, key: str, output_dir: str | None = None,
+    def __init__(self, *, machine: str, script: str, key: str, workdir: str | None = None,
                  sfapi_conn_id: str = "sfapi_default", poll=(1.0, 1.5, 30.0), **kwargs):
         super().__init__(**kwargs)
         self.machine = machine
         self.script = script
         self.key = key
-        self.output_dir = output_dir
+        self.workdir = workdir
         self.sfapi_conn_id = sfapi_conn_id
         self.poll = tuple(poll)
 
@@ -52,6 +55,8 @@ class SfApiJobOperator(BaseOperator):
                           job.jobid, self.key, job.state, key)
             job = client.find_job(self.machine, key)
         if job is None:
+            if self.workdir:
+                client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
             job = client.submit_job(self.machine, self.script, key=key)
             self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
         else:
@@ -77,11 +82,11 @@ class SfApiJobOperator(BaseOperator):
         return {"jobid": event["jobid"], "state": event["state"], "machine": self.machine}
 
     def _output_tail(self, jobid: str, lines: int = 20) -> str:
-        if not self.output_dir:
+        if not self.workdir:
             return ""
         try:
             with SfApiHook(self.sfapi_conn_id).get_client() as client:
-                text = client.download(self.machine, f"{self.output_dir}/slurm-{jobid}.out").decode(errors="replace")
+                text = client.download(self.machine, f"{self.workdir}/slurm-{jobid}.out").decode(errors="replace")
         except Exception as exc:  # the failure itself is what matters; the tail is a courtesy
             return f"; output unavailable: {exc}"
         return "; last lines of its output:\n" + "\n".join(text.splitlines()[-lines:])

@@ -10,7 +10,7 @@ START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 with DAG("t_job", schedule=None, start_date=START) as job_dag:
     SfApiJobOperator(task_id="job", machine="perlmutter", script="{{ dag_run.conf['script'] }}",
-                     key="{{ dag_run.conf['key'] }}", output_dir="{{ dag_run.conf.get('output_dir', '') }}",
+                     key="{{ dag_run.conf['key'] }}", workdir="{{ dag_run.conf.get('workdir', '') }}",
                      poll=(0.2, 1.5, 1.0))
 
 with DAG("t_facility", schedule=None, start_date=START) as facility_dag:

@@ -29,12 +29,12 @@ def jobs_with_key(client, key: str) -> list:
 
 
 def test_job_runs_once_even_when_the_task_runs_again(sfapi_conn, client):
-    workdir = f"{HOME}/once-{uuid.uuid4().hex[:6]}"
-    client.run_command("perlmutter", f"mkdir -p {workdir}")
+    workdir = f"{HOME}/once-{uuid.uuid4().hex[:6]}"  # missing: the operator creates it
     key = f"test.{uuid.uuid4().hex[:8]}"
     script = job_script(workdir, ["bash", "-c", "echo ran >> count.txt; sleep 1"])
     for _ in range(2):  # the second dag.test is a clear/retry of the same step
-        assert job_dag.test(run_conf={"script": script, "key": key}).state == DagRunState.SUCCESS
+        run = job_dag.test(run_conf={"script": script, "key": key, "workdir": workdir})
+        assert run.state == DagRunState.SUCCESS
     assert client.download("perlmutter", f"{workdir}/count.txt").decode().count("ran") == 1
     assert len(jobs_with_key(client, key)) == 1
 
@@ -44,9 +44,9 @@ def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_c
     client.run_command("perlmutter", f"mkdir -p {workdir}")
     key = f"test.{uuid.uuid4().hex[:8]}"
     script = job_script(workdir, ["bash", "-c", "echo boom-in-the-job; exit 3"])
-    run = job_dag.test(run_conf={"script": script, "key": key, "output_dir": workdir})
+    run = job_dag.test(run_conf={"script": script, "key": key, "workdir": workdir})
     assert run.state == DagRunState.FAILED
-    op = SfApiJobOperator(task_id="job", machine="perlmutter", script=script, key=key, output_dir=workdir)
+    op = SfApiJobOperator(task_id="job", machine="perlmutter", script=script, key=key, workdir=workdir)
     job = client.find_job("perlmutter", key)
     with pytest.raises(JobFailedError, match=r"(?s)ended FAILED.*boom-in-the-job"):
         op.execute_complete({}, {"jobid": job.jobid, "state": job.state, "succeeded": False})

@@ -1,0 +1,108 @@
+"""The whole system on one machine: emulated HPC center, beamline folder, transfer, Airflow.
+
+Used by ``make demo``, ``make up`` and the end-to-end tests. Everything binds to 127.0.0.1; the
+SF API credentials stay in the emulator's 0600 file and reach Airflow only as that file's path
+(in the ``sfapi_default`` connection).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from facility.airflow_stack import AirflowStack, free_port
+from facility.sfapi.testing import RunningEmulator, running_emulator
+from operators.beamtime import VARIABLE, Beamtime
+
+DAGS = ("sfx_run", "sfx_run_events", "sfx_dataset_merge", "sfx_reprocess")
+
+
+@dataclass
+class RunningBeamtime:
+    airflow: AirflowStack
+    center: RunningEmulator
+    beamtime: Beamtime
+
+    @property
+    def exp_dir(self) -> Path:
+        return Path(self.beamtime.exp_dir)
+
+    def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 300, states=("success", "failed")) -> dict:
+        """Poll the REST API until the DAG run reaches one of `states`; return it."""
+        session = self.airflow.session()
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            r = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10)
+            if r.status_code == 401:
+                session = self.airflow.session()
+                continue
+            if r.ok:
+                last = r.json()
+                if last["state"] in states:
+                    return last
+            time.sleep(1.0)
+        raise TimeoutError(f"{dag_id}/{run_id} not in {states} after {timeout} s (last: {last and last['state']})")
+
+
+def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: Path, hpc_dir: str):
+    """Start a beamline-side and an HPC-side XRootD server; return the transfer URLs."""
+    from facility.xrootd import XRootDServer, ensure_service_user
+
+    user = ensure_service_user()
+    servers = []
+    for name, data_dir in (("source", exp_dir.parent), ("dest", hpc_root)):
+        server = XRootDServer(name, data_dir, workdir / "xrootd" / name, free_port(), user)
+        server.state_dir.mkdir(parents=True, exist_ok=True)
+        server.start()
+        stack.callback(server.stop)
+        servers.append(server)
+    source, dest = servers
+    return f"{source.url}/{exp_dir.name}", f"{dest.url}{hpc_dir}"
+
+
+@contextmanager
+def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | None = None,
+                     metadata_url: str | None = None, use_xrootd: bool = False, port: int | None = None,
+                     **settings):
+    """Start the emulated center, transfer servers (optional) and Airflow for one beamtime.
+
+    `settings` override :class:`~operators.beamtime.Beamtime` fields (ranks, trial, polls, ...).
+    Yields a :class:`RunningBeamtime`; everything is stopped on exit.
+    """
+    workdir = Path(workdir).resolve()
+    exp_dir = workdir / "experiment"
+    (exp_dir / "runs").mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        center = stack.enter_context(running_emulator(workdir / "center", backend="local"))
+        hpc_dir = f"/pscratch/sd/s/sfxflow/{experiment}"
+        hpc_host = center.root / hpc_dir.lstrip("/")
+        (hpc_host / "runs").mkdir(parents=True, exist_ok=True)
+        if use_xrootd:
+            source, dest = _xrootd_locations(stack, workdir, exp_dir, center.root, hpc_dir)
+        else:
+            source, dest = str(exp_dir), str(hpc_host)
+        defaults = {"facility_poll_seconds": 2.0, "job_poll": (0.5, 1.5, 5.0)}
+        beamtime = Beamtime.from_dict({
+            **dataclasses.asdict(Beamtime()), **defaults, **settings,
+            "experiment": experiment, "exp_dir": str(exp_dir), "state_dir": str(workdir / "state"),
+            "hpc_dir": hpc_dir, "transfer_source": source, "transfer_dest": dest,
+            "results_db": results_db or f"sqlite:///{workdir / 'results.db'}",
+        })
+        env = {
+            f"AIRFLOW_VAR_{VARIABLE.upper()}": beamtime.to_json(),
+            "AIRFLOW_CONN_SFAPI_DEFAULT": json.dumps({
+                "conn_type": "http", "host": center.base_url,
+                "extra": {"credentials_file": str(center.credentials.credentials_file)}}),
+            "SFXFLOW_RESULTS_DB": beamtime.results_db,
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        }
+        airflow = AirflowStack(workdir / "airflow", metadata_url=metadata_url, port=port, env=env)
+        airflow.prepare()
+        airflow.airflow("pools", "set", "sfx_transfer", "4", "run transfers in flight at once")
+        stack.callback(airflow.stop)
+        airflow.start()
+        yield RunningBeamtime(airflow, center, beamtime)
