@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The official NERSC client (compatibility tests only) is imported as `sfapi_client`, like ours:
+# it lives in its own directory, put on PYTHONPATH only by the tests that drive it.
+OFFICIAL_SFAPI := $(VENV)/official-sfapi-client
 
 .PHONY: install sysdeps test demo up bench clean
 
@@ -10,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q --no-deps -c constraints.txt --target $(OFFICIAL_SFAPI) sfapi_client==0.6.0
 	touch $@
 
 install: $(STAMP)
@@ -21,7 +25,10 @@ test: install sysdeps
 	$(PY) -m pytest tests
 
 demo: install
-	$(PY) -m facility.demo
+	$(PY) -m facility.demo demo
+
+up: install
+	$(PY) -m facility.demo up
 
 bench: install sysdeps
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done

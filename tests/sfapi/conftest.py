@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from facility.sfapi.testing import running_emulator
 
 FAST_BACKOFF = (0.05, 2.0, 0.4)
 DRIVER = Path(__file__).with_name("official_driver.py")
+OFFICIAL_SFAPI = Path(sys.executable).parent.parent / "official-sfapi-client"
 USERS = {"alice": ["/global/homes/alice", "/pscratch/alice"], "bob": ["/global/homes/bob"]}
 
 
@@ -88,13 +90,16 @@ def slurm_emulator(tmp_path_factory, slurm_cluster):
 def run_official():
     """``run_official(emu, scenario) -> dict``: run official_driver.py as the emulator's first user.
 
-    The driver runs in a ``python -P`` child: this project's ``sfapi_client`` package would
-    shadow the official one of the same name.
+    The official package shares its import name with this project's ``sfapi_client``, so the
+    Makefile installs it apart in ``.venv/official-sfapi-client``; the driver runs in a
+    ``python -P`` child with only that directory added to its path.
     """
+    env = {**os.environ, "PYTHONPATH": str(OFFICIAL_SFAPI)}
+
     def run(emu, scenario: str) -> dict:
         proc = subprocess.run([sys.executable, "-P", str(DRIVER), emu.base_url,
                                emu.credentials.token_url, str(emu.credentials.credentials_file),
-                               scenario], capture_output=True, text=True, timeout=120)
+                               scenario], capture_output=True, text=True, timeout=120, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout)
     return run

@@ -15,7 +15,7 @@ base_url, token_url, key_file, scenario = sys.argv[1:5]
 report = {}
 
 with Client(key=key_file, api_base_url=base_url, token_url=token_url, wait_interval=1) as client:
-    assert "site-packages" in sys.modules["sfapi_client"].__file__
+    assert "official-sfapi-client" in sys.modules["sfapi_client"].__file__  # not ours
     perlmutter = client.compute("perlmutter")
     if scenario == "status":
         report["status"] = client.resources.status("perlmutter").status.value
