@@ -4,7 +4,7 @@
 * Backfill: ``airflow backfill create --dag-id sfx_reprocess --from-date D1 --to-date D2
   --dag-run-conf '{"trial": "t2", "trial_params": {...}}'`` reprocesses, interval by interval,
   every run concluded inside the interval.
-* Scheduled (hourly, with the beamtime's default trial): a sweep that starts the pipeline of any
+* Scheduled (each interval, hourly by default, with the beamtime's default trial): a sweep that starts the pipeline of any
   concluded run that never got one (e.g. its event was lost); runs already processed are skipped.
 
 Each run becomes a ``sfx_run`` DAG run ``<run>__<trial>``: a trial never overwrites another's results.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
 from operators.beamtime import Beamtime
 from operators.reprocess import concluded_runs, parse_run_range, run_requests
@@ -23,7 +24,8 @@ beamtime = Beamtime.load()
 
 @dag(
     dag_id="sfx_reprocess",
-    schedule="@hourly",
+    # real hourly data intervals: a backfill of an interval reprocesses the runs concluded in it
+    schedule=CronDataIntervalTimetable(beamtime.reprocess_cron, timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,

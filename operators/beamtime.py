@@ -37,6 +37,8 @@ class Beamtime:
     run_tags : tags given to every new run (e.g. the sample in the beam)
     datasets : dataset name -> tags; a dataset is every run carrying all of its tags, re-merged
         per trial whenever one of its runs is published
+    reprocess_cron : data intervals of ``sfx_reprocess`` (a backfill interval reprocesses the runs
+        concluded in it; each interval's scheduled run is a sweep for runs without a pipeline)
     """
 
     experiment: str = "demo"
@@ -52,6 +54,7 @@ class Beamtime:
     trial_params: dict = field(default_factory=dict)
     run_tags: list = field(default_factory=lambda: ["lysozyme"])
     datasets: dict = field(default_factory=lambda: {"lysozyme": ["lysozyme"]})
+    reprocess_cron: str = "0 * * * *"
     event_source: str = "folder"
     facility_poll_seconds: float = 30.0
     job_poll: tuple = (1.0, 1.5, 30.0)
