@@ -1,0 +1,242 @@
+"""XRootD data servers standing in for the two sites: beamline source and HPC-center destination.
+
+Debian's ``xrootd`` (5.5) runs as an unprivileged user, with third-party copy (the destination
+pulls with ``xrdcp --server``) and adler32 checksums. XRootD 5.5 has no listen-address
+directive, so each server accepts connections from the local host only (``xrd.allow host
+localhost``): nothing outside the machine can use it.
+
+Usage::
+
+    python -m facility.xrootd up   [--base var/xrootd] [--source-port 1094] [--dest-port 1095]
+    python -m facility.xrootd down [--base var/xrootd]
+
+``up`` prints the two root URLs; the source serves ``<base>/source`` (put experiment folders
+there), the destination serves ``<base>/dest`` (the HPC scratch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_USER = "xrootd"
+XROOTD = "/usr/bin/xrootd"
+XRDCP = "/usr/bin/xrdcp"
+
+
+def ensure_service_user(name: str = SERVICE_USER) -> str | None:
+    """Return the user the daemons should drop to, creating a system user if we are root.
+
+    Parameters
+    ----------
+    name : str
+        System user to run the daemons as.
+
+    Returns
+    -------
+    str or None
+        ``name`` when running as root (the daemon is started with ``-R name``); ``None`` when
+        already unprivileged (the daemon simply runs as the current user).
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+        )
+    return name
+
+
+def hand_over(path: Path, user: str | None) -> None:
+    """Make ``path`` (a directory tree) owned by ``user`` so the daemon can read and write it."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class XRootDServer:
+    """One xrootd data server exporting ``data_dir`` on ``port``.
+
+    Parameters
+    ----------
+    name : str
+        Short role name (``source``, ``dest``); also names the state folder.
+    data_dir : Path
+        Folder served as ``/`` (``oss.localroot``).
+    state_dir : Path
+        Folder for the config, log, pid and admin files.
+    port : int
+        TCP port.
+    user : str or None
+        Unprivileged user to drop to (``-R``), ``None`` to run as the caller.
+    tpc_rate : str or None
+        Bandwidth cap for the copies this server pulls (``xrdcp --xrate``, e.g. ``"50M"``);
+        ``None`` for no cap. Sites use it to share a link; tests use it to slow a copy down.
+    """
+
+    name: str
+    data_dir: Path
+    state_dir: Path
+    port: int
+    user: str | None = None
+    tpc_rate: str | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """Root URL of the server, e.g. ``root://127.0.0.1:1094/``."""
+        return f"root://127.0.0.1:{self.port}/"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "xrootd.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.state_dir / "xrootd.pid"
+
+    def config_text(self) -> str:
+        """The xrootd configuration: local clients only, TPC pull enabled, adler32 checksums."""
+        return "\n".join(
+            [
+                f"xrd.port {self.port}",
+                "xrd.allow host localhost",
+                "all.export /",
+                f"oss.localroot {self.data_dir}",
+                f"all.adminpath {self.state_dir / 'admin'}",
+                f"all.pidpath {self.state_dir / 'admin'}",
+                "xrootd.chksum adler32",
+                # The destination pulls: a TPC request spawns xrdcp in server mode on this host.
+                f"ofs.tpc ttl 60 600 xfr 16 pgm {XRDCP} --server" + (f" --xrate {self.tpc_rate}" if self.tpc_rate else ""),
+                "",
+            ]
+        )
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Write the config, start the daemon in the foreground of a child process, wait until it answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "admin").mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "xrootd.cfg"
+        config.write_text(self.config_text())
+        hand_over(self.data_dir, self.user)
+        hand_over(self.state_dir, self.user)
+        command = [XROOTD, "-c", str(config), "-l", f"={self.log_path}"]
+        if self.user:
+            command += ["-R", self.user]
+        # Own session: stopping the server also stops the xrdcp TPC helpers it spawned.
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        self.pid_path.write_text(str(self.process.pid))
+        wait_until_listening(self.port, timeout, self.process, self.log_path)
+
+    def stop(self) -> None:
+        """Stop the daemon (and its TPC helpers) started by :meth:`start`."""
+        if self.process is None:
+            return
+        stop_process_group(self.process.pid)
+        self.process.wait(timeout=10)
+        self.process = None
+        self.pid_path.unlink(missing_ok=True)
+
+
+def wait_until_listening(port: int, timeout: float, process: subprocess.Popen, log_path: Path) -> None:
+    """Block until 127.0.0.1:``port`` accepts connections; raise with the log tail if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    tail = log_path.read_text()[-2000:] if log_path.exists() else "(no log)"
+    raise RuntimeError(f"xrootd on port {port} did not start; log tail:\n{tail}")
+
+
+def stop_process_group(pid: int) -> None:
+    """SIGTERM the process group led by ``pid``; SIGKILL it if it is still there after 5 s."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+
+
+def server_pair(base: Path, source_port: int, dest_port: int) -> tuple[XRootDServer, XRootDServer]:
+    """The beamline source server and the HPC destination server under ``base``."""
+    user = ensure_service_user()
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)  # the service user must be able to traverse to its folders
+    source = XRootDServer("source", base / "source", base / "state" / "source", source_port, user)
+    dest = XRootDServer("dest", base / "dest", base / "state" / "dest", dest_port, user)
+    return source, dest
+
+
+def up(base: Path, source_port: int, dest_port: int) -> None:
+    """Start both servers detached from this process; they keep running until :func:`down`."""
+    if shutil.which(XROOTD) is None:
+        raise SystemExit("xrootd not installed: run `make sysdeps` (Debian package xrootd-server)")
+    for server in server_pair(base, source_port, dest_port):
+        if server.pid_path.exists():
+            raise SystemExit(f"{server.name} server already running (pid file {server.pid_path})")
+        server.start()
+        print(f"{server.name}: {server.url} serving {server.data_dir} (log {server.log_path})")
+
+
+def down(base: Path) -> None:
+    """Stop the servers that :func:`up` started under ``base``."""
+    for pid_file in sorted((base / "state").glob("*/xrootd.pid")):
+        stop_process_group(int(pid_file.read_text()))
+        pid_file.unlink()
+        print(f"stopped {pid_file.parent.name} server")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m facility.xrootd", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--base", type=Path, default=Path("var/xrootd"))
+    parser.add_argument("--source-port", type=int, default=1094)
+    parser.add_argument("--dest-port", type=int, default=1095)
+    args = parser.parse_args(argv)
+    base = args.base.resolve()
+    if args.action == "up":
+        up(base, args.source_port, args.dest_port)
+    else:
+        down(base)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
