@@ -110,6 +110,10 @@ def process_run(run_dir, out_dir, calib_path=None, params: ProcessingParams = Pr
 
 
 def main(args) -> int:
+    from kernels.mpi_driver import mpi_launched, run_mpi
+
+    if getattr(args, "db", None) or mpi_launched():
+        return run_mpi(args)
     summary = process_run(args.run, args.out, args.calib, load_params(args.params), args.trial)
     t = summary["timings"]
     print(f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "

@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+from kernels.weather import stage_segments
+
 from .dialect import Dialect, dialect_for
 from .migrations import apply_migrations
 from .url import parse_db_url
@@ -378,12 +380,7 @@ class ResultsDB:
         """(rank, start, end, stage) of every stage of every image, stages back to back."""
         rows = self._select("SELECT mpi_rank, t_start, timings FROM images WHERE run_id=? AND trial_id=? "
                             "ORDER BY mpi_rank, t_start", (run_id, trial_id))
-        segments = []
-        for rank, start, timings in rows:
-            for stage, seconds in json.loads(timings).items():
-                segments.append((int(rank), start, start + seconds, stage))
-                start += seconds
-        return segments
+        return [seg for rank, start, timings in rows for seg in stage_segments(rank, start, json.loads(timings))]
 
     def run_table(self, experiment: str, trial_id: int) -> list[dict]:
         """One row per run of ``experiment`` for the dashboard, by run name.

@@ -1,0 +1,362 @@
+"""MPI producer–consumer driver of ``python -m kernels process`` (1 rank or N ranks).
+
+Rank 0 (the producer) reads only the run's index files and hands out small batches of
+(chunk, event) work items on demand, so a slow image never stalls the others. Workers
+read their frames directly, calibrate in memory and run the chain; each keeps its full
+results in a rank-local cache file (node-local disk, as a burst buffer would be) and
+sends back only the lean per-image rows, piggybacked on its next work request. Rank 0
+owns the single results-DB connection (one per job, far below one per 10 ranks) and
+logs those rows in batches. At the end every rank publishes its cache into
+``<out>/parts/``; rank 0 writes the checkpoint and, once every item is done, assembles
+the run's outputs (the same files as the single-process ``process_run``).
+
+SIGINT/SIGTERM (Slurm ``--signal``): every rank finishes its current image and takes no
+more work; caches are published, DB rows flushed, the checkpoint written, and the job
+exits 0 with status "preempted" in summary.json. The same command resumes.
+With one rank, rank 0 produces and works.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+
+from kernels.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
+from kernels.dblog import ImageLogger, ImageRow, LoggerFailedError
+from kernels.resultsdb import ResultsDB, canonical_json
+
+TAG_REQUEST = 11  # worker -> producer: (rows finished since the last request, stopping)
+TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
+CHECKPOINT_FILE = "checkpoint.json"
+PARTS_DIR = "parts"
+WEATHER_FILE = "weather.png"
+
+
+def mpi_launched() -> bool:
+    """True when this process was started by an MPI launcher (mpiexec/srun)."""
+    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE"))
+
+
+class StopFlag:
+    """Set by SIGINT or SIGTERM; checked between images."""
+
+    def __init__(self):
+        self.reason = ""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        self.reason = signal.Signals(signum).name
+
+    def set(self, reason: str) -> None:
+        self.reason = self.reason or reason
+
+    def __bool__(self) -> bool:
+        return bool(self.reason)
+
+
+class ResultCache:
+    """Rank-local, append-only stream of pickled (ImageRow, ImageResult) records."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "wb")
+
+    def append(self, row: ImageRow, result) -> None:
+        pickle.dump((row, replace(result, spots=None)), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def publish(self, dest: Path) -> None:
+        """Copy the cache to shared storage atomically (then drop the local copy)."""
+        self.sync()
+        self._file.close()
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, dest)
+        if self.path.resolve() != dest.resolve():
+            self.path.unlink()
+
+
+def read_part(path: Path):
+    """Yield the (ImageRow, ImageResult) records of a published cache file (our own files)."""
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
+
+
+def image_row(result, rank: int, host: str, t_start: float, timings: dict) -> ImageRow:
+    """The lean DB row of one processed image."""
+    return ImageRow(
+        chunk=result.chunk, event=result.event, hit=result.hit, n_spots=result.n_spots,
+        indexed=result.status in ("indexed", "refined", "integrated"), n_refined=result.n_refined,
+        n_integrated=result.n_integrated, status=result.status, reason=result.reason,
+        rank=rank, host=host, t_start=t_start, timings=timings,
+    )
+
+
+class Worker:
+    """Processes work items of one run on one rank and caches the results."""
+
+    def __init__(self, run, processor, cache: ResultCache, rank: int):
+        self.run, self.processor, self.cache, self.rank = run, processor, cache, rank
+        self.host = socket.gethostname()
+
+    def process(self, item) -> ImageRow:
+        chunk, event = item
+        t_start = time.time()
+        t0 = time.perf_counter()
+        raw = self.run.read_frame(chunk, event)
+        wavelength = self.run.wavelength(chunk, event)
+        t_read = time.perf_counter() - t0
+        result = self.processor.process(raw, chunk, event, float(self.run.chunks[chunk].timestamps[event]),
+                                        wavelength=wavelength)
+        row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
+        self.cache.append(row, result)
+        return row
+
+
+class Producer:
+    """Rank 0's bookkeeping: finished items, DB logging, checkpoint."""
+
+    def __init__(self, checkpoint: Checkpoint, logger: ImageLogger | None):
+        self.checkpoint = checkpoint
+        self.logger = logger
+
+    def record(self, rows) -> None:
+        for row in rows:
+            self.checkpoint.done.add((row.chunk, row.event))
+        if self.logger is not None and rows:
+            self.logger.add_many(rows)
+
+
+def params_digest(params) -> str:
+    return hashlib.sha256(canonical_json(params.to_dict()).encode()).hexdigest()
+
+
+def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Checkpoint:
+    """The run's checkpoint; a corrupt or foreign one is reported, set aside, and the run restarts clean."""
+    path = out / CHECKPOINT_FILE
+    try:
+        checkpoint = read_checkpoint(path, run.name, trial, digest)
+    except CheckpointError as exc:
+        print(f"error: {exc}; restarting run {run.name} from scratch "
+              f"(bad file kept as {path.name}.corrupt)", file=sys.stderr, flush=True)
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+        shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
+        checkpoint = None
+    return checkpoint or Checkpoint(run.name, trial, digest, run.n_events)
+
+
+def open_logger(args, run, params, checkpoint: Checkpoint, out: Path) -> tuple[ImageLogger | None, ResultsDB | None, tuple]:
+    """The job's one DB connection and logger (None without --db); re-logs rows a failed session kept."""
+    if not args.db:
+        return None, None, ()
+    experiment = Path(args.run).resolve().parent.parent.name
+    db = ResultsDB(args.db)
+    ids = (db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
+    logger = ImageLogger(ResultsDB(args.db), *ids)
+    if not checkpoint.logged:
+        logger.add_many(row for row, _ in _records(out, checkpoint))
+    return logger, db, ids
+
+
+def _records(out: Path, checkpoint: Checkpoint):
+    """(row, result) of every finished item, once each, from the published parts."""
+    seen = set()
+    for part in checkpoint.parts:
+        for row, result in read_part(out / part):
+            key = (row.chunk, row.event)
+            if key in checkpoint.done and key not in seen:
+                seen.add(key)
+                yield row, result
+
+
+def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) -> None:
+    """Hand out work on demand until the queue is empty or a stop is requested."""
+    from mpi4py import MPI
+
+    active = comm.Get_size() - 1
+    status = MPI.Status()
+    while active:
+        if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
+            time.sleep(0.0005)  # polling keeps signals deliverable to Python
+            continue
+        source = status.Get_source()
+        rows, stopping = comm.recv(source=source, tag=TAG_REQUEST)
+        producer.record(rows)
+        if stopping:
+            stop.set(f"rank {source} stopping")
+        if stop or not queue:
+            comm.send([], dest=source, tag=TAG_WORK)
+            active -= 1
+            continue
+        share = max(1, min(batch, len(queue) // (comm.Get_size() - 1)))  # small batches near the tail
+        comm.send([queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK)
+
+
+def consume(comm, worker: Worker, stop: StopFlag) -> None:
+    """Ask for work, process it, report rows with the next request; stop when told or signalled."""
+    rows: list = []
+    while True:
+        comm.send((rows, bool(stop)), dest=0, tag=TAG_REQUEST)
+        items = comm.recv(source=0, tag=TAG_WORK)
+        if not items:
+            return
+        rows = []
+        for item in items:
+            if stop:
+                break
+            rows.append(worker.process(item))
+        worker.cache.sync()  # results are durable before they are reported finished
+
+
+def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int) -> dict:
+    """Write the run's outputs from all parts, in (chunk, event) order: same as one process."""
+    from kernels.process import summarise, write_image_table, write_json, write_reflections
+    from kernels.reflections import INTEGRATED_FILE
+    from kernels.weather import plot_weather, segments_from_rows
+
+    records = sorted(_records(out, checkpoint), key=lambda rec: (rec[0].chunk, rec[0].event))
+    results = [result for _, result in records]
+    summary = summarise(results, wall, checkpoint.run, checkpoint.trial)
+    summary.update(params=params.to_dict(), ranks=size, sessions=checkpoint.sessions)
+    write_image_table(out / "images.csv", results)
+    write_reflections(out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params)
+    plot_weather(segments_from_rows(row for row, _ in records), out / WEATHER_FILE,
+                 title=f"{checkpoint.run} / {checkpoint.trial}")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def run_mpi(args) -> int:
+    """``python -m kernels process`` on 1..N MPI ranks with results DB, checkpoint and resume.
+
+    Returns the process exit code: 0 complete or preempted, 2 bad input, 3 results DB
+    unreachable (results kept; rerun the same command to log them).
+    """
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        return _run(comm, args)
+    except Exception:
+        if comm.Get_size() == 1:
+            raise
+        traceback.print_exc()
+        sys.stderr.flush()
+        comm.Abort(1)  # a dead rank would otherwise leave the others waiting forever
+        return 1
+
+
+def _run(comm, args) -> int:
+    from kernels.calibration import CalibrationError, load_calibration
+    from kernels.pipeline import ParamsError, Processor
+    from kernels.process import default_calibration, load_params, write_json
+    from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError
+    from kernels.runformat import RunFormatError, open_run
+
+    rank, size = comm.Get_rank(), comm.Get_size()
+    stop = StopFlag()
+    started = time.perf_counter()
+    out = Path(args.out)
+    error, run, params, producer, session = None, None, None, None, None
+    try:  # every rank checks its inputs; all agree before any work is handed out
+        params = load_params(args.params)
+        run = open_run(args.run)
+        if rank > 0 or size == 1:
+            calib = load_calibration(args.calib or default_calibration(run.dir), run.geometry.shape)
+            processor = Processor(calib, run.geometry, params)
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / PARTS_DIR).mkdir(exist_ok=True)
+            checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
+            logger, db, ids = open_logger(args, run, params, checkpoint, out)
+            producer = Producer(checkpoint, logger)
+            session = f"s{checkpoint.sessions + 1:03d}"
+    except (RunFormatError, CalibrationError, ParamsError, DbUrlError, SchemaError, TrialParamsChangedError,
+            SystemExit, OSError) as exc:
+        error = f"rank {rank}: {exc}"
+    errors = [e for e in comm.allgather(error) if e]
+    if errors:
+        if rank == 0:
+            print("error: " + "; ".join(errors), file=sys.stderr, flush=True)
+        return 2
+    session = comm.bcast(session)
+
+    cache = None
+    if rank > 0 or size == 1:
+        cache_dir = Path(args.cache_dir) if getattr(args, "cache_dir", None) else out / "cache"
+        tag = hashlib.sha256(args.trial.encode()).hexdigest()[:12]
+        cache = ResultCache(cache_dir / f"{run.name}-{tag}-{session}-rank{rank:05d}.pkl")
+        worker = Worker(run, processor, cache, rank)
+
+    if rank == 0:
+        checkpoint = producer.checkpoint
+        queue = deque(item for item in run.events if item not in checkpoint.done)
+        if size == 1:
+            while queue and not stop:
+                producer.record([worker.process(queue.popleft())])
+        else:
+            produce(comm, queue, producer, stop, getattr(args, "batch", 4) or 4)
+    else:
+        consume(comm, worker, stop)
+
+    part = None
+    if cache is not None:
+        part = f"{PARTS_DIR}/{cache.path.name}"
+        cache.publish(out / part)
+    parts = comm.gather(part)
+    run.close()
+    if rank != 0:
+        return 0
+
+    checkpoint.parts += [p for p in parts if p]
+    checkpoint.sessions += 1
+    logged = True
+    if producer.logger is not None:
+        try:
+            producer.logger.flush()
+        except LoggerFailedError as exc:
+            print(f"error: {exc}; results are kept, rerun the same command to log them",
+                  file=sys.stderr, flush=True)
+            logged = False
+    checkpoint.logged = logged  # earlier sessions' unlogged rows were re-queued at start
+    write_checkpoint(out / CHECKPOINT_FILE, checkpoint)
+
+    wall = time.perf_counter() - started
+    if len(checkpoint.done) == checkpoint.n_events:
+        summary = assemble(out, checkpoint, params, wall, size)
+    else:
+        summary = {"run": run.name, "trial": args.trial, "status": "preempted", "reason": stop.reason,
+                   "images_done": len(checkpoint.done), "images_total": checkpoint.n_events,
+                   "sessions": checkpoint.sessions, "ranks": size}
+        write_json(out / "summary.json", summary)
+    if producer.logger is not None:
+        funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
+        funnel.setdefault("images", len(checkpoint.done))
+        try:
+            db.record_run_summary(*ids, summary["status"], funnel, summary.get("timings", {}))
+        except Exception as exc:  # the rows are what matters; the summary is rewritten next time
+            print(f"warning: run summary not recorded in the results DB: {exc}", file=sys.stderr)
+        if logged:
+            producer.logger.close()
+        db.close()
+    print(f"{run.name}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} images "
+          f"on {size} rank(s) in {wall:.1f} s -> {out / 'summary.json'}", flush=True)
+    return 0 if logged else 3
