@@ -25,8 +25,8 @@ class IndexingParams:
     """Tunable indexing parameters (the trial's ``indexing`` section)."""
 
     max_difference: float = 0.05  # 1/A, longest spot difference vector used for hypotheses
-    neighbours: int = 6  # nearest spots per spot that form triplets
-    max_hypothesis_spots: int = 80  # lowest-resolution spots used to form triplets
+    neighbours: int = 10  # nearest spots per spot that form triplets
+    max_hypothesis_spots: int = 160  # lowest-resolution spots used to form triplets
     length_tolerance: float = 0.0025  # 1/A, difference-vector vs lattice-vector length
     lattice_tolerance: float = 0.003  # 1/A, distance of an indexed spot from its lattice point
     min_indexed: int = 12  # spots that must be indexed
