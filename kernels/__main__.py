@@ -5,7 +5,10 @@ import argparse
 import sys
 
 from kernels.calibration import CalibrationError
+from kernels.merging import MergeError
+from kernels.mtz_io import MtzError
 from kernels.pipeline import ParamsError
+from kernels.reflections import ReflectionFileError
 from kernels.runformat import RunFormatError
 
 
@@ -22,6 +25,10 @@ def parse_args(argv=None):
                       "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)")
     proc.add_argument("--cache-dir", help="node-local cache of per-rank results (default <out>/cache)")
     proc.add_argument("--batch", type=int, default=4, help="work items handed to a rank per request")
+    mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
+    mrg.add_argument("--results", required=True, nargs="+", help="result directories of processed runs")
+    mrg.add_argument("--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)")
+    mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
     return parser.parse_args(argv)
 
 
@@ -32,7 +39,11 @@ def main(argv=None) -> int:
             from kernels.process import main as process_main
 
             return process_main(args)
-    except (RunFormatError, CalibrationError, ParamsError) as exc:
+        if args.command == "merge":
+            from kernels.merge import main as merge_main
+
+            return merge_main(args)
+    except (RunFormatError, CalibrationError, ParamsError, MergeError, MtzError, ReflectionFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
