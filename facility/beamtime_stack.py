@@ -17,7 +17,7 @@ from facility.airflow_stack import AirflowStack, free_port
 from facility.sfapi.testing import RunningEmulator, running_emulator
 from operators.beamtime import VARIABLE, Beamtime
 
-DAGS = ("sfx_run", "sfx_run_events", "sfx_dataset_merge", "sfx_reprocess")
+LOOPBACK_MPI_ENV = {"UCX_NET_DEVICES": "lo", "UCX_TLS": "self,sm,tcp"}
 
 
 @dataclass
@@ -85,7 +85,12 @@ def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | Non
             source, dest = _xrootd_locations(stack, workdir, exp_dir, center.root, hpc_dir)
         else:
             source, dest = str(exp_dir), str(hpc_host)
-        defaults = {"facility_poll_seconds": 2.0, "job_poll": (0.5, 1.5, 5.0)}
+        defaults = {
+            "facility_poll_seconds": 2.0, "job_poll": (0.5, 1.5, 5.0),
+            # one node: MPICH's fork launcher and loopback-only shared-memory/TCP transports, so
+            # no MPI process listens beyond 127.0.0.1
+            "mpiexec": "mpiexec.gforker", "job_env": LOOPBACK_MPI_ENV,
+        }
         beamtime = Beamtime.from_dict({
             **dataclasses.asdict(Beamtime()), **defaults, **settings,
             "experiment": experiment, "exp_dir": str(exp_dir), "state_dir": str(workdir / "state"),

@@ -33,6 +33,8 @@ class Beamtime:
         the local-copy fallback; runs move from ``<source>/runs/<run>`` to ``<dest>/runs/<run>``
     results_db : results DB URL (``sqlite:///...`` or ``mysql://user@host/db``, no password)
     ranks : MPI ranks of an analysis job
+    mpiexec : MPI launcher at the center (``srun`` under Slurm, ``mpiexec`` elsewhere)
+    job_env : environment exported by every job script (site settings, never secrets)
     trial, trial_params : the trial applied automatically to new runs
     run_tags : tags given to every new run (e.g. the sample in the beam)
     datasets : dataset name -> tags; a dataset is every run carrying all of its tags, re-merged
@@ -50,6 +52,8 @@ class Beamtime:
     transfer_dest: str = str(REPO_VAR / "demo" / "hpc" / "pscratch" / "sd" / "s" / "sfxflow" / "demo")
     results_db: str = f"sqlite:///{REPO_VAR / 'demo' / 'results.db'}"
     ranks: int = 2
+    mpiexec: str = "mpiexec"
+    job_env: dict = field(default_factory=dict)
     trial: str = "default"
     trial_params: dict = field(default_factory=dict)
     run_tags: list = field(default_factory=lambda: ["lysozyme"])

@@ -35,7 +35,7 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
                     "local": bt.local_dataset_dir(dataset, trial),
                     "key": f"{bt.experiment}.{dataset}.{trial}.merge.{digest}",
                     "script": batch_script(f"sfx-ds-{dataset}-{trial}"[:64], workdir, [
-                        ["python", "-m", "kernels", "merge", "--results", *inputs, "--out", "merged.mtz"]]),
+                        ["python", "-m", "kernels", "merge", "--results", *inputs, "--out", "merged.mtz"]], env=bt.job_env),
                 })
     return requests
 

@@ -19,7 +19,7 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --output=slurm-%j.out
 #SBATCH --chdir={workdir}
 set -euo pipefail
-{files}{commands}
+{env}{files}{commands}
 """
 HEREDOC_END = "SFXFLOW_EOF"
 
@@ -33,11 +33,13 @@ def check_name(kind: str, value: str) -> str:
 
 
 def batch_script(job_name: str, workdir: str, commands: list[list[str]], ntasks: int = 1,
-                 time_limit: str = "00:30:00", files: dict[str, str] | None = None) -> str:
+                 time_limit: str = "00:30:00", files: dict[str, str] | None = None,
+                 env: dict[str, str] | None = None) -> str:
     """A Slurm batch script running `commands` (argument lists) one after the other in `workdir`.
 
     `files` (name -> one-line text, e.g. JSON parameters) are written into `workdir` first, from
-    quoted here-documents, so the job is self-contained.
+    quoted here-documents, so the job is self-contained. `env` is exported first (site settings
+    such as which network the MPI library may use; never a secret).
     """
     check_name("job", job_name)
     if not isinstance(ntasks, int) or ntasks < 1:
@@ -46,6 +48,11 @@ def batch_script(job_name: str, workdir: str, commands: list[list[str]], ntasks:
         raise ValueError(f"time limit must be HH:MM:SS, got {time_limit!r}")
     if any(c in workdir for c in "\n\r\0 ") or not workdir.startswith("/"):
         raise ValueError(f"workdir must be an absolute path without spaces, got {workdir!r}")
+    exports = ""
+    for name, value in (env or {}).items():
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+        exports += f"export {name}={shlex.quote(str(value))}\n"
     embedded = ""
     for name, text in (files or {}).items():
         check_name("file", name)
@@ -54,4 +61,4 @@ def batch_script(job_name: str, workdir: str, commands: list[list[str]], ntasks:
         embedded += f"cat > {name} <<'{HEREDOC_END}'\n{text}\n{HEREDOC_END}\n"
     lines = "\n".join(shlex.join(str(a) for a in cmd) for cmd in commands)
     return TEMPLATE.format(job_name=job_name, ntasks=ntasks, time_limit=time_limit, workdir=workdir,
-                           files=embedded, commands=lines)
+                           env=exports, files=embedded, commands=lines)

@@ -64,7 +64,7 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     # paths inside the job are relative to its working directory, so the same script works at a
     # real center and in the emulator (which maps facility paths onto a local root)
     rel_run = os.path.relpath(bt.hpc_run_dir(run), hpc_results)
-    process = [["mpiexec", "-n", str(ranks), "python", "-m", "kernels", "process", "--run", rel_run,
+    process = [[bt.mpiexec, "-n", str(ranks), "python", "-m", "kernels", "process", "--run", rel_run,
                 "--out", ".", "--params", "params.json", "--trial", trial,
                 "--experiment", bt.experiment, "--db", bt.results_db]]
     merge = [["python", "-m", "kernels", "merge", "--results", ".", "--out", "merged.mtz"],
@@ -80,8 +80,8 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         "process_key": run_key(bt, run, trial, "process"),
         "merge_key": run_key(bt, run, trial, "merge"),
         "process_script": batch_script(f"sfx-{run}-{trial}"[:64], hpc_results, process, ntasks=ranks,
-                                       files={"params.json": json.dumps(params)}),
-        "merge_script": batch_script(f"sfx-merge-{run}-{trial}"[:64], hpc_results, merge),
+                                       files={"params.json": json.dumps(params)}, env=bt.job_env),
+        "merge_script": batch_script(f"sfx-merge-{run}-{trial}"[:64], hpc_results, merge, env=bt.job_env),
     }
 
 
