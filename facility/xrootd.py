@@ -17,6 +17,7 @@ there), the destination serves ``<base>/dest`` (the HPC scratch).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import shutil
@@ -65,9 +66,11 @@ def hand_over(path: Path, user: str | None) -> None:
         return
     entry = pwd.getpwnam(user)
     for root, dirs, files in os.walk(path):
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-        for name in files:
-            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+        for name in [root, *(os.path.join(root, file) for file in files)]:
+            try:
+                os.chown(name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+            except FileNotFoundError:  # a daemon's socket or lock vanished meanwhile
+                pass
 
 
 def free_port() -> int:
@@ -158,8 +161,14 @@ class XRootDServer:
         """Stop the daemon (and its TPC helpers) started by :meth:`start`."""
         if self.process is None:
             return
-        stop_process_group(self.process.pid)
-        self.process.wait(timeout=10)
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):  # TPC helpers still in the group
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
         self.process = None
         self.pid_path.unlink(missing_ok=True)
 
@@ -180,7 +189,7 @@ def wait_until_listening(port: int, timeout: float, process: subprocess.Popen, l
 
 
 def stop_process_group(pid: int) -> None:
-    """SIGTERM the process group led by ``pid``; SIGKILL it if it is still there after 5 s."""
+    """SIGTERM the process group led by ``pid`` (not our child); SIGKILL it if still there after 5 s."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
