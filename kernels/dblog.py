@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import NamedTuple
 
 from kernels.resultsdb import ResultsDB
@@ -52,20 +53,23 @@ class ImageLogger:
         Rows per transaction.
     max_rows : int
         Bound on buffered plus in-flight rows; :meth:`add` blocks above it.
+    flush_seconds : float
+        Rows never wait longer than this for a full batch, so live progress stays live.
     """
 
     def __init__(self, db: ResultsDB, run_id: int, trial_id: int,
-                 batch_rows: int = 50_000, max_rows: int = 500_000):
+                 batch_rows: int = 50_000, max_rows: int = 500_000, flush_seconds: float = 1.0):
         if max_rows < batch_rows:
             raise ValueError(f"max_rows ({max_rows}) must be at least batch_rows ({batch_rows})")
         self.db = db
         self.run_id, self.trial_id = int(run_id), int(trial_id)
-        self.batch_rows, self.max_rows = batch_rows, max_rows
+        self.batch_rows, self.max_rows, self.flush_seconds = batch_rows, max_rows, flush_seconds
         self.rows_written = 0  # rows in committed transactions (duplicates included)
         self._encode = db.dialect.encode_row
         self._pending: list = []
         self._in_flight = 0
         self._flush_requested = False
+        self._due = 0.0
         self._closing = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -90,6 +94,9 @@ class ImageLogger:
         """Queue rows; blocks while the bounded buffer is full."""
         encoded = [self.encode(row) for row in rows]
         with self._cond:
+            if encoded and not self._pending:
+                self._due = time.monotonic() + self.flush_seconds  # the oldest waiting row's deadline
+                self._cond.notify_all()
             for item in encoded:
                 while len(self._pending) + self._in_flight >= self.max_rows and self._error is None:
                     self._cond.notify_all()  # the writer may still be waiting for a full batch
@@ -140,8 +147,9 @@ class ImageLogger:
         while True:
             with self._cond:
                 while (not self._closing and not self._flush_requested
-                       and len(self._pending) < self.batch_rows):
-                    self._cond.wait()
+                       and len(self._pending) < self.batch_rows
+                       and not (self._pending and time.monotonic() >= self._due)):
+                    self._cond.wait(timeout=max(0.0, self._due - time.monotonic()) if self._pending else None)
                 if not self._pending:
                     self._flush_requested = False
                     self._cond.notify_all()

@@ -284,8 +284,8 @@ def _run(comm, args) -> int:
             processor = Processor(calib, run.geometry, params)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            (out / PARTS_DIR).mkdir(exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
+            (out / PARTS_DIR).mkdir(exist_ok=True)
             logger, db, ids = open_logger(args, run, params, checkpoint, out)
             producer = Producer(checkpoint, logger)
             session = f"s{checkpoint.sessions + 1:03d}"

@@ -3,8 +3,11 @@ cut the DB off for real, and small simulated runs."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -109,3 +112,49 @@ def db_proxy():
     proxy = TcpProxy()
     yield proxy
     proxy.cut()
+
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+
+
+def simulate(out: Path, images: int, seed: int) -> Path:
+    """A real simulated run from the beamline simulator; returns its run directory."""
+    subprocess.run([PYTHON, "-m", "facility.beamline", "simulate", "--out", str(out), "--runs", "1",
+                    "--images", str(images), "--chunk-size", "50", "--seed", str(seed)],
+                   cwd=REPO, check=True, capture_output=True, timeout=120)
+    return out / "runs" / "r0001"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    return simulate(tmp_path_factory.mktemp("small"), images=40, seed=5)
+
+
+@pytest.fixture(scope="session")
+def big_run(tmp_path_factory):
+    return simulate(tmp_path_factory.mktemp("big"), images=400, seed=6)
+
+
+def _process_cmd(ranks: int, run: Path, out: Path, *extra: str) -> list[str]:
+    return [MPIEXEC, "-n", str(ranks), PYTHON, "-m", "kernels", "process", "--run", str(run),
+            "--out", str(out), *extra]
+
+
+def _mpi_process(ranks: int, run: Path, out: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``mpiexec -n ranks python -m kernels process ...`` to completion."""
+    return subprocess.run(_process_cmd(ranks, run, out, *extra), cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def process_cmd():
+    """Builds the ``mpiexec -n N python -m kernels process`` command line."""
+    return _process_cmd
+
+
+@pytest.fixture
+def mpi_process():
+    """Runs ``mpiexec -n N python -m kernels process ...`` to completion."""
+    return _mpi_process

@@ -1,0 +1,160 @@
+"""The MPI driver with real mpiexec ranks, real signals and the real MariaDB."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gemmi
+import numpy as np
+import pytest
+
+from kernels.checkpoint import read_checkpoint
+from kernels.process import process_run
+from kernels.resultsdb import ResultsDB
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fates(out: Path) -> list[dict]:
+    """images.csv without the timing columns (the only thing that differs between runs)."""
+    with open(out / "images.csv") as handle:
+        return [{k: v for k, v in row.items() if not k.startswith("t_")} for row in csv.DictReader(handle)]
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def db_ids(url: str, run_dir: Path):
+    db = ResultsDB(url)
+    return db, db.ensure_run(run_dir.parent.parent.name, run_dir.name), db.ensure_trial("default", {})
+
+
+def db_trial(db: ResultsDB, run_dir: Path):
+    return db.ensure_run(run_dir.parent.parent.name, run_dir.name), db.get_trial("default")["id"]
+
+
+def distinct_rows(db: ResultsDB, run_id: int, trial_id: int) -> tuple[int, int]:
+    ((n, distinct),) = db._select("SELECT COUNT(*), COUNT(DISTINCT chunk*100000+event) FROM images "
+                                  "WHERE run_id=? AND trial_id=?", (run_id, trial_id))
+    return int(n), int(distinct)
+
+
+@pytest.fixture(scope="module")
+def reference(small_run, tmp_path_factory):
+    """The single-process result of the small run (the lead's process_run)."""
+    out = tmp_path_factory.mktemp("reference")
+    process_run(small_run, out)
+    return out
+
+
+def test_three_ranks_match_one_process_and_log_every_image(small_run, reference, mariadb_url, tmp_path, mpi_process):
+    out = tmp_path / "out"
+    done = mpi_process(3, small_run, out, "--db", mariadb_url, "--trial", "default", "--cache-dir", str(tmp_path / "node"))
+    assert done.returncode == 0, done.stderr
+    assert fates(out) == fates(reference)
+    assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
+    s = summary(out)
+    assert s["status"] == "complete" and s["ranks"] == 3 and s["images"] == 40
+    db = ResultsDB(mariadb_url)
+    run_id, trial_id = db_trial(db, small_run)
+    counts = db.image_counts(run_id, trial_id)
+    assert (counts["images"], counts["hits"], counts["indexed"]) == (40, s["hits"], s["indexed"])
+    assert distinct_rows(db, run_id, trial_id) == (40, 40)
+    assert db.run_summary(run_id, trial_id)["status"] == "complete"
+    weather = db.weather(run_id, trial_id)
+    assert {rank for rank, *_ in weather} == {1, 2}  # rank 0 only produces and logs
+    assert {stage for *_, stage in weather} >= {"read", "calibrate", "spotfind"}
+    assert (out / "weather.png").stat().st_size > 0
+    assert not list((tmp_path / "node").glob("*.pkl"))  # the node-local caches were gathered
+
+
+def test_one_rank_does_everything(small_run, reference, sqlite_url, tmp_path, mpi_process):
+    out = tmp_path / "out"
+    done = mpi_process(1, small_run, out, "--db", sqlite_url)
+    assert done.returncode == 0, done.stderr
+    assert fates(out) == fates(reference)
+    assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
+    db = ResultsDB(sqlite_url)
+    assert distinct_rows(db, *db_trial(db, small_run)) == (40, 40)
+
+
+def test_bad_run_is_a_clear_error_on_every_rank(tmp_path, mpi_process):
+    done = mpi_process(3, tmp_path / "no-such-run", tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    assert "no-such-run: run directory does not exist" in done.stderr
+
+
+def test_corrupt_checkpoint_restarts_the_run_cleanly(small_run, reference, sqlite_url, tmp_path, mpi_process):
+    out = tmp_path / "out"
+    assert mpi_process(2, small_run, out, "--db", sqlite_url).returncode == 0
+    checkpoint = out / "checkpoint.json"
+    text = checkpoint.read_text()
+    damaged = text.replace("[0, 5]", "[0, 6]", 1)  # one finished item altered
+    assert damaged != text
+    checkpoint.write_text(damaged)
+    again = mpi_process(2, small_run, out, "--db", sqlite_url)
+    assert again.returncode == 0, again.stderr
+    assert "checksum mismatch" in again.stderr and "restarting run r0001 from scratch" in again.stderr
+    assert (out / "checkpoint.json.corrupt").exists()
+    fresh = read_checkpoint(checkpoint, "r0001", "default", read_params_sha(out))
+    assert fresh.sessions == 1 and len(fresh.done) == 40 and len(fresh.parts) == 1
+    assert fates(out) == fates(reference)
+    db = ResultsDB(sqlite_url)
+    assert distinct_rows(db, *db_trial(db, small_run)) == (40, 40)
+
+
+def read_params_sha(out: Path) -> str:
+    return json.loads((out / "checkpoint.json").read_text())["body"]["params_sha256"]
+
+
+def merged(out: Path, tmp_path: Path, name: str) -> gemmi.Mtz:
+    pytest.importorskip("kernels.merge")
+    mtz = tmp_path / f"{name}.mtz"
+    done = subprocess.run([sys.executable, "-m", "kernels", "merge", "--results", str(out), "--out", str(mtz)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return gemmi.read_mtz_file(str(mtz))
+
+
+def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_url, tmp_path, process_cmd, mpi_process):
+    reference = tmp_path / "reference"
+    assert mpi_process(3, big_run, reference, "--db", sqlite_url).returncode == 0
+
+    out = tmp_path / "out"
+    cmd = process_cmd(3, big_run, out, "--db", mariadb_url)
+    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = ResultsDB(mariadb_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for live progress in the DB, then preempt
+        try:
+            if db.image_counts(*db_trial(db, big_run))["images"] >= 20:
+                break
+        except LookupError:
+            pass
+        time.sleep(0.2)
+    job.send_signal(signal.SIGTERM)  # mpiexec forwards it to every rank, as Slurm --signal would
+    stdout, stderr = job.communicate(timeout=60)
+    assert job.returncode == 0, stderr
+    first = summary(out)
+    assert first["status"] == "preempted" and first["reason"] == "SIGTERM", first
+    assert 20 <= first["images_done"] < 400
+    run_id, trial_id = db_trial(db, big_run)
+    assert distinct_rows(db, run_id, trial_id) == (first["images_done"],) * 2  # flushed, nothing twice
+
+    resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    final = summary(out)
+    assert final["status"] == "complete" and final["sessions"] == 2 and final["images"] == 400
+    assert fates(out) == fates(reference)
+    assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
+    assert distinct_rows(db, run_id, trial_id) == (400, 400)
+    a, b = merged(out, tmp_path, "resumed"), merged(reference, tmp_path, "uninterrupted")
+    assert [c.label for c in a.columns] == [c.label for c in b.columns]
+    assert np.array_equal(np.array(a, copy=False), np.array(b, copy=False), equal_nan=True)
