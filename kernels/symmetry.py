@@ -121,6 +121,13 @@ class CrystalSymmetry:
         reps.sort(key=lambda r: not np.array_equal(r, identity))
         return np.array(reps)
 
+    def orientation_difference_deg(self, U: np.ndarray, U_other: np.ndarray) -> float:
+        """Smallest rotation (degrees) between two orientations over the lattice's symmetry,
+        i.e. between two indexings of the same crystal that may differ by a lattice operator."""
+        B, Binv = self.B, np.linalg.inv(self.B)
+        cosines = [(np.trace(U @ B @ R.T @ Binv @ U_other.T) - 1) / 2 for R in self.lattice_rotations]
+        return float(np.degrees(np.arccos(np.clip(max(cosines), -1.0, 1.0))))
+
     def absent(self, hkl: np.ndarray) -> np.ndarray:
         """Boolean mask of systematically absent reflections."""
         ops = self.group.operations()

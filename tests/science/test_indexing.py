@@ -18,13 +18,7 @@ LYSOZYME = CrystalSymmetry.create((79.1, 79.1, 38.4, 90, 90, 90), "P 43 21 2")
 
 
 def orientation_error_deg(U, U_true, symmetry: CrystalSymmetry) -> float:
-    """Smallest rotation between U and U_true over the lattice's symmetry (equivalent indexings)."""
-    B, Binv = symmetry.B, np.linalg.inv(symmetry.B)
-    best = 180.0
-    for R in symmetry.lattice_rotations:
-        M = U @ B @ R.T @ Binv @ U_true.T
-        best = min(best, np.degrees(np.arccos(np.clip((np.trace(M) - 1) / 2, -1, 1))))
-    return best
+    return symmetry.orientation_difference_deg(U, U_true)
 
 
 @pytest.fixture(scope="module")
