@@ -20,6 +20,7 @@ IMAGE_COLUMNS = (
     "run_id", "trial_id", "chunk", "event", "hit", "n_spots", "is_indexed", "n_refined",
     "n_integrated", "status", "reason", "mpi_rank", "host", "t_start", "timings",
 )
+IMAGE_KINDS = "iiiiiiiiissisfj"  # per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
 
 
 class TrialParamsChangedError(ValueError):

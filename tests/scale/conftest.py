@@ -134,7 +134,7 @@ def small_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def big_run(tmp_path_factory):
-    return simulate(tmp_path_factory.mktemp("big"), images=400, seed=6)
+    return simulate(tmp_path_factory.mktemp("big"), images=150, seed=6)
 
 
 def _process_cmd(ranks: int, run: Path, out: Path, *extra: str) -> list[str]:
