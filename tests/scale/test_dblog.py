@@ -124,3 +124,24 @@ def test_gives_up_after_retry_window_keeping_rows(mariadb_url, db_proxy):
     with pytest.raises(LoggerFailedError, match="50 rows not written"):
         logger.flush()
     assert logger.unwritten() == 50
+
+
+def test_rows_become_visible_without_a_full_batch(db_url):
+    """Live progress: a partial batch is written within flush_seconds, no flush() needed."""
+    db, run, trial = setup(db_url)
+    logger = ImageLogger(ResultsDB(db_url), run, trial, batch_rows=10_000, max_rows=10_000, flush_seconds=0.3)
+    logger.add_many(rows(25))
+    deadline = time.monotonic() + 10
+    while count(db, run, trial)[0] < 25 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count(db, run, trial) == (25, 25)
+    logger.close()
+
+
+def test_stage_names_must_be_identifiers(sqlite_url):
+    db, run, trial = setup(sqlite_url)
+    logger = ImageLogger(ResultsDB(sqlite_url), run, trial)
+    bad = rows(1)[0]._replace(timings={"x'); DROP TABLE images; --": 1.0})
+    with pytest.raises(ValueError, match="stage name"):
+        logger.add(bad)
+    logger.close()
