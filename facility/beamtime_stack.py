@@ -48,11 +48,37 @@ class RunningBeamtime:
         raise TimeoutError(f"{dag_id}/{run_id} not in {states} after {timeout} s (last: {last and last['state']})")
 
 
+    def explain(self, dag_id: str, run_id: str) -> str:
+        """Task states of a DAG run and the error of each failed task (for test and demo output)."""
+        session = self.airflow.session()
+        tis = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                          timeout=10).json().get("task_instances", [])
+        lines = [f"{dag_id}/{run_id}: " + ", ".join(f"{ti['task_id']}={ti['state']}" for ti in tis)]
+        for ti in tis:
+            if ti["state"] != "failed":
+                continue
+            for log in sorted((self.airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+                               / f"task_id={ti['task_id']}").glob("**/*.log")):
+                errors = [json.loads(line) for line in log.read_text().splitlines()
+                          if line.startswith("{") and '"level":"error"' in line]
+                for e in errors[-2:]:
+                    detail = e.get("error_detail") or [{}]
+                    lines.append(f"  {ti['task_id']}: {e.get('event')}: {detail[0].get('exc_type', '')} "
+                                 f"{str(detail[0].get('exc_value', ''))[:1500]}")
+        return "\n".join(lines)
+
+
 def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: Path, hpc_dir: str):
-    """Start a beamline-side and an HPC-side XRootD server; return the transfer URLs."""
-    from facility.xrootd import XRootDServer, ensure_service_user
+    """Start a beamline-side and an HPC-side XRootD server; return the transfer URLs.
+
+    The servers run as an unprivileged user: it must be able to traverse to both folders (so
+    `workdir` must not sit under a private directory), read the experiment and own the
+    center's run folder it writes into.
+    """
+    from facility.xrootd import XRootDServer, ensure_service_user, hand_over
 
     user = ensure_service_user()
+    hand_over(hpc_root / hpc_dir.lstrip("/"), user)
     servers = []
     for name, data_dir in (("source", exp_dir.parent), ("dest", hpc_root)):
         server = XRootDServer(name, data_dir, workdir / "xrootd" / name, free_port(), user)

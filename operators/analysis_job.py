@@ -8,11 +8,13 @@ deferred to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker sl
 from __future__ import annotations
 
 import shlex
+from datetime import timedelta
 
 from airflow.sdk import BaseOperator
 
 from operators.hooks.sfapi import SfApiHook
 from operators.triggers.job import JobFinishedTrigger
+from sfapi_client.errors import WaitTimeout
 
 
 class JobFailedError(RuntimeError):
@@ -31,12 +33,20 @@ class SfApiJobOperator(BaseOperator):
         submission (sbatch refuses a missing one); the tail of its ``slurm-<jobid>.out`` is put in
         the error when the job fails
     poll : (first, factor, max) seconds between state polls
+    sync_wait : seconds to watch the job from the worker before deferring: short jobs finish
+        without a deferral round trip (lower latency), and the trigger of a deferred long job
+        never fires while the deferring worker is still exiting (Airflow 3.3 marks the task
+        failed in that race: apache/airflow#71580)
     """
 
     template_fields = ("script", "key", "workdir")
 
     def __init__(self, *, machine: str, script: str, key: str, workdir: str | None = None,
-                 sfapi_conn_id: str = "sfapi_default", poll=(1.0, 1.5, 30.0), **kwargs):
+                 sfapi_conn_id: str = "sfapi_default", poll=(1.0, 1.5, 30.0), sync_wait: float = 20.0,
+                 **kwargs):
+        # a retry of this step is cheap and safe: it finds the job by its key instead of resubmitting
+        kwargs.setdefault("retries", 2)
+        kwargs.setdefault("retry_delay", timedelta(seconds=5))
         super().__init__(**kwargs)
         self.machine = machine
         self.script = script
@@ -44,6 +54,7 @@ class SfApiJobOperator(BaseOperator):
         self.workdir = workdir
         self.sfapi_conn_id = sfapi_conn_id
         self.poll = tuple(poll)
+        self.sync_wait = sync_wait
 
     def _job_for(self, client, try_number: int):
         """The job to wait for: the existing one for our key, or a new submission."""
@@ -66,7 +77,12 @@ class SfApiJobOperator(BaseOperator):
     def execute(self, context):
         with SfApiHook(self.sfapi_conn_id).get_client() as client:
             job = self._job_for(client, context["ti"].try_number)
-        context["ti"].xcom_push(key="jobid", value=job.jobid)
+            context["ti"].xcom_push(key="jobid", value=job.jobid)
+            if not job.finished and self.sync_wait > 0:
+                try:
+                    job = client.wait(self.machine, job.jobid, timeout=self.sync_wait, poll=(0.2, 1.5, 2.0))
+                except WaitTimeout:
+                    pass
         event = {"jobid": job.jobid, "state": job.state, "finished": job.finished,
                  "succeeded": job.succeeded, "exit_code": job.exit_code}
         if job.finished:

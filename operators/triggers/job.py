@@ -7,6 +7,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sfapi_client.errors import NotFound, SfApiError
 
+SETTLE_SECONDS = 5.0
+
 
 class JobFinishedTrigger(BaseTrigger):
     """Polls one job's state with growing intervals (``poll`` = first, factor, max seconds).
@@ -40,6 +42,8 @@ class JobFinishedTrigger(BaseTrigger):
 
         delay, factor, maximum = self.poll
         missing = 0
+        # let the deferring worker exit before a first event could resume the task (apache/airflow#71580)
+        await asyncio.sleep(SETTLE_SECONDS)
         client = await asyncio.to_thread(SfApiHook(self.sfapi_conn_id, retries=1).get_client)
         try:
             while True:

@@ -14,7 +14,8 @@ from operators.analysis_job import JobFailedError, SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.job_script import batch_script
 from operators.triggers.job import JobFinishedTrigger
-from tests.dag_fixtures.operator_dags import download_dag, facility_dag, job_dag
+from operators.triggers import job as job_trigger
+from tests.dag_fixtures.operator_dags import deferred_job_dag, download_dag, facility_dag, job_dag
 
 HOME = "/global/homes/s/sfxflow"
 
@@ -32,8 +33,8 @@ def test_job_runs_once_even_when_the_task_runs_again(sfapi_conn, client):
     workdir = f"{HOME}/once-{uuid.uuid4().hex[:6]}"  # missing: the operator creates it
     key = f"test.{uuid.uuid4().hex[:8]}"
     script = job_script(workdir, ["bash", "-c", "echo ran >> count.txt; sleep 1"])
-    for _ in range(2):  # the second dag.test is a clear/retry of the same step
-        run = job_dag.test(run_conf={"script": script, "key": key, "workdir": workdir})
+    for dag in (deferred_job_dag, job_dag):  # the second run is a clear/retry of the same step
+        run = dag.test(run_conf={"script": script, "key": key, "workdir": workdir})
         assert run.state == DagRunState.SUCCESS
     assert client.download("perlmutter", f"{workdir}/count.txt").decode().count("ran") == 1
     assert len(jobs_with_key(client, key)) == 1
@@ -91,7 +92,12 @@ def test_download_brings_results_back_atomically(sfapi_conn, client, tmp_path):
         op.execute({})
 
 
-def test_job_trigger_reports_a_lost_job(sfapi_conn):
+@pytest.fixture
+def quick_settle(monkeypatch):
+    monkeypatch.setattr(job_trigger, "SETTLE_SECONDS", 0.2)
+
+
+def test_job_trigger_reports_a_lost_job(sfapi_conn, quick_settle):
     trigger = JobFinishedTrigger("perlmutter", "999999", poll=(0.1, 1.0, 0.1), lost_after=3)
 
     async def first_event():
@@ -101,7 +107,7 @@ def test_job_trigger_reports_a_lost_job(sfapi_conn):
     assert asyncio.run(first_event())["state"] == "LOST"
 
 
-def test_job_trigger_polls_with_growing_intervals(sfapi_conn, client):
+def test_job_trigger_polls_with_growing_intervals(sfapi_conn, client, quick_settle):
     workdir = f"{HOME}/poll-{uuid.uuid4().hex[:6]}"
     client.run_command("perlmutter", f"mkdir -p {workdir}")
     job = client.submit_job("perlmutter", job_script(workdir, ["sleep", "4"]))
