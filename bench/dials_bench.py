@@ -11,6 +11,7 @@ with ``apt-get install dials`` if missing); not part of ``make test``.
 from __future__ import annotations
 
 import argparse
+import os
 import glob
 import os
 import shutil
@@ -20,8 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # one core, as a rank runs (see kernels/__main__.py)
+    os.environ.setdefault(_var, "1")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# one image per core: threaded BLAS inside a rank only oversubscribes the cores (10x slower
+# small matrix products under load); must be set before numpy is first imported
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 from kernels.calibration import CalibrationError
 from kernels.merging import MergeError

@@ -39,7 +39,10 @@ class IntegrationPlan:
     """Per-crystal, per-detector precomputation for :func:`integrate_still`."""
 
     params: IntegrationParams
-    hkl: np.ndarray  # (n, 3) float, every non-absent reflection to d_min
+    hkl: np.ndarray  # (n, 3) int, every non-absent reflection to d_min
+    h: np.ndarray  # its columns as float, for BLAS-free products
+    k: np.ndarray
+    l: np.ndarray
     B: np.ndarray
     good: np.ndarray  # flat bool, pixels that may be integrated
     shape: tuple[int, int]
@@ -63,8 +66,9 @@ def plan_integration(symmetry: CrystalSymmetry, geometry: DetectorGeometry, mask
     r = int(np.ceil(params.background_outer))
     d = np.arange(-r, r + 1)
     dr, dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
-    return IntegrationPlan(params, sphere_reflections(symmetry, params.d_min).astype(float), symmetry.B,
-                           np.asarray(mask, bool).reshape(-1), geometry.shape, dr, dc)
+    hkl = sphere_reflections(symmetry, params.d_min)
+    h, k, l = (np.ascontiguousarray(c, dtype=float) for c in hkl.T)
+    return IntegrationPlan(params, hkl, h, k, l, symmetry.B, np.asarray(mask, bool).reshape(-1), geometry.shape, dr, dc)
 
 
 def partiality(s: np.ndarray, epsilon: np.ndarray, wavelength: float, params: IntegrationParams) -> np.ndarray:
@@ -80,10 +84,11 @@ def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: 
 
     Returns
     -------
-    hkl (m, 3) float, partiality (m,), col (m,), row (m,)
+    hkl (m, 3) int, partiality (m,), col (m,), row (m,)
     """
     p = plan.params
-    s = plan.hkl @ (U @ plan.B).T
+    A = U @ plan.B
+    s = np.stack([plan.h * A[i, 0] + plan.k * A[i, 1] + plan.l * A[i, 2] for i in range(3)], axis=1)
     eps = excitation_error(s, wavelength)
     near = np.flatnonzero(np.abs(eps) < 0.01)  # cheap cut before the width model
     part = partiality(s[near], eps[near], wavelength, p)
@@ -121,6 +126,6 @@ def integrate_still(photons: np.ndarray, U: np.ndarray, wavelength: float, geome
     net = values - bg[:, None]
     intensity = (net * signal).sum(axis=1)
     variance = (np.maximum(net, 0.0) * signal).sum(axis=1) + n_sig * bg_var + n_sig**2 * bg_var / n_bg
-    hkl = hkl[ok].astype(np.int64)
+    hkl = hkl[ok]
     d = 1.0 / np.linalg.norm(hkl @ plan.B.T, axis=1)
     return Reflections(hkl, intensity, np.sqrt(np.maximum(variance, 1e-6)), part[ok], col[ok], row[ok], d)

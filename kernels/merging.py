@@ -34,6 +34,7 @@ class MergeParams:
     outlier_sigma: float = 6.0
     error_fraction: float = 0.1  # model error, as a fraction of the predicted intensity
     ambiguity_cycles: int = 30
+    ambiguity_subset: int = 2000  # images whose settings are resolved among themselves first
     shells: int = 10
     seed: int = 0
 
@@ -101,13 +102,6 @@ def canonical_index(obs: Observations, symmetry: CrystalSymmetry) -> tuple[np.nd
     return maps[:, raw.inverse], keys
 
 
-def weighted_means(index, values, weights, n):
-    """sum(w x) / sum(w) per group (NaN for empty groups) and sum(w)."""
-    wsum = np.bincount(index, weights, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.bincount(index, weights * values, minlength=n) / wsum, wsum
-
-
 def per_image_cc(image, x, y, n_images):
     """Pearson correlation of x and y within each image (NaN with fewer than 3 pairs)."""
     def s(v):
@@ -122,38 +116,90 @@ def per_image_cc(image, x, y, n_images):
     return np.where(n >= 3, cc, np.nan)
 
 
+def normalised_intensities(obs: Observations) -> np.ndarray:
+    """Partiality-corrected intensities divided by their image's mean (scale-free per image)."""
+    y = obs.intensity / obs.partiality
+    total = np.bincount(obs.image, y, minlength=obs.n_images)
+    count = np.bincount(obs.image, minlength=obs.n_images)
+    mean = np.where(total > 0, total / np.maximum(count, 1), 1.0)
+    return y / mean[obs.image]
+
+
+def best_settings(image, y, index, choice, n_images, n_keys) -> np.ndarray:
+    """Per image, the setting whose reindexed intensities correlate best with all other images.
+
+    `choice` is every image's current setting; its own observations are left out of the
+    reference it is compared with. Images without any overlap keep their setting.
+    """
+    current = index[choice[image], np.arange(len(y))]
+    total = np.bincount(current, y, minlength=n_keys)
+    count = np.bincount(current, minlength=n_keys).astype(float)
+    ccs = []
+    for k, idx in enumerate(index):
+        own = choice[image] == k
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = np.where(own, (total[idx] - y) / (count[idx] - 1), total[idx] / count[idx])
+        ok = np.isfinite(ref)
+        ccs.append(per_image_cc(image[ok], y[ok], ref[ok], n_images))
+    ccs = np.nan_to_num(np.array(ccs), nan=-2.0)
+    return np.where(ccs.max(axis=0) > -2.0, np.argmax(ccs, axis=0), choice)
+
+
 def resolve_ambiguity(obs: Observations, index: np.ndarray, n_keys: int, params: MergeParams) -> np.ndarray:
     """Choose each image's setting so that it agrees best with all other images (per-image CC).
 
-    Starts from a random assignment (seeded); each cycle builds the per-reflection mean of the
-    images' normalised, partiality-corrected intensities and moves every image to its
-    best-correlating setting, its own contribution left out. Stops when nothing moves.
+    On a random subset of ``ambiguity_subset`` images, starting from random settings (seeded),
+    every image is moved to its best-correlating setting until nothing moves; the symmetric
+    start is unstable, so the majority setting takes over within a few cycles. All images are
+    then assigned against that subset's consensus, and polished once against everybody.
     """
-    n_ops = len(index)
     rng = np.random.default_rng(params.seed)
-    choice = rng.integers(0, n_ops, obs.n_images)
-    y = obs.intensity / obs.partiality
-    mean_y = np.bincount(obs.image, y, minlength=obs.n_images) / np.maximum(np.bincount(obs.image, minlength=obs.n_images), 1)
-    y = y / np.where(mean_y > 0, mean_y, 1.0)[obs.image]
+    y = normalised_intensities(obs)
+    choice = rng.integers(0, len(index), obs.n_images)
+    subset = np.zeros(obs.n_images, dtype=bool)
+    subset[rng.permutation(obs.n_images)[: params.ambiguity_subset]] = True
+    sel = subset[obs.image]
+    sub_image, sub_y, sub_index = obs.image[sel], y[sel], index[:, sel]
     for _ in range(params.ambiguity_cycles):
-        current = index[choice[obs.image], np.arange(len(obs))]
-        total = np.bincount(current, y, minlength=n_keys)
-        count = np.bincount(current, minlength=n_keys).astype(float)
-        ccs = []
-        for k in range(n_ops):
-            idx = index[k]
-            own = choice[obs.image] == k
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ref = np.where(own, (total[idx] - y) / (count[idx] - 1), total[idx] / count[idx])
-            ok = np.isfinite(ref)
-            ccs.append(per_image_cc(obs.image[ok], y[ok], ref[ok], obs.n_images))
-        ccs = np.nan_to_num(np.array(ccs), nan=-2.0)
-        new = np.argmax(ccs, axis=0)
-        new = np.where(ccs.max(axis=0) > -2.0, new, choice)
+        new = best_settings(sub_image, sub_y, sub_index, choice, obs.n_images, n_keys)
+        new = np.where(subset, new, choice)
         if np.array_equal(new, choice):
             break
         choice = new
-    return choice
+    if subset.all():
+        return choice
+    # the rest against the subset's consensus: give them a setting that leaves them out of it
+    rest = ~subset[obs.image]
+    parked = np.where(subset, choice, -1)
+    current = np.where(rest, -1, index[np.maximum(parked[obs.image], 0), np.arange(len(obs))])
+    ref_total = np.bincount(current[~rest], y[~rest], minlength=n_keys)
+    ref_count = np.bincount(current[~rest], minlength=n_keys).astype(float)
+    ccs = []
+    for idx in index:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ref = ref_total[idx[rest]] / ref_count[idx[rest]]
+        ok = np.isfinite(ref)
+        ccs.append(per_image_cc(obs.image[rest][ok], y[rest][ok], ref[ok], obs.n_images))
+    ccs = np.nan_to_num(np.array(ccs), nan=-2.0)
+    choice = np.where(subset, choice, np.argmax(ccs, axis=0))
+    return best_settings(obs.image, y, index, choice, obs.n_images, n_keys)
+
+
+def merged_intensities(index, gp, intensity, sigma2, prior, kept, n_keys, error_fraction):
+    """Weighted least squares I_h = sum(w gp I) / sum(w gp^2) for the model I = gp * I_h.
+
+    ``gp`` is scale times partiality per observation; w = kept / (sigma^2 + (e gp I_prior)^2).
+    Returns I_h (NaN where unobserved), sum(w gp^2) (the inverse variance) and w.
+    """
+    var = gp * np.maximum(prior[index], 0.0)
+    var *= error_fraction
+    var *= var
+    var += sigma2
+    w = kept / var
+    wgp = w * gp
+    den = np.bincount(index, wgp * gp, minlength=n_keys)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(index, wgp * intensity, minlength=n_keys) / den, den, w
 
 
 def scale_and_merge(obs: Observations, index: np.ndarray, n_keys: int, params: MergeParams):
@@ -166,25 +212,22 @@ def scale_and_merge(obs: Observations, index: np.ndarray, n_keys: int, params: M
     G = np.ones(obs.n_images)
     kept = np.ones(len(obs), dtype=bool)
     p, I = obs.partiality, obs.intensity
+    sigma2 = obs.sigma**2
     Ih = np.zeros(n_keys)
     for cycle in range(params.cycles):
-        model_h = G[obs.image] * p
-        var = obs.sigma**2 + (params.error_fraction * model_h * np.maximum(Ih[index], 0.0)) ** 2
-        w = kept / var
-        Ih, wsum = weighted_means(index, I / model_h, w * model_h**2, n_keys)
+        Ih, _, w = merged_intensities(index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction)
         Ih = np.nan_to_num(Ih)
         x = p * Ih[index]
-        G_new, _ = weighted_means(obs.image, I / np.where(x != 0, x, np.nan), w * x**2, obs.n_images)
+        wx = w * x
+        with np.errstate(invalid="ignore", divide="ignore"):
+            G_new = np.bincount(obs.image, wx * I, minlength=obs.n_images) / np.bincount(obs.image, wx * x, minlength=obs.n_images)
         G = np.where(np.isfinite(G_new) & (G_new > 0), G_new, G)
         G /= np.median(G)
         if cycle >= 1:  # reject against a model that has seen the data once
-            model = G[obs.image] * p * Ih[index]
-            z = (I - model) / np.sqrt(obs.sigma**2 + (params.error_fraction * model) ** 2)
-            kept = np.abs(z) < params.outlier_sigma
-    model_h = G[obs.image] * p
-    var = obs.sigma**2 + (params.error_fraction * model_h * np.maximum(Ih[index], 0.0)) ** 2
-    w = kept / var
-    Ih, wsum = weighted_means(index, I / model_h, w * model_h**2, n_keys)
+            model = G[obs.image] * x
+            z2 = (I - model) ** 2 / (sigma2 + (params.error_fraction * model) ** 2)
+            kept = z2 < params.outlier_sigma**2
+    Ih, wsum, _ = merged_intensities(index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction)
     return Ih, wsum, G, kept
 
 
@@ -203,12 +246,10 @@ def merge(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams = Me
     Ih, wsum, G, kept = scale_and_merge(obs, index, len(keys), params)
     mult = np.bincount(index[kept], minlength=len(keys))
     halves = np.random.default_rng([params.seed, 1]).permutation(obs.n_images) % 2
-    half = []
-    for h in (0, 1):
-        sel = kept & (halves[obs.image] == h)
-        model_h = G[obs.image[sel]] * obs.partiality[sel]
-        w = 1.0 / (obs.sigma[sel] ** 2 + (params.error_fraction * model_h * np.maximum(Ih[index[sel]], 0.0)) ** 2)
-        half.append(weighted_means(index[sel], obs.intensity[sel] / model_h, w * model_h**2, len(keys))[0])
+    in_half = halves[obs.image]
+    gp, sigma2 = G[obs.image] * obs.partiality, obs.sigma**2
+    half = [merged_intensities(index, gp, obs.intensity, sigma2, np.nan_to_num(Ih), kept & (in_half == h),
+                               len(keys), params.error_fraction)[0] for h in (0, 1)]
     seen = mult > 0
     with np.errstate(divide="ignore"):
         sigma = 1.0 / np.sqrt(wsum)
