@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from functools import lru_cache
+from itertools import islice
 from typing import NamedTuple
 
 from kernels.resultsdb import ResultsDB
@@ -111,10 +112,18 @@ class ImageLogger:
         self.add_many([row])
 
     def add_many(self, rows) -> None:
-        """Queue rows; blocks while the bounded buffer is full."""
-        encoded = [self.encode(row) for row in rows]
+        """Queue rows; blocks while the bounded buffer is full.
+
+        Rows are encoded and handed over a batch at a time, so the writer sends one batch
+        while the next is being encoded.
+        """
+        rows = iter(rows)
+        while chunk := [self.encode(row) for row in islice(rows, self.batch_rows)]:
+            self._enqueue(chunk)
+
+    def _enqueue(self, encoded: list) -> None:
         with self._cond:
-            if encoded and not self._pending:
+            if not self._pending:
                 self._due = time.monotonic() + self.flush_seconds  # the oldest waiting row's deadline
                 self._cond.notify_all()
             for item in encoded:
