@@ -13,7 +13,7 @@ from kernels.merge_stats import merge_statistics
 from kernels.merging import MergeError, MergeParams, Observations, merge
 from kernels.mtz_io import read_intensities, write_merged_mtz
 from kernels.reflections import INTEGRATED_FILE, read_integrated
-from kernels.symmetry import CrystalSymmetry, unpack
+from kernels.symmetry import CrystalSymmetry, SymmetryError, unpack
 
 
 def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
@@ -54,7 +54,11 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     obs = Observations(*(np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")),
                        n_images=offset)
     space_group, cell = crystals[0]
-    return obs, CrystalSymmetry.create(cell, space_group), trials[0]
+    try:
+        symmetry = CrystalSymmetry.create(cell, space_group)
+    except SymmetryError as exc:
+        raise MergeError(f"{labels[0][0]}: {exc}") from None
+    return obs, symmetry, trials[0]
 
 
 def clean(value):

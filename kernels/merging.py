@@ -13,7 +13,7 @@ keys of :mod:`kernels.symmetry`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,7 +71,6 @@ class Merged:
     scales: np.ndarray  # per image
     reindex: np.ndarray  # per image: index into the ambiguity operators applied
     n_rejected: int = 0
-    info: dict = field(default_factory=dict)
 
 
 class KeyIndex:

@@ -113,6 +113,7 @@ class ImageResult:
     n_indexed: int = 0
     n_refined: int = 0
     n_integrated: int = 0
+    index_residual: float = 0.0  # rms distance of indexed spots from their lattice points, 1/A
     rmsd_px: float = 0.0  # refined spot-position residual
     status: str = "new"  # the last stage passed: miss, hit, indexed, refined, integrated
     reason: str = ""  # why the image went no further
@@ -184,7 +185,7 @@ class Processor:
             return
         t1 = clock()
         result.timings["index"] = t1 - t0
-        result.status, result.n_indexed = "indexed", solution.n_indexed
+        result.status, result.n_indexed, result.index_residual = "indexed", solution.n_indexed, solution.residual
         on = solution.indexed
         try:
             refined = refine_orientation(solution.U, B, solution.hkl[on], spots.col[on], spots.row[on],

@@ -134,3 +134,16 @@ def test_wrong_cell_run_records_the_reason(lysozyme, tmp_path):
     assert summary["hits"] > 0 and summary["indexed"] == 0
     rows = [r for r in read_images(tmp_path) if r["hit"] == "True"]
     assert all(r["reason"].startswith("not indexed: ") for r in rows)
+
+
+def test_process_command_refuses_an_unknown_space_group(lysozyme, tmp_path, capsys):
+    import json
+
+    from kernels.__main__ import main as cli
+
+    exp, _, _ = lysozyme
+    params = tmp_path / "trial.json"
+    params.write_text(json.dumps({"crystal": {"space_group": "P 43 21 3"}}))
+    with pytest.raises(SystemExit, match="unknown space group 'P 43 21 3'"):
+        cli(["process", "--run", str(exp / "runs" / "r0001"), "--out", str(tmp_path / "out"), "--params", str(params)])
+    assert not (tmp_path / "out" / "summary.json").exists()

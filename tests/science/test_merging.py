@@ -90,6 +90,10 @@ def test_mixed_trials_are_refused(lysozyme, p43, tmp_path):
         load_observations([out, other])
     with pytest.raises(MergeError, match="different crystals"):
         load_observations([out, p43[1]])
+    with h5py.File(other / "integrated.h5", "a") as f:
+        f.attrs["trial"], f.attrs["space_group"] = "t1", "P 99"
+    with pytest.raises(MergeError, match="unknown space group 'P 99'"):
+        load_observations([other])
 
 
 def test_merge_command_line(lysozyme, tmp_path, capsys):
