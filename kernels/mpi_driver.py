@@ -163,17 +163,20 @@ def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Check
     return checkpoint or Checkpoint(run.name, trial, digest, run.n_events)
 
 
-def open_logger(args, run, params, checkpoint: Checkpoint, out: Path) -> tuple[ImageLogger | None, ResultsDB | None, tuple]:
-    """The job's one DB connection and logger (None without --db); re-logs rows a failed session kept."""
+def open_logger(args, run, params, checkpoint: Checkpoint, out: Path) -> ImageLogger | None:
+    """The job's logger on its one DB connection (None without --db); re-logs rows a failed session kept.
+
+    The main thread uses the same connection only before logging starts and after the
+    final flush (run summary), never while the writer thread is busy.
+    """
     if not args.db:
-        return None, None, ()
+        return None
     experiment = Path(args.run).resolve().parent.parent.name
     db = ResultsDB(args.db)
-    ids = (db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
-    logger = ImageLogger(ResultsDB(args.db), *ids)
+    logger = ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
     if not checkpoint.logged:
         logger.add_many(row for row, _ in _records(out, checkpoint))
-    return logger, db, ids
+    return logger
 
 
 def _records(out: Path, checkpoint: Checkpoint):
@@ -286,8 +289,7 @@ def _run(comm, args) -> int:
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
             (out / PARTS_DIR).mkdir(exist_ok=True)
-            logger, db, ids = open_logger(args, run, params, checkpoint, out)
-            producer = Producer(checkpoint, logger)
+            producer = Producer(checkpoint, open_logger(args, run, params, checkpoint, out))
             session = f"s{checkpoint.sessions + 1:03d}"
     except (RunFormatError, CalibrationError, ParamsError, DbUrlError, SchemaError, TrialParamsChangedError,
             SystemExit, OSError) as exc:
@@ -347,16 +349,18 @@ def _run(comm, args) -> int:
                    "images_done": len(checkpoint.done), "images_total": checkpoint.n_events,
                    "sessions": checkpoint.sessions, "ranks": size}
         write_json(out / "summary.json", summary)
-    if producer.logger is not None:
+    logger = producer.logger
+    if logger is not None and logged:
         funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
         funnel.setdefault("images", len(checkpoint.done))
         try:
-            db.record_run_summary(*ids, summary["status"], funnel, summary.get("timings", {}))
+            logger.db.record_run_summary(logger.run_id, logger.trial_id, summary["status"], funnel,
+                                         summary.get("timings", {}))
         except Exception as exc:  # the rows are what matters; the summary is rewritten next time
             print(f"warning: run summary not recorded in the results DB: {exc}", file=sys.stderr)
-        if logged:
-            producer.logger.close()
-        db.close()
+        logger.close()
+    elif logger is not None:
+        logger.db.close()
     print(f"{run.name}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} images "
           f"on {size} rank(s) in {wall:.1f} s -> {out / 'summary.json'}", flush=True)
     return 0 if logged else 3

@@ -86,7 +86,9 @@ class SqliteDialect(Dialect):
     ddl_tokens = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "text": "TEXT", "engine": ""}
 
     def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.url.path, timeout=60.0, isolation_level=None)
+        # check_same_thread off: a logger connects in the caller thread and writes from its
+        # writer thread; ResultsDB never uses one connection from two threads at once.
+        conn = sqlite3.connect(self.url.path, timeout=60.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,10 +55,30 @@ def reference(small_run, tmp_path_factory):
     return out
 
 
-def test_three_ranks_match_one_process_and_log_every_image(small_run, reference, mariadb_url, tmp_path, mpi_process):
+def test_three_ranks_match_one_process_and_log_every_image(small_run, reference, mariadb_url, mariadb_admin,
+                                                          tmp_path, mpi_process):
     out = tmp_path / "out"
-    done = mpi_process(3, small_run, out, "--db", mariadb_url, "--trial", "default", "--cache-dir", str(tmp_path / "node"))
+    database = mariadb_url.rsplit("/", 1)[1]
+    peak, running = [0], threading.Event()
+    running.set()
+
+    def watch_connections():
+        with mariadb_admin() as admin, admin.cursor() as cur:
+            while running.is_set():
+                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB=%s", (database,))
+                peak[0] = max(peak[0], cur.fetchone()[0])
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_connections)
+    watcher.start()
+    try:
+        done = mpi_process(3, small_run, out, "--db", mariadb_url, "--trial", "default",
+                           "--cache-dir", str(tmp_path / "node"))
+    finally:
+        running.clear()
+        watcher.join()
     assert done.returncode == 0, done.stderr
+    assert peak[0] == 1  # one DB connection for the whole job
     assert fates(out) == fates(reference)
     assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
     s = summary(out)
