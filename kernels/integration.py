@@ -79,15 +79,17 @@ def partiality(s: np.ndarray, epsilon: np.ndarray, wavelength: float, params: In
     return np.exp(-0.5 * epsilon**2 / width2)
 
 
-def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: IntegrationPlan):
-    """Reflections excited on this shot whose integration box lies on the detector.
+def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: IntegrationPlan,
+            B: np.ndarray | None = None):
+    """Reflections excited on this shot whose integration box lies on the detector (B: the
+    image's refined cell, default the target cell).
 
     Returns
     -------
     hkl (m, 3) int, partiality (m,), col (m,), row (m,)
     """
     p = plan.params
-    A = U @ plan.B
+    A = U @ (plan.B if B is None else B)
     s = np.stack([plan.h * A[i, 0] + plan.k * A[i, 1] + plan.l * A[i, 2] for i in range(3)], axis=1)
     eps = excitation_error(s, wavelength)
     near = np.flatnonzero(np.abs(eps) < 0.01)  # cheap cut before the width model
@@ -102,10 +104,10 @@ def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: 
 
 
 def integrate_still(photons: np.ndarray, U: np.ndarray, wavelength: float, geometry: DetectorGeometry,
-                    plan: IntegrationPlan) -> Reflections:
+                    plan: IntegrationPlan, B: np.ndarray | None = None) -> Reflections:
     """Predict and summation-integrate the reflections of one calibrated still."""
     p = plan.params
-    hkl, part, col, row = predict(U, wavelength, geometry, plan)
+    hkl, part, col, row = predict(U, wavelength, geometry, plan, B)
     rr = np.rint(row).astype(np.int64)[:, None] + plan.box_dr
     cc = np.rint(col).astype(np.int64)[:, None] + plan.box_dc
     flat = rr * plan.shape[1] + cc

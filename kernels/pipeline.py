@@ -121,9 +121,10 @@ class ImageResult:
     spots: Spots | None = None
     wavelength: float = 0.0
     U: np.ndarray | None = None  # refined orientation
+    cell: tuple | None = None  # refined (or target) cell
     reflections: Reflections | None = None
 
-    ARRAYS = ("timings", "spots", "U", "reflections")
+    ARRAYS = ("timings", "spots", "U", "cell", "reflections")
 
     def row(self) -> dict:
         """Flat record for tables and the results database (no arrays)."""
@@ -175,7 +176,7 @@ class Processor:
     def _index_refine_integrate(self, photons: np.ndarray, spots: Spots, result: ImageResult) -> None:
         """The crystal stages of a hit; each failure ends the image with its reason."""
         clock = time.perf_counter
-        wavelength, B = result.wavelength, self.symmetry.B
+        wavelength = result.wavelength
         t0 = clock()
         try:
             solution = index_still(spots.col, spots.row, wavelength, self.geometry, self.indexing_plan)
@@ -188,7 +189,7 @@ class Processor:
         result.status, result.n_indexed, result.index_residual = "indexed", solution.n_indexed, solution.residual
         on = solution.indexed
         try:
-            refined = refine_orientation(solution.U, B, solution.hkl[on], spots.col[on], spots.row[on],
+            refined = refine_orientation(solution.U, self.symmetry, solution.hkl[on], spots.col[on], spots.row[on],
                                          spots.intensity[on], wavelength, self.geometry, self.params.refinement)
         except RefinementError as exc:
             result.timings["refine"] = clock() - t1
@@ -196,8 +197,9 @@ class Processor:
             return
         t2 = clock()
         result.timings["refine"] = t2 - t1
-        result.status, result.n_refined, result.rmsd_px, result.U = "refined", refined.n_used, refined.rmsd_px, refined.U
-        reflections = integrate_still(photons, refined.U, wavelength, self.geometry, self.integration_plan)
+        result.status, result.n_refined, result.rmsd_px = "refined", refined.n_used, refined.rmsd_px
+        result.U, result.cell = refined.U, refined.cell
+        reflections = integrate_still(photons, refined.U, wavelength, self.geometry, self.integration_plan, refined.B)
         result.timings["integrate"] = clock() - t2
         result.n_integrated = len(reflections)
         if len(reflections) == 0:

@@ -73,7 +73,7 @@ def write_image_table(path: Path, results: list[ImageResult]) -> None:
 def write_reflections(path: Path, results: list[ImageResult], run_name: str, trial: str,
                       params: ProcessingParams) -> None:
     """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
-    images = [IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.reflections)
+    images = [IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.cell, r.reflections)
               for r in results if r.status == "integrated"]
     attrs = {"run": run_name, "trial": trial, "space_group": params.crystal.symmetry().space_group,
              "cell": np.array(params.crystal.cell)}

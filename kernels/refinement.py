@@ -1,10 +1,12 @@
-"""Refinement of a still's crystal orientation against the observed spot positions.
+"""Refinement of a still's crystal orientation (and optionally its cell) against the spots.
 
 Gauss-Newton least squares of a small rotation applied to the indexing solution, minimising
 the detector-plane distance between each indexed spot's centroid and the projection of its
-lattice point (the direction of s0 + U B h, as the spots were recorded). Spots further than
-``outlier_px`` from their prediction are dropped and the fit repeated. A solution is refused,
-with the reason, when too few spots remain or their rms residual stays too large.
+lattice point (the direction of s0 + U B h, as the spots were recorded). With ``refine_cell``
+the cell parameters the crystal system leaves free (a = b tied in tetragonal, ...) are refined
+too, as relative changes. Spots further than ``outlier_px`` from their prediction are dropped
+and the fit repeated. A solution is refused, with the reason, when too few spots remain, their
+rms residual stays too large, or the cell moved further than ``max_cell_change``.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.geometry import DetectorGeometry, project_to_detector
+from kernels.geometry import DetectorGeometry, project_to_detector, reciprocal_basis
+from kernels.symmetry import CrystalSymmetry
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class RefinementParams:
     outlier_px: float = 2.0
     max_rmsd_px: float = 0.8
     min_spots: int = 10
+    refine_cell: int = 0  # 1: refine the free cell parameters too
+    max_cell_change: float = 0.02  # largest accepted relative change of a cell parameter
 
 
 class RefinementError(Exception):
@@ -31,11 +36,17 @@ class RefinementError(Exception):
 
 @dataclass(frozen=True)
 class RefinedOrientation:
-    """U : refined rotation. used : (n,) bool, spots kept in the fit. rmsd_px : their rms residual."""
+    """U : refined rotation. cell : refined (or given) cell. used : (n,) bool, spots kept in the
+    fit. rmsd_px : their rms residual."""
 
     U: np.ndarray
+    cell: tuple[float, ...]
     used: np.ndarray
     rmsd_px: float
+
+    @property
+    def B(self) -> np.ndarray:
+        return reciprocal_basis(self.cell)
 
     @property
     def n_used(self) -> int:
@@ -58,33 +69,48 @@ def position_residuals(U, B, hkl, col, row, wavelength, geometry) -> np.ndarray:
     return np.concatenate([pc - col, pr - row])
 
 
-def refine_orientation(U0: np.ndarray, B: np.ndarray, hkl: np.ndarray, col, row, photons, wavelength: float,
-                       geometry: DetectorGeometry, params: RefinementParams = RefinementParams(),
+def changed_cell(cell, groups, factors) -> tuple[float, ...]:
+    """`cell` with each group of parameters multiplied by (1 + its factor)."""
+    cell = list(cell)
+    for group, f in zip(groups, factors):
+        for i in group:
+            cell[i] *= 1.0 + f
+    return tuple(cell)
+
+
+def refine_orientation(U0: np.ndarray, symmetry: CrystalSymmetry, hkl: np.ndarray, col, row, photons,
+                       wavelength: float, geometry: DetectorGeometry, params: RefinementParams = RefinementParams(),
                        step: float = 1e-5) -> RefinedOrientation:
-    """Least-squares orientation from the spot positions of indexed spots `hkl` (n, 3).
+    """Least-squares orientation (and cell) from the spot positions of indexed spots `hkl` (n, 3).
 
     Each spot is weighted by its photons: a centroid's variance falls as 1 / photons.
 
     Raises
     ------
     RefinementError
-        Fewer than ``min_spots`` spots within ``outlier_px`` of their prediction, or an rms
-        residual above ``max_rmsd_px``.
+        Fewer than ``min_spots`` spots within ``outlier_px`` of their prediction, an rms
+        residual above ``max_rmsd_px``, or a cell change beyond ``max_cell_change``.
     """
     col, row = np.asarray(col, float), np.asarray(row, float)
     sqrt_w = np.tile(np.sqrt(np.maximum(np.asarray(photons, float), 1.0)), 2)
+    groups = symmetry.cell_parameter_groups() if params.refine_cell else []
     used = np.ones(len(col), dtype=bool)
-    U = U0
+    U, cell, B = U0, symmetry.cell, symmetry.B
     for _ in range(2):  # fit, drop outliers, fit again
         if used.sum() < params.min_spots:
             break
-        args = (B, hkl[used], col[used], row[used], wavelength, geometry)
+        data = (hkl[used], col[used], row[used], wavelength, geometry)
         w = sqrt_w[np.tile(used, 2)]
         for _ in range(params.iterations):
-            r0 = position_residuals(U, *args)
-            J = np.stack([(position_residuals(small_rotation(step * e) @ U, *args) - r0) / step for e in np.eye(3)], 1)
-            delta, *_ = np.linalg.lstsq(J * w[:, None], -r0 * w, rcond=None)
-            U = small_rotation(delta) @ U
+            r0 = position_residuals(U, B, *data)
+            columns = [(position_residuals(small_rotation(step * e) @ U, B, *data) - r0) / step for e in np.eye(3)]
+            columns += [(position_residuals(U, reciprocal_basis(changed_cell(cell, [g], [step])), *data) - r0) / step
+                        for g in groups]
+            delta, *_ = np.linalg.lstsq(np.stack(columns, 1) * w[:, None], -r0 * w, rcond=None)
+            U = small_rotation(delta[:3]) @ U
+            if groups:
+                cell = changed_cell(cell, groups, delta[3:])
+                B = reciprocal_basis(cell)
             if np.abs(delta).max() < 1e-7:
                 break
         r = position_residuals(U, B, hkl, col, row, wavelength, geometry).reshape(2, -1)
@@ -96,4 +122,7 @@ def refine_orientation(U0: np.ndarray, B: np.ndarray, hkl: np.ndarray, col, row,
     rmsd = float(np.sqrt(np.mean(r.reshape(2, -1).T ** 2) * 2))
     if rmsd > params.max_rmsd_px:
         raise RefinementError(f"rms spot residual {rmsd:.2f} px > {params.max_rmsd_px} px")
-    return RefinedOrientation(U, used, rmsd)
+    change = max(abs(c / c0 - 1.0) for c, c0 in zip(cell, symmetry.cell))
+    if change > params.max_cell_change:
+        raise RefinementError(f"cell changed by {100 * change:.1f} % > {100 * params.max_cell_change:.1f} %")
+    return RefinedOrientation(U, cell, used, rmsd)

@@ -2,7 +2,7 @@
 
 The file holds one row per integrated reflection (columns of equal length, group
 ``reflections``) and one row per integrated image (group ``images``: chunk, event, wavelength,
-refined orientation U), plus the trial, cell and space group as attributes, so a merge can refuse
+refined orientation U and cell), plus the trial, cell and space group as attributes, so a merge can refuse
 files that do not belong together.
 """
 from __future__ import annotations
@@ -50,6 +50,7 @@ class IntegratedImage:
     event: int
     wavelength: float
     U: np.ndarray
+    cell: tuple
     reflections: Reflections
 
 
@@ -66,6 +67,7 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
         g["event"] = np.array([im.event for im in images], dtype=np.int64)
         g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
         g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
+        g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
         r = f.create_group("reflections")
         r["image"] = np.repeat(np.arange(len(images), dtype=np.int32), n)
         for fld in fields(Reflections):

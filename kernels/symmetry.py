@@ -121,6 +121,23 @@ class CrystalSymmetry:
         reps.sort(key=lambda r: not np.array_equal(r, identity))
         return np.array(reps)
 
+    def cell_parameter_groups(self) -> list[list[int]]:
+        """Cell parameters (indices into a, b, c, alpha, beta, gamma) free to refine, grouped
+        where the crystal system ties them together; angles it fixes are not listed."""
+        system = self.group.crystal_system_str()
+        if system == "cubic":
+            return [[0, 1, 2]]
+        if system == "trigonal" and self.group.ext == "R":
+            return [[0, 1, 2], [3, 4, 5]]
+        if system in ("tetragonal", "trigonal", "hexagonal"):
+            return [[0, 1], [2]]
+        if system == "orthorhombic":
+            return [[0], [1], [2]]
+        if system == "monoclinic":
+            unique = [i for i in (3, 4, 5) if abs(self.cell[i] - 90.0) > 1e-6] or [4]
+            return [[0], [1], [2], unique[:1]]
+        return [[i] for i in range(6)]
+
     def orientation_difference_deg(self, U: np.ndarray, U_other: np.ndarray) -> float:
         """Smallest rotation (degrees) between two orientations over the lattice's symmetry,
         i.e. between two indexings of the same crystal that may differ by a lattice operator."""

@@ -9,7 +9,7 @@ from kernels.geometry import pixel_to_s
 from kernels.indexing import IndexingError, index_still, plan_indexing
 from kernels.pipeline import ParamsError, ProcessingParams, Processor
 from kernels.reflections import read_integrated
-from kernels.refinement import RefinementError, refine_orientation, small_rotation
+from kernels.refinement import RefinementError, RefinementParams, refine_orientation, small_rotation
 from kernels.runformat import open_run
 from kernels.symmetry import CrystalSymmetry
 from tests.science.ground_truth import event_numbers, read_images, read_truth
@@ -96,10 +96,29 @@ def test_refinement_recovers_a_perturbed_orientation(hits):
         on = solution.indexed
         start = small_rotation(np.radians([0.3, -0.2, 0.25])) @ solution.U
         assert orientation_error_deg(start, U_true, LYSOZYME) > 0.3
-        refined = refine_orientation(start, LYSOZYME.B, solution.hkl[on], spots.col[on], spots.row[on],
+        refined = refine_orientation(start, LYSOZYME, solution.hkl[on], spots.col[on], spots.row[on],
                                      spots.intensity[on], wavelength, geometry)
         assert orientation_error_deg(refined.U, U_true, LYSOZYME) < 0.08
         assert refined.rmsd_px < 0.8
+
+
+def test_cell_refinement_recovers_the_true_cell(hits):
+    found, geometry = hits
+    off = CrystalSymmetry.create((79.7, 79.7, 38.15, 90, 90, 90), "P 43 21 2")  # +0.8 %, -0.7 %
+    plan = plan_indexing(off.B, off.lattice_rotations)
+    for spots, wavelength, U_true in found[:5]:
+        solution = index_still(spots.col, spots.row, wavelength, geometry, plan)
+        on = solution.indexed
+        args = (solution.U, off, solution.hkl[on], spots.col[on], spots.row[on], spots.intensity[on], wavelength, geometry)
+        with pytest.raises(RefinementError, match="rms spot residual"):
+            refine_orientation(*args)  # orientation alone cannot fit a wrong cell
+        refined = refine_orientation(*args, RefinementParams(refine_cell=1))
+        assert refined.cell[0] == refined.cell[1]  # tetragonal: a = b stays tied
+        assert abs(refined.cell[0] - 79.1) < 0.05 and abs(refined.cell[2] - 38.4) < 0.05
+        assert refined.cell[3:] == (90.0, 90.0, 90.0)
+        assert orientation_error_deg(refined.U, U_true, LYSOZYME) < 0.08
+        with pytest.raises(RefinementError, match=r"cell changed by 0\.\d % > 0\.2 %"):
+            refine_orientation(*args, RefinementParams(refine_cell=1, max_cell_change=0.002))
 
 
 def test_refinement_rejects_a_wrong_solution(hits):
@@ -108,7 +127,7 @@ def test_refinement_rejects_a_wrong_solution(hits):
     s = pixel_to_s(spots.col, spots.row, wavelength, geometry)
     wrong_hkl = np.rint(s @ U_true @ np.linalg.inv(LYSOZYME.B).T).astype(int)[::-1]  # indices of other spots
     with pytest.raises(RefinementError, match="within 2.0 px of their prediction"):
-        refine_orientation(U_true, LYSOZYME.B, wrong_hkl, spots.col, spots.row, spots.intensity, wavelength, geometry)
+        refine_orientation(U_true, LYSOZYME, wrong_hkl, spots.col, spots.row, spots.intensity, wavelength, geometry)
 
 
 def test_unknown_space_group_is_refused_by_name():
@@ -147,3 +166,11 @@ def test_process_command_refuses_an_unknown_space_group(lysozyme, tmp_path, caps
     with pytest.raises(SystemExit, match="unknown space group 'P 43 21 3'"):
         cli(["process", "--run", str(exp / "runs" / "r0001"), "--out", str(tmp_path / "out"), "--params", str(params)])
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_cell_parameters_tied_by_the_crystal_system():
+    groups = {sg: CrystalSymmetry.create(cell, sg).cell_parameter_groups() for sg, cell in [
+        ("P 43", (79, 79, 38, 90, 90, 90)), ("C 1 2 1", (90, 50, 60, 90, 105, 90)),
+        ("P 21 3", (60, 60, 60, 90, 90, 90)), ("P 21 21 21", (50, 60, 70, 90, 90, 90)), ("P 1", (30, 40, 50, 80, 85, 95))]}
+    assert groups == {"P 43": [[0, 1], [2]], "C 1 2 1": [[0], [1], [2], [4]], "P 21 3": [[0, 1, 2]],
+                      "P 21 21 21": [[0], [1], [2]], "P 1": [[0], [1], [2], [3], [4], [5]]}
