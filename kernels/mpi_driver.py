@@ -71,23 +71,29 @@ class ResultCache:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "wb")
+        self.records = 0
 
     def append(self, row: ImageRow, result) -> None:
+        self.records += 1
         pickle.dump((row, replace(result, spots=None)), self._file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def sync(self) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
 
-    def publish(self, dest: Path) -> None:
-        """Copy the cache to shared storage atomically (then drop the local copy)."""
+    def publish(self, dest: Path) -> bool:
+        """Copy the cache to shared storage atomically, drop the local copy; False if it was empty."""
         self.sync()
         self._file.close()
+        if not self.records:
+            self.path.unlink()
+            return False
         tmp = dest.with_name(dest.name + ".tmp")
         shutil.copyfile(self.path, tmp)
         os.replace(tmp, dest)
         if self.path.resolve() != dest.resolve():
             self.path.unlink()
+        return True
 
 
 def read_part(path: Path):
@@ -320,9 +326,8 @@ def _run(comm, args) -> int:
         consume(comm, worker, stop)
 
     part = None
-    if cache is not None:
+    if cache is not None and cache.publish(out / PARTS_DIR / cache.path.name):
         part = f"{PARTS_DIR}/{cache.path.name}"
-        cache.publish(out / part)
     parts = comm.gather(part)
     run.close()
     if rank != 0:

@@ -179,3 +179,14 @@ def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_u
     a, b = merged(out, tmp_path, "resumed"), merged(reference, tmp_path, "uninterrupted")
     assert [c.label for c in a.columns] == [c.label for c in b.columns]
     assert np.array_equal(np.array(a, copy=False), np.array(b, copy=False), equal_nan=True)
+
+
+def test_rerun_of_a_finished_run_processes_nothing(small_run, reference, sqlite_url, tmp_path, mpi_process):
+    out = tmp_path / "out"
+    assert mpi_process(2, small_run, out, "--db", sqlite_url).returncode == 0
+    parts = sorted((out / "parts").iterdir())
+    again = mpi_process(2, small_run, out, "--db", sqlite_url)
+    assert again.returncode == 0, again.stderr
+    assert sorted((out / "parts").iterdir()) == parts  # nothing new was processed
+    assert summary(out)["sessions"] == 2 and summary(out)["images"] == 40
+    assert fates(out) == fates(reference)
