@@ -1,0 +1,47 @@
+"""Who may see the dashboard: the user of the Airflow UI, checked by Airflow's auth manager.
+
+The UI keeps its JWT in the ``_token`` cookie and the REST API sends ``Authorization: Bearer``;
+Airflow's own ``get_user`` accepts either and validates it with the configured auth manager
+(signature, expiry, revocation). Anonymous or invalid requests are refused: pages redirect to
+the login page, data and plots answer 401/403.
+"""
+from __future__ import annotations
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+
+class LoginRequired(Exception):
+    """A page was requested without a valid login; answered by a redirect to the login page."""
+
+
+def _authorize(user: BaseUser) -> BaseUser:
+    if not get_auth_manager().is_authorized_view(access_view=AccessView.WEBSITE, user=user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "not allowed to view the Airflow UI")
+    return user
+
+
+async def api_user(request: Request,
+                   credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> BaseUser:
+    """The authenticated Airflow user allowed to see the UI; 401 (anonymous) or 403 otherwise."""
+    return _authorize(await get_user(request, None, credentials))
+
+
+async def page_user(request: Request,
+                    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> BaseUser:
+    """Like :func:`api_user`, but a missing, expired or invalid login means "log in first"."""
+    try:
+        user = await get_user(request, None, credentials)
+    except HTTPException as exc:
+        raise LoginRequired() from exc
+    return _authorize(user)
+
+
+def login_url(request: Request) -> str:
+    """Airflow's login page, coming back to the requested page afterwards."""
+    return get_auth_manager().get_url_login(next_url=str(request.url))
