@@ -143,12 +143,47 @@ class Producer:
     def __init__(self, checkpoint: Checkpoint, logger: ImageLogger | None):
         self.checkpoint = checkpoint
         self.logger = logger
+        self.log_failed = False  # the DB stayed away too long: keep processing, log on the next run
 
     def record(self, rows) -> None:
         for row in rows:
             self.checkpoint.done.add((row.chunk, row.event))
-        if self.logger is not None and rows:
-            self.logger.add_many(rows)
+        if self.logger is not None and rows and not self.log_failed:
+            try:
+                self.logger.add_many(rows)
+            except LoggerFailedError as exc:
+                self._report(exc)
+
+    def flush_log(self) -> bool:
+        """Commit every row logged so far; False if the DB could not take them."""
+        if self.logger is not None and not self.log_failed:
+            try:
+                self.logger.flush()
+            except LoggerFailedError as exc:
+                self._report(exc)
+        return not self.log_failed
+
+    def _report(self, exc: LoggerFailedError) -> None:
+        self.log_failed = True
+        print(f"error: {exc}; processing goes on, results are kept and the same command logs them later",
+              file=sys.stderr, flush=True)
+
+    def close_log(self, summary: dict) -> None:
+        """Record the run summary and close the DB connection."""
+        logger = self.logger
+        if logger is None:
+            return
+        if self.log_failed:
+            logger.db.close()
+            return
+        funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
+        funnel.setdefault("images", len(self.checkpoint.done))
+        try:
+            logger.db.record_run_summary(logger.run_id, logger.trial_id, summary["status"], funnel,
+                                         summary.get("timings", {}))
+        except Exception as exc:  # the rows are what matters; the summary is rewritten next time
+            print(f"warning: run summary not recorded in the results DB: {exc}", file=sys.stderr)
+        logger.close()
 
 
 def params_digest(params) -> str:
@@ -335,14 +370,7 @@ def _run(comm, args) -> int:
 
     checkpoint.parts += [p for p in parts if p]
     checkpoint.sessions += 1
-    logged = True
-    if producer.logger is not None:
-        try:
-            producer.logger.flush()
-        except LoggerFailedError as exc:
-            print(f"error: {exc}; results are kept, rerun the same command to log them",
-                  file=sys.stderr, flush=True)
-            logged = False
+    logged = producer.flush_log()
     checkpoint.logged = logged  # earlier sessions' unlogged rows were re-queued at start
     write_checkpoint(out / CHECKPOINT_FILE, checkpoint)
 
@@ -354,18 +382,7 @@ def _run(comm, args) -> int:
                    "images_done": len(checkpoint.done), "images_total": checkpoint.n_events,
                    "sessions": checkpoint.sessions, "ranks": size}
         write_json(out / "summary.json", summary)
-    logger = producer.logger
-    if logger is not None and logged:
-        funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
-        funnel.setdefault("images", len(checkpoint.done))
-        try:
-            logger.db.record_run_summary(logger.run_id, logger.trial_id, summary["status"], funnel,
-                                         summary.get("timings", {}))
-        except Exception as exc:  # the rows are what matters; the summary is rewritten next time
-            print(f"warning: run summary not recorded in the results DB: {exc}", file=sys.stderr)
-        logger.close()
-    elif logger is not None:
-        logger.db.close()
+    producer.close_log(summary)
     print(f"{run.name}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} images "
           f"on {size} rank(s) in {wall:.1f} s -> {out / 'summary.json'}", flush=True)
     return 0 if logged else 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -14,6 +15,7 @@ from .migrations import apply_migrations
 from .url import parse_db_url
 
 log = logging.getLogger("kernels.resultsdb")
+RETRY_ENV = "SFXFLOW_DB_RETRY_SECONDS"
 T = TypeVar("T")
 
 IMAGE_COLUMNS = (
@@ -44,9 +46,10 @@ class ResultsDB:
     url : str
         ``sqlite:///path/results.db`` or ``mysql://user@host:port/dbname`` (password from
         ``SFXFLOW_DB_PASSWORD_FILE`` / ``SFXFLOW_DB_PASSWORD``).
-    retry_for : float
+    retry_for : float, optional
         Seconds a transaction keeps retrying (reconnect + backoff) while the DB is
-        unreachable before the error is raised.
+        unreachable before the error is raised; default ``SFXFLOW_DB_RETRY_SECONDS`` or
+        600 (set it below the job's remaining time limit).
     migrate : bool
         Apply pending schema migrations on the first connection.
 
@@ -60,10 +63,10 @@ class ResultsDB:
     first_retry_delay = 0.2
     max_retry_delay = 5.0
 
-    def __init__(self, url: str, retry_for: float = 600.0, migrate: bool = True):
+    def __init__(self, url: str, retry_for: float | None = None, migrate: bool = True):
         self.url = parse_db_url(url)
         self.dialect: Dialect = dialect_for(self.url)
-        self.retry_for = retry_for
+        self.retry_for = retry_for if retry_for is not None else float(os.environ.get(RETRY_ENV, "600"))
         self._conn = None
         self._migrate = migrate
 

@@ -190,3 +190,35 @@ def test_rerun_of_a_finished_run_processes_nothing(small_run, reference, sqlite_
     assert sorted((out / "parts").iterdir()) == parts  # nothing new was processed
     assert summary(out)["sessions"] == 2 and summary(out)["images"] == 40
     assert fates(out) == fates(reference)
+
+
+def test_db_lost_mid_run_is_logged_by_the_next_run(big_run, mariadb_url, db_proxy, tmp_path, process_cmd):
+    """The DB vanishes for longer than the retry window: processing completes, exit 3, rows kept;
+    the same command with the DB back logs every row exactly once."""
+    out = tmp_path / "out"
+    via_proxy = mariadb_url.replace(":3306", f":{db_proxy.port}")
+    cmd = process_cmd(3, big_run, out, "--db", via_proxy)
+    env = {**os.environ, "SFXFLOW_DB_RETRY_SECONDS": "1"}
+    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    db = ResultsDB(mariadb_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if db.image_counts(*db_trial(db, big_run))["images"] >= 10:
+                break
+        except LookupError:
+            pass
+        time.sleep(0.1)
+    db_proxy.cut()
+    stdout, stderr = job.communicate(timeout=120)
+    assert job.returncode == 3, stderr
+    assert "unreachable" in stderr and "logs them later" in stderr
+    assert summary(out)["status"] == "complete" and summary(out)["images"] == 150
+    run_id, trial_id = db_trial(db, big_run)
+    assert distinct_rows(db, run_id, trial_id)[0] < 150
+
+    db_proxy.restore()
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    assert distinct_rows(db, run_id, trial_id) == (150, 150)
+    assert db.run_summary(run_id, trial_id)["status"] == "complete"
