@@ -104,7 +104,7 @@ class ResultsDB:
             return None
         return self._connection().thread_id()
 
-    def transaction(self, work: Callable[[Any], T]) -> T:
+    def transaction(self, work: Callable[[Any], T], write: bool = True) -> T:
         """Run ``work(cursor)`` in one transaction, retrying it on transient errors.
 
         Transient errors (connection lost or killed, server restarting or unreachable,
@@ -119,7 +119,7 @@ class ResultsDB:
             attempt += 1
             try:
                 conn = self._connection()
-                self.dialect.begin(conn)
+                self.dialect.begin(conn, write)
                 cursor = conn.cursor()
                 try:
                     result = work(cursor)
@@ -158,7 +158,7 @@ class ResultsDB:
         def work(cursor):
             cursor.execute(self._q(query), tuple(params))
             return [tuple(row) for row in cursor.fetchall()]
-        return self.transaction(work)
+        return self.transaction(work, write=False)
 
     def _ensure(self, cursor, table: str, key: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
         """Insert a row unless its unique key exists; return its id (no race, no error)."""
@@ -281,7 +281,7 @@ class ResultsDB:
                    HAVING COUNT(*)=(SELECT COUNT(*) FROM dataset_tags WHERE dataset_id=?)
                    ORDER BY r.name"""), (row[0], row[0]))
             return [(int(run_id), name) for run_id, name in cursor.fetchall()]
-        return self.transaction(work)
+        return self.transaction(work, write=False)
 
     # -- facility side: jobs and transfers ----------------------------------------------
 

@@ -49,8 +49,8 @@ class Dialect:
         """Fill the ``{tokens}`` of a DDL statement."""
         return statement.format(**self.ddl_tokens)
 
-    def begin(self, conn: Any) -> None:
-        """Open a transaction explicitly."""
+    def begin(self, conn: Any, write: bool = True) -> None:
+        """Open a transaction explicitly (``write=False``: read-only, takes no write lock)."""
         raise NotImplementedError
 
     def insert_ignore(self, table: str, columns: Sequence[str]) -> str:
@@ -93,8 +93,10 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    def begin(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def begin(self, conn: sqlite3.Connection, write: bool = True) -> None:
+        # A writer takes the lock up front (a deferred upgrade could fail with SQLITE_BUSY
+        # that no timeout resolves); readers under WAL never block anyone.
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def insert_ignore(self, table, columns):
         marks = ",".join("?" * len(columns))
@@ -151,7 +153,7 @@ class MysqlDialect(Dialect):
     def sql(self, query: str) -> str:
         return query.replace("%", "%%").replace("?", "%s")
 
-    def begin(self, conn) -> None:
+    def begin(self, conn, write: bool = True) -> None:
         conn.begin()
 
     def insert_ignore(self, table, columns):

@@ -155,3 +155,20 @@ def test_weather_rebuilt_from_image_rows(db_url):
     assert counts == {"images": 2, "hits": 1, "indexed": 1, "integrated": 1,
                       "by_status": {"integrated": 1, "miss": 1}}
     assert db.images(run, trial)[1]["reason"] == "2 spots < 10"
+
+
+def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_url):
+    """The dashboard reads while the logger holds a write transaction (WAL, deferred reads)."""
+    import sqlite3
+
+    db = ResultsDB(sqlite_url)
+    run, trial = db.ensure_run("cxi1", "r1"), db.ensure_trial("default", {})
+    writer = sqlite3.connect(parse_db_url(sqlite_url).path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO experiments (name, created) VALUES ('busy', 0)")
+    started = time.monotonic()
+    assert db.image_counts(run, trial)["images"] == 0
+    assert db.run_table("cxi1", trial)[0]["run"] == "r1"
+    assert time.monotonic() - started < 2.0
+    writer.rollback()
+    writer.close()
