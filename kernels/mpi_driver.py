@@ -146,8 +146,13 @@ class Producer:
         self.log_failed = False  # the DB stayed away too long: keep processing, log on the next run
 
     def record(self, rows) -> None:
+        """Mark rows' items finished and log the rows."""
         for row in rows:
             self.checkpoint.done.add((row.chunk, row.event))
+        self.log(rows)
+
+    def log(self, rows) -> None:
+        """Queue rows for the DB unless logging has already failed in this session."""
         if self.logger is not None and rows and not self.log_failed:
             try:
                 self.logger.add_many(rows)
@@ -204,8 +209,8 @@ def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Check
     return checkpoint or Checkpoint(run.name, trial, digest, run.n_events)
 
 
-def open_logger(args, run, params, checkpoint: Checkpoint, out: Path) -> ImageLogger | None:
-    """The job's logger on its one DB connection (None without --db); re-logs rows a failed session kept.
+def open_logger(args, run, params) -> ImageLogger | None:
+    """The job's logger on its one DB connection (None without --db).
 
     The main thread uses the same connection only before logging starts and after the
     final flush (run summary), never while the writer thread is busy.
@@ -214,10 +219,7 @@ def open_logger(args, run, params, checkpoint: Checkpoint, out: Path) -> ImageLo
         return None
     experiment = Path(args.run).resolve().parent.parent.name
     db = ResultsDB(args.db)
-    logger = ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
-    if not checkpoint.logged:
-        logger.add_many(row for row, _ in _records(out, checkpoint))
-    return logger
+    return ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
 
 
 def _records(out: Path, checkpoint: Checkpoint):
@@ -330,7 +332,9 @@ def _run(comm, args) -> int:
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
             (out / PARTS_DIR).mkdir(exist_ok=True)
-            producer = Producer(checkpoint, open_logger(args, run, params, checkpoint, out))
+            producer = Producer(checkpoint, open_logger(args, run, params))
+            if not checkpoint.logged:  # a DB outage outlasted an earlier session: log its rows now
+                producer.log([row for row, _ in _records(out, checkpoint)])
             session = f"s{checkpoint.sessions + 1:03d}"
     except (RunFormatError, CalibrationError, ParamsError, DbUrlError, SchemaError, TrialParamsChangedError,
             SystemExit, OSError) as exc:
