@@ -23,5 +23,5 @@ class SfxDashboardPlugin(AirflowPlugin):
         "href": f"{URL_PREFIX}/",
         "url_route": "beamtime",
         "destination": "nav",
-        "category": "browse",
+        "nav_top_level": True,  # a button of its own in the side bar, not buried under "Browse"
     }]

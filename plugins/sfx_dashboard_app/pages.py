@@ -113,7 +113,7 @@ def dashboard(picker_html: str, experiment: str | None, trial: dict | None, rows
 
 def run_page(experiment: str, run: str, run_id: int, trial: dict, counts: dict, jobs: list[dict],
              summary: dict | None) -> str:
-    """One run and trial: funnel, live image counts by status, jobs and the weather plot."""
+    """One run and trial: live funnel, image counts by status, jobs and the weather plot."""
     funnel = "".join(
         f'<tr><td class="name">{key}</td><td data-field="{key}">{counts[key]}</td></tr>'
         for key in ("images", "hits", "indexed", "integrated"))
@@ -123,14 +123,15 @@ def run_page(experiment: str, run: str, run_id: int, trial: dict, counts: dict, 
         "<tr>" + "".join(f'<td class="name">{esc(job[k])}</td>' for k in ("machine", "job_id", "state")) + "</tr>"
         for job in jobs)
     weather = href("plots/weather.png", run_id=run_id, trial_id=trial["id"])
+    refresh = href(f"api/runs/{int(run_id)}/progress", trial_id=trial["id"])
     back = href("./", experiment=experiment, trial_id=trial["id"])
     body = (f'<p><a href="{back}">← {esc(experiment)}</a></p>'
             f'<h1>Run {esc(run)} — trial {esc(trial["name"])} v{trial["version"]}</h1>'
             f'<p>status: {esc(summary["status"]) if summary else "running or not started"}</p>'
-            f'<h2>Funnel</h2><table id="funnel">{funnel}</table>'
+            f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
             f'<h2>Images by status</h2><table>{statuses}</table>'
             f'<h2>Jobs</h2><table><tr><th>machine</th><th>job</th><th>state</th></tr>{job_rows}</table>'
             f'<h2>Computational weather</h2>'
             + (f'<img class="plot" alt="computational weather" src="{weather}">' if counts["images"]
                else '<p class="muted">no images processed yet</p>'))
-    return page(f"Run {run}", body)
+    return page(f"Run {run}", body, script=True)

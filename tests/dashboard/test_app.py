@@ -107,7 +107,7 @@ def test_live_progress_follows_the_images_logged(viewer, beamtime):
 
     assert running_images() == 12
     with ResultsDB(beamtime["url"]) as db:
-        add_images(db, beamtime["running"], beamtime["trial_id"], 8, start=12)
+        add_images(db, beamtime["running"], beamtime["trial_id"], 8, start=12, t0=1150.0)
     assert running_images() == 20
     progress = viewer.get(f"/api/runs/{beamtime['running']}/progress", params={"trial_id": beamtime["trial_id"]})
     assert progress.json()["by_status"] == {"blank": 10, "hit": 5, "indexed": 5}
@@ -127,7 +127,7 @@ def test_merged_statistics_per_dataset(viewer, beamtime):
 def test_run_page_funnel_jobs_and_weather(viewer, beamtime):
     page = viewer.get("/run", params={"run_id": beamtime["done"], "trial_id": beamtime["trial_id"]})
     assert page.status_code == 200
-    funnel = page.text.split('<table id="funnel">')[1].split("</table>")[0]
+    funnel = page.text.split('<table id="funnel"')[1].split("</table>")[0]
     assert all(f'data-field="{k}">{n}<' in funnel for k, n in (("images", 40), ("hits", 20), ("indexed", 10)))
     assert "perlmutter" in page.text and "COMPLETED" in page.text
     assert 'src="plots/weather.png?run_id=' in page.text
