@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 from pathlib import Path
+
+import pymysql
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from kernels.resultsdb import ResultsDB, UnknownNameError
+from kernels.resultsdb import ResultsDB, UnknownNameError, parse_db_url
 
 from . import pages, plots, queries
 from .auth import LoginRequired, api_user, login_url, page_user
@@ -82,6 +85,13 @@ def create_app(db_url: str | None = None) -> FastAPI:
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired):
         return RedirectResponse(login_url(request), status_code=303)
+
+    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(pymysql.MySQLError)
+    async def db_unreadable(request: Request, exc: Exception):
+        # e.g. no results DB yet at that URL, or the server is down: say which DB, never its password
+        detail = f"results DB {parse_db_url(url).redacted()} not readable: {type(exc).__name__}: {exc}"
+        return JSONResponse({"detail": detail}, status_code=503)
 
     @app.exception_handler(UnknownNameError)
     async def unknown_name(request: Request, exc: UnknownNameError):

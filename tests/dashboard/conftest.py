@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 
+import pymysql
 import pytest
 
 from kernels.dblog import timings_json
@@ -60,10 +62,27 @@ def fill_beamtime(url: str) -> dict:
             "dataset_id": dataset_id}
 
 
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def results_db_url(request, tmp_path):
+    """A fresh, empty results DB: a SQLite file, or a database on the machine's MariaDB (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.db'}"
+        return
+    name = f"sfx_dash_{uuid.uuid4().hex[:12]}"
+    with pymysql.connect(**MARIADB, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    yield f"mysql://root@127.0.0.1:3306/{name}"
+    with pymysql.connect(**MARIADB, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
 @pytest.fixture
-def beamtime(tmp_path) -> dict:
-    """A fresh SQLite results DB holding :func:`fill_beamtime`'s beamtime."""
-    return fill_beamtime(f"sqlite:///{tmp_path / 'results.db'}")
+def beamtime(results_db_url) -> dict:
+    """:func:`fill_beamtime`'s beamtime in a fresh results DB (SQLite and MariaDB)."""
+    return fill_beamtime(results_db_url)
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,15 @@ def test_missing_things_are_404_with_their_name(viewer, beamtime):
     assert "no run with id 999" in viewer.get("/run", params={"run_id": 999, "trial_id": 1}).text
 
 
+def test_unreadable_results_db_is_a_503_naming_it(tmp_path, token):
+    for url in (f"sqlite:///{tmp_path / 'no-such-dir' / 'results.db'}", f"sqlite:///{tmp_path / 'empty.db'}"):
+        client = TestClient(create_app(url), base_url="http://127.0.0.1")
+        client.cookies.set("_token", token)
+        response = client.get("/")
+        assert response.status_code == 503
+        assert f"results DB {url} not readable" in response.json()["detail"]
+
+
 # -- escaping ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["overview", "run"])
