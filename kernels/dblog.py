@@ -88,6 +88,7 @@ class ImageLogger:
         self.run_id, self.trial_id = int(run_id), int(trial_id)
         self.batch_rows, self.max_rows, self.flush_seconds = batch_rows, max_rows, flush_seconds
         self.rows_written = 0  # rows in committed transactions (duplicates included)
+        self.write_seconds = 0.0  # wall time spent in those transactions (retries included)
         self._encode = db.dialect.row_encoder(IMAGE_KINDS)
         self._pending: list = []
         self._in_flight = 0
@@ -188,6 +189,7 @@ class ImageLogger:
                 batch = self._pending[: self.batch_rows]
                 del self._pending[: self.batch_rows]
                 self._in_flight = len(batch)
+            started = time.perf_counter()
             try:
                 self.db.insert_images(batch)
             except BaseException as exc:  # keep the rows, report to the producers
@@ -200,4 +202,5 @@ class ImageLogger:
             with self._cond:
                 self._in_flight = 0
                 self.rows_written += len(batch)
+                self.write_seconds += time.perf_counter() - started
                 self._cond.notify_all()

@@ -272,7 +272,7 @@ def consume(comm, worker: Worker, stop: StopFlag) -> None:
         worker.cache.sync()  # results are durable before they are reported finished
 
 
-def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int) -> dict:
+def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int, db_seconds: float | None) -> dict:
     """Write the run's outputs from all parts, in (chunk, event) order: same as one process."""
     from kernels.process import summarise, write_image_table, write_json, write_reflections
     from kernels.reflections import INTEGRATED_FILE
@@ -282,6 +282,10 @@ def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int) 
     results = [result for _, result in records]
     summary = summarise(results, wall, checkpoint.run, checkpoint.trial)
     summary.update(params=params.to_dict(), ranks=size, sessions=checkpoint.sessions)
+    if db_seconds is not None:  # this session's DB transactions vs the processing they record
+        processing = sum(summary["timings"]["stage_seconds"].values())
+        summary["timings"]["db_write_seconds"] = db_seconds
+        summary["timings"]["db_share_of_processing"] = db_seconds / processing if processing else 0.0
     write_image_table(out / "images.csv", results)
     write_reflections(out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params)
     plot_weather(segments_from_rows(row for row, _ in records), out / WEATHER_FILE,
@@ -380,7 +384,8 @@ def _run(comm, args) -> int:
 
     wall = time.perf_counter() - started
     if len(checkpoint.done) == checkpoint.n_events:
-        summary = assemble(out, checkpoint, params, wall, size)
+        db_seconds = producer.logger.write_seconds if producer.logger is not None else None
+        summary = assemble(out, checkpoint, params, wall, size, db_seconds)
     else:
         summary = {"run": run.name, "trial": args.trial, "status": "preempted", "reason": stop.reason,
                    "images_done": len(checkpoint.done), "images_total": checkpoint.n_events,

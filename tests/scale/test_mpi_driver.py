@@ -83,6 +83,7 @@ def test_three_ranks_match_one_process_and_log_every_image(small_run, reference,
     assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
     s = summary(out)
     assert s["status"] == "complete" and s["ranks"] == 3 and s["images"] == 40
+    assert 0 < s["timings"]["db_write_seconds"] < s["timings"]["wall_seconds"]
     db = ResultsDB(mariadb_url)
     run_id, trial_id = db_trial(db, small_run)
     counts = db.image_counts(run_id, trial_id)
