@@ -228,6 +228,21 @@ class ResultsDB:
         trial_id, found_version, text = rows[0]
         return {"id": trial_id, "name": name, "version": found_version, "params": json.loads(text)}
 
+    def experiments(self) -> list[str]:
+        """Names of all experiments, newest first."""
+        return [name for (name,) in self._select("SELECT name FROM experiments ORDER BY created DESC, name")]
+
+    def trials(self) -> list[dict]:
+        """All trials as id/name/version, newest first."""
+        rows = self._select("SELECT id, name, version FROM trials ORDER BY created DESC, id DESC")
+        return [{"id": int(i), "name": name, "version": int(version)} for i, name, version in rows]
+
+    def run_name(self, run_id: int) -> tuple[str, str] | None:
+        """(experiment name, run name) of a run id, or None."""
+        rows = self._select("SELECT e.name, r.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
+                            "WHERE r.id=?", (run_id,))
+        return rows[0] if rows else None
+
     def tag_run(self, run_id: int, tag: str) -> None:
         """Attach ``tag`` to a run (tags belong to the run's experiment)."""
         def work(cursor):
@@ -262,6 +277,21 @@ class ResultsDB:
                                (dataset_id, tag_id))
             return dataset_id
         return self.transaction(work)
+
+    def datasets(self, experiment: str) -> list[dict]:
+        """Datasets of an experiment as id/name/tags, by name."""
+        rows = self._select(
+            """SELECT d.id, d.name, t.name FROM datasets d
+               JOIN experiments e ON e.id=d.experiment_id
+               LEFT JOIN dataset_tags dt ON dt.dataset_id=d.id
+               LEFT JOIN tags t ON t.id=dt.tag_id
+               WHERE e.name=? ORDER BY d.name, t.name""", (experiment,))
+        found: dict[int, dict] = {}
+        for dataset_id, name, tag in rows:
+            entry = found.setdefault(int(dataset_id), {"id": int(dataset_id), "name": name, "tags": []})
+            if tag is not None:
+                entry["tags"].append(tag)
+        return list(found.values())
 
     def dataset_runs(self, experiment: str, dataset: str) -> list[tuple[int, str]]:
         """(run_id, run name) of every run carrying all tags of the dataset, by name."""

@@ -172,3 +172,18 @@ def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_url):
     assert time.monotonic() - started < 2.0
     writer.rollback()
     writer.close()
+
+
+def test_catalogue_listings_for_the_dashboard(db_url):
+    db = ResultsDB(db_url)
+    run = db.ensure_run("cxi1", "r0001")
+    db.ensure_experiment("cxi2")
+    db.ensure_trial("default", {})
+    db.ensure_trial("default", {"x": 1}, version=2)
+    db.ensure_dataset("cxi1", "lyso", ["lysozyme", "dark"])
+    assert set(db.experiments()) == {"cxi1", "cxi2"}
+    assert [(t["name"], t["version"]) for t in db.trials()] == [("default", 2), ("default", 1)]
+    assert db.datasets("cxi1") == [{"id": db.datasets("cxi1")[0]["id"], "name": "lyso", "tags": ["dark", "lysozyme"]}]
+    assert db.datasets("cxi2") == []
+    assert db.run_name(run) == ("cxi1", "r0001")
+    assert db.run_name(run + 1000) is None
