@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from kernels.resultsdb import ResultsDB, UnknownNameError, parse_db_url
 
-from . import pages, plots, queries
+from . import pages, queries
 from .auth import LoginRequired, api_user, login_url, page_user
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -141,6 +141,8 @@ def create_app(db_url: str | None = None) -> FastAPI:
         if names is None or not segments:
             raise HTTPException(404, f"no processed images for run id {run_id}, trial id {trial_id}")
         title = plain_title(f"{names[0]} {names[1]}: computational weather")
+        from . import plots  # matplotlib only once a plot is asked for
+
         return Response(plots.weather_png(segments, title), media_type="image/png")
 
     @app.get("/plots/shells.png", dependencies=[Depends(api_user)])
@@ -148,6 +150,8 @@ def create_app(db_url: str | None = None) -> FastAPI:
         stats = db.merge_stats(trial_id, dataset_id=dataset_id)
         if stats is None or not stats["shells"]:
             raise HTTPException(404, f"no merged statistics for dataset id {dataset_id}, trial id {trial_id}")
+        from . import plots
+
         return Response(plots.shells_png(stats["shells"], "merged statistics per resolution shell"),
                         media_type="image/png")
 
