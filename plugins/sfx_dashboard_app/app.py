@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pymysql
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from kernels.resultsdb import ResultsDB, UnknownNameError, parse_db_url

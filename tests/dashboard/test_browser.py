@@ -5,7 +5,6 @@ runs, the live progress and the plots, and saves screenshots under ``test-artifa
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
