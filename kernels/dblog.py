@@ -63,6 +63,31 @@ class LoggerFailedError(RuntimeError):
     """The DB stayed unreachable longer than the retry window; unwritten rows are kept."""
 
 
+class ImageRowEncoder:
+    """Turns ImageRows into what one DB's bulk insert wants; needs no connection, so the
+    ranks that produce rows can encode them and spare the logger the work.
+
+    Parameters
+    ----------
+    dialect : Dialect
+        ``ResultsDB(url).dialect`` or ``dialect_for(parse_db_url(url))``.
+    run_id, trial_id : int
+        Resolved once by the logger's owner.
+    """
+
+    def __init__(self, dialect, run_id: int, trial_id: int):
+        self.run_id, self.trial_id = int(run_id), int(trial_id)
+        self._encode = dialect.row_encoder(IMAGE_KINDS)
+
+    def __call__(self, row: ImageRow):
+        """The row encoded (types normalised, strings bounded, timings as JSON)."""
+        return self._encode((
+            self.run_id, self.trial_id, row.chunk, row.event, row.hit, row.n_spots, row.indexed,
+            row.n_refined, row.n_integrated, str(row.status)[:64], str(row.reason)[:255], row.rank,
+            str(row.host)[:64], row.t_start, timings_json(row.timings),
+        ))
+
+
 class ImageLogger:
     """Buffer image rows of one run and trial and write them in big idempotent batches.
 
@@ -85,11 +110,11 @@ class ImageLogger:
         if max_rows < batch_rows:
             raise ValueError(f"max_rows ({max_rows}) must be at least batch_rows ({batch_rows})")
         self.db = db
-        self.run_id, self.trial_id = int(run_id), int(trial_id)
+        self.encode = ImageRowEncoder(db.dialect, run_id, trial_id)
+        self.run_id, self.trial_id = self.encode.run_id, self.encode.trial_id
         self.batch_rows, self.max_rows, self.flush_seconds = batch_rows, max_rows, flush_seconds
         self.rows_written = 0  # rows in committed transactions (duplicates included)
         self.write_seconds = 0.0  # wall time spent in those transactions (retries included)
-        self._encode = db.dialect.row_encoder(IMAGE_KINDS)
         self._pending: list = []
         self._in_flight = 0
         self._flush_requested = False
@@ -99,14 +124,6 @@ class ImageLogger:
         self._cond = threading.Condition()
         self._writer = threading.Thread(target=self._write_loop, name="image-logger", daemon=True)
         self._writer.start()
-
-    def encode(self, row: ImageRow):
-        """The row as this DB's bulk insert wants it (types normalised, timings as JSON)."""
-        return self._encode((
-            self.run_id, self.trial_id, row.chunk, row.event, row.hit, row.n_spots, row.indexed,
-            row.n_refined, row.n_integrated, str(row.status)[:64], str(row.reason)[:255], row.rank,
-            str(row.host)[:64], row.t_start, timings_json(row.timings),
-        ))
 
     def add(self, row: ImageRow) -> None:
         """Queue one row; blocks while the bounded buffer is full."""
@@ -120,9 +137,10 @@ class ImageLogger:
         """
         rows = iter(rows)
         while chunk := [self.encode(row) for row in islice(rows, self.batch_rows)]:
-            self._enqueue(chunk)
+            self.add_encoded(chunk)
 
-    def _enqueue(self, encoded: list) -> None:
+    def add_encoded(self, encoded: list) -> None:
+        """Queue rows already encoded by an :class:`ImageRowEncoder` for this run, trial and DB."""
         with self._cond:
             if not self._pending:
                 self._due = time.monotonic() + self.flush_seconds  # the oldest waiting row's deadline

@@ -31,10 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from kernels.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
-from kernels.dblog import ImageLogger, ImageRow, LoggerFailedError
-from kernels.resultsdb import ResultsDB, canonical_json
+from kernels.dblog import ImageLogger, ImageRow, ImageRowEncoder, LoggerFailedError
+from kernels.resultsdb import ResultsDB, canonical_json, parse_db_url
+from kernels.resultsdb.dialect import dialect_for
 
-TAG_REQUEST = 11  # worker -> producer: (rows finished since the last request, stopping)
+TAG_REQUEST = 11  # worker -> producer: (items finished since the last request, their encoded rows, stopping)
 TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
 CHECKPOINT_FILE = "checkpoint.json"
 PARTS_DIR = "parts"
@@ -146,16 +147,23 @@ class Producer:
         self.log_failed = False  # the DB stayed away too long: keep processing, log on the next run
 
     def record(self, rows) -> None:
-        """Mark rows' items finished and log the rows."""
-        for row in rows:
-            self.checkpoint.done.add((row.chunk, row.event))
+        """Mark rows' items finished and log the rows (ImageRows, encoded here)."""
+        self.checkpoint.done.update((row.chunk, row.event) for row in rows)
         self.log(rows)
 
+    def record_encoded(self, items, encoded) -> None:
+        """Mark work items finished and log their rows, encoded by the workers."""
+        self.checkpoint.done.update(map(tuple, items))
+        self._log(lambda logger: logger.add_encoded(encoded), encoded)
+
     def log(self, rows) -> None:
-        """Queue rows for the DB unless logging has already failed in this session."""
+        """Queue ImageRows for the DB."""
+        self._log(lambda logger: logger.add_many(rows), rows)
+
+    def _log(self, add, rows) -> None:
         if self.logger is not None and rows and not self.log_failed:
             try:
-                self.logger.add_many(rows)
+                add(self.logger)
             except LoggerFailedError as exc:
                 self._report(exc)
 
@@ -244,8 +252,8 @@ def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) 
             time.sleep(0.0005)  # polling keeps signals deliverable to Python
             continue
         source = status.Get_source()
-        rows, stopping = comm.recv(source=source, tag=TAG_REQUEST)
-        producer.record(rows)
+        items, encoded, stopping = comm.recv(source=source, tag=TAG_REQUEST)
+        producer.record_encoded(items, encoded)
         if stopping:
             stop.set(f"rank {source} stopping")
         if stop or not queue:
@@ -256,19 +264,26 @@ def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) 
         comm.send([queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK)
 
 
-def consume(comm, worker: Worker, stop: StopFlag) -> None:
-    """Ask for work, process it, report rows with the next request; stop when told or signalled."""
-    rows: list = []
+def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:
+    """Ask for work, process it, report finished items with the next request; stop when told or signalled.
+
+    Rows go to rank 0 already encoded for the DB, so the one logger only concatenates them.
+    """
+    done: list = []
+    encoded: list = []
     while True:
-        comm.send((rows, bool(stop)), dest=0, tag=TAG_REQUEST)
+        comm.send((done, encoded, bool(stop)), dest=0, tag=TAG_REQUEST)
         items = comm.recv(source=0, tag=TAG_WORK)
         if not items:
             return
-        rows = []
+        done, encoded = [], []
         for item in items:
             if stop:
                 break
-            rows.append(worker.process(item))
+            row = worker.process(item)
+            done.append(item)
+            if encode is not None:
+                encoded.append(encode(row))
         worker.cache.sync()  # results are durable before they are reported finished
 
 
@@ -348,7 +363,10 @@ def _run(comm, args) -> int:
         if rank == 0:
             print("error: " + "; ".join(errors), file=sys.stderr, flush=True)
         return 2
-    session = comm.bcast(session)
+    log_to = None  # (url, run_id, trial_id) for the workers' row encoders
+    if rank == 0 and producer.logger is not None:
+        log_to = (args.db, producer.logger.run_id, producer.logger.trial_id)
+    session, log_to = comm.bcast((session, log_to))
 
     cache = None
     if rank > 0 or size == 1:
@@ -366,7 +384,8 @@ def _run(comm, args) -> int:
         else:
             produce(comm, queue, producer, stop, getattr(args, "batch", 4) or 4)
     else:
-        consume(comm, worker, stop)
+        encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:]) if log_to else None
+        consume(comm, worker, encode, stop)
 
     part = None
     if cache is not None and cache.publish(out / PARTS_DIR / cache.path.name):
