@@ -14,7 +14,15 @@ from operators.analysis_job import SfApiJobOperator
 from operators.beamtime import Beamtime
 from operators.download import DownloadResultsOperator
 from operators.facility_status import WaitForFacilityOperator
-from operators.run_pipeline import RESULT_FILES, OPTIONAL_RESULT_FILES, merged_asset_uri, prepare_run, publish_run, transfer_run_files
+from operators.run_pipeline import (
+    OPTIONAL_RESULT_FILES,
+    RESULT_FILES,
+    at_center_asset_uri,
+    merged_asset_uri,
+    prepare_run,
+    publish_run,
+    transfer_run_files,
+)
 
 beamtime = Beamtime.load()
 
@@ -47,10 +55,14 @@ def sfx_run():
         """Validate the trial, register it, and build the job scripts (no secret in them)."""
         return prepare_run(Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"])
 
-    @task(pool="sfx_transfer", retries=3, retry_delay=pendulum.duration(seconds=10))
-    def transfer(info: dict) -> dict:
-        """Copy the run (and the detector calibration) to the center, verified and resumable."""
-        return transfer_run_files(Beamtime.load(), info)
+    @task(pool="sfx_transfer", retries=3, retry_delay=pendulum.duration(seconds=10),
+          outlets=[Asset(at_center_asset_uri(beamtime.experiment))])
+    def transfer(info: dict, outlet_events=None) -> dict:
+        """Copy the run (with its calibration snapshot) to the center, verified and resumable."""
+        report = transfer_run_files(Beamtime.load(), info)
+        outlet_events[Asset(at_center_asset_uri(beamtime.experiment))].extra = {
+            "run": info["run"], "bytes": report["total_bytes"], "seconds": report["seconds"]}
+        return report
 
     @task
     def publish(info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None) -> dict:

@@ -15,7 +15,7 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --job-name={job_name}
 #SBATCH --ntasks={ntasks}
 #SBATCH --time={time_limit}
-#SBATCH --signal=B:TERM@60
+#SBATCH --signal=TERM@60
 #SBATCH --output=slurm-%j.out
 #SBATCH --chdir={workdir}
 set -euo pipefail

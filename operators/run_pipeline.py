@@ -10,9 +10,6 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from kernels.pipeline import ParamsError, ProcessingParams
-from kernels.resultsdb import ResultsDB
-from kernels.runformat import RunFormatError, read_marker
 from operators.beamtime import Beamtime
 from operators.job_script import batch_script, check_name
 
@@ -22,6 +19,11 @@ OPTIONAL_RESULT_FILES = ["weather.png"]
 
 class RunRequestError(ValueError):
     """A (run, trial) request that cannot be processed, with the reason."""
+
+
+def at_center_asset_uri(experiment: str) -> str:
+    """The asset updated each time a run is whole and verified at the HPC center."""
+    return f"sfxflow://{experiment}/runs-at-center"
 
 
 def merged_asset_uri(experiment: str) -> str:
@@ -43,6 +45,11 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         Bad names or parameters, a run that does not exist or is not concluded, or a trial name
         already used with other parameters.
     """
+    # kernels (numpy, scipy, h5py) load only when a task runs, not each time the DAG is parsed
+    from kernels.pipeline import ParamsError, ProcessingParams
+    from kernels.resultsdb import ResultsDB
+    from kernels.runformat import RunFormatError, read_marker
+
     try:
         check_name("run", run)
         check_name("trial", trial)
@@ -86,16 +93,19 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
 
 def transfer_run_files(bt: Beamtime, info: dict) -> dict:
     """Copy the run's files (with its calibration snapshot) to the center; record the transfer."""
+    from kernels.resultsdb import ResultsDB
     from operators.transfer import transfer_run
 
     report = transfer_run(f"{bt.transfer_source}/runs", f"{bt.transfer_dest}/runs", info["run"], info["files"])
     with ResultsDB(bt.results_db) as db:
-        db.record_transfer(info["run_id"], report.bytes, report.seconds)
+        db.record_transfer(info["run_id"], report.total_bytes, report.seconds)
     return report.to_dict()
 
 
 def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded: dict) -> dict:
     """Record the run's summary, merged statistics and jobs in the results DB; return the funnel."""
+    from kernels.resultsdb import ResultsDB
+
     local = Path(info["local_results"])
     summary = json.loads((local / "summary.json").read_text())
     stats = json.loads((local / "merge_stats.json").read_text())

@@ -1,0 +1,143 @@
+"""A beamtime end to end: run concluded -> merged MTZ in the experiment folder, no human action.
+
+Real Airflow (api-server, scheduler, dag-processor, triggerer on PostgreSQL), the emulated HPC
+center (local backend, real MPI jobs), XRootD third-party copy, MariaDB results DB.
+"""
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import gemmi
+
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.resultsdb import ResultsDB
+from kernels.runformat import read_marker
+from sfapi_client import Client
+
+IMAGES = 60
+
+
+def assert_succeeds(bt, run_id: str, timeout: float = 300, dag_id: str = "sfx_run") -> None:
+    state = bt.wait_for_dag_run(dag_id, run_id, timeout=timeout)["state"]
+    assert state == "success", bt.explain(dag_id, run_id)
+
+
+def conclude_run(bt, number: int, images: int = IMAGES) -> str:
+    params = dataclasses.replace(SimulationParams(), chunk_size=images // 2)
+    simulate_experiment(bt.exp_dir, 1, images, seed=4, params=params, first_run=number, workers=1,
+                        log=lambda *_: None)
+    return f"r{number:04d}"
+
+
+def jobs_for(bt, key_part: str) -> list[dict]:
+    with Client(bt.center.base_url, credentials_file=bt.center.credentials.credentials_file) as client:
+        rows = client._rows("perlmutter", True, [f"user={client.user()}"])
+    return [r for r in rows if key_part in r.get("comment", "")]
+
+
+def task_states(bt, dag_id: str, run_id: str) -> dict:
+    s = bt.airflow.session()
+    r = s.get(f"{bt.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=10)
+    return {ti["task_id"]: ti["state"] for ti in r.json().get("task_instances", [])} if r.ok else {}
+
+
+def wait_for_task_state(bt, dag_id, run_id, task_id, states, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if task_states(bt, dag_id, run_id).get(task_id) in states:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{task_id} of {run_id} never in {states}: {task_states(bt, dag_id, run_id)}")
+
+
+def test_three_runs_reach_merged_mtz_without_human_action(beamtime):
+    runs = [conclude_run(beamtime, n) for n in (1, 2, 3)]
+    for run in runs:
+        assert_succeeds(beamtime, f"{run}__default")
+    for run in runs:
+        results = beamtime.exp_dir / "results" / "default" / run
+        mtz = gemmi.read_mtz_file(str(results / "merged.mtz"))
+        assert mtz.spacegroup.hm == "P 43 21 2" and mtz.nreflections > 100
+        assert (results / "merge_stats.json").exists() and (results / "summary.json").exists()
+        assert len(jobs_for(beamtime, f"e2e.{run}.default.process")) == 1
+    with ResultsDB(beamtime.beamtime.results_db) as db:
+        trial_id = db.get_trial("default")["id"]
+        table = {row["run"]: row for row in db.run_table("e2e", trial_id)}
+    assert set(runs) <= set(table)
+    assert all(table[r]["images"] == IMAGES for r in runs)
+
+
+def test_dataset_merge_follows_published_runs(beamtime):
+    merged = beamtime.exp_dir / "datasets" / "lysozyme" / "default" / "merged.mtz"
+    deadline = time.monotonic() + 120
+    while not merged.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert gemmi.read_mtz_file(str(merged)).nreflections > 100
+
+
+def test_reprocessing_with_a_new_trial_keeps_both_results(beamtime):
+    before = (beamtime.exp_dir / "results" / "default" / "r0001" / "merged.mtz").stat().st_mtime_ns
+    s = beamtime.airflow.session()
+    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_reprocess/dagRuns", json={
+        "logical_date": None, "conf": {"trial": "snr5", "trial_params": {"spotfinder": {"snr": 5.0}}, "runs": "1"}})
+    assert r.status_code == 200, r.text
+    assert_succeeds(beamtime, "r0001__snr5")
+    assert (beamtime.exp_dir / "results" / "snr5" / "r0001" / "merged.mtz").exists()
+    assert (beamtime.exp_dir / "results" / "default" / "r0001" / "merged.mtz").stat().st_mtime_ns == before
+
+
+def test_backfill_reprocesses_the_runs_of_its_intervals(beamtime):
+    concluded = {run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run)["concluded_at"])
+                 for run in ("r0001", "r0002", "r0003")}
+    first = min(concluded.values()).replace(second=0, microsecond=0)
+    now = datetime.now(timezone.utc)
+    beamtime.airflow.airflow(
+        "backfill", "create", "--dag-id", "sfx_reprocess", "--from-date", first.isoformat(),
+        "--to-date", now.isoformat(), "--reprocess-behavior", "completed", "--dag-run-conf", '{"trial": "bf", "trial_params": {"hitfinder": {"min_spots": 20}}}')
+    # intervals are minutes here; only intervals that ended before the backfill are run, and
+    # "completed" re-runs the intervals the hourly (here: minutely) sweep already ran
+    closed = [run for run, when in concluded.items() if when.replace(second=0, microsecond=0) + timedelta(minutes=1) < now]
+    assert closed
+    for run in closed:
+        assert_succeeds(beamtime, f"{run}__bf")
+    assert (beamtime.exp_dir / "results" / "bf" / closed[0] / "merged.mtz").exists()
+
+
+def test_invalid_params_are_refused_with_a_clear_message(beamtime):
+    s = beamtime.airflow.session()
+    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns", json={
+        "logical_date": None, "conf": {"run": "r0001", "trial": "bad name!"}})
+    assert r.status_code == 400 and "trial" in r.text
+    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns", json={
+        "logical_date": None, "dag_run_id": "bad-params",
+        "conf": {"run": "r0001", "trial": "oops", "trial_params": {"spotfinder": {"snr2": 1}}}})
+    assert r.status_code == 200
+    assert beamtime.wait_for_dag_run("sfx_run", "bad-params", timeout=120)["state"] == "failed"
+    assert task_states(beamtime, "sfx_run", "bad-params")["prepare"] == "failed"
+    log = s.get(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns/bad-params/taskInstances/prepare/logs/1",
+                timeout=10).text  # what the UI shows for the failed task
+    assert "unknown spotfinder parameter" in log
+
+
+def test_planned_outage_delays_a_run_which_then_completes(beamtime):
+    now = datetime.now(timezone.utc)
+    beamtime.center.admin.schedule_outage("perlmutter", now, now + timedelta(seconds=25), "maintenance")
+    run = conclude_run(beamtime, 4)
+    wait_for_task_state(beamtime, "sfx_run", f"{run}__default", "wait_for_facility", {"deferred"})
+    assert task_states(beamtime, "sfx_run", f"{run}__default").get("process") in (None, "none", "scheduled")
+    assert_succeeds(beamtime, f"{run}__default")
+    assert datetime.now(timezone.utc) >= now + timedelta(seconds=25)
+
+
+def test_killed_scheduler_restarts_and_the_run_completes_without_a_second_job(beamtime):
+    run = conclude_run(beamtime, 5, images=120)
+    wait_for_task_state(beamtime, "sfx_run", f"{run}__default", "process", {"running", "deferred"})
+    beamtime.airflow.stop_component("scheduler", sig=signal.SIGKILL)
+    time.sleep(3)
+    beamtime.airflow.start_component("scheduler")
+    assert_succeeds(beamtime, f"{run}__default")
+    assert len(jobs_for(beamtime, f"e2e.{run}.default.process")) == 1
+    assert len(jobs_for(beamtime, f"e2e.{run}.default.merge")) == 1
