@@ -2,8 +2,9 @@
 
 * Manual: ``{"trial": "t2", "trial_params": {...}, "runs": "1-5"}`` reprocesses those runs.
 * Backfill: ``airflow backfill create --dag-id sfx_reprocess --from-date D1 --to-date D2
-  --dag-run-conf '{"trial": "t2", "trial_params": {...}}'`` reprocesses, interval by interval,
-  every run concluded inside the interval.
+  --reprocess-behavior completed --dag-run-conf '{"trial": "t2", "trial_params": {...}}'``
+  reprocesses, interval by interval, every run concluded inside the interval (``completed``:
+  the intervals the scheduled sweep already ran are run again with the new conf).
 * Scheduled (each interval, hourly by default, with the beamtime's default trial): a sweep that starts the pipeline of any
   concluded run that never got one (e.g. its event was lost); runs already processed are skipped.
 
