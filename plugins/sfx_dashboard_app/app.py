@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from kernels.resultsdb import ResultsDB, UnknownNameError, parse_db_url
 
-from . import pages, queries
+from . import pages
 from .auth import LoginRequired, api_user, login_url, page_user
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -71,7 +71,7 @@ def create_app(db_url: str | None = None) -> FastAPI:
             yield db
 
     def trial_by_id(db: ResultsDB, trial_id: int) -> dict:
-        for trial in queries.trials(db):
+        for trial in db.trials():
             if trial["id"] == trial_id:
                 return trial
         raise HTTPException(404, f"no trial with id {trial_id}")
@@ -99,7 +99,7 @@ def create_app(db_url: str | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(page_user)])
     def overview(experiment: str | None = None, trial_id: int | None = None, db: ResultsDB = Depends(database)):
-        experiments, trials = queries.experiments(db), queries.trials(db)
+        experiments, trials = db.experiments(), db.trials()
         experiment = experiment if experiment is not None else next(iter(experiments), None)
         if experiment is not None and experiment not in experiments:
             raise HTTPException(404, f"no experiment {experiment!r}")
@@ -109,12 +109,12 @@ def create_app(db_url: str | None = None) -> FastAPI:
             return pages.dashboard(picker, None, None, [], [])
         rows = db.run_table(experiment, trial["id"])
         sections = [pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
-                    for d in queries.datasets(db, experiment)]
+                    for d in db.datasets(experiment)]
         return pages.dashboard(picker, experiment, trial, rows, sections)
 
     @app.get("/run", response_class=HTMLResponse, dependencies=[Depends(page_user)])
     def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
-        names = queries.run_name(db, run_id)
+        names = db.run_name(run_id)
         if names is None:
             raise HTTPException(404, f"no run with id {run_id}")
         trial = trial_by_id(db, trial_id)
@@ -132,11 +132,11 @@ def create_app(db_url: str | None = None) -> FastAPI:
     @app.get("/api/datasets", dependencies=[Depends(api_user)])
     def datasets_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
         return {"datasets": [{**d, "stats": _finite(db.merge_stats(trial_id, dataset_id=d["id"]))}
-                             for d in queries.datasets(db, experiment)]}
+                             for d in db.datasets(experiment)]}
 
     @app.get("/plots/weather.png", dependencies=[Depends(api_user)])
     def weather_plot(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
-        names = queries.run_name(db, run_id)
+        names = db.run_name(run_id)
         segments = db.weather(run_id, trial_id)
         if names is None or not segments:
             raise HTTPException(404, f"no processed images for run id {run_id}, trial id {trial_id}")
