@@ -57,13 +57,18 @@ def index_name(name: str, chunk: int) -> str:
     return f"{name}-c{chunk:02d}.idx.h5"
 
 
+def adler32_hex(value: int) -> str:
+    """An Adler-32 value as 8 lowercase hex digits (the format of ``xrdadler32``)."""
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
 def adler32_file(path, blocksize: int = 8 << 20) -> str:
-    """Adler-32 of a file as 8 lowercase hex digits (the format of ``xrdadler32``)."""
+    """Adler-32 of a file as 8 lowercase hex digits."""
     value = 1
     with open(path, "rb") as f:
         while block := f.read(blocksize):
             value = zlib.adler32(block, value)
-    return f"{value & 0xFFFFFFFF:08x}"
+    return adler32_hex(value)
 
 
 def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: DetectorGeometry):
@@ -93,22 +98,26 @@ def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: Det
     return index_path
 
 
-def write_marker(run_dir, run_number: int) -> Path:
-    """Mark a run concluded: list its closed files with sizes and checksums, atomically."""
+def write_marker(run_dir, run_number: int, concluded_at: datetime | None = None) -> dict:
+    """Mark a run concluded (the DAQ's last act, once every file is closed); return the marker.
+
+    Lists every file of the run folder (hidden files aside) with size and Adler-32, and appears
+    atomically: written to a temporary name, then renamed.
+    """
     run_dir = Path(run_dir)
-    files = sorted(p for p in run_dir.iterdir() if p.suffix == ".h5")
+    files = sorted(p for p in run_dir.iterdir() if p.is_file() and p.name != MARKER and not p.name.startswith("."))
     marker = {
         "run": run_number,
         "run_name": run_name(run_number),
         "files": [
             {"name": p.name, "bytes": p.stat().st_size, "adler32": adler32_file(p)} for p in files
         ],
-        "concluded_at": datetime.now(timezone.utc).isoformat(),
+        "concluded_at": (concluded_at or datetime.now(timezone.utc)).isoformat(),
     }
     tmp = run_dir / f".{MARKER}.tmp"
     tmp.write_text(json.dumps(marker, indent=1))
     os.replace(tmp, run_dir / MARKER)
-    return run_dir / MARKER
+    return marker
 
 
 def read_marker(run_dir) -> dict:

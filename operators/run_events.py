@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import zlib
-from datetime import datetime, timezone
 from pathlib import Path
 
-MARKER_NAME = "CONCLUDED.json"
+from kernels.runformat import MARKER
+
+MARKER_NAME = MARKER
 RUNS_FOLDER = "runs"
-CHUNK_SIZE = 8 * 1024 * 1024
 
 _RUN_NAME = re.compile(r"^r\d{4,}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -31,20 +30,6 @@ _ADLER32 = re.compile(r"^[0-9a-f]{8}$")
 
 class MarkerError(ValueError):
     """A run-concluded marker is malformed; the message names the marker and the bad field."""
-
-
-def adler32_hex(value: int) -> str:
-    """Format an adler32 value like ``xrdadler32``: 8 lowercase hex digits."""
-    return f"{value & 0xFFFFFFFF:08x}"
-
-
-def file_adler32(path: str | os.PathLike) -> str:
-    """Adler32 of a local file, as 8 lowercase hex digits."""
-    value = 1
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            value = zlib.adler32(chunk, value)
-    return adler32_hex(value)
 
 
 def validate_marker(marker: dict, origin: str) -> dict:
@@ -110,43 +95,6 @@ def read_marker(run_dir: str | os.PathLike) -> dict:
     except json.JSONDecodeError as error:
         raise MarkerError(f"{path}: not valid JSON ({error})") from error
     return validate_marker(marker, str(path))
-
-
-def conclude_run(run_dir: str | os.PathLike, run: int, concluded_at: datetime | None = None) -> dict:
-    """Write the marker for a finished run folder: every file in it, with size and adler32.
-
-    For the DAQ side (the simulator) and tests: call it only once all files are closed. The
-    marker appears atomically (temporary file, then ``os.replace``).
-
-    Parameters
-    ----------
-    run_dir : path
-        ``<exp>/runs/<run_name>``; its name is the run name.
-    run : int
-        Run number.
-    concluded_at : datetime, optional
-        Time stamp; now (UTC) by default.
-
-    Returns
-    -------
-    dict
-        The marker written.
-    """
-    run_dir = Path(run_dir)
-    files = [
-        {"name": path.name, "bytes": path.stat().st_size, "adler32": file_adler32(path)}
-        for path in sorted(run_dir.iterdir())
-        if path.is_file() and path.name != MARKER_NAME and not path.name.startswith(".")
-    ]
-    moment = concluded_at or datetime.now(timezone.utc)
-    marker = validate_marker(
-        {"run": run, "run_name": run_dir.name, "files": files, "concluded_at": moment.isoformat()},
-        str(run_dir),
-    )
-    temporary = run_dir / f".{MARKER_NAME}.tmp"
-    temporary.write_text(json.dumps(marker))
-    os.replace(temporary, run_dir / MARKER_NAME)
-    return marker
 
 
 def marker_to_stream_fields(marker: dict) -> dict[str, str]:

@@ -29,10 +29,12 @@ from typing import Protocol
 
 from airflow.sdk import BaseOperator
 
+from kernels.runformat import adler32_file, adler32_hex
 from operators.hooks.xrootd import XRootDError, XRootDHook
-from operators.run_events import CHUNK_SIZE, MARKER_NAME, adler32_hex, file_adler32, validate_marker
+from operators.run_events import MARKER_NAME, validate_marker
 
 REPORT_NAME = "TRANSFERRED.json"
+CHUNK_SIZE = 8 * 1024 * 1024  # bytes read and checksummed at a time
 
 
 class TransferError(RuntimeError):
@@ -105,7 +107,7 @@ class LocalFolder:
             return None
 
     def adler32(self, relative: str) -> str:
-        return file_adler32(self.path(relative))
+        return adler32_file(self.path(relative))
 
     def rename(self, relative_from: str, relative_to: str) -> None:
         os.replace(self.path(relative_from), self.path(relative_to))
@@ -227,12 +229,12 @@ def transfer_run(
                 skipped += 1
     if errors:
         raise errors[0]
-    seconds = time.monotonic() - started
+    seconds = round(time.monotonic() - started, 3)  # the rate is computed from what is reported
     report = TransferReport(
         run_name=run_name,
         bytes=copied_bytes,
         total_bytes=sum(entry["bytes"] for entry in marker["files"]),
-        seconds=round(seconds, 3),
+        seconds=seconds,
         rate=round(copied_bytes / seconds, 1) if seconds > 0 else 0.0,
         files_copied=copied,
         files_skipped=skipped,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from airflow.utils.state import DagRunState
 
-from operators.run_events import file_adler32
+from kernels.runformat import adler32_file
 from operators.transfer import REPORT_NAME
 from operators.triggers.run_concluded import RunConcludedTrigger
 from tests.transfer.fake_runs import make_run
@@ -50,7 +50,7 @@ def test_operator_moves_a_run_between_folders_and_returns_the_report(transfer_da
         "run_name": "r0001", "source": str(tmp_path / "exp" / "runs"), "destination": str(tmp_path / "hpc")})
     assert run.state == DagRunState.SUCCESS
     for entry in marker["files"]:
-        assert file_adler32(tmp_path / "hpc" / "r0001" / entry["name"]) == entry["adler32"]
+        assert adler32_file(tmp_path / "hpc" / "r0001" / entry["name"]) == entry["adler32"]
     report = json.loads((tmp_path / "hpc" / "r0001" / REPORT_NAME).read_text())
     assert report["files_copied"] == 2 and report["bytes"] == 203_000
     assert xcom_report(run) == report
@@ -79,7 +79,7 @@ def test_operator_over_xrootd_configured_by_connections(transfer_dags, monkeypat
     run = transfer_dags.transfer_conn_dag.test(run_conf={"run_name": "r0001"})  # files from the marker
     assert run.state == DagRunState.SUCCESS
     for entry in marker["files"]:
-        assert file_adler32(scratch_dir / "r0001" / entry["name"]) == entry["adler32"]
+        assert adler32_file(scratch_dir / "r0001" / entry["name"]) == entry["adler32"]
 
 
 def test_trigger_is_accepted_by_an_asset_watcher_in_a_parsed_dag(transfer_dags, monkeypatch, tmp_path):

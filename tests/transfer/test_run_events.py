@@ -7,11 +7,10 @@ import subprocess
 
 import pytest
 
+from kernels.runformat import adler32_file, write_marker
 from operators.run_events import (
     MARKER_NAME,
     MarkerError,
-    conclude_run,
-    file_adler32,
     marker_from_stream_fields,
     marker_to_stream_fields,
     read_marker,
@@ -24,17 +23,17 @@ def test_adler32_matches_xrdadler32(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(bytes(range(256)) * 40_000 + b"tail")
     tool = subprocess.run(["xrdadler32", str(path)], capture_output=True, text=True, check=True)
-    assert file_adler32(path) == tool.stdout.split()[0]
+    assert adler32_file(path) == tool.stdout.split()[0]
 
 
-def test_conclude_run_lists_every_file_with_size_and_checksum(tmp_path):
+def test_marker_lists_every_file_with_size_and_checksum(tmp_path):
     marker = make_run(tmp_path / "runs", 7, [1000, 2000, 3000])
     assert marker["run"] == 7 and marker["run_name"] == "r0007"
     assert [f["name"] for f in marker["files"]] == ["r0007-c00.h5", "r0007-c01.idx.h5", "r0007-c02.h5"]
     run_dir = tmp_path / "runs" / "r0007"
     for entry in marker["files"]:
         assert entry["bytes"] == (run_dir / entry["name"]).stat().st_size
-        assert entry["adler32"] == file_adler32(run_dir / entry["name"])
+        assert entry["adler32"] == adler32_file(run_dir / entry["name"])
     assert read_marker(run_dir) == marker
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []  # temp file renamed away
 

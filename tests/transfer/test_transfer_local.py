@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from operators.run_events import file_adler32
+from kernels.runformat import adler32_file
 from operators.transfer import (
     REPORT_NAME,
     ChecksumMismatch,
@@ -23,7 +23,7 @@ def assert_complete(dest_run, marker):
     names = sorted(p.name for p in dest_run.iterdir())
     assert names == sorted([f["name"] for f in marker["files"]] + [REPORT_NAME])
     for entry in marker["files"]:
-        assert file_adler32(dest_run / entry["name"]) == entry["adler32"]
+        assert adler32_file(dest_run / entry["name"]) == entry["adler32"]
 
 
 def test_copies_a_run_verified_and_writes_the_report(tmp_path):

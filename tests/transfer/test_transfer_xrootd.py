@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from operators.hooks.xrootd import XRootDHook
-from operators.run_events import file_adler32
+from kernels.runformat import adler32_file
 from operators.transfer import REPORT_NAME, SourceFileMissing, load_marker, transfer_run
 from tests.transfer.fake_runs import make_run
 
@@ -26,7 +26,7 @@ def assert_complete(dest_run: Path, marker: dict) -> None:
     names = sorted(p.name for p in dest_run.iterdir())
     assert names == sorted([f["name"] for f in marker["files"]] + [REPORT_NAME])
     for entry in marker["files"]:
-        assert file_adler32(dest_run / entry["name"]) == entry["adler32"], entry["name"]
+        assert adler32_file(dest_run / entry["name"]) == entry["adler32"], entry["name"]
 
 
 def test_tpc_copies_a_run_and_resumes_by_skipping_verified_files(exp_runs, scratch, xrootd_pair):
@@ -56,7 +56,7 @@ def test_corrupted_destination_file_is_detected_and_copied_again(exp_runs, scrat
         handle.seek(1234)
         handle.write(b"\x00\x01\x02\x03")
     os.utime(damaged, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000_000))
-    assert file_adler32(damaged) != marker["files"][0]["adler32"]
+    assert adler32_file(damaged) != marker["files"][0]["adler32"]
     report = transfer_run(runs_url, scratch_url, "r0001", marker["files"])
     assert (report.files_copied, report.files_skipped) == (1, 1)
     assert_complete(scratch_dir / "r0001", marker)
