@@ -32,6 +32,8 @@ class Beamtime:
         and at the center: ``root://`` URLs for XRootD third-party copy, or plain directories for
         the local-copy fallback; runs move from ``<source>/runs/<run>`` to ``<dest>/runs/<run>``
     results_db : results DB URL (``sqlite:///...`` or ``mysql://user@host/db``, no password)
+    transfer_parallel_files : files of one run in flight at once (each XRootD third-party copy
+        takes at least one 2.5 s client poll, so a run's files go together)
     ranks : MPI ranks of an analysis job
     mpiexec : MPI launcher at the center (``srun`` under Slurm, ``mpiexec`` elsewhere)
     job_env : environment exported by every job script (site settings, never secrets)
@@ -51,6 +53,7 @@ class Beamtime:
     transfer_source: str = str(REPO_VAR / "demo" / "experiment")
     transfer_dest: str = str(REPO_VAR / "demo" / "hpc" / "pscratch" / "sd" / "s" / "sfxflow" / "demo")
     results_db: str = f"sqlite:///{REPO_VAR / 'demo' / 'results.db'}"
+    transfer_parallel_files: int = 8
     ranks: int = 2
     mpiexec: str = "mpiexec"
     job_env: dict = field(default_factory=dict)
