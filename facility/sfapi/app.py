@@ -54,24 +54,6 @@ class StatusUpdate(BaseModel):
     notes: list[str] = []
 
 
-class OutageRequest(BaseModel):
-    name: str
-    start_at: datetime
-    end_at: datetime
-    description: str = ""
-    notes: str = ""
-    status: str = "Planned"
-
-
-class FaultRequest(BaseModel):
-    kind: str
-    path: str = "/"
-    method: str | None = None
-    count: int | None = 1
-    seconds: float = 0.0
-    status: int = 503
-
-
 def _error(message: str, **extra) -> dict:
     return {"status": "ERROR", "error": message, **extra}
 
@@ -313,9 +295,9 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
         return status.status(name)
 
     @app.post(ADMIN_PREFIX + "/outages", dependencies=[Admin])
-    def add_outage(body: OutageRequest):
+    def add_outage(body: Outage):
         try:
-            status.add_outage(Outage(**body.model_dump()))
+            status.add_outage(body)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {"status": "OK"}
@@ -326,9 +308,9 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
         return {"status": "OK"}
 
     @app.post(ADMIN_PREFIX + "/faults", dependencies=[Admin])
-    def add_fault(body: FaultRequest):
+    def add_fault(body: FaultRule):
         try:
-            faults.add(FaultRule(**body.model_dump()))
+            faults.add(body)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {"status": "OK"}
