@@ -11,6 +11,7 @@ import json
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from facility.airflow_stack import AirflowStack, free_port
@@ -47,6 +48,18 @@ class RunningBeamtime:
             time.sleep(1.0)
         raise TimeoutError(f"{dag_id}/{run_id} not in {states} after {timeout} s (last: {last and last['state']})")
 
+
+    def wait_until_idle(self, dag_id: str, since: str, timeout: float = 120) -> list[dict]:
+        """Wait until `dag_id` has a run queued at or after `since` (ISO time) and none unfinished."""
+        session = self.airflow.session()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns", timeout=10).json()["dag_runs"]
+            fresh = [r for r in runs if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= datetime.fromisoformat(since)]
+            if fresh and all(r["state"] in ("success", "failed") for r in runs):
+                return runs
+            time.sleep(1.0)
+        raise TimeoutError(f"{dag_id}: no finished run since {since} after {timeout} s")
 
     def explain(self, dag_id: str, run_id: str) -> str:
         """Task states of a DAG run and the error of each failed task (for test and demo output)."""

@@ -50,13 +50,15 @@ def demo(workdir: Path, runs: int, images: int) -> int:
         for number in range(1, runs + 1):
             simulate_run(beamtime.exp_dir, number, images)
             names.append(f"r{number:04d}")
+        last_end = ""
         for name in names:
             run = beamtime.wait_for_dag_run("sfx_run", f"{name}__{beamtime.beamtime.trial}", timeout=600)
+            last_end = max(last_end, run["end_date"] or "")
             print(f"{name}: pipeline {run['state']}")
             if run["state"] != "success":
                 print(f"see the logs under {beamtime.airflow.home / 'logs'}", file=sys.stderr)
                 return 1
-        time.sleep(5)  # let the dataset merge of the last run land
+        beamtime.wait_until_idle("sfx_dataset_merge", since=last_end)  # the last run's dataset merge
         report(beamtime.exp_dir, names, beamtime.beamtime.trial)
     print(f"demo done in {time.monotonic() - started:.0f} s; everything it started is stopped")
     return 0
