@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,12 @@ def demo(workdir: Path, runs: int, images: int) -> int:
     return 0
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # leave through the with-blocks, which stop everything started
+
+
 def up(workdir: Path, images: int, every: float) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with running_beamtime(workdir, port=8080) as beamtime:
         print(f"Airflow UI: {beamtime.airflow.base_url}  login: {beamtime.airflow.username} / {beamtime.airflow.password}")
         print(f"Beamtime dashboard: {beamtime.airflow.base_url}/sfxflow/  (Ctrl-C stops everything)")
