@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import gemmi
+import requests
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.resultsdb import ResultsDB
@@ -141,3 +142,19 @@ def test_killed_scheduler_restarts_and_the_run_completes_without_a_second_job(be
     assert_succeeds(beamtime, f"{run}__default")
     assert len(jobs_for(beamtime, f"e2e.{run}.default.process")) == 1
     assert len(jobs_for(beamtime, f"e2e.{run}.default.merge")) == 1
+
+
+def test_dashboard_shows_the_beamtime_from_the_real_pipeline(beamtime):
+    s = beamtime.airflow.session()
+    base = f"{beamtime.airflow.base_url}/sfxflow"
+    with ResultsDB(beamtime.beamtime.results_db) as db:
+        trial_id = db.get_trial("default")["id"]
+    runs = {r["run"]: r for r in s.get(f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}).json()["runs"]}
+    assert {"r0001", "r0002", "r0003"} <= set(runs)
+    assert runs["r0001"]["images"] == IMAGES and runs["r0001"]["integrated"] > 0
+    datasets = s.get(f"{base}/api/datasets", params={"experiment": "e2e", "trial_id": trial_id}).json()["datasets"]
+    lysozyme = next(d for d in datasets if d["name"] == "lysozyme")
+    assert lysozyme["stats"]["overall"]["cc_half"] > 0.5
+    png = s.get(f"{base}/plots/weather.png", params={"run_id": runs["r0001"]["run_id"], "trial_id": trial_id})
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert requests.get(f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}).status_code == 401
