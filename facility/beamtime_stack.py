@@ -82,25 +82,26 @@ class RunningBeamtime:
 
 
 def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: Path, hpc_dir: str):
-    """Start a beamline-side and an HPC-side XRootD server; return the transfer URLs.
+    """Start a beamline-side and an HPC-side XRootD server; return the transfer URLs and the CA.
 
     The servers run as an unprivileged user: it must be able to traverse to both folders (so
     `workdir` must not sit under a private directory), read the experiment and own the
     center's run folder it writes into.
     """
-    from facility.xrootd import XRootDServer, ensure_service_user, hand_over
+    from facility.xrootd import XRootDServer, ensure_service_user, hand_over, local_pki
 
     user = ensure_service_user()
     hand_over(hpc_root / hpc_dir.lstrip("/"), user)
+    pki = local_pki(workdir / "xrootd" / "pki", user)
     servers = []
     for name, data_dir in (("source", exp_dir.parent), ("dest", hpc_root)):
-        server = XRootDServer(name, data_dir, workdir / "xrootd" / name, free_port(), user)
+        server = XRootDServer(name, data_dir, workdir / "xrootd" / name, free_port(), user, pki=pki)
         server.state_dir.mkdir(parents=True, exist_ok=True)
         server.start()
         stack.callback(server.stop)
         servers.append(server)
     source, dest = servers
-    return f"{source.url}/{exp_dir.name}", f"{dest.url}{hpc_dir}"
+    return f"{source.url}/{exp_dir.name}", f"{dest.url}{hpc_dir}", pki[0]
 
 
 @contextmanager
@@ -120,8 +121,10 @@ def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | Non
         hpc_dir = f"/pscratch/sd/s/sfxflow/{experiment}"
         hpc_host = center.root / hpc_dir.lstrip("/")
         (hpc_host / "runs").mkdir(parents=True, exist_ok=True)
+        transfer_env = {}
         if use_xrootd:
-            source, dest = _xrootd_locations(stack, workdir, exp_dir, center.root, hpc_dir)
+            source, dest, ca = _xrootd_locations(stack, workdir, exp_dir, center.root, hpc_dir)
+            transfer_env["SFXFLOW_XROOTD_CA"] = str(ca)  # third-party copies over HTTP-TPC
         else:
             source, dest = str(exp_dir), str(hpc_host)
         defaults = {
@@ -143,6 +146,7 @@ def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | Non
                 "extra": {"credentials_file": str(center.credentials.credentials_file)}}),
             "SFXFLOW_RESULTS_DB": beamtime.results_db,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            **transfer_env,
         }
         airflow = AirflowStack(workdir / "airflow", metadata_url=metadata_url, port=port, env=env)
         airflow.prepare()

@@ -1,7 +1,7 @@
 """XRootD data servers standing in for the two sites: beamline source and HPC-center destination.
 
 Debian's ``xrootd`` (5.5) runs as an unprivileged user, with third-party copy (the destination
-pulls with ``xrdcp --server``) and adler32 checksums. XRootD 5.5 has no listen-address
+pulls with ``xrdcp --server``, or over HTTP-TPC when given a PKI) and adler32 checksums. XRootD 5.5 has no listen-address
 directive, so each server accepts connections from the local host only (``xrd.allow host
 localhost``): nothing outside the machine can use it.
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_USER = "xrootd"
+PKI_FILES = ("ca.pem", "server.pem", "server.key")
 XROOTD = "/usr/bin/xrootd"
 XRDCP = "/usr/bin/xrdcp"
 
@@ -73,6 +74,53 @@ def hand_over(path: Path, user: str | None) -> None:
                 pass
 
 
+def local_pki(directory: Path, user: str | None = None) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for localhost/127.0.0.1 signed by it: (ca, cert, key).
+
+    XRootD 5.5 loads its HTTP third-party-copy handler only with TLS on; the CA file is what
+    clients (and the destination server's pulls) trust. Made once per folder; the key is 0600 and
+    owned by the daemons' user.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_path, cert_path, key_path = (directory / name for name in PKI_FILES)
+    if all(p.exists() for p in (ca_path, cert_path, key_path)):
+        return ca_path, cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sfxflow local XRootD CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    directory.chmod(0o755)
+    hand_over(directory, user)
+    return ca_path, cert_path, key_path
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
@@ -99,6 +147,9 @@ class XRootDServer:
     tpc_rate : str or None
         Bandwidth cap for the copies this server pulls (``xrdcp --xrate``, e.g. ``"50M"``);
         ``None`` for no cap. Sites use it to share a link; tests use it to slow a copy down.
+    pki : (ca, cert, key) or None
+        With it (see :func:`local_pki`) the server also speaks HTTPS on the same port and takes
+        HTTP third-party copies (``COPY``), which finish without the xroot client's 2.5 s polls.
     """
 
     name: str
@@ -107,6 +158,7 @@ class XRootDServer:
     port: int
     user: str | None = None
     tpc_rate: str | None = None
+    pki: tuple[Path, Path, Path] | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -135,9 +187,18 @@ class XRootDServer:
                 "xrootd.chksum adler32",
                 # The destination pulls: a TPC request spawns xrdcp in server mode on this host.
                 f"ofs.tpc ttl 60 600 xfr 16 pgm {XRDCP} --server" + (f" --xrate {self.tpc_rate}" if self.tpc_rate else ""),
+                *self.https_lines(),
                 "",
             ]
         )
+
+    def https_lines(self) -> list[str]:
+        if self.pki is None:
+            return []
+        ca, cert, key = self.pki
+        return [f"xrd.tls {cert} {key}", f"xrd.tlsca certfile {ca}",
+                f"xrd.protocol XrdHttp:{self.port} libXrdHttp.so",
+                "http.exthandler xrdtpc libXrdHttpTPC.so", "tpc.trace info"]
 
     def start(self, timeout: float = 15.0) -> None:
         """Write the config, start the daemon in the foreground of a child process, wait until it answers."""

@@ -94,6 +94,10 @@ def test_backfill_reprocesses_the_runs_of_its_intervals(beamtime):
     concluded = {run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run)["concluded_at"])
                  for run in ("r0001", "r0002", "r0003")}
     first = min(concluded.values()).replace(second=0, microsecond=0)
+    # a backfill runs only intervals that have ended: wait for the first run's minute to close
+    time.sleep(max((first + timedelta(minutes=1, seconds=1) - datetime.now(timezone.utc)).total_seconds(), 0))
+    # and for the scheduled sweep of that interval to finish: a backfill skips intervals in flight
+    beamtime.wait_until_idle("sfx_reprocess", since=(first + timedelta(minutes=1)).isoformat())
     now = datetime.now(timezone.utc)
     beamtime.airflow.airflow(
         "backfill", "create", "--dag-id", "sfx_reprocess", "--from-date", first.isoformat(),
