@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         parts["queue + job start-up"] = max(process_task - compute, 0.0)
         parts["orchestration overhead"] = total - sum(parts.values())
         print(f"\nrun of {args.images} images, {summary['hits']} hits, {summary.get('indexed', '?')} indexed, "
-              f"{args.ranks} ranks, transfer {'XRootD TPC' if args.xrootd else 'local copy'}")
+              f"{args.ranks} ranks, transfer {'XRootD HTTP-TPC' if args.xrootd else 'local copy'}")
         for name, seconds in parts.items():
             print(f"  {name:<26}{seconds:8.1f} s  {100 * seconds / total:5.1f} %")
         print(f"  {'total (concluded -> MTZ)':<26}{total:8.1f} s")
