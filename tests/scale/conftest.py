@@ -132,9 +132,12 @@ def small_run(tmp_path_factory):
     return simulate(tmp_path_factory.mktemp("small"), images=40, seed=5)
 
 
+BIG_RUN_IMAGES = 400  # long enough that a preemption or a DB cut lands mid-run on a fast machine
+
+
 @pytest.fixture(scope="session")
 def big_run(tmp_path_factory):
-    return simulate(tmp_path_factory.mktemp("big"), images=150, seed=6)
+    return simulate(tmp_path_factory.mktemp("big"), images=BIG_RUN_IMAGES, seed=6)
 
 
 def _process_cmd(ranks: int, run: Path, out: Path, *extra: str) -> list[str]:

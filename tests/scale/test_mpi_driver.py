@@ -18,6 +18,7 @@ import pytest
 from kernels.checkpoint import read_checkpoint
 from kernels.process import process_run
 from kernels.resultsdb import ResultsDB
+from tests.scale.conftest import BIG_RUN_IMAGES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,17 +167,17 @@ def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_u
     assert job.returncode == 0, stderr
     first = summary(out)
     assert first["status"] == "preempted" and first["reason"] == "SIGTERM", first
-    assert 20 <= first["images_done"] < 150
+    assert 20 <= first["images_done"] < BIG_RUN_IMAGES
     run_id, trial_id = db_trial(db, big_run)
     assert distinct_rows(db, run_id, trial_id) == (first["images_done"],) * 2  # flushed, nothing twice
 
     resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     final = summary(out)
-    assert final["status"] == "complete" and final["sessions"] == 2 and final["images"] == 150
+    assert final["status"] == "complete" and final["sessions"] == 2 and final["images"] == BIG_RUN_IMAGES
     assert fates(out) == fates(reference)
     assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
-    assert distinct_rows(db, run_id, trial_id) == (150, 150)
+    assert distinct_rows(db, run_id, trial_id) == (BIG_RUN_IMAGES, BIG_RUN_IMAGES)
     a, b = merged(out, tmp_path, "resumed"), merged(reference, tmp_path, "uninterrupted")
     assert [c.label for c in a.columns] == [c.label for c in b.columns]
     assert np.array_equal(np.array(a, copy=False), np.array(b, copy=False), equal_nan=True)
@@ -214,12 +215,12 @@ def test_db_lost_mid_run_is_logged_by_the_next_run(big_run, mariadb_url, db_prox
     stdout, stderr = job.communicate(timeout=120)
     assert job.returncode == 3, stderr
     assert "unreachable" in stderr and "logs them later" in stderr
-    assert summary(out)["status"] == "complete" and summary(out)["images"] == 150
+    assert summary(out)["status"] == "complete" and summary(out)["images"] == BIG_RUN_IMAGES
     run_id, trial_id = db_trial(db, big_run)
-    assert distinct_rows(db, run_id, trial_id)[0] < 150
+    assert distinct_rows(db, run_id, trial_id)[0] < BIG_RUN_IMAGES
 
     db_proxy.restore()
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode == 0, again.stderr
-    assert distinct_rows(db, run_id, trial_id) == (150, 150)
+    assert distinct_rows(db, run_id, trial_id) == (BIG_RUN_IMAGES, BIG_RUN_IMAGES)
     assert db.run_summary(run_id, trial_id)["status"] == "complete"
