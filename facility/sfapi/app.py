@@ -9,7 +9,6 @@ under ``/_emulator`` (admin token only) set system status, schedule outages and 
 import re
 import threading
 from contextlib import asynccontextmanager
-from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
