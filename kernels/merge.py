@@ -1,14 +1,13 @@
 """``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``."""
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from kernels.atomic_io import write_json
 from kernels.merge_stats import merge_statistics
 from kernels.merging import MergeError, MergeParams, Observations, merge
 from kernels.mtz_io import read_intensities, write_merged_mtz
@@ -93,10 +92,7 @@ def merge_results(result_dirs, out_mtz, truth_mtz=None, params: MergeParams = Me
         rejected_observations=merged.n_rejected, reindexed_images=int((merged.reindex != 0).sum()),
         seconds=time.perf_counter() - started, mtz=str(out_mtz),
     )
-    path = out_mtz.with_name("merge_stats.json")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(clean(stats), indent=1))
-    os.replace(tmp, path)
+    write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
     return stats
 
 

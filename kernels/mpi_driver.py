@@ -289,7 +289,8 @@ def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag
 
 def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int, db_seconds: float | None) -> dict:
     """Write the run's outputs from all parts, in (chunk, event) order: same as one process."""
-    from kernels.process import summarise, write_image_table, write_json, write_reflections
+    from kernels.atomic_io import write_json
+    from kernels.process import summarise, write_image_table, write_reflections
     from kernels.reflections import INTEGRATED_FILE
     from kernels.weather import plot_weather, segments_from_rows
 
@@ -330,9 +331,10 @@ def run_mpi(args) -> int:
 
 
 def _run(comm, args) -> int:
+    from kernels.atomic_io import write_json
     from kernels.calibration import CalibrationError, load_calibration
     from kernels.pipeline import ParamsError, Processor
-    from kernels.process import default_calibration, load_params, write_json
+    from kernels.process import default_calibration, load_params
     from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError
     from kernels.runformat import RunFormatError, open_run
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.atomic_io import write_json
 from kernels.calibration import load_calibration
 from kernels.pipeline import STAGES, ImageResult, ProcessingParams, Processor
 from kernels.reflections import INTEGRATED_FILE, IntegratedImage, write_integrated
@@ -78,12 +79,6 @@ def write_reflections(path: Path, results: list[ImageResult], run_name: str, tri
     attrs = {"run": run_name, "trial": trial, "space_group": params.crystal.symmetry().space_group,
              "cell": np.array(params.crystal.cell)}
     write_integrated(path, images, attrs)
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def process_run(run_dir, out_dir, calib_path=None, params: ProcessingParams = ProcessingParams(),

@@ -17,7 +17,6 @@ Readers check everything they rely on and raise :class:`RunFormatError` naming t
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from kernels.atomic_io import write_json
 from kernels.geometry import DetectorGeometry
 
 MARKER = "CONCLUDED.json"
@@ -114,9 +114,7 @@ def write_marker(run_dir, run_number: int, concluded_at: datetime | None = None)
         ],
         "concluded_at": (concluded_at or datetime.now(timezone.utc)).isoformat(),
     }
-    tmp = run_dir / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(marker, indent=1))
-    os.replace(tmp, run_dir / MARKER)
+    write_json(run_dir / MARKER, marker)
     return marker
 
 
