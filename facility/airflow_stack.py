@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from facility.private_files import write_private
+
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -81,13 +83,6 @@ class AirflowStack:
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def _secret_file(self, name: str, content: str) -> Path:
-        path = self.home / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(content)
-        return path
-
     @property
     def password(self) -> str:
         return json.loads((self.home / "passwords.json").read_text())[self.username]
@@ -96,10 +91,10 @@ class AirflowStack:
         """Create AIRFLOW_HOME, the login and the JWT secret (0600 files) and migrate the DB."""
         self.home.mkdir(parents=True, exist_ok=True)
         if not (self.home / "passwords.json").exists():
-            self._secret_file("passwords.json", json.dumps({self.username: secrets.token_urlsafe(12)}))
+            write_private(self.home / "passwords.json", json.dumps({self.username: secrets.token_urlsafe(12)}))
         secret_path = self.home / "jwt_secret"
         if not secret_path.exists():
-            self._secret_file("jwt_secret", secrets.token_urlsafe(32))
+            write_private(secret_path, secrets.token_urlsafe(32))
         # components read the secret from a file-backed env var source of Airflow's config
         self.env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] = f"cat {secret_path}"
         self.env["AIRFLOW__API__SECRET_KEY_CMD"] = f"cat {secret_path}"

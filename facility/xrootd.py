@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from facility.private_files import write_private
+
 SERVICE_USER = "xrootd"
 PKI_FILES = ("ca.pem", "server.pem", "server.key")
 XROOTD = "/usr/bin/xrootd"
@@ -112,10 +114,8 @@ def local_pki(directory: Path, user: str | None = None) -> tuple[Path, Path, Pat
             .sign(ca_key, hashes.SHA256()))
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
     directory.chmod(0o755)
     hand_over(directory, user)
     return ca_path, cert_path, key_path

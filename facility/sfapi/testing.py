@@ -31,6 +31,7 @@ import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from facility.private_files import write_private
 from facility.slurm import free_port
 
 from .app import API_PREFIX, TOKEN_PATH
@@ -113,13 +114,6 @@ class RunningEmulator(NamedTuple):
     all_credentials: dict  # user -> Credentials
 
 
-def _write_private(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
-
-
 def _new_client(user: str, paths: list[str], uid: int, token_url: str, secrets_dir: Path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -127,7 +121,7 @@ def _new_client(user: str, paths: list[str], uid: int, token_url: str, secrets_d
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     client_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(13))
-    cred_file = _write_private(secrets_dir / f"{user}.json", json.dumps(
+    cred_file = write_private(secrets_dir / f"{user}.json", json.dumps(
         {"client_id": client_id, "secret": private_pem, "token_url": token_url}))
     registration = {"client_id": client_id, "user": user, "uid": uid, "public_key": public_pem,
                     "paths": paths}
@@ -192,9 +186,9 @@ def running_emulator(tmp_path: Path, backend: str = "local", *, in_process: bool
     static_token = secrets.token_urlsafe(32)
     creds[first] = Credentials(**{**creds[first].__dict__, "static_token": static_token})
     admin_token = secrets.token_urlsafe(32)
-    clients_file = _write_private(secrets_dir / "clients.json", json.dumps({"clients": registrations}))
-    static_file = _write_private(secrets_dir / "static_token", static_token)
-    admin_file = _write_private(secrets_dir / "admin_token", admin_token)
+    clients_file = write_private(secrets_dir / "clients.json", json.dumps({"clients": registrations}))
+    static_file = write_private(secrets_dir / "static_token", static_token)
+    admin_file = write_private(secrets_dir / "admin_token", admin_token)
     root = tmp_path / "fs"
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--backend", backend,
             "--root", str(root), "--state-dir", str(tmp_path / "state"),
