@@ -21,13 +21,10 @@ from kernels.runformat import read_marker
 
 
 def task_times(bt, run_id: str) -> dict:
-    s = bt.airflow.session()
-    r = s.get(f"{bt.airflow.base_url}/api/v2/dags/sfx_run/dagRuns/{run_id}/taskInstances", timeout=10)
-    out = {}
-    for ti in r.json()["task_instances"]:
-        out[ti["task_id"]] = (datetime.fromisoformat(ti["start_date"]).timestamp(),
-                              datetime.fromisoformat(ti["end_date"]).timestamp())
-    return out
+    """task id -> (start, end) UNIX times of the tasks of one sfx_run DAG run."""
+    return {ti["task_id"]: (datetime.fromisoformat(ti["start_date"]).timestamp(),
+                            datetime.fromisoformat(ti["end_date"]).timestamp())
+            for ti in bt.task_instances("sfx_run", run_id)}
 
 
 def main(argv=None) -> int:

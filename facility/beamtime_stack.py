@@ -10,9 +10,11 @@ import dataclasses
 import json
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+import requests
 
 from facility.airflow_stack import AirflowStack, free_port
 from facility.sfapi.testing import RunningEmulator, running_emulator
@@ -26,46 +28,62 @@ class RunningBeamtime:
     airflow: AirflowStack
     center: RunningEmulator
     beamtime: Beamtime
+    _session: requests.Session | None = field(default=None, repr=False)
 
     @property
     def exp_dir(self) -> Path:
         return Path(self.beamtime.exp_dir)
 
+    def api(self, path: str, **params):
+        """GET ``/api/v2/<path>`` as the admin user (a fresh token when the old one expired)."""
+        for _ in range(2):
+            if self._session is None:
+                self._session = self.airflow.session()
+            r = self._session.get(f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=10)
+            if r.status_code != 401:
+                r.raise_for_status()
+                return r.json()
+            self._session = None
+        raise PermissionError(f"Airflow refused {path} twice with 401")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.api(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def _wait(self, check, timeout: float, what: str):
+        """Call `check()` every second until it returns something; TimeoutError naming `what`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(1.0)
+        raise TimeoutError(f"{what} after {timeout} s")
+
     def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 300, states=("success", "failed")) -> dict:
         """Poll the REST API until the DAG run reaches one of `states`; return it."""
-        session = self.airflow.session()
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            r = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}", timeout=10)
-            if r.status_code == 401:
-                session = self.airflow.session()
-                continue
-            if r.ok:
-                last = r.json()
-                if last["state"] in states:
-                    return last
-            time.sleep(1.0)
-        raise TimeoutError(f"{dag_id}/{run_id} not in {states} after {timeout} s (last: {last and last['state']})")
+        last = {}
 
+        def reached():
+            try:
+                last.update(self.api(f"dags/{dag_id}/dagRuns/{run_id}"))
+            except requests.HTTPError:  # not created yet
+                return None
+            return dict(last) if last["state"] in states else None
+
+        return self._wait(reached, timeout, f"{dag_id}/{run_id} not in {states} (last: {last.get('state')})")
 
     def wait_until_idle(self, dag_id: str, since: str, timeout: float = 120) -> list[dict]:
         """Wait until `dag_id` has a run queued at or after `since` (ISO time) and none unfinished."""
-        session = self.airflow.session()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            runs = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns", timeout=10).json()["dag_runs"]
+        def idle():
+            runs = self.api(f"dags/{dag_id}/dagRuns")["dag_runs"]
             fresh = [r for r in runs if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= datetime.fromisoformat(since)]
-            if fresh and all(r["state"] in ("success", "failed") for r in runs):
-                return runs
-            time.sleep(1.0)
-        raise TimeoutError(f"{dag_id}: no finished run since {since} after {timeout} s")
+            return runs if fresh and all(r["state"] in ("success", "failed") for r in runs) else None
+
+        return self._wait(idle, timeout, f"{dag_id}: no finished run since {since}")
 
     def explain(self, dag_id: str, run_id: str) -> str:
         """Task states of a DAG run and the error of each failed task (for test and demo output)."""
-        session = self.airflow.session()
-        tis = session.get(f"{self.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                          timeout=10).json().get("task_instances", [])
+        tis = self.task_instances(dag_id, run_id)
         lines = [f"{dag_id}/{run_id}: " + ", ".join(f"{ti['task_id']}={ti['state']}" for ti in tis)]
         for ti in tis:
             if ti["state"] != "failed":

@@ -40,9 +40,10 @@ def jobs_for(bt, key_part: str) -> list[dict]:
 
 
 def task_states(bt, dag_id: str, run_id: str) -> dict:
-    s = bt.airflow.session()
-    r = s.get(f"{bt.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", timeout=10)
-    return {ti["task_id"]: ti["state"] for ti in r.json().get("task_instances", [])} if r.ok else {}
+    try:
+        return {ti["task_id"]: ti["state"] for ti in bt.task_instances(dag_id, run_id)}
+    except requests.HTTPError:  # the DAG run does not exist yet
+        return {}
 
 
 def wait_for_task_state(bt, dag_id, run_id, task_id, states, timeout=120):
