@@ -5,7 +5,6 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from kernels.runformat import RunFormatError, read_marker, run_name
 from operators.job_script import check_name
 
 
@@ -21,6 +20,8 @@ def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) ->
 
 def parse_run_range(text: str) -> list[str]:
     """``"1-3,7"`` -> ``["r0001", "r0002", "r0003", "r0007"]``; ValueError on anything else."""
+    from kernels.runformat import run_name  # h5py loads when a task runs, not at each DAG parse
+
     runs = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"(\d{1,4})(?:\s*-\s*(\d{1,4}))?", part)
@@ -35,6 +36,8 @@ def parse_run_range(text: str) -> list[str]:
 
 def concluded_runs(exp_dir, start: datetime | None = None, end: datetime | None = None) -> list[str]:
     """Runs of the experiment concluded in [start, end) (all concluded runs if no bounds)."""
+    from kernels.runformat import RunFormatError, read_marker
+
     found = []
     for run_dir in sorted((Path(exp_dir) / "runs").glob("r[0-9][0-9][0-9][0-9]")):
         try:
