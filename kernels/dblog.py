@@ -1,10 +1,11 @@
 """Batched, idempotent logging of per-image results into the results DB.
 
-One :class:`ImageLogger` owns one DB connection and serves many ranks: rows are encoded
-when they are added, buffered, and written by a background thread as large multi-row
-INSERTs, one transaction per batch. The natural key (run, trial, chunk, event) makes a
-replayed batch a no-op, so after a dropped connection or a DB restart the writer simply
-reconnects and replays (see :meth:`ResultsDB.transaction`): nothing lost, nothing twice.
+One :class:`ImageLogger` owns one or a few DB connections and serves many ranks: rows are
+encoded when they are added, buffered, and written by background threads (one per
+connection, each taking the next batch when free) as large multi-row INSERTs, one
+transaction per batch. The natural key (run, trial, chunk, event) makes a replayed batch a
+no-op, so after a dropped connection or a DB restart a writer simply reconnects and replays
+(see :meth:`ResultsDB.transaction`): nothing lost, nothing twice, whichever writer it was.
 The buffer is bounded: while the DB is away, :meth:`ImageLogger.add` blocks once
 ``max_rows`` rows wait, which throttles the producers instead of exhausting memory.
 """
@@ -94,36 +95,52 @@ class ImageLogger:
     Parameters
     ----------
     db : ResultsDB
-        Owned by the logger from now on (its connection is used by the writer thread).
+        Owned by the logger from now on (its connection is used by the first writer thread).
     run_id, trial_id : int
         Resolved once, so no row needs a lookup.
     batch_rows : int
         Rows per transaction.
     max_rows : int
-        Bound on buffered plus in-flight rows; :meth:`add` blocks above it.
+        Bound on buffered plus in-flight rows; :meth:`add` blocks above it. All writers can
+        be busy at once only if it is at least ``connections * batch_rows``.
     flush_seconds : float
         Rows never wait longer than this for a full batch, so live progress stays live.
+    connections : int
+        Writer threads, each with its own connection, sharing the one buffer: a batch goes
+        to whichever writer is free. The server runs one thread per connection, so k
+        connections use up to k of its cores. Forced to 1 for SQLite, which has one writer
+        per file: more connections would only queue on its lock.
     """
 
-    def __init__(self, db: ResultsDB, run_id: int, trial_id: int,
-                 batch_rows: int = 50_000, max_rows: int = 500_000, flush_seconds: float = 1.0):
+    def __init__(self, db: ResultsDB, run_id: int, trial_id: int, batch_rows: int = 50_000,
+                 max_rows: int = 500_000, flush_seconds: float = 1.0, connections: int = 1):
         if max_rows < batch_rows:
             raise ValueError(f"max_rows ({max_rows}) must be at least batch_rows ({batch_rows})")
+        if connections < 1:
+            raise ValueError(f"connections ({connections}) must be at least 1")
         self.db = db
         self.encode = ImageRowEncoder(db.dialect, run_id, trial_id)
         self.run_id, self.trial_id = self.encode.run_id, self.encode.trial_id
         self.batch_rows, self.max_rows, self.flush_seconds = batch_rows, max_rows, flush_seconds
+        self.connections = 1 if db.dialect.name == "sqlite" else connections
         self.rows_written = 0  # rows in committed transactions (duplicates included)
-        self.write_seconds = 0.0  # wall time spent in those transactions (retries included)
+        self.write_seconds = 0.0  # wall time during which at least one writer had a batch in flight
+        # The URL never holds a password (it comes from the environment), so redacted() is the URL.
+        self._dbs = [db] + [ResultsDB(db.url.redacted(), retry_for=db.retry_for)
+                            for _ in range(self.connections - 1)]
         self._pending: list = []
-        self._in_flight = 0
+        self._in_flight = 0  # rows taken by writers and not yet committed
+        self._busy_since = 0.0  # when _in_flight last rose from 0
         self._flush_requested = False
         self._due = 0.0
         self._closing = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._writer = threading.Thread(target=self._write_loop, name="image-logger", daemon=True)
-        self._writer.start()
+        self._writers = [threading.Thread(target=self._write_loop, args=(writer_db,), name=f"image-logger-{i}",
+                                          daemon=True)
+                         for i, writer_db in enumerate(self._dbs)]
+        for writer in self._writers:
+            writer.start()
 
     def add(self, row: ImageRow) -> None:
         """Queue one row; blocks while the bounded buffer is full."""
@@ -170,15 +187,17 @@ class ImageLogger:
             self._raise_if_failed()
 
     def close(self) -> None:
-        """Flush, stop the writer and close the connection."""
+        """Flush, stop the writers and close their connections."""
         try:
             self.flush()
         finally:
             with self._cond:
                 self._closing = True
                 self._cond.notify_all()
-            self._writer.join()
-            self.db.close()
+            for writer in self._writers:
+                writer.join()
+            for writer_db in self._dbs:
+                writer_db.close()
 
     def unwritten(self) -> int:
         """Rows queued but not yet committed."""
@@ -188,37 +207,52 @@ class ImageLogger:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise LoggerFailedError(
-                f"results DB {self.db.url.redacted()} unreachable; {len(self._pending)} rows not written"
+                f"results DB {self.db.url.redacted()} unreachable; "
+                f"{len(self._pending) + self._in_flight} rows not written"
             ) from self._error
 
-    def _write_loop(self) -> None:
-        while True:
-            with self._cond:
-                while (not self._closing and not self._flush_requested
+    def _write_loop(self, db: ResultsDB) -> None:
+        while (batch := self._take_batch()) is not None:
+            try:
+                db.insert_images(batch)
+            except BaseException as exc:  # keep the rows, report to the producers, stop this writer
+                self._settle(batch, exc)
+                return
+            self._settle(batch)
+
+    def _take_batch(self) -> list | None:
+        """The next batch for a writer, once one is due; None when the writer should stop."""
+        with self._cond:
+            while True:
+                while (self._error is None and not self._closing and not self._flush_requested
                        and len(self._pending) < self.batch_rows
                        and not (self._pending and time.monotonic() >= self._due)):
                     self._cond.wait(timeout=max(0.0, self._due - time.monotonic()) if self._pending else None)
-                if not self._pending:
-                    self._flush_requested = False
-                    self._cond.notify_all()
-                    if self._closing:
-                        return
-                    continue
-                batch = self._pending[: self.batch_rows]
-                del self._pending[: self.batch_rows]
-                self._in_flight = len(batch)
-            started = time.perf_counter()
-            try:
-                self.db.insert_images(batch)
-            except BaseException as exc:  # keep the rows, report to the producers
-                with self._cond:
-                    self._pending[:0] = batch
-                    self._in_flight = 0
-                    self._error = exc
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._in_flight = 0
-                self.rows_written += len(batch)
-                self.write_seconds += time.perf_counter() - started
+                if self._error is not None:  # another writer gave up: the rows stay queued for the report
+                    return None
+                if self._pending:
+                    break
+                self._flush_requested = False
                 self._cond.notify_all()
+                if self._closing:
+                    return None
+            batch = self._pending[: self.batch_rows]
+            del self._pending[: self.batch_rows]
+            if not self._in_flight:
+                self._busy_since = time.perf_counter()
+            self._in_flight += len(batch)
+            return batch
+
+    def _settle(self, batch: list, error: BaseException | None = None) -> None:
+        """Account a batch as committed, or put it back in the buffer after ``error``."""
+        with self._cond:
+            self._in_flight -= len(batch)
+            if not self._in_flight:
+                self.write_seconds += time.perf_counter() - self._busy_since
+            if error is None:
+                self.rows_written += len(batch)
+            else:
+                self._pending[:0] = batch
+                if self._error is None:
+                    self._error = error
+            self._cond.notify_all()

@@ -40,34 +40,67 @@ def test_replayed_rows_insert_nothing_twice(db_url):
     assert db.images(run, trial)[0]["reason"] == "it's ok"
 
 
-def test_killed_connection_mid_flush_loses_and_duplicates_nothing(mariadb_url, mariadb_admin, caplog):
+class InsertWatcher(threading.Thread):
+    """Watches the server's process list: KILLs ``victim`` once it is seen running an INSERT
+    into images, and records how many connections of the database were inserting at once."""
+
+    def __init__(self, admin, url, victim):
+        super().__init__()
+        self.admin, self.database, self.victim = admin, url.rsplit("/", 1)[1], victim
+        self.killed = threading.Event()
+        self.stop = threading.Event()
+        self.most_concurrent = 0
+
+    def run(self):
+        with self.admin() as admin, admin.cursor() as cur:
+            deadline = time.monotonic() + 60
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                cur.execute("SELECT ID FROM information_schema.PROCESSLIST "
+                            "WHERE DB=%s AND INFO LIKE 'INSERT INTO images%%'", (self.database,))
+                inserting = {row[0] for row in cur.fetchall()}
+                self.most_concurrent = max(self.most_concurrent, len(inserting))
+                if self.victim in inserting and not self.killed.is_set():
+                    cur.execute(f"KILL {int(self.victim)}")
+                    self.killed.set()
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_killed_connection_mid_flush_loses_and_duplicates_nothing(mariadb_url, mariadb_admin, caplog, connections):
     db, run, trial = setup(mariadb_url)
     logger_db = ResultsDB(mariadb_url)
-    victim = logger_db.connection_id()
-    logger = ImageLogger(logger_db, run, trial, batch_rows=40_000, max_rows=200_000)
-    n = 160_000
-    logger.add_many(rows(n))
-    killed = threading.Event()
-
-    def kill_during_insert():
-        with mariadb_admin() as admin, admin.cursor() as cur:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                cur.execute("SELECT INFO FROM information_schema.PROCESSLIST WHERE ID=%s", (victim,))
-                row = cur.fetchone()
-                if row and row[0] and row[0].startswith("INSERT INTO images"):
-                    cur.execute(f"KILL {int(victim)}")
-                    killed.set()
-                    return
-
-    killer = threading.Thread(target=kill_during_insert)
-    killer.start()
+    victim = logger_db.connection_id()  # the first writer's connection
+    watcher = InsertWatcher(mariadb_admin, mariadb_url, victim)
+    watcher.start()
+    logger = ImageLogger(logger_db, run, trial, batch_rows=30_000, max_rows=240_000, connections=connections)
+    n = 240_000
     with caplog.at_level(logging.WARNING, logger="kernels.resultsdb"):
+        logger.add_many(rows(n))
         logger.close()
-    killer.join()
-    assert killed.is_set(), "the insert finished before it could be killed"
+    watcher.stop.set()
+    watcher.join()
+    assert watcher.killed.is_set(), "the insert finished before it could be killed"
+    assert watcher.most_concurrent == connections, "every writer must insert, concurrently"
     assert any("reconnecting and retrying" in r.getMessage() for r in caplog.records)
     assert count(db, run, trial) == (n, n)
+    assert logger.rows_written >= n  # a killed batch may have committed before its replay
+
+
+def test_k_writers_write_the_same_rows_as_one(db_url):
+    db, _, trial = setup(db_url)
+    written = {}
+    for connections in (1, 3):
+        run = db.ensure_run("cxi1", f"r-{connections}")
+        logger = ImageLogger(ResultsDB(db_url), run, trial, batch_rows=700, max_rows=2100, connections=connections)
+        logger.add_many(rows(9000))
+        logger.add_many(rows(3000, start=4000))  # replayed rows, spread over the writers' batches
+        logger.close()
+        written[connections] = db.images(run, trial)
+        assert logger.rows_written == 12_000
+        assert 0 < logger.write_seconds
+    assert len(written[1]) == 9000
+    assert written[3] == written[1]
+    sqlite = db_url.startswith("sqlite")
+    assert logger.connections == (1 if sqlite else 3)  # SQLite has one writer per file
 
 
 def test_db_unreachable_then_back_bounded_buffer(mariadb_url, db_proxy, caplog):
