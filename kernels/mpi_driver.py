@@ -5,7 +5,7 @@ Rank 0 (the producer) reads only the run's index files and hands out small batch
 read their frames directly, calibrate in memory and run the chain; each keeps its full
 results in a rank-local cache file (node-local disk, as a burst buffer would be) and
 sends back only the lean per-image rows, piggybacked on its next work request. Rank 0
-owns the single results-DB connection (one per job, far below one per 10 ranks) and
+owns the job's results-DB logger (one connection per full 10 ranks, at least one) and
 logs those rows in batches. At the end every rank publishes its cache into
 ``<out>/parts/``; rank 0 writes the checkpoint and, once every item is done, assembles
 the run's outputs (the same files as the single-process ``process_run``).
@@ -217,17 +217,30 @@ def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Check
     return checkpoint or Checkpoint(run.name, trial, digest, run.n_events)
 
 
-def open_logger(args, run, params) -> ImageLogger | None:
-    """The job's logger on its one DB connection (None without --db).
+RANKS_PER_DB_CONNECTION = 10  # the goal allows at most one results-DB connection per 10 ranks
 
-    The main thread uses the same connection only before logging starts and after the
-    final flush (run summary), never while the writer thread is busy.
+
+def logger_connections(ranks: int) -> int:
+    """Writer connections for a job of ``ranks`` ranks: one per full 10 ranks, at least one.
+
+    Rounded down, not up, so a job of 10 or more ranks never holds more than one
+    connection per 10 ranks; a smaller job still needs its one.
+    """
+    return max(1, ranks // RANKS_PER_DB_CONNECTION)
+
+
+def open_logger(args, run, params, ranks: int) -> ImageLogger | None:
+    """The job's logger, with ``logger_connections(ranks)`` writers (None without --db).
+
+    The main thread uses the first writer's connection only before logging starts and
+    after the final flush (run summary), never while the writer threads are busy.
     """
     if not args.db:
         return None
     experiment = Path(args.run).resolve().parent.parent.name
     db = ResultsDB(args.db)
-    return ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()))
+    return ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()),
+                       connections=logger_connections(ranks))
 
 
 def _records(out: Path, checkpoint: Checkpoint):
@@ -267,7 +280,7 @@ def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) 
 def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:
     """Ask for work, process it, report finished items with the next request; stop when told or signalled.
 
-    Rows go to rank 0 already encoded for the DB, so the one logger only concatenates them.
+    Rows go to rank 0 already encoded for the DB, so the logger only concatenates them.
     """
     done: list = []
     encoded: list = []
@@ -353,7 +366,7 @@ def _run(comm, args) -> int:
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
             (out / PARTS_DIR).mkdir(exist_ok=True)
-            producer = Producer(checkpoint, open_logger(args, run, params))
+            producer = Producer(checkpoint, open_logger(args, run, params, size))
             if not checkpoint.logged:  # a DB outage outlasted an earlier session: log its rows now
                 producer.log([row for row, _ in _records(out, checkpoint)])
             session = f"s{checkpoint.sessions + 1:03d}"

@@ -9,6 +9,7 @@ import pymysql
 import pytest
 
 from kernels.dblog import ImageLogger, ImageRow, LoggerFailedError
+from kernels.mpi_driver import logger_connections
 from kernels.resultsdb import ResultsDB
 
 
@@ -178,3 +179,8 @@ def test_stage_names_must_be_identifiers(sqlite_url):
     with pytest.raises(ValueError, match="stage name"):
         logger.add(bad)
     logger.close()
+
+
+def test_driver_opens_at_most_one_connection_per_ten_ranks():
+    ranks = (1, 9, 10, 19, 20, 35, 8192)
+    assert [logger_connections(n) for n in ranks] == [1, 1, 1, 1, 2, 3, 819]
