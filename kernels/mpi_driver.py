@@ -5,7 +5,7 @@ Rank 0 (the producer) reads only the run's index files and hands out small batch
 read their frames directly, calibrate in memory and run the chain; each keeps its full
 results in a rank-local cache file (node-local disk, as a burst buffer would be) and
 sends back only the lean per-image rows, piggybacked on its next work request. Rank 0
-owns the job's results-DB logger (one connection per full 10 ranks, at least one) and
+owns the job's results-DB logger (one connection per full 10 ranks, 1 to 8) and
 logs those rows in batches. At the end every rank publishes its cache into
 ``<out>/parts/``; rank 0 writes the checkpoint and, once every item is done, assembles
 the run's outputs (the same files as the single-process ``process_run``).
@@ -218,15 +218,19 @@ def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Check
 
 
 RANKS_PER_DB_CONNECTION = 10  # the goal allows at most one results-DB connection per 10 ranks
+# The logger's default buffer (500 000 rows) keeps 8 writers of 50 000-row batches busy, a DB
+# server rarely has more cores to give one job (one server thread per connection), and
+# hundreds of connections would exceed its max_connections (151 by default).
+MAX_LOGGER_CONNECTIONS = 8
 
 
 def logger_connections(ranks: int) -> int:
-    """Writer connections for a job of ``ranks`` ranks: one per full 10 ranks, at least one.
+    """Writer connections for a job of ``ranks`` ranks: one per full 10 ranks, at least one, at most 8.
 
     Rounded down, not up, so a job of 10 or more ranks never holds more than one
     connection per 10 ranks; a smaller job still needs its one.
     """
-    return max(1, ranks // RANKS_PER_DB_CONNECTION)
+    return min(MAX_LOGGER_CONNECTIONS, max(1, ranks // RANKS_PER_DB_CONNECTION))
 
 
 def open_logger(args, run, params, ranks: int) -> ImageLogger | None:
