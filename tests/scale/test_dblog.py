@@ -59,8 +59,10 @@ class InsertWatcher(threading.Thread):
                 cur.execute("SELECT ID FROM information_schema.PROCESSLIST "
                             "WHERE DB=%s AND INFO LIKE 'INSERT INTO images%%'", (self.database,))
                 inserting = {row[0] for row in cur.fetchall()}
+                if self.killed.is_set():  # the killed thread may still be listed while it rolls back
+                    inserting.discard(self.victim)
                 self.most_concurrent = max(self.most_concurrent, len(inserting))
-                if self.victim in inserting and not self.killed.is_set():
+                if self.victim in inserting:
                     cur.execute(f"KILL {int(self.victim)}")
                     self.killed.set()
 
