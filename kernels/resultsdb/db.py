@@ -377,6 +377,11 @@ class ResultsDB:
         self.transaction(lambda cursor: cursor.execute(
             self.dialect.upsert("merge_stats", columns, ("trial_id", "scope", "scope_id")), values))
 
+    def merges_updated(self, trial_id: int) -> float:
+        """When merged statistics of the trial (any run or dataset) last changed; 0.0 if never."""
+        rows = self._select("SELECT MAX(updated) FROM merge_stats WHERE trial_id=?", (trial_id,))
+        return float(rows[0][0] or 0.0)
+
     def merge_stats(self, trial_id: int, *, dataset_id: int | None = None,
                     run_id: int | None = None) -> dict | None:
         """Merged statistics ({"overall": ..., "shells": [...]}) or None."""

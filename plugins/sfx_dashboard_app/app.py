@@ -106,11 +106,11 @@ def create_app(db_url: str | None = None) -> FastAPI:
         trial = trial_by_id(db, trial_id) if trial_id is not None else next(iter(trials), None)
         picker = pages.picker(experiments, trials, experiment, trial and trial["id"])
         if experiment is None or trial is None:
-            return pages.dashboard(picker, None, None, [], [])
+            return pages.dashboard(picker, None, None, [], [], 0.0)
         rows = db.run_table(experiment, trial["id"])
         sections = [pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
                     for d in db.datasets(experiment)]
-        return pages.dashboard(picker, experiment, trial, rows, sections)
+        return pages.dashboard(picker, experiment, trial, rows, sections, db.merges_updated(trial["id"]))
 
     @app.get("/run", response_class=HTMLResponse, dependencies=[Depends(page_user)])
     def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
@@ -123,7 +123,8 @@ def create_app(db_url: str | None = None) -> FastAPI:
 
     @app.get("/api/runs", dependencies=[Depends(api_user)])
     def runs_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
-        return {"experiment": experiment, "trial_id": trial_id, "runs": db.run_table(experiment, trial_id)}
+        return {"experiment": experiment, "trial_id": trial_id, "runs": db.run_table(experiment, trial_id),
+                "merged_at": db.merges_updated(trial_id)}
 
     @app.get("/api/runs/{run_id}/progress", dependencies=[Depends(api_user)])
     def progress_json(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):

@@ -1,13 +1,18 @@
 // Live progress: re-read the counts every few seconds and update the cells in place — the runs
-// table on the overview, the funnel on a run's page. Values are written with textContent and
-// numeric properties only, never as HTML.
+// table on the overview, the funnel and images by status on a run's page — and keep the plots current: the run's
+// weather plot is re-fetched when more images are in, the overview is redrawn when a run
+// appears or a merge lands. Values are written with textContent and numeric properties only,
+// never as HTML.
 (function () {
   "use strict";
   var runs = document.getElementById("runs");
   var funnel = document.getElementById("funnel");
+  var datasets = document.getElementById("datasets");
+  var weather = document.getElementById("weather");
   var source = runs || funnel;
   if (!source) { return; }
   var PERIOD_MS = 3000;
+  var weatherSrc = weather && weather.getAttribute("src");
 
   function showCells(container, values) {
     container.querySelectorAll("td[data-field]").forEach(function (cell) {
@@ -20,9 +25,12 @@
     });
   }
 
-  function updateRuns(rows) {
-    if (rows.length !== runs.querySelectorAll("tr[data-run-id]").length) {
-      window.location.reload();  // a new run appeared: redraw the whole page
+  function updateRuns(data) {
+    var rows = data.runs;
+    var mergedAt = datasets && Number(datasets.getAttribute("data-merged-at"));
+    if (rows.length !== runs.querySelectorAll("tr[data-run-id]").length ||
+        (datasets && Number(data.merged_at) !== mergedAt)) {
+      window.location.reload();  // a new run or a new merge: redraw the whole page, plots included
       return;
     }
     rows.forEach(function (row) {
@@ -36,11 +44,37 @@
     });
   }
 
+  function showStatuses(byStatus) {
+    var table = document.getElementById("by-status");
+    var rows = Object.keys(byStatus).sort().map(function (status) {
+      var tr = document.createElement("tr"), name = document.createElement("td"), n = document.createElement("td");
+      name.className = "name";
+      name.textContent = status;
+      n.textContent = String(Number(byStatus[status]));
+      tr.append(name, n);
+      return tr;
+    });
+    table.replaceChildren.apply(table, rows);
+  }
+
+  function updateFunnel(counts) {
+    var images = Number(counts.images);
+    var shown = Number(funnel.querySelector('td[data-field="images"]').textContent);
+    showCells(funnel, counts);
+    if (images === shown) { return; }
+    showStatuses(counts.by_status);
+    if (weather) {
+      weather.src = weatherSrc + "&images=" + images;  // a new URL: the browser fetches the plot again
+    } else if (images > 0) {
+      window.location.reload();  // the first images: the page gets its weather plot
+    }
+  }
+
   function poll() {
     fetch(source.getAttribute("data-refresh"), {credentials: "same-origin"})
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) {
-        if (data && runs) { updateRuns(data.runs); } else if (data) { showCells(funnel, data); }
+        if (data && runs) { updateRuns(data); } else if (data) { updateFunnel(data); }
       })
       .catch(function () { /* keep the last values; the next poll retries */ })
       .finally(function () { setTimeout(poll, PERIOD_MS); });

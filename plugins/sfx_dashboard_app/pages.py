@@ -99,15 +99,19 @@ def dataset_section(dataset: dict, trial_id: int, stats: dict | None) -> str:
 
 
 def dashboard(picker_html: str, experiment: str | None, trial: dict | None, rows: list[dict],
-              datasets_html: list[str]) -> str:
-    """The beamtime overview of one experiment and trial."""
+              datasets_html: list[str], merged_at: float) -> str:
+    """The beamtime overview of one experiment and trial.
+
+    ``merged_at`` (when the trial's merged statistics last changed) lets the page see a new
+    merge and redraw its tables and plots.
+    """
     if experiment is None or trial is None:
         return page("Beamtime", "<h1>Beamtime</h1>" + picker_html + "<p>No experiment or trial recorded yet.</p>")
     body = (f'<h1>Beamtime: {esc(experiment)}</h1>{picker_html}'
             f'<h2>Runs — trial {esc(trial["name"])} v{trial["version"]}</h2>'
             + runs_table(experiment, trial["id"], rows)
-            + '<h2>Merged statistics per dataset</h2>'
-            + ("".join(datasets_html) or '<p class="muted">no datasets defined</p>'))
+            + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'
+            + ("".join(datasets_html) or '<p class="muted">no datasets defined</p>') + "</div>")
     return page(f"Beamtime {experiment}", body, script=True)
 
 
@@ -129,9 +133,9 @@ def run_page(experiment: str, run: str, run_id: int, trial: dict, counts: dict, 
             f'<h1>Run {esc(run)} — trial {esc(trial["name"])} v{trial["version"]}</h1>'
             f'<p>status: {esc(summary["status"]) if summary else "running or not started"}</p>'
             f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
-            f'<h2>Images by status</h2><table>{statuses}</table>'
+            f'<h2>Images by status</h2><table id="by-status">{statuses}</table>'
             f'<h2>Jobs</h2><table><tr><th>machine</th><th>job</th><th>state</th></tr>{job_rows}</table>'
             f'<h2>Computational weather</h2>'
-            + (f'<img class="plot" alt="computational weather" src="{weather}">' if counts["images"]
+            + (f'<img id="weather" class="plot" alt="computational weather" src="{weather}">' if counts["images"]
                else '<p class="muted">no images processed yet</p>'))
     return page(f"Run {run}", body, script=True)

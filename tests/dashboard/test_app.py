@@ -113,6 +113,20 @@ def test_live_progress_follows_the_images_logged(viewer, beamtime):
     assert progress.json()["by_status"] == {"blank": 10, "hit": 5, "indexed": 5}
 
 
+def test_a_new_merge_changes_the_version_the_page_watches(viewer, beamtime):
+    from kernels.resultsdb import ResultsDB
+
+    def merged_at() -> float:
+        return viewer.get("/api/runs", params=page_params(beamtime)).json()["merged_at"]
+
+    before = merged_at()
+    assert before > 0
+    assert f'<div id="datasets" data-merged-at="{before!r}">' in viewer.get("/", params=page_params(beamtime)).text
+    with ResultsDB(beamtime["url"]) as db:
+        db.record_merge_stats(beamtime["trial_id"], {"completeness": 0.955}, [], run_id=beamtime["done"])
+    assert merged_at() > before
+
+
 def test_merged_statistics_per_dataset(viewer, beamtime):
     page = viewer.get("/", params=page_params(beamtime)).text
     overall = page.split('<table class="overall">')[1].split("</table>")[0]

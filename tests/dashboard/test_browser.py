@@ -5,6 +5,7 @@ runs, the live progress and the plots, and saves screenshots under ``test-artifa
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,17 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
     expect(running.locator('td[data-field="images"]')).to_have_text("20", timeout=10_000)
     expect(running.locator('td[data-field="hits"]')).to_have_text("10")
     expect(running.locator('progress[data-field="indexed"]')).to_have_js_property("max", 20)
+
+    # a merge that lands while the page is open redraws its statistics and plots
+    overall = frame.locator("table.overall")
+    expect(overall).to_contain_text("0.913")
+    with ResultsDB(beamtime["url"]) as db:
+        stats = db.merge_stats(beamtime["trial_id"], dataset_id=beamtime["dataset_id"])
+        db.record_merge_stats(beamtime["trial_id"], {**stats["overall"], "completeness": 0.955}, stats["shells"],
+                              dataset_id=beamtime["dataset_id"])
+    expect(overall).to_contain_text("0.955", timeout=10_000)
+    dashboard = page.frame(url=lambda url: "/sfxflow/" in url)
+    assert all(width > 0 for width in images_loaded(dashboard))
     page.screenshot(path=ARTIFACTS / "dashboard-overview.png", full_page=True)
 
     running.locator("a").click()
@@ -102,6 +114,13 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
     with ResultsDB(beamtime["url"]) as db:
         add_images(db, beamtime["running"], beamtime["trial_id"], 4, start=20, t0=1150.0)
     expect(frame.locator('#funnel td[data-field="images"]')).to_have_text("24", timeout=10_000)
+    statuses = frame.locator("table#by-status tr")
+    expect(statuses).to_have_count(3)
+    expect(statuses.nth(0)).to_have_text("blank12")  # 10 + events 21 and 23: live too
+    # the weather plot follows: fetched again for the 24 images, and drawn
+    expect(frame.locator("img#weather")).to_have_attribute("src", re.compile(r"[?&]images=24$"))
+    widths = images_loaded(run_page)
+    assert len(widths) == 1 and widths[0] > 0
     page.screenshot(path=ARTIFACTS / "dashboard-run.png", full_page=True)
     assert dialogs == []
     page.close()
