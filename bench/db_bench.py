@@ -91,6 +91,12 @@ def naive(url: str, run_id: int, trial_id: int, rows: list[ImageRow], seconds: f
 
 
 NARROW_COLUMNS = ("run_id", "trial_id", "chunk", "event")  # the natural key alone: the narrowest image row
+# Every per-image field the results schema keeps, in the most compact form InnoDB offers: status
+# and host as small codes, the reason dropped (derivable from the counts), one FLOAT per stage.
+COMPACT_COLUMNS = NARROW_COLUMNS + ("hit", "n_spots", "is_indexed", "n_refined", "n_integrated", "status",
+                                    "mpi_rank", "host", "t_start") + tuple(f"t_{stage}" for stage in STAGES)
+COMPACT_TYPES = ("INT",) * 4 + ("TINYINT", "SMALLINT", "TINYINT", "SMALLINT", "SMALLINT", "TINYINT", "SMALLINT",
+                                "SMALLINT", "DOUBLE") + ("FLOAT",) * len(STAGES)
 
 
 def full_lines(run_id: int, trial_id: int, rows: list[ImageRow]) -> list[str]:
@@ -104,6 +110,15 @@ def full_lines(run_id: int, trial_id: int, rows: list[ImageRow]) -> list[str]:
 def narrow_lines(run_id: int, trial_id: int, rows: list[ImageRow]) -> list[str]:
     """Only the natural key of each row, as LOAD DATA text."""
     return [f"{run_id}\t{trial_id}\t{row.chunk}\t{row.event}" for row in rows]
+
+
+def compact_lines(run_id: int, trial_id: int, rows: list[ImageRow]) -> list[str]:
+    """Every field of each row as numbers (status and host as codes), as LOAD DATA text."""
+    codes: dict[str, int] = {}
+    return ["\t".join(map(str, (run_id, trial_id, row.chunk, row.event, int(row.hit), row.n_spots, int(row.indexed),
+                                 row.n_refined, row.n_integrated, codes.setdefault(row.status, len(codes)), row.rank,
+                                 codes.setdefault(row.host, len(codes)), repr(row.t_start), *row.timings.values())))
+            for row in rows]
 
 
 def load_data_infile(database: str, table: str, columns, lines: list[str], connections: int, tmp: str) -> float:
@@ -148,18 +163,26 @@ def empty_images(admin, database: str) -> None:
     admin.cursor().execute(f"TRUNCATE TABLE {database}.images")
 
 
+def keyed_table(admin, database: str, table: str, columns, types) -> None:
+    """A fresh InnoDB table keyed like ``images`` on (run_id, trial_id, chunk, event)."""
+    fields = ", ".join(f"{column} {kind} NOT NULL" for column, kind in zip(columns, types))
+    admin.cursor().execute(f"CREATE TABLE {database}.{table} ({fields}, "
+                           "PRIMARY KEY (run_id, trial_id, chunk, event)) ENGINE=InnoDB")
+
+
 def server_ceiling(admin, database: str, db: ResultsDB, trial_id: int, rows: list[ImageRow], tmp: str) -> dict:
-    """LOAD DATA INFILE rows/s on 1 and 2 connections: narrowest row into a fresh keyed table, and the full rows."""
+    """LOAD DATA INFILE rows/s on 1 and 2 connections: the bare key and the compact row into fresh
+    keyed tables, and the full rows into ``images``."""
     ceiling = {}
     for connections in (1, 2):
-        table = f"ceiling_{connections}"
-        admin.cursor().execute(f"CREATE TABLE {database}.{table} (run_id INT NOT NULL, trial_id INT NOT NULL, "
-                               "chunk INT NOT NULL, event INT NOT NULL, PRIMARY KEY (run_id, trial_id, chunk, event)) "
-                               "ENGINE=InnoDB")
         run_id = db.ensure_run("bench", f"load-data-{connections}")
-        empty_images(admin, database)
-        ceiling["narrow", connections] = load_data_infile(database, table, NARROW_COLUMNS,
+        keyed_table(admin, database, f"narrow_{connections}", NARROW_COLUMNS, COMPACT_TYPES)
+        ceiling["narrow", connections] = load_data_infile(database, f"narrow_{connections}", NARROW_COLUMNS,
                                                           narrow_lines(run_id, trial_id, rows), connections, tmp)
+        keyed_table(admin, database, f"compact_{connections}", COMPACT_COLUMNS, COMPACT_TYPES)
+        ceiling["compact", connections] = load_data_infile(database, f"compact_{connections}", COMPACT_COLUMNS,
+                                                           compact_lines(run_id, trial_id, rows), connections, tmp)
+        empty_images(admin, database)
         ceiling["full", connections] = load_data_infile(database, "images", IMAGE_COLUMNS,
                                                         full_lines(run_id, trial_id, rows), connections, tmp)
     return ceiling
@@ -207,13 +230,16 @@ def main() -> None:
             print(f"  narrowest row, k={k}    : {ceiling['narrow', k]:>12,.0f} rows/s  (natural key only, fresh table);"
                   f" ours pre-encoded k={k} = {shipped[k]['rows_per_s'] / ceiling['narrow', k]:.0%} of it")
         for k in (1, 2):
+            print(f"  compact row, k={k}      : {ceiling['compact', k]:>12,.0f} rows/s  (every field as numbers, "
+                  f"{len(COMPACT_COLUMNS)} columns, fresh table)")
+        for k in (1, 2):
             print(f"  same full rows, k={k}   : {ceiling['full', k]:>12,.0f} rows/s  (images table); "
                   f"ours pre-encoded k={k} = {shipped[k]['rows_per_s'] / ceiling['full', k]:.0%} of it")
-        full = max(ceiling["full", k] for k in (1, 2))
-        bare = max(ceiling["narrow", k] for k in (1, 2))
+        full, compact, bare = (max(ceiling[kind, k] for k in (1, 2)) for kind in ("full", "compact", "narrow"))
         print(f"  goal 1,000,000 rows/s : {'met' if best >= 1e6 else 'NOT met'} (ours at best {best:,.0f} rows/s); "
-              f"{'within' if full >= 1e6 else 'beyond'} this server's reach for our row (its best full-row ingest is "
-              f"{full:,.0f} rows/s = {full / 1e6:.0%} of the goal); the bare key alone reaches {bare:,.0f} rows/s")
+              f"{'within' if max(full, compact) >= 1e6 else 'beyond'} this server's reach for a row that holds the "
+              f"results (best ingest: our row {full:,.0f}, compact row {compact:,.0f} rows/s); "
+              f"the bare key alone reaches {bare:,.0f} rows/s")
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
         admin.close()
