@@ -27,6 +27,8 @@ def parse_args(argv=None):
     proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
     proc.add_argument("--params", help="trial parameters, JSON")
     proc.add_argument("--trial", default="default", help="trial name recorded with the results")
+    proc.add_argument("--experiment", help="experiment the run is logged under in the results DB "
+                      "(default: the name of the run directory's grandparent, <exp>)")
     proc.add_argument("--db", help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
                       "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)")
     proc.add_argument("--cache-dir", help="node-local cache of per-rank results (default <out>/cache)")

@@ -241,10 +241,17 @@ def open_logger(args, run, params, ranks: int) -> ImageLogger | None:
     """
     if not args.db:
         return None
-    experiment = Path(args.run).resolve().parent.parent.name
     db = ResultsDB(args.db)
-    return ImageLogger(db, db.ensure_run(experiment, run.name), db.ensure_trial(args.trial, params.to_dict()),
-                       connections=logger_connections(ranks))
+    return ImageLogger(db, db.ensure_run(experiment_name(args), run.name),
+                       db.ensure_trial(args.trial, params.to_dict()), connections=logger_connections(ranks))
+
+
+def experiment_name(args) -> str:
+    """The experiment the run is logged under: ``--experiment``, else the ``<exp>`` of ``<exp>/runs/rNNNN``.
+
+    The pipeline passes the beamtime's experiment name, which its HPC folder need not carry.
+    """
+    return getattr(args, "experiment", None) or Path(args.run).resolve().parent.parent.name
 
 
 def _records(out: Path, checkpoint: Checkpoint):

@@ -224,3 +224,14 @@ def test_db_lost_mid_run_is_logged_by_the_next_run(big_run, mariadb_url, db_prox
     assert again.returncode == 0, again.stderr
     assert distinct_rows(db, run_id, trial_id) == (BIG_RUN_IMAGES, BIG_RUN_IMAGES)
     assert db.run_summary(run_id, trial_id)["status"] == "complete"
+
+
+def test_experiment_option_names_the_experiment_rows_are_logged_under(small_run, sqlite_url, tmp_path,
+                                                                      mpi_process):
+    """The pipeline's experiment name wins over the run folder's grandparent (an HPC folder name)."""
+    assert small_run.parent.parent.name != "p12345"
+    done = mpi_process(2, small_run, tmp_path / "out", "--db", sqlite_url, "--experiment", "p12345")
+    assert done.returncode == 0, done.stderr
+    db = ResultsDB(sqlite_url)
+    assert db.experiments() == ["p12345"]
+    assert distinct_rows(db, db.ensure_run("p12345", small_run.name), db.get_trial("default")["id"]) == (40, 40)
