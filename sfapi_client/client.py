@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -46,6 +46,18 @@ def _error_message(body) -> str:
     return str(body)[:500]
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without a ``user:password@`` part.
+
+    A URL ends up in logs and error messages, and requests would turn its userinfo into a Basic
+    header in place of our bearer token: credentials belong in the client's arguments only.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _api_error(message: str) -> SfApiError:
     """The typed error for an ``{"status": "ERROR"}`` body."""
     if "No such file or directory" in message or "Invalid job id" in message:
@@ -59,7 +71,8 @@ class Client:
     Parameters
     ----------
     base_url : str
-        API root, e.g. ``https://api.nersc.gov/api/v1.2``.
+        API root, e.g. ``https://api.nersc.gov/api/v1.2``; a ``user:password@`` in it (or in
+        ``token_url``) is dropped, so no URL the client logs or raises with carries a secret.
     token : str, optional
         A static bearer token.
     client_id, private_key : str, optional
@@ -81,7 +94,7 @@ class Client:
                  private_key: str | None = None, credentials_file: str | Path | None = None,
                  token_url: str | None = None, timeout: float = 30.0, retries: int = 4,
                  backoff: tuple[float, float, float] = (0.5, 2.0, 30.0)):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = without_userinfo(base_url).rstrip("/")
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
         self._timeout, self._retries, self._backoff = timeout, retries, backoff
@@ -95,7 +108,7 @@ class Client:
             self._auth = StaticToken(token)
         elif client_id and private_key:
             parts = urlsplit(self.base_url)
-            token_url = token_url or f"{parts.scheme}://{parts.netloc}/oauth2/token"
+            token_url = without_userinfo(token_url or f"{parts.scheme}://{parts.netloc}/oauth2/token")
             self._auth = ClientCredentials(client_id, private_key, token_url, self._session, timeout)
         else:
             raise AuthError("give token=, client_id= and private_key=, or credentials_file=")

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from facility.sfapi.config import ConfigError, read_private_file
 from facility.sfapi.testing import running_emulator
-from sfapi_client import AuthError, Client
+from facility.slurm import free_port
+from sfapi_client import AuthError, Client, TransientError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -117,3 +118,20 @@ def test_secret_files_must_be_private(tmp_path, emu):
     os.chmod(token_file, 0o640)
     with pytest.raises(ConfigError, match="readable by others"):
         read_private_file(token_file)
+
+
+def test_credentials_in_urls_are_dropped_and_never_reported(emu, caplog):
+    creds = emu.all_credentials["alice"]
+    caplog.set_level(logging.DEBUG)
+    dead = f"http://me:SECRETTOK@127.0.0.1:{free_port()}"
+    with Client(dead + "/api/v1.2", client_id=creds.client_id, private_key=creds.private_key,
+                retries=1, backoff=(0.01, 1.0, 0.01), timeout=2) as client:
+        assert client.base_url == dead.replace("me:SECRETTOK@", "") + "/api/v1.2"
+        with pytest.raises(TransientError) as err:
+            client.user()
+    assert "unreachable" in str(err.value)
+    assert "SECRETTOK" not in str(err.value) and "SECRETTOK" not in caplog.text
+    live = emu.base_url.replace("://", "://me:SECRETTOK@")
+    with Client(live, client_id=creds.client_id, private_key=creds.private_key,
+                token_url=creds.token_url.replace("://", "://me:SECRETTOK@")) as client:
+        assert client.user() == "alice"  # our bearer token, not Basic auth from the URL
