@@ -14,6 +14,7 @@ from operators.analysis_job import SfApiJobOperator
 from operators.beamtime import Beamtime
 from operators.download import DownloadResultsOperator
 from operators.facility_status import WaitForFacilityOperator
+from operators.job_script import NAME_PATTERN, RUN_NAME
 from operators.run_pipeline import (
     OPTIONAL_RESULT_FILES,
     RESULT_FILES,
@@ -39,8 +40,8 @@ def prepared(key: str) -> str:
     max_active_runs=16,
     tags=["sfxflow"],
     params={
-        "run": Param("r0001", type="string", pattern=r"^r[0-9]{4}$", description="run name, e.g. r0001"),
-        "trial": Param(beamtime.trial, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        "run": Param("r0001", type="string", pattern=RUN_NAME.pattern, description="run name, e.g. r0001"),
+        "trial": Param(beamtime.trial, type="string", pattern=f"^{NAME_PATTERN.pattern}$",
                        description="trial name; results of trials never overwrite each other"),
         "trial_params": Param(beamtime.trial_params, type="object",
                               description='processing parameters, e.g. {"spotfinder": {"snr": 5}}'),

@@ -5,7 +5,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from operators.job_script import check_name
+from operators.job_script import RUN_NAME, check_name, run_order
 
 
 def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) -> list[dict]:
@@ -14,7 +14,7 @@ def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) ->
     return [
         {"trigger_run_id": f"{run}__{trial}",
          "conf": {"run": run, "trial": trial, "trial_params": trial_params, "ranks": ranks}}
-        for run in sorted(runs)
+        for run in sorted(runs, key=run_order)
     ]
 
 
@@ -24,14 +24,14 @@ def parse_run_range(text: str) -> list[str]:
 
     runs = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
-        m = re.fullmatch(r"(\d{1,4})(?:\s*-\s*(\d{1,4}))?", part)
+        m = re.fullmatch(r"(\d{1,9})(?:\s*-\s*(\d{1,9}))?", part)
         if not m:
             raise ValueError(f"bad run range {part!r}: use e.g. 1-3,7")
         first, last = int(m[1]), int(m[2] or m[1])
         if last < first:
             raise ValueError(f"bad run range {part!r}: {last} < {first}")
         runs.update(run_name(n) for n in range(first, last + 1))
-    return sorted(runs)
+    return sorted(runs, key=run_order)
 
 
 def concluded_runs(exp_dir, start: datetime | None = None, end: datetime | None = None) -> list[str]:
@@ -39,7 +39,8 @@ def concluded_runs(exp_dir, start: datetime | None = None, end: datetime | None 
     from kernels.runformat import RunFormatError, read_marker
 
     found = []
-    for run_dir in sorted((Path(exp_dir) / "runs").glob("r[0-9][0-9][0-9][0-9]")):
+    run_dirs = [path for path in (Path(exp_dir) / "runs").glob("r*") if RUN_NAME.match(path.name)]
+    for run_dir in sorted(run_dirs, key=lambda path: run_order(path.name)):
         try:
             when = datetime.fromisoformat(read_marker(run_dir)["concluded_at"])
         except RunFormatError:

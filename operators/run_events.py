@@ -19,11 +19,11 @@ import re
 from pathlib import Path
 
 from kernels.runformat import MARKER
+from operators.job_script import RUN_NAME
 
 MARKER_NAME = MARKER
 RUNS_FOLDER = "runs"
 
-_RUN_NAME = re.compile(r"^r\d{4,}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ADLER32 = re.compile(r"^[0-9a-f]{8}$")
 
@@ -62,7 +62,7 @@ def validate_marker(marker: dict, origin: str) -> dict:
     run, run_name = marker["run"], marker["run_name"]
     if not isinstance(run, int) or isinstance(run, bool) or run < 0:
         raise MarkerError(f"{origin}: 'run' must be a non-negative integer, got {run!r}")
-    if not isinstance(run_name, str) or not _RUN_NAME.match(run_name):
+    if not isinstance(run_name, str) or not RUN_NAME.match(run_name):
         raise MarkerError(f"{origin}: 'run_name' must look like r0001, got {run_name!r}")
     if not isinstance(marker["files"], list) or not marker["files"]:
         raise MarkerError(f"{origin}: 'files' must be a non-empty list")

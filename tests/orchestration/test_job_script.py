@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+from airflow.sdk.definitions.param import ParamValidationError
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.runformat import MARKER, write_marker
 from operators.beamtime import Beamtime
 from operators.job_script import batch_script
 from operators.reprocess import concluded_runs, parse_run_range
 from operators.run_pipeline import RunRequestError, prepare_run
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_script_quotes_values_and_embeds_files(tmp_path):
@@ -76,7 +82,26 @@ def test_a_trial_never_changes_its_parameters(beamtime):
 
 def test_run_ranges_and_intervals(beamtime):
     assert parse_run_range("1-3, 7") == ["r0001", "r0002", "r0003", "r0007"]
+    assert parse_run_range("10001, 9999-10000") == ["r9999", "r10000", "r10001"]  # by number, past r9999
     for bad in ("1-", "3-1", "a", "1;2"):
         with pytest.raises(ValueError, match="bad run range"):
             parse_run_range(bad)
     assert concluded_runs(beamtime.exp_dir) == ["r0001"]
+
+
+def test_runs_past_r9999_are_swept_and_accepted_by_the_run_dag(beamtime, tmp_path, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    exp = tmp_path / "exp"
+    runs = Path(beamtime.exp_dir) / "runs"
+    shutil.copytree(runs / "r0001", exp / "runs" / "r10000")
+    (exp / "runs" / "r10000" / MARKER).unlink()
+    write_marker(exp / "runs" / "r10000", 10000)
+    shutil.copytree(runs / "r0001", exp / "runs" / "r9999")
+    assert concluded_runs(exp) == ["r9999", "r10000"]  # the sweep finds it, oldest first
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "sfx_run.py")).get_dag("sfx_run")
+    run_param = dag.params.get_param("run")  # what creating a DAG run validates its conf with
+    assert run_param.resolve("r10000") == "r10000"
+    with pytest.raises(ParamValidationError):
+        run_param.resolve("r123")
