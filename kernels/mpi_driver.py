@@ -165,7 +165,7 @@ class Producer:
             try:
                 add(self.logger)
             except LoggerFailedError as exc:
-                self._report(exc)
+                self.report(exc)
 
     def flush_log(self) -> bool:
         """Commit every row logged so far; False if the DB could not take them."""
@@ -173,10 +173,11 @@ class Producer:
             try:
                 self.logger.flush()
             except LoggerFailedError as exc:
-                self._report(exc)
+                self.report(exc)
         return not self.log_failed
 
-    def _report(self, exc: LoggerFailedError) -> None:
+    def report(self, exc: LoggerFailedError) -> None:
+        """Stop logging for this session; the rows stay in the parts for the next run."""
         self.log_failed = True
         print(f"error: {exc}; processing goes on, results are kept and the same command logs them later",
               file=sys.stderr, flush=True)
@@ -238,12 +239,26 @@ def open_logger(args, run, params, ranks: int) -> ImageLogger | None:
 
     The main thread uses the first writer's connection only before logging starts and
     after the final flush (run summary), never while the writer threads are busy.
+
+    Raises
+    ------
+    LoggerFailedError
+        The DB stayed unreachable for its whole retry window: the job runs on without it,
+        like after an outage mid-run.
     """
     if not args.db:
         return None
     db = ResultsDB(args.db)
-    return ImageLogger(db, db.ensure_run(experiment_name(args), run.name),
-                       db.ensure_trial(args.trial, params.to_dict()), connections=logger_connections(ranks))
+    try:
+        run_id = db.ensure_run(experiment_name(args), run.name)
+        trial_id = db.ensure_trial(args.trial, params.to_dict())
+    except Exception as exc:
+        if not db.dialect.is_transient(exc):
+            raise
+        db.close()
+        raise LoggerFailedError(f"results DB {db.url.redacted()} unreachable at the start of the job "
+                                f"({type(exc).__name__}: {exc})") from exc
+    return ImageLogger(db, run_id, trial_id, connections=logger_connections(ranks))
 
 
 def experiment_name(args) -> str:
@@ -377,8 +392,12 @@ def _run(comm, args) -> int:
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
             (out / PARTS_DIR).mkdir(exist_ok=True)
-            producer = Producer(checkpoint, open_logger(args, run, params, size))
-            if not checkpoint.logged:  # a DB outage outlasted an earlier session: log its rows now
+            producer = Producer(checkpoint, None)
+            try:
+                producer.logger = open_logger(args, run, params, size)
+            except LoggerFailedError as exc:
+                producer.report(exc)
+            if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log its rows now
                 producer.log([row for row, _ in _records(out, checkpoint)])
             session = f"s{checkpoint.sessions + 1:03d}"
     except (RunFormatError, CalibrationError, ParamsError, DbUrlError, SchemaError, TrialParamsChangedError,

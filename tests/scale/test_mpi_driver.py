@@ -235,3 +235,29 @@ def test_experiment_option_names_the_experiment_rows_are_logged_under(small_run,
     db = ResultsDB(sqlite_url)
     assert db.experiments() == ["p12345"]
     assert distinct_rows(db, db.ensure_run("p12345", small_run.name), db.get_trial("default")["id"]) == (40, 40)
+
+
+def test_db_unreachable_at_start_is_logged_by_the_next_run(small_run, reference, mariadb_url, db_proxy, tmp_path,
+                                                           process_cmd):
+    """No DB when the job starts: it processes everything anyway, exits 3 with the rows kept;
+    the same command with the DB back logs every row exactly once."""
+    out = tmp_path / "out"
+    cmd = process_cmd(3, small_run, out, "--db", mariadb_url.replace(":3306", f":{db_proxy.port}"))
+    env = {**os.environ, "SFXFLOW_DB_RETRY_SECONDS": "1"}
+    db_proxy.cut()
+    cut = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert cut.returncode == 3, cut.stderr
+    assert "unreachable at the start of the job" in cut.stderr and "logs them later" in cut.stderr
+    assert "Traceback" not in cut.stderr
+    assert summary(out)["status"] == "complete" and fates(out) == fates(reference)
+    assert json.loads((out / "checkpoint.json").read_text())["body"]["logged"] is False
+    db = ResultsDB(mariadb_url)
+    assert db.experiments() == []  # nothing reached the DB
+
+    db_proxy.restore()
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode == 0, again.stderr
+    run_id, trial_id = db_trial(db, small_run)
+    assert distinct_rows(db, run_id, trial_id) == (40, 40)
+    assert db.run_summary(run_id, trial_id)["status"] == "complete"
+    assert json.loads((out / "checkpoint.json").read_text())["body"]["logged"] is True
