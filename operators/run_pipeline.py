@@ -99,7 +99,7 @@ def transfer_run_files(bt: Beamtime, info: dict) -> dict:
     report = transfer_run(f"{bt.transfer_source}/runs", f"{bt.transfer_dest}/runs", info["run"], info["files"],
                           parallel_files=bt.transfer_parallel_files)
     with ResultsDB(bt.results_db) as db:
-        db.record_transfer(info["run_id"], report.total_bytes, report.seconds)
+        db.record_transfer(info["run_id"], report.total_bytes, report.seconds, report.rate)
     return report.to_dict()
 
 

@@ -339,13 +339,17 @@ class ResultsDB:
         keys = ("machine", "job_id", "state", "submitted", "started", "ended")
         return [dict(zip(keys, row)) for row in rows]
 
-    def record_transfer(self, run_id: int, n_bytes: int, seconds: float) -> float:
-        """Record one transfer of a run's files; return its rate in bytes/s."""
-        rate = n_bytes / seconds if seconds > 0 else 0.0
-        self.transaction(lambda cursor: cursor.execute(self._q(
-            "INSERT INTO transfers (run_id, n_bytes, seconds, rate, recorded) VALUES (?,?,?,?,?)"),
-            (run_id, int(n_bytes), float(seconds), rate, time.time())))
-        return rate
+    def record_transfer(self, run_id: int, n_bytes: int, seconds: float, rate: float) -> None:
+        """Record (or replace) how a run reached the center: its size in bytes, how long the
+        transfer took and the rate of the bytes it copied (files already there are skipped)."""
+        columns = ("run_id", "n_bytes", "seconds", "rate", "recorded")
+        values = (run_id, int(n_bytes), float(seconds), float(rate), time.time())
+        self.transaction(lambda cursor: cursor.execute(self.dialect.upsert("transfers", columns, ("run_id",)), values))
+
+    def transfer(self, run_id: int) -> dict | None:
+        """The run's transfer to the center as recorded, or None."""
+        rows = self._select("SELECT n_bytes, seconds, rate, recorded FROM transfers WHERE run_id=?", (run_id,))
+        return dict(zip(("n_bytes", "seconds", "rate", "recorded"), rows[0])) if rows else None
 
     # -- results ----------------------------------------------------------------------
 

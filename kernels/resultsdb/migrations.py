@@ -93,6 +93,17 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (trial_id, scope, scope_id)){engine}""",
         ),
     ),
+    Migration(
+        2,
+        "one transfer row per run",
+        (
+            # A replayed commit or a retried transfer task used to add a row each time: keep
+            # each run's newest, then let the key make record_transfer an upsert.
+            """DELETE FROM transfers WHERE id NOT IN
+                (SELECT newest FROM (SELECT MAX(id) AS newest FROM transfers GROUP BY run_id) AS kept)""",
+            "CREATE UNIQUE INDEX IF NOT EXISTS transfers_run ON transfers (run_id)",
+        ),
+    ),
 )
 
 

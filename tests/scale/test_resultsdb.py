@@ -99,7 +99,10 @@ def test_jobs_transfers_summaries_merge_stats_and_run_table(db_url):
     db.record_job(run, trial, "perlmutter", "4242", "COMPLETED", started=1002.0, ended=1050.0)
     assert db.jobs(run, trial) == [{"machine": "perlmutter", "job_id": "4242", "state": "COMPLETED",
                                     "submitted": 1001.0, "started": 1002.0, "ended": 1050.0}]
-    assert db.record_transfer(run, 4_000_000, 2.0) == 2_000_000.0
+    db.record_transfer(run, 4_000_000, 2.0, 2_000_000.0)
+    db.record_transfer(run, 4_000_000, 0.5, 0.0)  # a retry that found every file already there
+    assert db.transfer(run) | {"recorded": 0} == {"n_bytes": 4_000_000, "seconds": 0.5, "rate": 0.0, "recorded": 0}
+    assert db.transfer(idle) is None
     db.record_run_summary(run, trial, "complete", {"images": 3}, {"wall_seconds": 5.0}, finished=1060.0)
     db.record_run_summary(run, trial, "complete", {"images": 4}, {"wall_seconds": 5.0}, finished=1062.0)
     assert db.run_summary(run, trial)["funnel"] == {"images": 4}
@@ -133,6 +136,27 @@ def test_migrations_versioned_and_idempotent(db_url):
             apply_migrations(conn, dialect, extra[::-1])
     finally:
         conn.close()
+
+
+def test_a_version_1_db_keeps_each_runs_newest_transfer(db_url):
+    dialect = dialect_for(parse_db_url(db_url))
+    conn = dialect.connect()
+    try:
+        assert apply_migrations(conn, dialect, MIGRATIONS[:1]) == 1
+        cursor = conn.cursor()
+        insert = dialect.sql("INSERT INTO transfers (run_id, n_bytes, seconds, rate, recorded) VALUES (?,?,?,?,?)")
+        for run_id, seconds in ((7, 3.0), (7, 2.0), (8, 1.0), (7, 1.5)):  # run 7 recorded three times
+            cursor.execute(insert, (run_id, 100, seconds, 100 / seconds, 1.0))
+        conn.commit()
+        assert apply_migrations(conn, dialect) == len(MIGRATIONS)
+        cursor.execute("SELECT run_id, seconds FROM transfers ORDER BY run_id")
+        assert [tuple(row) for row in cursor.fetchall()] == [(7, 1.5), (8, 1.0)]
+        cursor.close()
+    finally:
+        conn.close()
+    db = ResultsDB(db_url)
+    db.record_transfer(7, 100, 1.0, 100.0)  # now an upsert on the run
+    assert db.transfer(7)["seconds"] == 1.0
 
 
 def test_weather_rebuilt_from_image_rows(db_url):
