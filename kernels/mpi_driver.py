@@ -90,21 +90,82 @@ class ResultCache:
             self.path.unlink()
             return False
         tmp = dest.with_name(dest.name + ".tmp")
-        shutil.copyfile(self.path, tmp)
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())  # the checkpoint will say these items are done: their data must be on disk
         os.replace(tmp, dest)
+        fsync_directory(dest.parent)  # ... and so must the rename
         if self.path.resolve() != dest.resolve():
             self.path.unlink()
         return True
 
 
+def fsync_directory(path: Path) -> None:
+    """Make the entries of directory ``path`` (a rename into it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartError(Exception):
+    """A published part that cannot be read whole (missing, empty, truncated or corrupt)."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"part {self.path}: {problem}")
+
+
 def read_part(path: Path):
-    """Yield the (ImageRow, ImageResult) records of a published cache file (our own files)."""
-    with open(path, "rb") as handle:
-        while True:
+    """Yield the (ImageRow, ImageResult) records of a published cache file (our own files).
+
+    Raises
+    ------
+    PartError
+        The file is missing or empty, or ends inside a record (e.g. torn by a crash).
+    """
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise PartError(path, f"unreadable ({exc.strerror or exc})") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if not size:
+            raise PartError(path, "empty (published parts hold at least one record)")
+        while handle.tell() < size:
+            offset = handle.tell()
             try:
-                yield pickle.load(handle)
-            except EOFError:
-                return
+                record = pickle.load(handle)
+            except Exception as exc:  # a torn pickle fails in many ways (EOFError, UnpicklingError, ...)
+                raise PartError(path, f"truncated or corrupt at byte {offset} of {size} "
+                                      f"({type(exc).__name__}: {exc})") from None
+            yield record
+
+
+def drop_unreadable_parts(out: Path, checkpoint: Checkpoint) -> None:
+    """Forget parts that do not read whole, and the finished items found in no readable part.
+
+    Those items are processed again, so a part torn by a crash costs time, never images.
+    A dropped part is kept as ``<name>.corrupt`` for inspection.
+    """
+    found, readable = set(), []
+    for part in checkpoint.parts:
+        try:
+            found |= {(row.chunk, row.event) for row, _ in read_part(out / part)}
+        except PartError as exc:
+            print(f"error: {exc}; its images are processed again", file=sys.stderr, flush=True)
+            if exc.path.exists():
+                os.replace(exc.path, exc.path.with_name(exc.path.name + ".corrupt"))
+            continue
+        readable.append(part)
+    lost = checkpoint.done - found
+    if lost:
+        print(f"error: {len(lost)} finished images of run {checkpoint.run} are in no readable part; "
+              f"processing them again", file=sys.stderr, flush=True)
+    checkpoint.parts = readable
+    checkpoint.done -= lost
 
 
 def image_row(result, rank: int, host: str, t_start: float, timings: dict) -> ImageRow:
@@ -391,6 +452,7 @@ def _run(comm, args) -> int:
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = load_or_restart_checkpoint(out, run, args.trial, params_digest(params))
+            drop_unreadable_parts(out, checkpoint)
             (out / PARTS_DIR).mkdir(exist_ok=True)
             producer = Producer(checkpoint, None)
             try:

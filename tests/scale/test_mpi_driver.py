@@ -261,3 +261,25 @@ def test_db_unreachable_at_start_is_logged_by_the_next_run(small_run, reference,
     assert distinct_rows(db, run_id, trial_id) == (40, 40)
     assert db.run_summary(run_id, trial_id)["status"] == "complete"
     assert json.loads((out / "checkpoint.json").read_text())["body"]["logged"] is True
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.5], ids=["emptied", "torn"])
+def test_part_torn_by_a_crash_is_reprocessed_not_skipped(small_run, reference, sqlite_url, tmp_path, mpi_process,
+                                                         keep):
+    """A part the checkpoint trusts but a crash left empty or truncated: the rerun names the file and
+    processes its images again, so the outputs are whole, never silently missing images."""
+    out = tmp_path / "out"
+    assert mpi_process(3, small_run, out, "--db", sqlite_url).returncode == 0
+    torn = sorted((out / "parts").glob("*.pkl"))[0]  # one part per worker that got work
+    with open(torn, "r+b") as handle:
+        handle.truncate(int(torn.stat().st_size * keep))
+    again = mpi_process(3, small_run, out, "--db", sqlite_url)
+    assert again.returncode == 0, again.stderr
+    assert f"part {torn}:" in again.stderr and "processed again" in again.stderr
+    assert (out / "parts" / (torn.name + ".corrupt")).exists()
+    s = summary(out)
+    assert s["status"] == "complete" and s["images"] == 40 and s["sessions"] == 2
+    assert fates(out) == fates(reference)
+    assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
+    db = ResultsDB(sqlite_url)
+    assert distinct_rows(db, *db_trial(db, small_run)) == (40, 40)
