@@ -50,8 +50,9 @@ class ResultsDB:
         Seconds a transaction keeps retrying (reconnect + backoff) while the DB is
         unreachable before the error is raised; default ``SFXFLOW_DB_RETRY_SECONDS`` or
         600 (set it below the job's remaining time limit).
-    migrate : bool
-        Apply pending schema migrations on the first connection.
+    read_only : bool
+        A reader that never writes, not even when it connects: no schema migrations, a
+        read-only session, and a missing SQLite file is an error rather than a new DB.
 
     Notes
     -----
@@ -63,18 +64,19 @@ class ResultsDB:
     first_retry_delay = 0.2
     max_retry_delay = 5.0
 
-    def __init__(self, url: str, retry_for: float | None = None, migrate: bool = True):
+    def __init__(self, url: str, retry_for: float | None = None, read_only: bool = False):
         self.url = parse_db_url(url)
         self.dialect: Dialect = dialect_for(self.url)
         self.retry_for = retry_for if retry_for is not None else float(os.environ.get(RETRY_ENV, "600"))
         self._conn = None
-        self._migrate = migrate
+        self.read_only = read_only
+        self._migrate = not read_only
 
     # -- connection and transactions -------------------------------------------------
 
     def _connection(self):
         if self._conn is None:
-            self._conn = self.dialect.connect()
+            self._conn = self.dialect.connect(read_only=self.read_only)
             if self._migrate:
                 apply_migrations(self._conn, self.dialect)
                 self._migrate = False

@@ -6,7 +6,9 @@ statements that really differ: idempotent insert, upsert, and the bulk insert.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pymysql
@@ -37,8 +39,11 @@ class Dialect:
     def __init__(self, url: DbUrl):
         self.url = url
 
-    def connect(self) -> Any:
-        """A new DB-API connection in autocommit-off, explicit-transaction mode."""
+    def connect(self, read_only: bool = False) -> Any:
+        """A new DB-API connection in autocommit-off, explicit-transaction mode.
+
+        ``read_only``: the connection cannot write, and opening it writes nothing either.
+        """
         raise NotImplementedError
 
     def sql(self, query: str) -> str:
@@ -85,7 +90,14 @@ class SqliteDialect(Dialect):
     name = "sqlite"
     ddl_tokens = {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "text": "TEXT", "engine": ""}
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self, read_only: bool = False) -> sqlite3.Connection:
+        if read_only:
+            # mode=ro: a missing file is an error instead of a new empty DB, and no PRAGMA
+            # writes the journal mode (the writers set it).
+            if not os.path.exists(self.url.path):
+                raise sqlite3.OperationalError(f"no results DB file at {self.url.path}")
+            uri = Path(self.url.path).resolve().as_uri() + "?mode=ro"
+            return sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False)
         # check_same_thread off: a logger connects in the caller thread and writes from its
         # writer thread; ResultsDB never uses one connection from two threads at once.
         conn = sqlite3.connect(self.url.path, timeout=60.0, isolation_level=None, check_same_thread=False)
@@ -134,7 +146,7 @@ class MysqlDialect(Dialect):
     # bench/db_bench.py), and far below max_allowed_packet (16 MiB by default).
     max_statement_bytes = 256 * 1024
 
-    def connect(self) -> pymysql.connections.Connection:
+    def connect(self, read_only: bool = False) -> pymysql.connections.Connection:
         conn = pymysql.connect(
             host=self.url.host,
             port=self.url.port,
@@ -149,6 +161,8 @@ class MysqlDialect(Dialect):
             # A known mode: strict (no silent truncation) and backslash escapes on, which
             # encode_row relies on.
             cursor.execute("SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
+            if read_only:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
         return conn
 
     def sql(self, query: str) -> str:

@@ -61,13 +61,13 @@ def create_app(db_url: str | None = None) -> FastAPI:
     """The dashboard app reading the results DB at ``db_url`` (default: :func:`results_db_url`).
 
     The DB is opened per request (a short read transaction) so the app holds no connection
-    between requests and never writes (no migrations either).
+    between requests and never writes (read-only sessions, no migrations, no new SQLite file).
     """
     url = db_url or results_db_url()
     app = FastAPI(title="sfxflow beamtime dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     def database():
-        with ResultsDB(url, retry_for=5.0, migrate=False) as db:
+        with ResultsDB(url, retry_for=5.0, read_only=True) as db:
             yield db
 
     def trial_by_id(db: ResultsDB, trial_id: int) -> dict:

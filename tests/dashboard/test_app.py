@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 from html.parser import HTMLParser
 
 import matplotlib.image
+import pymysql
 import pytest
 from fastapi.testclient import TestClient
 
+from kernels.resultsdb import ResultsDB
 from plugins.sfx_dashboard_app import create_app
 
 from .conftest import EVIL, EVIL_DATASET, EVIL_TAG, EVIL_TRIAL, EXPERIMENT, add_images
@@ -172,6 +175,15 @@ def test_unreadable_results_db_is_a_503_naming_it(tmp_path, token):
         response = client.get("/")
         assert response.status_code == 503
         assert f"results DB {url} not readable" in response.json()["detail"]
+    assert not (tmp_path / "empty.db").exists()  # a mistyped URL never leaves a new empty DB behind
+
+
+def test_the_dashboard_cannot_write(beamtime):
+    with ResultsDB(beamtime["url"], retry_for=1.0, read_only=True) as db:
+        assert db.experiments()  # reads work
+        with pytest.raises((sqlite3.OperationalError, pymysql.err.OperationalError, pymysql.err.InternalError),
+                           match="(?i)read.?only"):
+            db.ensure_run("cxi2", "r0001")
 
 
 # -- escaping ---------------------------------------------------------------------------------
