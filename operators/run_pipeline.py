@@ -73,7 +73,7 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     rel_run = os.path.relpath(bt.hpc_run_dir(run), hpc_results)
     process = [[bt.mpiexec, "-n", str(ranks), "python", "-m", "kernels", "process", "--run", rel_run,
                 "--out", ".", "--params", "params.json", "--trial", trial,
-                "--db", bt.results_db]]
+                "--experiment", bt.experiment, "--db", bt.results_db]]
     merge = [["python", "-m", "kernels", "merge", "--results", ".", "--out", "merged.mtz"]]
     return {
         "run": run,

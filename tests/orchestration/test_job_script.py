@@ -56,6 +56,8 @@ def test_prepare_builds_scripts_without_secrets(beamtime):
     info = prepare_run(beamtime, "r0001", "t1", {"spotfinder": {"snr": 5}}, 3)
     assert info["process_key"] == "unit.r0001.t1.process"
     assert "-n 3" in info["process_script"] and "../../../runs/r0001" in info["process_script"]
+    # image rows go to the beamtime's experiment, whatever the HPC folders are called
+    assert "--experiment unit" in info["process_script"]
     assert '"snr": 5.0' in info["process_script"]
     assert {f["name"] for f in info["files"]} >= {"calibration.h5", "r0001-c00.h5", "r0001-c01.idx.h5"}
     for script in (info["process_script"], info["merge_script"]):
