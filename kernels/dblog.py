@@ -52,7 +52,7 @@ def _timings_template(stages: tuple) -> str:
 
 
 def timings_json(timings: dict) -> str:
-    """Stage timings as compact JSON, stages in run order, microsecond precision.
+    """Stage timings as compact JSON, stages in run order, six significant digits (1 µs for stages under 1 s).
 
     Stage names are plain identifiers, so the text never holds a quote or backslash and
     needs no SQL escaping (column kind ``j``).
