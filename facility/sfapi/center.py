@@ -20,6 +20,27 @@ from .jobs import Job, JobRegistry, sacct_row, squeue_row
 from .local_backend import LocalBackend
 
 # Commands /utilities/command may run: read-mostly tools whose path arguments are confined.
+def names_a_path(text: str) -> bool:
+    """True for text that could reach outside the working directory: absolute, or with ``..``."""
+    return text.startswith("/") or ".." in text.split("/")
+
+
+def confine_argument(root: Path, account: Account, arg: str) -> str:
+    """A command argument with any path in it confined (see :func:`resolve`).
+
+    Paths are plain arguments or the value of ``--option=PATH``; a path glued to a short
+    option (``-f/etc/x``) is refused rather than guessed at.
+    """
+    if arg.startswith("-"):
+        option, equals, value = arg.partition("=")
+        if equals and names_a_path(value):
+            return f"{option}={resolve(root, account, value)}"
+        if not equals and "/" in arg:
+            raise PathError(f"{arg}: give the path as its own argument or as --option=PATH")
+        return arg
+    return str(resolve(root, account, arg)) if names_a_path(arg) else arg
+
+
 ALLOWED_COMMANDS = frozenset({"ls", "cat", "head", "tail", "wc", "stat", "du", "md5sum",
                               "sha256sum", "echo", "pwd", "date", "hostname", "true", "false",
                               "mkdir", "touch", "sleep"})
@@ -206,8 +227,7 @@ class Center:
                                f"allowed: {', '.join(sorted(ALLOWED_COMMANDS))}")
         root = self.root(machine)
         try:
-            args = [str(resolve(root, account, a)) if a.startswith("/") or ".." in a.split("/")
-                    else a for a in argv[1:]]
+            args = [confine_argument(root, account, a) for a in argv[1:]]
             cwd = resolve(root, account, _home(account))
         except PathError as exc:
             raise RequestError(str(exc)) from None

@@ -64,6 +64,11 @@ def test_path_traversal_is_refused(raw, emu, alice):
     assert "'..' is not allowed" in body["error"]
     with pytest.raises(BadRequest, match="not allowed"):
         alice.download(M, "/global/homes/alice/../../../etc/passwd")
+    # a path in an option's value is confined too, not read from the host
+    with pytest.raises(BadRequest, match="Permission denied"):
+        alice.run_command(M, "wc --files0-from=/etc/passwd")
+    with pytest.raises(BadRequest, match="own argument"):
+        alice.run_command(M, "tail -n1 -f/etc/passwd")
     home = emu.root / "global/homes/alice"
     os.symlink("/etc", home / "etc-link")
     os.symlink(emu.root / "global/homes/bob", home / "bob-link")
