@@ -20,7 +20,7 @@ import requests
 from .auth import ClientCredentials, StaticToken, read_credentials_file
 from .errors import (AuthError, BadRequest, FacilityUnavailable, JobFailed, NotFound, SfApiError,
                      TransientError, WaitTimeout)
-from .jobs import KEY_PREFIX, Job, job_from_row, new_key, tag_script
+from .jobs import KEY_PREFIX, Job, job_from_row, new_key, stored_key, tag_script
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ class Client:
 
     def find_job(self, machine: str, key: str) -> Job | None:
         """The caller's job whose comment carries idempotency ``key``, if any."""
-        comment = KEY_PREFIX + key
+        comment = KEY_PREFIX + stored_key(key)
         for sacct in (False, True):
             for row in self._rows(machine, sacct, [f"user={self.user()}"]):
                 if row.get("comment") == comment:
@@ -310,7 +310,7 @@ class Client:
                 raise TransientError(f"submit to {machine}: {exc}", key=key) from None
             if result.get("status") == "error" or not result.get("jobid"):
                 raise BadRequest(f"submit to {machine} refused: {result.get('error')}")
-            return Job(machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + key)
+            return Job(machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + stored_key(key))
         raise TransientError(f"submit to {machine} failed after {self._retries + 1} attempts; "
                              "no job with its key was found", key=key)
 

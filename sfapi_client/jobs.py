@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -12,7 +13,8 @@ TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NOD
                              "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED",
                              "SPECIAL_EXIT"})
 KEY_PREFIX = "sfxflow-key:"
-_KEY_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+MAX_KEY_LENGTH = 100
+_KEY_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Job:
         ``state`` is the full Slurm state name (``CANCELLED by 0`` is reported as ``CANCELLED``).
     name, comment, exit_code : str
     key : str or None
-        The idempotency key of the submission, if it carried one.
+        The idempotency key of the submission as stored (:func:`stored_key`), if it carried one.
     row : dict
         The squeue or sacct row as the API returned it.
     """
@@ -59,6 +61,25 @@ def job_from_row(machine: str, row: dict) -> Job:
                exit_code=row.get("exitcode", ""), row=row)
 
 
+def stored_key(key: str) -> str:
+    """The form of idempotency ``key`` written into a job's comment and looked up again.
+
+    Keys up to ``MAX_KEY_LENGTH`` characters are kept; longer ones (names of 64 characters each
+    add up) become their first 80 characters, ``-`` and 16 hex digits of the full key's SHA-256:
+    deterministic, so the same key always finds its job, and distinct keys stay distinct.
+
+    Raises
+    ------
+    ValueError
+        ``key`` is empty or has characters outside ``[A-Za-z0-9._-]``.
+    """
+    if not _KEY_RE.fullmatch(key):
+        raise ValueError(f"invalid idempotency key {key!r}: use only [A-Za-z0-9._-]")
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    return f"{key[:80]}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
 def new_key() -> str:
     """A fresh idempotency key."""
     return uuid.uuid4().hex
@@ -67,16 +88,17 @@ def new_key() -> str:
 def tag_script(script: str, key: str) -> str:
     """``script`` with ``#SBATCH --comment=sfxflow-key:<key>`` as its last directive.
 
+    A key longer than ``MAX_KEY_LENGTH`` is written in its :func:`stored_key` form.
+
     The directive goes after the script's own ``#SBATCH`` lines (the last one wins) and before
     the first command (sbatch stops reading directives there).
 
     Raises
     ------
     ValueError
-        ``key`` is not 1–100 characters of ``[A-Za-z0-9._-]``, or the script has no ``#!`` line.
+        ``key`` has characters outside ``[A-Za-z0-9._-]``, or the script has no ``#!`` line.
     """
-    if not _KEY_RE.fullmatch(key):
-        raise ValueError(f"invalid idempotency key {key!r}: use 1-100 of [A-Za-z0-9._-]")
+    key = stored_key(key)
     lines = script.splitlines(keepends=True)
     if not lines or not lines[0].startswith("#!"):
         raise ValueError("a batch script must start with a #! line")

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 import time
+import uuid
 
 import pytest
 import requests
@@ -122,6 +123,18 @@ def test_submit_with_same_key_returns_the_same_job(alice):
     assert again.jobid == first.jobid and again.key == "run-0042-try1"
     other = alice.submit_job(M, script, key="run-0042-try2")
     assert other.jobid != first.jobid
+
+
+def test_keys_longer_than_a_comment_allows_stay_idempotent_and_distinct(alice):
+    script = "#!/bin/bash\n#SBATCH -J long-key\ntrue\n"
+    prefix = f"exp-{uuid.uuid4().hex}." + "d" * 64 + ".trial"  # 64-char names add up
+    key, sibling = f"{prefix}.merge.aaaaaaaaaaaa", f"{prefix}.merge.bbbbbbbbbbbb"
+    assert len(key) > 120
+    first = alice.submit_job(M, script, key=key)
+    assert alice.find_job(M, key).jobid == first.jobid
+    assert alice.submit_job(M, script, key=key).jobid == first.jobid
+    assert alice.submit_job(M, script, key=sibling).jobid != first.jobid
+    assert len(first.key) <= 100 and first.key.startswith(key[:80])
 
 
 def test_files_upload_ls_download_and_command(alice):
