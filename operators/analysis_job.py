@@ -2,8 +2,9 @@
 
 Submission is idempotent: the job carries a key derived from the run, trial and step; a retried
 or cleared task finds the job it (or a lost response) already created and waits for that one
-instead of submitting again. Only when that job failed does a retry submit a new one. Waiting is
-deferred to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
+instead of submitting again. Only when every job of the step failed does a retry submit a new
+one (under ``<key>.try<n>``). Waiting is deferred to
+:class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
 """
 from __future__ import annotations
 
@@ -56,22 +57,34 @@ class SfApiJobOperator(BaseOperator):
         self.poll = tuple(poll)
         self.sync_wait = sync_wait
 
+    def _key_family(self, try_number: int) -> list[str]:
+        """Every key this step may have submitted under up to ``try_number``, newest first."""
+        return [f"{self.key}.try{n}" for n in range(try_number, 1, -1)] + [self.key]
+
     def _job_for(self, client, try_number: int):
-        """The job to wait for: the existing one for our key, or a new submission."""
-        job = client.find_job(self.machine, self.key)
+        """The job to wait for: the step's live or successful job, or a new submission.
+
+        A try that failed while its job still ran (an API blip, a cleared task) leaves that job
+        behind under its own ``.try<n>`` key: every key of the family is looked at, so a later
+        try waits for a running job or takes a successful one, and submits only when all the
+        step's jobs have ended unsuccessfully (two jobs would write the same results folder).
+        """
+        family = self._key_family(try_number)
+        found = client.find_jobs(self.machine, family)
+        jobs = [found[key] for key in family if key in found]
+        job = next((j for j in jobs if not j.finished), None) or next((j for j in jobs if j.succeeded), None)
+        if job is not None:
+            self.log.info("found job %s (%s) for key %s: not submitting again", job.jobid, job.state, job.key)
+            return job
         key = self.key
-        if job is not None and job.finished and not job.succeeded:
+        if jobs:
             key = f"{self.key}.try{try_number}"
             self.log.info("job %s for %s ended %s; this try submits a new one (%s)",
-                          job.jobid, self.key, job.state, key)
-            job = client.find_job(self.machine, key)
-        if job is None:
-            if self.workdir:
-                client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
-            job = client.submit_job(self.machine, self.script, key=key)
-            self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
-        else:
-            self.log.info("found job %s (%s) for key %s: not submitting again", job.jobid, job.state, key)
+                          jobs[0].jobid, self.key, jobs[0].state, key)
+        if self.workdir:
+            client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
+        job = client.submit_job(self.machine, self.script, key=key)
+        self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
         return job
 
     def execute(self, context):

@@ -230,14 +230,26 @@ class Client:
                 return job_from_row(machine, rows[0])
         raise NotFound(f"job {jobid} not found on {machine}")
 
+    def find_jobs(self, machine: str, keys: list[str]) -> dict[str, Job]:
+        """The caller's jobs carrying any of the idempotency ``keys``, by key.
+
+        squeue's record wins over sacct's (it is the fresher one for a job still queued or
+        running); sacct is not asked when squeue already had every key.
+        """
+        wanted = {KEY_PREFIX + stored_key(key): key for key in keys}
+        found: dict[str, Job] = {}
+        for sacct in (False, True):
+            if len(found) == len(wanted):
+                break
+            for row in self._rows(machine, sacct, [f"user={self.user()}"]):
+                key = wanted.get(row.get("comment"))
+                if key is not None and key not in found:
+                    found[key] = job_from_row(machine, row)
+        return found
+
     def find_job(self, machine: str, key: str) -> Job | None:
         """The caller's job whose comment carries idempotency ``key``, if any."""
-        comment = KEY_PREFIX + stored_key(key)
-        for sacct in (False, True):
-            for row in self._rows(machine, sacct, [f"user={self.user()}"]):
-                if row.get("comment") == comment:
-                    return job_from_row(machine, row)
-        return None
+        return self.find_jobs(machine, [key]).get(key)
 
     def _wait_task(self, task_id: str, timeout: float) -> dict:
         """The decoded ``result`` of a task once it leaves ``new``; WaitTimeout if it never does."""

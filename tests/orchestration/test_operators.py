@@ -56,6 +56,25 @@ def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_c
     assert new.jobid != job.jobid and new.key == f"{key}.try2"
 
 
+def test_a_later_try_waits_for_or_takes_the_job_of_an_earlier_retry(sfapi_conn, client):
+    workdir = f"{HOME}/family-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {workdir}")
+    failing = job_script(workdir, ["bash", "-c", "exit 3"])
+    for outcome, retry_script in (("running", job_script(workdir, ["sleep", "60"])),
+                                  ("succeeded", job_script(workdir, ["true"]))):
+        key = f"test.{uuid.uuid4().hex[:8]}"
+        original = client.submit_job("perlmutter", failing, key=key)
+        assert client.wait("perlmutter", original.jobid, timeout=30, poll=(0.2, 1.5, 1.0)).state == "FAILED"
+        retry = client.submit_job("perlmutter", retry_script, key=f"{key}.try2")  # try 2 then died
+        client.wait("perlmutter", retry.jobid, until="running" if outcome == "running" else "finished",
+                    timeout=30, poll=(0.2, 1.5, 1.0))
+        op = SfApiJobOperator(task_id="job", machine="perlmutter", script=failing, key=key, workdir=workdir)
+        assert op._job_for(client, try_number=3).jobid == retry.jobid, outcome
+        assert client.find_job("perlmutter", f"{key}.try3") is None, outcome
+        if outcome == "running":
+            client.cancel("perlmutter", retry.jobid)
+
+
 def test_planned_outage_defers_then_the_run_goes_on(sfapi_conn):
     now = datetime.now(timezone.utc)
     sfapi_conn.admin.schedule_outage("perlmutter", now - timedelta(seconds=1), now + timedelta(seconds=4))
