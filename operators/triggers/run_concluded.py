@@ -170,17 +170,23 @@ class RunConcludedTrigger(BaseEventTrigger):
             self.log.error("skipping run %s until its marker is fixed: %s", run_dir.name, error)
 
     async def _redis_markers(self) -> AsyncIterator[dict]:
-        """Markers from the Redis stream, from its start (the ledger drops replays), forever."""
-        import redis.asyncio as aioredis
+        """Markers from the Redis stream, from its start (the ledger drops replays), forever.
+
+        Each blocking read runs in a worker thread with redis-py's synchronous client, so
+        stopping the trigger never waits on a half-read reply: redis-py's asyncio client can
+        swallow a cancellation that lands mid-read and then wait forever (seen here).
+        """
+        import redis
         from redis.exceptions import ConnectionError as RedisConnectionError
 
-        client = aioredis.from_url(self.redis_url)
+        block_ms = max(1, round(self.poll_interval * 1000))  # BLOCK 0 would mean forever
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=10,
+                                      socket_timeout=self.poll_interval + 30)
         last_id, backoff = "0", self.poll_interval
         try:
             while True:
                 try:
-                    reply = await client.xread({self.stream: last_id}, count=100,
-                                               block=int(self.poll_interval * 1000))
+                    reply = await asyncio.to_thread(client.xread, {self.stream: last_id}, count=100, block=block_ms)
                     backoff = self.poll_interval
                 except (RedisConnectionError, OSError) as error:
                     self.log.warning("redis %s unreachable (%s); retrying in %.1f s", self.stream, error, backoff)
@@ -196,7 +202,7 @@ class RunConcludedTrigger(BaseEventTrigger):
                         except MarkerError as error:
                             self.log.error("skipping message: %s", error)
         finally:
-            await client.aclose()
+            client.close()  # a read still running in its thread ends with a closed socket
 
 
 def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
