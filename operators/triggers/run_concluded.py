@@ -21,6 +21,7 @@ from pathlib import Path
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from operators.job_script import run_order
 from operators.run_events import (
     MARKER_NAME,
     RUNS_FOLDER,
@@ -208,8 +209,8 @@ class RunConcludedTrigger(BaseEventTrigger):
 def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
     """Run folders under ``runs_dir`` that hold a marker and are not in ``emitted``, oldest first.
 
-    Runs sort by name length, then name (``r9999`` < ``r10000``), which is run order. A missing ``runs_dir`` is an
-    experiment that has not started yet: no runs.
+    Runs sort in run order (:func:`~operators.job_script.run_order`). A missing ``runs_dir`` is
+    an experiment that has not started yet: no runs.
     """
     try:
         entries = list(os.scandir(runs_dir))
@@ -220,4 +221,4 @@ def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
         for entry in entries
         if entry.name not in emitted and entry.is_dir() and os.path.exists(os.path.join(entry.path, MARKER_NAME))
     ]
-    return sorted(concluded, key=lambda path: (len(path.name), path.name))
+    return sorted(concluded, key=lambda path: run_order(path.name))
