@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # it lives in its own directory, put on PYTHONPATH only by the tests that drive it.
 OFFICIAL_SFAPI := $(VENV)/official-sfapi-client
 
-.PHONY: install sysdeps test demo up bench clean
+.PHONY: install sysdeps lint test demo up bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 sysdeps:
 	bash facility/install_system_packages.sh
 
-test: install sysdeps
+# lint and format check, then types (the packages listed under [tool.mypy] in pyproject.toml)
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint sysdeps
 	$(PY) -m pytest tests
 
 demo: install

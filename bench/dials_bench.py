@@ -8,11 +8,12 @@ with ``apt-get install dials`` if missing); not part of ``make test``.
 
     .venv/bin/python bench/dials_bench.py [--images 100] [--seed 4] [--keep DIR]
 """
+
 from __future__ import annotations
 
 import argparse
-import os
 import glob
+import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # one core, as a rank runs (see kernels/__main__.py)
+for _var in (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+):  # one core, as a rank runs (see kernels/__main__.py)
     os.environ.setdefault(_var, "1")
 
 import h5py  # noqa: E402
@@ -43,8 +47,12 @@ def ensure_dials() -> None:
         return
     print("installing Debian package dials ...", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "dials"], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "dials"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def run_ours(exp: Path):
@@ -57,8 +65,16 @@ def run_ours(exp: Path):
         results = [processor.process(raw, wavelength=wl) for raw, wl in raws]
         seconds = time.perf_counter() - started
         indexed = np.array([r.status in ("indexed", "refined", "integrated") for r in results])
-        frames = np.array([np.where(calib.mask, np.rint(np.maximum(calibrate(raw, processor.calibration_plan), 0)), -1)
-                           for raw, _ in raws]).astype(np.int32)
+        frames = np.array(
+            [
+                np.where(
+                    calib.mask,
+                    np.rint(np.maximum(calibrate(raw, processor.calibration_plan), 0)),
+                    -1,
+                )
+                for raw, _ in raws
+            ]
+        ).astype(np.int32)
         g = run.geometry
         geometry = np.array([g.pixel_size_mm, g.distance_mm, g.beam_x, g.beam_y])
         wavelengths = np.array([wl for _, wl in raws])
@@ -68,8 +84,15 @@ def run_ours(exp: Path):
 def run_dials(work: Path, frames, wavelengths, geometry):
     """dials.stills_process (1 process) on the frames: (seconds, indexed flags per image)."""
     np.savez(work / "frames.npz", frames=frames, wavelength=wavelengths, geometry=geometry)
-    subprocess.run([SYSTEM_PYTHON, str(HERE / "dials_write_cbf.py"), str(work / "frames.npz"), str(work / "cbf")],
-                   check=True)
+    subprocess.run(
+        [
+            SYSTEM_PYTHON,
+            str(HERE / "dials_write_cbf.py"),
+            str(work / "frames.npz"),
+            str(work / "cbf"),
+        ],
+        check=True,
+    )
     ext = work / "pythonpath"
     ext.mkdir(exist_ok=True)
     (ext / "xfel_mono_sim_ext.py").write_text("")  # stills indexing silently fails without it
@@ -84,10 +107,18 @@ def run_dials(work: Path, frames, wavelengths, geometry):
     env = dict(os.environ, PYTHONPATH=str(ext))
     env.pop("VIRTUAL_ENV", None)
     started = time.perf_counter()
-    subprocess.run(["dials.stills_process", str(phil), *images], cwd=work, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["dials.stills_process", str(phil), *images],
+        cwd=work,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - started
-    indexed = np.array([bool(glob.glob(str(work / "out" / f"idx-{Path(p).stem}_indexed.refl"))) for p in images])
+    indexed = np.array(
+        [bool(glob.glob(str(work / "out" / f"idx-{Path(p).stem}_indexed.refl"))) for p in images]
+    )
     return seconds, indexed
 
 
@@ -101,7 +132,9 @@ def main(argv=None) -> int:
     work = Path(args.keep or tempfile.mkdtemp(prefix="dials_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     exp = work / "exp"
-    simulate_experiment(exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None)
+    simulate_experiment(
+        exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None
+    )
     with h5py.File(exp / "truth" / "r0001.h5", "r") as f:
         hit = f["hit"][()]
     ours_s, ours_idx, frames, wavelengths, geometry = run_ours(exp)
@@ -110,9 +143,13 @@ def main(argv=None) -> int:
     ours_rate, dials_rate = n / ours_s, n / dials_s
     print(f"{n} images ({hit.sum()} true hits), 1 core each")
     print(f"{'':24s}{'sfxflow':>12s}{'DIALS':>12s}{'ratio':>10s}")
-    print(f"{'images/s per core':24s}{ours_rate:12.2f}{dials_rate:12.3f}{ours_rate / dials_rate:10.1f}")
-    print(f"{'true hits indexed':24s}{ours_idx[hit].mean():12.3f}{dials_idx[hit].mean():12.3f}"
-          f"{ours_idx[hit].mean() / max(dials_idx[hit].mean(), 1e-9):10.2f}")
+    print(
+        f"{'images/s per core':24s}{ours_rate:12.2f}{dials_rate:12.3f}{ours_rate / dials_rate:10.1f}"
+    )
+    print(
+        f"{'true hits indexed':24s}{ours_idx[hit].mean():12.3f}{dials_idx[hit].mean():12.3f}"
+        f"{ours_idx[hit].mean() / max(dials_idx[hit].mean(), 1e-9):10.2f}"
+    )
     print(f"{'misses indexed':24s}{ours_idx[~hit].sum():12d}{dials_idx[~hit].sum():12d}")
     if not args.keep:
         shutil.rmtree(work)

@@ -8,6 +8,7 @@ centres at integer coordinates). dxtbx's pixel coordinates put pixel centres at 
 lab frame is sfxflow's turned 180 degrees about x (beam along -z, slow axis -y), which the
 miniCBF "+x, -y" detector convention already is.
 """
+
 import sys
 from pathlib import Path
 
@@ -23,8 +24,17 @@ def main(npz, outdir):
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     rows, cols = data["frames"].shape[1:]
-    detector = DetectorFactory.simple("PAD", distance, ((beam_x + 0.5) * pixel, (beam_y + 0.5) * pixel),
-                                      "+x", "-y", (pixel, pixel), (cols, rows), (-1, 1e6), [])
+    detector = DetectorFactory.simple(
+        "PAD",
+        distance,
+        ((beam_x + 0.5) * pixel, (beam_y + 0.5) * pixel),
+        "+x",
+        "-y",
+        (pixel, pixel),
+        (cols, rows),
+        (-1, 1e6),
+        [],
+    )
     for i, (frame, wavelength) in enumerate(zip(data["frames"], data["wavelength"])):
         beam = BeamFactory.simple(float(wavelength))
         image = flex.int(np.ascontiguousarray(frame, dtype=np.int32))

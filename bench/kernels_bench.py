@@ -10,6 +10,7 @@
 
     .venv/bin/python bench/kernels_bench.py [--images 300] [--merge-images 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):  # one core, as a rank runs (see kernels/__main__.py)
+for _var in (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+):  # one core, as a rank runs (see kernels/__main__.py)
     os.environ.setdefault(_var, "1")
 
 import h5py  # noqa: E402
@@ -50,13 +54,25 @@ def chain_speed(exp: Path) -> None:
     hits = [r for r in results if r.hit]
     stage = {s: sum(r.timings.get(s, 0.0) for r in results) for s in STAGES}
     front = stage["calibrate"] + stage["spotfind"]
-    print(f"per-image chain, 1 core, {n} images of {frames[0][0].size / 1e6:.2f} Mpix ({len(hits)} hits):")
+    print(
+        f"per-image chain, 1 core, {n} images of {frames[0][0].size / 1e6:.2f} Mpix ({len(hits)} hits):"
+    )
     print(f"  {'':34s}{'images/s':>10s}")
     print(f"  {'calibration + spot finding only':34s}{n / front:10.1f}")
-    print(f"  {'whole chain (sum of stages)':34s}{n / sum(stage.values()):10.1f}   ratio {front / sum(stage.values()):.2f}")
-    print(f"  {'whole chain (wall, incl. Python)':34s}{n / wall:10.1f}   vs goal 10/s: x{n / wall / 10:.1f}")
+    print(
+        f"  {'whole chain (sum of stages)':34s}{n / sum(stage.values()):10.1f}   ratio {front / sum(stage.values()):.2f}"
+    )
+    print(
+        f"  {'whole chain (wall, incl. Python)':34s}{n / wall:10.1f}   vs goal 10/s: x{n / wall / 10:.1f}"
+    )
     print("  ms per image: " + ", ".join(f"{s} {1e3 * t / n:.1f}" for s, t in stage.items()))
-    print("  ms per hit:   " + ", ".join(f"{s} {1e3 * stage[s] / max(len(hits), 1):.1f}" for s in ("index", "refine", "integrate")))
+    print(
+        "  ms per hit:   "
+        + ", ".join(
+            f"{s} {1e3 * stage[s] / max(len(hits), 1):.1f}"
+            for s in ("index", "refine", "integrate")
+        )
+    )
 
 
 def accuracy(exp: Path, out: Path) -> None:
@@ -66,17 +82,25 @@ def accuracy(exp: Path, out: Path) -> None:
     attrs, images, _ = read_integrated(out)
     symmetry = CrystalSymmetry.create(attrs["cell"], attrs["space_group"])
     chunk_size = len(open_run(exp / "runs" / "r0001").chunks[0].timestamps)
-    errors = [symmetry.orientation_difference_deg(U, U_true[c * chunk_size + e])
-              for c, e, U in zip(images["chunk"], images["event"], images["U"])]
+    errors = [
+        symmetry.orientation_difference_deg(U, U_true[c * chunk_size + e])
+        for c, e, U in zip(images["chunk"], images["event"], images["U"])
+    ]
     stats = merge_results([out], out / "merged.mtz", exp / "truth" / "truth.mtz")
     print(f"accuracy vs ground truth ({summary['images']} images, {int(hit.sum())} true hits):")
-    print(f"  funnel: hits {summary['hits']}, indexed {summary['indexed']}, refined {summary['refined']}, "
-          f"integrated {summary['integrated']}")
-    print(f"  true hits indexed {summary['indexed'] / hit.sum():.3f} (goal >= 0.95); orientation error median "
-          f"{np.median(errors):.4f} deg, 95th pct {np.percentile(errors, 95):.4f} deg (goal median < 0.1)")
+    print(
+        f"  funnel: hits {summary['hits']}, indexed {summary['indexed']}, refined {summary['refined']}, "
+        f"integrated {summary['integrated']}"
+    )
+    print(
+        f"  true hits indexed {summary['indexed'] / hit.sum():.3f} (goal >= 0.95); orientation error median "
+        f"{np.median(errors):.4f} deg, 95th pct {np.percentile(errors, 95):.4f} deg (goal median < 0.1)"
+    )
     o = stats["overall"]
-    print(f"  merged: CC to truth {o['cc_truth']:.4f} (goal >= 0.95), CC1/2 {o['cc_half']:.4f}, "
-          f"completeness {o['completeness']:.3f}, multiplicity {o['multiplicity']:.1f}, d_min {o['d_min']:.2f} A")
+    print(
+        f"  merged: CC to truth {o['cc_truth']:.4f} (goal >= 0.95), CC1/2 {o['cc_half']:.4f}, "
+        f"completeness {o['completeness']:.3f}, multiplicity {o['multiplicity']:.1f}, d_min {o['d_min']:.2f} A"
+    )
 
 
 def replicate(obs: Observations, n_images: int, rng) -> Observations:
@@ -86,9 +110,18 @@ def replicate(obs: Observations, n_images: int, rng) -> Observations:
     keep = image < n_images
     scale = rng.lognormal(0, 0.3, n_images)
     sigma = np.tile(obs.sigma, copies)[keep]
-    intensity = np.tile(obs.intensity, copies)[keep] * scale[image[keep]] + rng.standard_normal(keep.sum()) * sigma * 0.3
-    return Observations(image[keep], np.tile(obs.hkl, (copies, 1))[keep], intensity, sigma,
-                        np.tile(obs.partiality, copies)[keep], n_images)
+    intensity = (
+        np.tile(obs.intensity, copies)[keep] * scale[image[keep]]
+        + rng.standard_normal(keep.sum()) * sigma * 0.3
+    )
+    return Observations(
+        image[keep],
+        np.tile(obs.hkl, (copies, 1))[keep],
+        intensity,
+        sigma,
+        np.tile(obs.partiality, copies)[keep],
+        n_images,
+    )
 
 
 def merge_speed(out: Path, n_images: int) -> None:
@@ -100,8 +133,10 @@ def merge_speed(out: Path, n_images: int) -> None:
         started = time.perf_counter()
         merged = merge(big, target, MergeParams())
         seconds = time.perf_counter() - started
-        print(f"  {sg:10s} ({len(target.ambiguity_rotations)} settings): {seconds:6.1f} s, "
-              f"{len(big) / seconds / 1e6:.1f} M obs/s, {len(merged.keys)} unique   budget/ours x{60 / seconds:.0f}")
+        print(
+            f"  {sg:10s} ({len(target.ambiguity_rotations)} settings): {seconds:6.1f} s, "
+            f"{len(big) / seconds / 1e6:.1f} M obs/s, {len(merged.keys)} unique   budget/ours x{60 / seconds:.0f}"
+        )
 
 
 def main(argv=None) -> int:
@@ -112,7 +147,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kernels_bench_") as tmp:
         exp = Path(tmp) / "exp"
-        simulate_experiment(exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None)
+        simulate_experiment(
+            exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None
+        )
         chain_speed(exp)
         accuracy(exp, Path(tmp) / "results")
         merge_speed(Path(tmp) / "results", args.merge_images)

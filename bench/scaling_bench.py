@@ -9,6 +9,7 @@
 
     .venv/bin/python bench/scaling_bench.py [--images 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,26 @@ def processing_rate(run_dir: Path, workers: int, work: Path) -> tuple[float, flo
 
     out, url = work / f"out{workers}", f"sqlite:///{work}/w{workers}.db"
     t0 = time.perf_counter()
-    subprocess.run([MPIEXEC, "-n", str(workers + 1), PYTHON, "-m", "kernels", "process", "--run", str(run_dir),
-                    "--out", str(out), "--db", url], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            MPIEXEC,
+            "-n",
+            str(workers + 1),
+            PYTHON,
+            "-m",
+            "kernels",
+            "process",
+            "--run",
+            str(run_dir),
+            "--out",
+            str(out),
+            "--db",
+            url,
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     db = ResultsDB(url)
     run_id = db.ensure_run(run_dir.parent.parent.name, run_dir.name)
@@ -53,8 +72,21 @@ def pingpong(requests: int) -> None:
     from kernels.mpi_driver import TAG_REQUEST, TAG_WORK
 
     comm = MPI.COMM_WORLD
-    row = ImageRow(0, 1, True, 150, True, 140, 220, "integrated", "", 1, "nid000001", time.time(),
-                   {"read": 0.001, "calibrate": 0.004, "spotfind": 0.007, "index": 0.005})
+    row = ImageRow(
+        0,
+        1,
+        True,
+        150,
+        True,
+        140,
+        220,
+        "integrated",
+        "",
+        1,
+        "nid000001",
+        time.time(),
+        {"read": 0.001, "calibrate": 0.004, "spotfind": 0.007, "index": 0.005},
+    )
     if comm.Get_rank() == 0:
         status = MPI.Status()
         t0 = time.perf_counter()
@@ -71,16 +103,38 @@ def pingpong(requests: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved repetitions; the best of each is kept "
-                        "(the machine is shared, the best run is the least disturbed)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="interleaved repetitions; the best of each is kept "
+        "(the machine is shared, the best run is the least disturbed)",
+    )
     parser.add_argument("--pingpong", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pingpong:
         return pingpong(args.pingpong)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        subprocess.run([PYTHON, "-m", "facility.beamline", "simulate", "--out", str(work / "exp"), "--runs", "1",
-                        "--images", str(args.images), "--seed", "11"], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "facility.beamline",
+                "simulate",
+                "--out",
+                str(work / "exp"),
+                "--runs",
+                "1",
+                "--images",
+                str(args.images),
+                "--seed",
+                "11",
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         run_dir = work / "exp" / "runs" / "r0001"
         best = {1: (0.0, 0.0, 0.0), 2: (0.0, 0.0, 0.0)}
         for _ in range(args.repeat):
@@ -89,15 +143,30 @@ def main() -> None:
                 shutil.rmtree(work / f"out{workers}")
                 (work / f"w{workers}.db").unlink()
         (one, wall1, share1), (two, wall2, share2) = best[1], best[2]
-    served = float(subprocess.run([MPIEXEC, "-n", "3", PYTHON, __file__, "--pingpong", "20000"], cwd=REPO,
-                                  check=True, capture_output=True, text=True).stdout)
-    print(f"strong scaling, {args.images} images, {os.cpu_count()} cores (rank 0 = producer + SQLite logger), "
-          f"best of {args.repeat}:")
-    print(f"  1 worker : {one:8.1f} images/s  (command wall {wall1:.1f} s, DB {100 * share1:.2f} % of processing)")
-    print(f"  2 workers: {two:8.1f} images/s  (command wall {wall2:.1f} s, DB {100 * share2:.2f} % of processing)")
+    served = float(
+        subprocess.run(
+            [MPIEXEC, "-n", "3", PYTHON, __file__, "--pingpong", "20000"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    print(
+        f"strong scaling, {args.images} images, {os.cpu_count()} cores (rank 0 = producer + SQLite logger), "
+        f"best of {args.repeat}:"
+    )
+    print(
+        f"  1 worker : {one:8.1f} images/s  (command wall {wall1:.1f} s, DB {100 * share1:.2f} % of processing)"
+    )
+    print(
+        f"  2 workers: {two:8.1f} images/s  (command wall {wall2:.1f} s, DB {100 * share2:.2f} % of processing)"
+    )
     print(f"  speed-up {two / one:.2f} x, parallel efficiency {100 * two / (2 * one):.0f} %")
-    print(f"  producer capacity: {served:,.0f} requests/s (4 items + 4 rows each) "
-          f"= {4 * served:,.0f} images/s through one rank 0")
+    print(
+        f"  producer capacity: {served:,.0f} requests/s (4 items + 4 rows each) "
+        f"= {4 * served:,.0f} images/s through one rank 0"
+    )
 
 
 if __name__ == "__main__":

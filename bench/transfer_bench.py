@@ -68,7 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--size-mb", type=int, default=200)
-    parser.add_argument("--parallel", type=int, default=4, help="files in flight at once (ours; the operator's default)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=4,
+        help="files in flight at once (ours; the operator's default)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
@@ -99,21 +104,30 @@ def main(argv: list[str] | None = None) -> None:
             if tls:
                 os.environ["SFXFLOW_XROOTD_CA"] = ca
             try:
-                report = transfer_run(f"{source.url}/exp/runs", f"{dest.url}/{target}", "r0001", marker["files"],
-                                      parallel_files=args.parallel)
+                report = transfer_run(
+                    f"{source.url}/exp/runs",
+                    f"{dest.url}/{target}",
+                    "r0001",
+                    marker["files"],
+                    parallel_files=args.parallel,
+                )
             finally:
                 os.environ.pop("SFXFLOW_XROOTD_CA", None)
             assert report.files_copied == args.files, report
 
         def copy_local(target: str) -> None:
-            report = transfer_run(runs, base / target, "r0001", marker["files"], parallel_files=args.parallel)
+            report = transfer_run(
+                runs, base / target, "r0001", marker["files"], parallel_files=args.parallel
+            )
             assert report.files_copied == args.files, report
 
         methods = {
             "cp -r (no verification)": copy_cp,
             "XRootD alone: HTTP-TPC pulls, no checks": copy_xrootd_alone,
             "ours: HTTP-TPC, adler32 verified, atomic": lambda target: copy_ours(target, tls=True),
-            "ours: xroot TPC, adler32 verified, atomic": lambda target: copy_ours(target, tls=False),
+            "ours: xroot TPC, adler32 verified, atomic": lambda target: copy_ours(
+                target, tls=False
+            ),
             "ours: local fallback, adler32, fsync": copy_local,
         }
         times: dict[str, list[float]] = {name: [] for name in methods}
@@ -129,17 +143,23 @@ def main(argv: list[str] | None = None) -> None:
                     shutil.rmtree(folder, ignore_errors=True)
 
         cp_median = statistics.median(times["cp -r (no verification)"])
-        print(f"transfer of one run: {args.files} x {args.size_mb} MB = {total / 1e9:.2f} GB, "
-              f"{args.parallel} files in flight (ours), cold source, {args.rounds} rounds, {os.cpu_count()} cores")
+        print(
+            f"transfer of one run: {args.files} x {args.size_mb} MB = {total / 1e9:.2f} GB, "
+            f"{args.parallel} files in flight (ours), cold source, {args.rounds} rounds, {os.cpu_count()} cores"
+        )
         print(f"{'method':<44}{'median s':>9}{'min-max s':>14}{'GB/s':>7}{'vs cp':>7}")
         for name, seconds in times.items():
             median = statistics.median(seconds)
-            print(f"{name:<44}{median:>9.2f}{f'{min(seconds):.2f}-{max(seconds):.2f}':>14}"
-                  f"{total / median / 1e9:>7.2f}{cp_median / median:>7.2f}")
+            print(
+                f"{name:<44}{median:>9.2f}{f'{min(seconds):.2f}-{max(seconds):.2f}':>14}"
+                f"{total / median / 1e9:>7.2f}{cp_median / median:>7.2f}"
+            )
         ours = statistics.median(times["ours: HTTP-TPC, adler32 verified, atomic"])
         alone = statistics.median(times["XRootD alone: HTTP-TPC pulls, no checks"])
-        print(f"ratio ours (HTTP-TPC) / cp throughput: {cp_median / ours:.2f} (goal >= 0.90); "
-              f"XRootD alone / cp: {cp_median / alone:.2f}; ours / XRootD alone: {alone / ours:.2f}")
+        print(
+            f"ratio ours (HTTP-TPC) / cp throughput: {cp_median / ours:.2f} (goal >= 0.90); "
+            f"XRootD alone / cp: {cp_median / alone:.2f}; ours / XRootD alone: {alone / ours:.2f}"
+        )
     finally:
         source.stop()
         dest.stop()

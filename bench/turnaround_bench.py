@@ -6,6 +6,7 @@ queue, compute, merge, download and orchestration overhead (everything else: eve
 scheduling, deferral wake-ups). Goal: orchestration overhead <= 10 s; the reference system
 (Blaschke et al. 2021) took 3.5-10 minutes end to end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,13 @@ from kernels.runformat import read_marker
 
 def task_times(bt, run_id: str) -> dict:
     """task id -> (start, end) UNIX times of the tasks of one sfx_run DAG run."""
-    return {ti["task_id"]: (datetime.fromisoformat(ti["start_date"]).timestamp(),
-                            datetime.fromisoformat(ti["end_date"]).timestamp())
-            for ti in bt.task_instances("sfx_run", run_id)}
+    return {
+        ti["task_id"]: (
+            datetime.fromisoformat(ti["start_date"]).timestamp(),
+            datetime.fromisoformat(ti["end_date"]).timestamp(),
+        )
+        for ti in bt.task_instances("sfx_run", run_id)
+    }
 
 
 def main(argv=None) -> int:
@@ -33,12 +38,22 @@ def main(argv=None) -> int:
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--xrootd", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp, running_beamtime(
-            Path(tmp), experiment="bench", use_xrootd=args.xrootd, ranks=args.ranks,
-            facility_poll_seconds=1.0, job_poll=(0.2, 1.5, 2.0)) as bt:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_beamtime(
+            Path(tmp),
+            experiment="bench",
+            use_xrootd=args.xrootd,
+            ranks=args.ranks,
+            facility_poll_seconds=1.0,
+            job_poll=(0.2, 1.5, 2.0),
+        ) as bt,
+    ):
         params = dataclasses.replace(SimulationParams(), chunk_size=250)
         simulate_experiment(bt.exp_dir, 1, args.images, seed=1, params=params, log=print)
-        concluded = datetime.fromisoformat(read_marker(bt.exp_dir / "runs" / "r0001")["concluded_at"]).timestamp()
+        concluded = datetime.fromisoformat(
+            read_marker(bt.exp_dir / "runs" / "r0001")["concluded_at"]
+        ).timestamp()
         state = bt.wait_for_dag_run("sfx_run", "r0001__default", timeout=1800)["state"]
         if state != "success":
             print(f"pipeline {state}; logs in {bt.airflow.home / 'logs'}")
@@ -59,13 +74,17 @@ def main(argv=None) -> int:
         total = done - concluded
         parts["queue + job start-up"] = max(process_task - compute, 0.0)
         parts["orchestration overhead"] = total - sum(parts.values())
-        print(f"\nrun of {args.images} images, {summary['hits']} hits, {summary.get('indexed', '?')} indexed, "
-              f"{args.ranks} ranks, transfer {'XRootD HTTP-TPC' if args.xrootd else 'local copy'}")
+        print(
+            f"\nrun of {args.images} images, {summary['hits']} hits, {summary.get('indexed', '?')} indexed, "
+            f"{args.ranks} ranks, transfer {'XRootD HTTP-TPC' if args.xrootd else 'local copy'}"
+        )
         for name, seconds in parts.items():
             print(f"  {name:<26}{seconds:8.1f} s  {100 * seconds / total:5.1f} %")
         print(f"  {'total (concluded -> MTZ)':<26}{total:8.1f} s")
-        print(f"reference system (Blaschke et al. 2021): 210-600 s end to end, "
-              f"i.e. {210 / total:.1f}-{600 / total:.1f} x longer than this run")
+        print(
+            f"reference system (Blaschke et al. 2021): 210-600 s end to end, "
+            f"i.e. {210 / total:.1f}-{600 / total:.1f} x longer than this run"
+        )
         goal = parts["orchestration overhead"] <= 10.0
         print(f"goal orchestration overhead <= 10 s: {'met' if goal else 'NOT met'}")
     return 0

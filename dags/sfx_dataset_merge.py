@@ -1,4 +1,5 @@
 """Re-merge every dataset (tag combination) that a newly published run belongs to, per trial."""
+
 from __future__ import annotations
 
 import pendulum
@@ -43,10 +44,15 @@ def sfx_dataset_merge():
 
     requests = plan()
     merge = SfApiJobOperator.partial(
-        task_id="merge", machine=beamtime.machine, sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll,
+        task_id="merge",
+        machine=beamtime.machine,
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll=beamtime.job_poll,
     ).expand_kwargs(job_kwargs(requests))
     download = DownloadResultsOperator.partial(
-        task_id="download", machine=beamtime.machine, files=["merged.mtz", "merge_stats.json"],
+        task_id="download",
+        machine=beamtime.machine,
+        files=["merged.mtz", "merge_stats.json"],
         sfapi_conn_id=beamtime.sfapi_conn_id,
     ).expand_kwargs(download_kwargs(requests))
     merge >> download >> record(requests)

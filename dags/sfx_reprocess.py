@@ -10,6 +10,7 @@
 
 Each run becomes a ``sfx_run`` DAG run ``<run>__<trial>``: a trial never overwrites another's results.
 """
+
 from __future__ import annotations
 
 import pendulum
@@ -34,15 +35,21 @@ beamtime = Beamtime.load()
     params={
         "trial": Param(beamtime.trial, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"),
         "trial_params": Param(beamtime.trial_params, type="object"),
-        "runs": Param("", type="string", pattern=r"^[0-9,\- ]*$",
-                      description="run numbers, e.g. 1-3,7; empty: runs concluded in this interval"),
+        "runs": Param(
+            "",
+            type="string",
+            pattern=r"^[0-9,\- ]*$",
+            description="run numbers, e.g. 1-3,7; empty: runs concluded in this interval",
+        ),
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },
     doc_md=__doc__,
 )
 def sfx_reprocess():
     @task
-    def select_runs(params=None, data_interval_start=None, data_interval_end=None, dag_run=None) -> list[dict]:
+    def select_runs(
+        params=None, data_interval_start=None, data_interval_end=None, dag_run=None
+    ) -> list[dict]:
         bt = Beamtime.load()
         if params["runs"].strip():
             runs = parse_run_range(params["runs"])
@@ -54,7 +61,9 @@ def sfx_reprocess():
         return run_requests(runs, params["trial"], params["trial_params"], params["ranks"])
 
     TriggerDagRunOperator.partial(
-        task_id="start_pipeline", trigger_dag_id="sfx_run", skip_when_already_exists=True,
+        task_id="start_pipeline",
+        trigger_dag_id="sfx_run",
+        skip_when_already_exists=True,
     ).expand_kwargs(select_runs())
 
 

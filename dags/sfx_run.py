@@ -5,6 +5,7 @@ with a deterministic run id ``<run>__<trial>``; beamline staff can also trigger 
 validated params. Every step is idempotent: clearing or retrying a task never submits a second job
 for the same step or counts an image twice.
 """
+
 from __future__ import annotations
 
 import pendulum
@@ -40,11 +41,20 @@ def prepared(key: str) -> str:
     max_active_runs=16,
     tags=["sfxflow"],
     params={
-        "run": Param("r0001", type="string", pattern=RUN_NAME.pattern, description="run name, e.g. r0001"),
-        "trial": Param(beamtime.trial, type="string", pattern=f"^{NAME_PATTERN.pattern}$",
-                       description="trial name; results of trials never overwrite each other"),
-        "trial_params": Param(beamtime.trial_params, type="object",
-                              description='processing parameters, e.g. {"spotfinder": {"snr": 5}}'),
+        "run": Param(
+            "r0001", type="string", pattern=RUN_NAME.pattern, description="run name, e.g. r0001"
+        ),
+        "trial": Param(
+            beamtime.trial,
+            type="string",
+            pattern=f"^{NAME_PATTERN.pattern}$",
+            description="trial name; results of trials never overwrite each other",
+        ),
+        "trial_params": Param(
+            beamtime.trial_params,
+            type="object",
+            description='processing parameters, e.g. {"spotfinder": {"snr": 5}}',
+        ),
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },
     render_template_as_native_obj=True,
@@ -54,44 +64,76 @@ def sfx_run():
     @task(retries=0)
     def prepare(params=None) -> dict:
         """Validate the trial, register it, and build the job scripts (no secret in them)."""
-        return prepare_run(Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"])
+        return prepare_run(
+            Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"]
+        )
 
-    @task(pool="sfx_transfer", retries=3, retry_delay=pendulum.duration(seconds=10),
-          outlets=[Asset(at_center_asset_uri(beamtime.experiment))])
+    @task(
+        pool="sfx_transfer",
+        retries=3,
+        retry_delay=pendulum.duration(seconds=10),
+        outlets=[Asset(at_center_asset_uri(beamtime.experiment))],
+    )
     def transfer(info: dict, outlet_events=None) -> dict:
         """Copy the run (with its calibration snapshot) to the center, verified and resumable."""
         report = transfer_run_files(Beamtime.load(), info)
         outlet_events[Asset(at_center_asset_uri(beamtime.experiment))].extra = {
-            "run": info["run"], "bytes": report["total_bytes"], "seconds": report["seconds"]}
+            "run": info["run"],
+            "bytes": report["total_bytes"],
+            "seconds": report["seconds"],
+        }
         return report
 
     @task
-    def publish(info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None) -> dict:
+    def publish(
+        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None
+    ) -> dict:
         """Record the run's results and announce them for dataset merges."""
         summary = publish_run(Beamtime.load(), info, process, merge, downloaded)
         outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
-            "run": info["run"], "trial": info["trial"]}
+            "run": info["run"],
+            "trial": info["trial"],
+        }
         return summary
 
     info = prepare()
     facility = WaitForFacilityOperator(
-        task_id="wait_for_facility", system=beamtime.machine, sfapi_conn_id=beamtime.sfapi_conn_id,
-        poll_seconds=beamtime.facility_poll_seconds)
+        task_id="wait_for_facility",
+        system=beamtime.machine,
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll_seconds=beamtime.facility_poll_seconds,
+    )
     moved = transfer(info)
     process = SfApiJobOperator(
-        task_id="process", machine=beamtime.machine, script=prepared("process_script"),
-        key=prepared("process_key"), workdir=prepared("hpc_results"),
-        sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
+        task_id="process",
+        machine=beamtime.machine,
+        script=prepared("process_script"),
+        key=prepared("process_key"),
+        workdir=prepared("hpc_results"),
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll=beamtime.job_poll,
+    )
     merge = SfApiJobOperator(
-        task_id="merge", machine=beamtime.machine, script=prepared("merge_script"),
-        key=prepared("merge_key"), workdir=prepared("hpc_results"),
-        sfapi_conn_id=beamtime.sfapi_conn_id, poll=beamtime.job_poll)
+        task_id="merge",
+        machine=beamtime.machine,
+        script=prepared("merge_script"),
+        key=prepared("merge_key"),
+        workdir=prepared("hpc_results"),
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll=beamtime.job_poll,
+    )
     download = DownloadResultsOperator(
-        task_id="download", machine=beamtime.machine, remote_dir=prepared("hpc_results"),
-        local_dir=prepared("local_results"), files=RESULT_FILES, optional=OPTIONAL_RESULT_FILES,
-        sfapi_conn_id=beamtime.sfapi_conn_id)
+        task_id="download",
+        machine=beamtime.machine,
+        remote_dir=prepared("hpc_results"),
+        local_dir=prepared("local_results"),
+        files=RESULT_FILES,
+        optional=OPTIONAL_RESULT_FILES,
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+    )
     done = publish.override(outlets=[Asset(merged_asset_uri(beamtime.experiment))])(
-        info, process.output, merge.output, download.output)
+        info, process.output, merge.output, download.output
+    )
     info >> facility >> moved >> process >> merge >> download >> done
 
 

@@ -4,6 +4,7 @@ The run-concluded trigger (folder watcher or Redis stream) feeds an Asset throug
 AssetWatcher. Events that arrive together are handled together; each becomes a ``sfx_run`` run
 with the deterministic id ``<run>__<trial>``, so a replayed event never starts a second pipeline.
 """
+
 from __future__ import annotations
 
 import pendulum
@@ -17,11 +18,14 @@ from operators.triggers.run_concluded import RunConcludedTrigger
 beamtime = Beamtime.load()
 concluded_runs = Asset(
     f"sfxflow://{beamtime.experiment}/concluded-runs",
-    watchers=[AssetWatcher(
-        name=f"{beamtime.experiment}_run_concluded",
-        trigger=RunConcludedTrigger(exp_dir=beamtime.exp_dir, state_dir=beamtime.state_dir,
-                                    source=beamtime.event_source),
-    )],
+    watchers=[
+        AssetWatcher(
+            name=f"{beamtime.experiment}_run_concluded",
+            trigger=RunConcludedTrigger(
+                exp_dir=beamtime.exp_dir, state_dir=beamtime.state_dir, source=beamtime.event_source
+            ),
+        )
+    ],
 )
 
 
@@ -41,7 +45,9 @@ def sfx_run_events():
         return run_requests(sorted(set(runs)), bt.trial, bt.trial_params, bt.ranks)
 
     TriggerDagRunOperator.partial(
-        task_id="start_pipeline", trigger_dag_id="sfx_run", skip_when_already_exists=True,
+        task_id="start_pipeline",
+        trigger_dag_id="sfx_run",
+        skip_when_already_exists=True,
     ).expand_kwargs(new_runs())
 
 

@@ -5,6 +5,7 @@ by hand: api-server on 127.0.0.1, scheduler and triggerer with ``--skip-serve-lo
 are files under AIRFLOW_HOME that the api-server reads directly), and the dag-processor.
 The login is a generated password in a 0600 file, never in the environment or a log line.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,16 @@ class AirflowStack:
     env : extra environment for every component (e.g. ``AIRFLOW_VAR_...``, ``AIRFLOW_CONN_...``)
     """
 
-    def __init__(self, home, metadata_url: str | None = None, port: int | None = None,
-                 env: dict | None = None, dags_folder=None, plugins_folder=None, username: str = "admin"):
+    def __init__(
+        self,
+        home,
+        metadata_url: str | None = None,
+        port: int | None = None,
+        env: dict | None = None,
+        dags_folder=None,
+        plugins_folder=None,
+        username: str = "admin",
+    ):
         self.home = Path(home).resolve()
         self.port = port or free_port()
         self.username = username
@@ -55,7 +64,9 @@ class AirflowStack:
         self.env = {
             **os.environ,
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder or REPO / "plugins"),
@@ -91,7 +102,9 @@ class AirflowStack:
         """Create AIRFLOW_HOME, the login and the JWT secret (0600 files) and migrate the DB."""
         self.home.mkdir(parents=True, exist_ok=True)
         if not (self.home / "passwords.json").exists():
-            write_private(self.home / "passwords.json", json.dumps({self.username: secrets.token_urlsafe(12)}))
+            write_private(
+                self.home / "passwords.json", json.dumps({self.username: secrets.token_urlsafe(12)})
+            )
         secret_path = self.home / "jwt_secret"
         if not secret_path.exists():
             write_private(secret_path, secrets.token_urlsafe(32))
@@ -103,9 +116,13 @@ class AirflowStack:
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run an ``airflow`` CLI command against this deployment; raise with its stderr on failure."""
-        proc = subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            ["airflow", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
         return proc
 
     # -- processes ----------------------------------------------------------------------------
@@ -119,7 +136,11 @@ class AirflowStack:
         }[name]
         log = open(self.home / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            ["airflow", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            ["airflow", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
@@ -136,7 +157,7 @@ class AirflowStack:
         except ProcessLookupError:
             pass
 
-    def start(self, components=COMPONENTS, timeout: float = 120) -> "AirflowStack":
+    def start(self, components=COMPONENTS, timeout: float = 120) -> AirflowStack:
         if not self.prepared:
             self.prepare()
         for name in components:
@@ -148,7 +169,7 @@ class AirflowStack:
         for name in list(self.processes):
             self.stop_component(name)
 
-    def __enter__(self) -> "AirflowStack":
+    def __enter__(self) -> AirflowStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -173,8 +194,11 @@ class AirflowStack:
 
     def token(self) -> str:
         """A JWT for the REST API (POST /auth/token)."""
-        r = requests.post(f"{self.base_url}/auth/token",
-                          json={"username": self.username, "password": self.password}, timeout=10)
+        r = requests.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self.username, "password": self.password},
+            timeout=10,
+        )
         r.raise_for_status()
         return r.json()["access_token"]
 

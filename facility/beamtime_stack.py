@@ -4,6 +4,7 @@ Used by ``make demo``, ``make up`` and the end-to-end tests. Everything binds to
 SF API credentials stay in the emulator's 0600 file and reach Airflow only as that file's path
 (in the ``sfapi_default`` connection).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,9 @@ class RunningBeamtime:
         for _ in range(2):
             if self._session is None:
                 self._session = self.airflow.session()
-            r = self._session.get(f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=10)
+            r = self._session.get(
+                f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=10
+            )
             if r.status_code != 401:
                 r.raise_for_status()
                 return r.json()
@@ -59,7 +62,9 @@ class RunningBeamtime:
             time.sleep(1.0)
         raise TimeoutError(f"{what} after {timeout} s")
 
-    def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 300, states=("success", "failed")) -> dict:
+    def wait_for_dag_run(
+        self, dag_id: str, run_id: str, timeout: float = 300, states=("success", "failed")
+    ) -> dict:
         """Poll the REST API until the DAG run reaches one of `states`; return it."""
         last = {}
 
@@ -70,14 +75,24 @@ class RunningBeamtime:
                 return None
             return dict(last) if last["state"] in states else None
 
-        return self._wait(reached, timeout, f"{dag_id}/{run_id} not in {states} (last: {last.get('state')})")
+        return self._wait(
+            reached, timeout, f"{dag_id}/{run_id} not in {states} (last: {last.get('state')})"
+        )
 
     def wait_until_idle(self, dag_id: str, since: str, timeout: float = 120) -> list[dict]:
         """Wait until `dag_id` has a run queued at or after `since` (ISO time) and none unfinished."""
+
         def idle():
             runs = self.api(f"dags/{dag_id}/dagRuns")["dag_runs"]
-            fresh = [r for r in runs if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= datetime.fromisoformat(since)]
-            return runs if fresh and all(r["state"] in ("success", "failed") for r in runs) else None
+            fresh = [
+                r
+                for r in runs
+                if r["queued_at"]
+                and datetime.fromisoformat(r["queued_at"]) >= datetime.fromisoformat(since)
+            ]
+            return (
+                runs if fresh and all(r["state"] in ("success", "failed") for r in runs) else None
+            )
 
         return self._wait(idle, timeout, f"{dag_id}: no finished run since {since}")
 
@@ -88,14 +103,26 @@ class RunningBeamtime:
         for ti in tis:
             if ti["state"] != "failed":
                 continue
-            for log in sorted((self.airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
-                               / f"task_id={ti['task_id']}").glob("**/*.log")):
-                errors = [json.loads(line) for line in log.read_text().splitlines()
-                          if line.startswith("{") and '"level":"error"' in line]
+            for log in sorted(
+                (
+                    self.airflow.home
+                    / "logs"
+                    / f"dag_id={dag_id}"
+                    / f"run_id={run_id}"
+                    / f"task_id={ti['task_id']}"
+                ).glob("**/*.log")
+            ):
+                errors = [
+                    json.loads(line)
+                    for line in log.read_text().splitlines()
+                    if line.startswith("{") and '"level":"error"' in line
+                ]
                 for e in errors[-2:]:
                     detail = e.get("error_detail") or [{}]
-                    lines.append(f"  {ti['task_id']}: {e.get('event')}: {detail[0].get('exc_type', '')} "
-                                 f"{str(detail[0].get('exc_value', ''))[:1500]}")
+                    lines.append(
+                        f"  {ti['task_id']}: {e.get('event')}: {detail[0].get('exc_type', '')} "
+                        f"{str(detail[0].get('exc_value', ''))[:1500]}"
+                    )
         return "\n".join(lines)
 
 
@@ -123,9 +150,16 @@ def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: 
 
 
 @contextmanager
-def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | None = None,
-                     metadata_url: str | None = None, use_xrootd: bool = False, port: int | None = None,
-                     **settings):
+def running_beamtime(
+    workdir,
+    *,
+    experiment: str = "demo",
+    results_db: str | None = None,
+    metadata_url: str | None = None,
+    use_xrootd: bool = False,
+    port: int | None = None,
+    **settings,
+):
     """Start the emulated center, transfer servers (optional) and Airflow for one beamtime.
 
     `settings` override :class:`~operators.beamtime.Beamtime` fields (ranks, trial, polls, ...).
@@ -146,22 +180,36 @@ def running_beamtime(workdir, *, experiment: str = "demo", results_db: str | Non
         else:
             source, dest = str(exp_dir), str(hpc_host)
         defaults = {
-            "facility_poll_seconds": 2.0, "job_poll": (0.5, 1.5, 5.0),
+            "facility_poll_seconds": 2.0,
+            "job_poll": (0.5, 1.5, 5.0),
             # one node: MPICH's fork launcher and loopback-only shared-memory/TCP transports, so
             # no MPI process listens beyond 127.0.0.1
-            "mpiexec": "mpiexec.gforker", "job_env": LOOPBACK_MPI_ENV,
+            "mpiexec": "mpiexec.gforker",
+            "job_env": LOOPBACK_MPI_ENV,
         }
-        beamtime = Beamtime.from_dict({
-            **dataclasses.asdict(Beamtime()), **defaults, **settings,
-            "experiment": experiment, "exp_dir": str(exp_dir), "state_dir": str(workdir / "state"),
-            "hpc_dir": hpc_dir, "transfer_source": source, "transfer_dest": dest,
-            "results_db": results_db or f"sqlite:///{workdir / 'results.db'}",
-        })
+        beamtime = Beamtime.from_dict(
+            {
+                **dataclasses.asdict(Beamtime()),
+                **defaults,
+                **settings,
+                "experiment": experiment,
+                "exp_dir": str(exp_dir),
+                "state_dir": str(workdir / "state"),
+                "hpc_dir": hpc_dir,
+                "transfer_source": source,
+                "transfer_dest": dest,
+                "results_db": results_db or f"sqlite:///{workdir / 'results.db'}",
+            }
+        )
         env = {
             f"AIRFLOW_VAR_{VARIABLE.upper()}": beamtime.to_json(),
-            "AIRFLOW_CONN_SFAPI_DEFAULT": json.dumps({
-                "conn_type": "http", "host": center.base_url,
-                "extra": {"credentials_file": str(center.credentials.credentials_file)}}),
+            "AIRFLOW_CONN_SFAPI_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": center.base_url,
+                    "extra": {"credentials_file": str(center.credentials.credentials_file)},
+                }
+            ),
             "SFXFLOW_RESULTS_DB": beamtime.results_db,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             **transfer_env,

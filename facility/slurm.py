@@ -127,10 +127,17 @@ def _start_munged(cluster: SlurmCluster) -> None:
         key.write_bytes(secrets.token_bytes(1024))
         os.chmod(key, 0o400)
     subprocess.run(
-        ["munged", "--force", f"--socket={cluster.munge_socket}", f"--key-file={key}",
-         f"--pid-file={cluster.pid_file('munged')}", f"--log-file={munge_dir / 'munged.log'}",
-         f"--seed-file={munge_dir / 'munged.seed'}"],
-        check=True, capture_output=True,
+        [
+            "munged",
+            "--force",
+            f"--socket={cluster.munge_socket}",
+            f"--key-file={key}",
+            f"--pid-file={cluster.pid_file('munged')}",
+            f"--log-file={munge_dir / 'munged.log'}",
+            f"--seed-file={munge_dir / 'munged.seed'}",
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -138,15 +145,21 @@ def _wait_node_idle(cluster: SlurmCluster, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        out = subprocess.run(["sinfo", "-h", "-n", NODE_NAME, "-o", "%T"], env=slurm_env(cluster),
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["sinfo", "-h", "-n", NODE_NAME, "-o", "%T"],
+            env=slurm_env(cluster),
+            capture_output=True,
+            text=True,
+        )
         state = out.stdout.strip()
         # "idle*" (a trailing flag) means slurmd has not answered yet: wait for a bare state.
         if out.returncode == 0 and state in ("idle", "mixed", "allocated"):
             return
         time.sleep(0.3)
-    raise RuntimeError(f"Slurm node {NODE_NAME} not ready after {timeout:.0f}s (state {state!r}); "
-                       f"see {cluster.var_dir}/slurmctld.log and slurmd.log")
+    raise RuntimeError(
+        f"Slurm node {NODE_NAME} not ready after {timeout:.0f}s (state {state!r}); "
+        f"see {cluster.var_dir}/slurmctld.log and slurmd.log"
+    )
 
 
 def up(cluster: SlurmCluster, timeout: float = 30.0) -> SlurmCluster:
@@ -172,11 +185,16 @@ def up(cluster: SlurmCluster, timeout: float = 30.0) -> SlurmCluster:
         _start_munged(cluster)
     env = slurm_env(cluster)
     if not _pid_alive(cluster.pid_file("slurmctld")):
-        subprocess.run(["slurmctld", "-c", "-f", str(cluster.conf)], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["slurmctld", "-c", "-f", str(cluster.conf)], env=env, check=True, capture_output=True
+        )
     if not _pid_alive(cluster.pid_file("slurmd")):
-        subprocess.run(["slurmd", "-N", NODE_NAME, "-f", str(cluster.conf)], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["slurmd", "-N", NODE_NAME, "-f", str(cluster.conf)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     _wait_node_idle(cluster, timeout)
     return cluster
 
@@ -184,8 +202,12 @@ def up(cluster: SlurmCluster, timeout: float = 30.0) -> SlurmCluster:
 def _cancel_all_jobs(cluster: SlurmCluster, timeout: float) -> None:
     """scancel every job of ``cluster`` and wait for them to end, so no job outlives slurmd."""
     env = slurm_env(cluster)
-    if subprocess.run(["scancel", f"--user={getpass.getuser()}"], env=env,
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["scancel", f"--user={getpass.getuser()}"], env=env, capture_output=True
+        ).returncode
+        != 0
+    ):
         return  # controller not reachable: nothing can be cancelled
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,7 +241,9 @@ def free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m facility.slurm", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m facility.slurm", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--var-dir", type=Path, default=Path("var/slurm"))
     parser.add_argument("--ctld-port", type=int, default=6817)

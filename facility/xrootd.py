@@ -68,7 +68,7 @@ def hand_over(path: Path, user: str | None) -> None:
     if user is None:
         return
     entry = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, file) for file in files)]:
             try:
                 os.chown(name, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
@@ -95,27 +95,52 @@ def local_pki(directory: Path, user: str | None = None) -> tuple[Path, Path, Pat
     if all(p.exists() for p in (ca_path, cert_path, key_path)):
         return ca_path, cert_path, key_path
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sfxflow local XRootD CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
+    write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     directory.chmod(0o755)
     hand_over(directory, user)
     return ca_path, cert_path, key_path
@@ -186,7 +211,8 @@ class XRootDServer:
                 f"all.pidpath {self.state_dir / 'admin'}",
                 "xrootd.chksum adler32",
                 # The destination pulls: a TPC request spawns xrdcp in server mode on this host.
-                f"ofs.tpc ttl 60 600 xfr 16 pgm {XRDCP} --server" + (f" --xrate {self.tpc_rate}" if self.tpc_rate else ""),
+                f"ofs.tpc ttl 60 600 xfr 16 pgm {XRDCP} --server"
+                + (f" --xrate {self.tpc_rate}" if self.tpc_rate else ""),
                 *self.https_lines(),
                 "",
             ]
@@ -196,9 +222,13 @@ class XRootDServer:
         if self.pki is None:
             return []
         ca, cert, key = self.pki
-        return [f"xrd.tls {cert} {key}", f"xrd.tlsca certfile {ca}",
-                f"xrd.protocol XrdHttp:{self.port} libXrdHttp.so",
-                "http.exthandler xrdtpc libXrdHttpTPC.so", "tpc.trace info"]
+        return [
+            f"xrd.tls {cert} {key}",
+            f"xrd.tlsca certfile {ca}",
+            f"xrd.protocol XrdHttp:{self.port} libXrdHttp.so",
+            "http.exthandler xrdtpc libXrdHttpTPC.so",
+            "tpc.trace info",
+        ]
 
     def start(self, timeout: float = 15.0) -> None:
         """Write the config, start the daemon in the foreground of a child process, wait until it answers."""
@@ -234,7 +264,9 @@ class XRootDServer:
         self.pid_path.unlink(missing_ok=True)
 
 
-def wait_until_listening(port: int, timeout: float, process: subprocess.Popen, log_path: Path) -> None:
+def wait_until_listening(
+    port: int, timeout: float, process: subprocess.Popen, log_path: Path
+) -> None:
     """Block until 127.0.0.1:``port`` accepts connections; raise with the log tail if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -295,7 +327,9 @@ def down(base: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m facility.xrootd", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m facility.xrootd", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--base", type=Path, default=Path("var/xrootd"))
     parser.add_argument("--source-port", type=int, default=1094)

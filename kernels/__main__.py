@@ -1,4 +1,5 @@
 """Command line of the analysis kernels: ``python -m kernels process|...``."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,12 +11,12 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from kernels.calibration import CalibrationError
-from kernels.merging import MergeError
-from kernels.mtz_io import MtzError
-from kernels.pipeline import ParamsError
-from kernels.reflections import ReflectionFileError
-from kernels.runformat import RunFormatError
+from kernels.calibration import CalibrationError  # noqa: E402
+from kernels.merging import MergeError  # noqa: E402
+from kernels.mtz_io import MtzError  # noqa: E402
+from kernels.pipeline import ParamsError  # noqa: E402
+from kernels.reflections import ReflectionFileError  # noqa: E402
+from kernels.runformat import RunFormatError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,15 +28,29 @@ def parse_args(argv=None):
     proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
     proc.add_argument("--params", help="trial parameters, JSON")
     proc.add_argument("--trial", default="default", help="trial name recorded with the results")
-    proc.add_argument("--experiment", help="experiment the run is logged under in the results DB "
-                      "(default: the name of the run directory's grandparent, <exp>)")
-    proc.add_argument("--db", help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
-                      "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)")
-    proc.add_argument("--cache-dir", help="node-local cache of per-rank results (default <out>/cache)")
-    proc.add_argument("--batch", type=int, default=4, help="work items handed to a rank per request")
+    proc.add_argument(
+        "--experiment",
+        help="experiment the run is logged under in the results DB "
+        "(default: the name of the run directory's grandparent, <exp>)",
+    )
+    proc.add_argument(
+        "--db",
+        help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
+        "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)",
+    )
+    proc.add_argument(
+        "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
+    )
+    proc.add_argument(
+        "--batch", type=int, default=4, help="work items handed to a rank per request"
+    )
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
-    mrg.add_argument("--results", required=True, nargs="+", help="result directories of processed runs")
-    mrg.add_argument("--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)")
+    mrg.add_argument(
+        "--results", required=True, nargs="+", help="result directories of processed runs"
+    )
+    mrg.add_argument(
+        "--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)"
+    )
     mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
     return parser.parse_args(argv)
 
@@ -51,7 +66,14 @@ def main(argv=None) -> int:
             from kernels.merge import main as merge_main
 
             return merge_main(args)
-    except (RunFormatError, CalibrationError, ParamsError, MergeError, MtzError, ReflectionFileError) as exc:
+    except (
+        RunFormatError,
+        CalibrationError,
+        ParamsError,
+        MergeError,
+        MtzError,
+        ReflectionFileError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -1,4 +1,5 @@
 """Files that readers see whole or not at all (results, summaries, the run marker)."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ The calibration constants of a detector (from dark runs and flat fields) are a p
 gain per pixel and a mask of bad pixels (dead, hot, gaps). Each frame also carries a common-mode
 offset per panel that changes shot to shot; it is estimated from the frame itself.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,9 +84,7 @@ def plan_calibration(calib: Calibration, geometry: DetectorGeometry, stride: int
     `stride` subsamples each panel (every `stride`-th row and column) for the common-mode
     estimate: the median of ~4000 pixels is as good as that of 64 000 and 16 times cheaper.
     """
-    return CalibrationPlan(
-        calib.pedestal, calib.inverse_gain, calib.mask, geometry.panels, stride
-    )
+    return CalibrationPlan(calib.pedestal, calib.inverse_gain, calib.mask, geometry.panels, stride)
 
 
 def common_mode(photons: np.ndarray, plan: CalibrationPlan, window: float = 0.5) -> np.ndarray:

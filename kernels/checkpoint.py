@@ -3,6 +3,7 @@
 A checkpoint is one JSON file written atomically (temporary file, fsync, rename) with a
 SHA-256 over its canonical body, so a torn or edited file is detected instead of trusted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,14 +54,22 @@ class Checkpoint:
 
     def body(self) -> dict:
         return {
-            "format": FORMAT, "run": self.run, "trial": self.trial, "params_sha256": self.params_sha256,
-            "n_events": self.n_events, "done": sorted([int(c), int(e)] for c, e in self.done),
-            "parts": list(self.parts), "logged": self.logged, "sessions": self.sessions,
+            "format": FORMAT,
+            "run": self.run,
+            "trial": self.trial,
+            "params_sha256": self.params_sha256,
+            "n_events": self.n_events,
+            "done": sorted([int(c), int(e)] for c, e in self.done),
+            "parts": list(self.parts),
+            "logged": self.logged,
+            "sessions": self.sessions,
         }
 
 
 def _digest(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def write_checkpoint(path, checkpoint: Checkpoint) -> None:
@@ -101,7 +110,12 @@ def read_checkpoint(path, run: str, trial: str, params_sha256: str) -> Checkpoin
         if body[key] != value:
             raise CheckpointError(path, f"written for {key} {body[key]!r}, not {value!r}")
     return Checkpoint(
-        run=body["run"], trial=body["trial"], params_sha256=body["params_sha256"],
-        n_events=int(body["n_events"]), done={(int(c), int(e)) for c, e in body["done"]},
-        parts=list(body["parts"]), logged=bool(body["logged"]), sessions=int(body["sessions"]),
+        run=body["run"],
+        trial=body["trial"],
+        params_sha256=body["params_sha256"],
+        n_events=int(body["n_events"]),
+        done={(int(c), int(e)) for c, e in body["done"]},
+        parts=list(body["parts"]),
+        logged=bool(body["logged"]),
+        sessions=int(body["sessions"]),
     )

@@ -9,6 +9,7 @@ no-op, so after a dropped connection or a DB restart a writer simply reconnects 
 The buffer is bounded: while the DB is away, :meth:`ImageLogger.add` blocks once
 ``max_rows`` rows wait, which throttles the producers instead of exhausting memory.
 """
+
 from __future__ import annotations
 
 import re
@@ -82,11 +83,25 @@ class ImageRowEncoder:
 
     def __call__(self, row: ImageRow):
         """The row encoded (types normalised, strings bounded, timings as JSON)."""
-        return self._encode((
-            self.run_id, self.trial_id, row.chunk, row.event, row.hit, row.n_spots, row.indexed,
-            row.n_refined, row.n_integrated, str(row.status)[:64], str(row.reason)[:255], row.rank,
-            str(row.host)[:64], row.t_start, timings_json(row.timings),
-        ))
+        return self._encode(
+            (
+                self.run_id,
+                self.trial_id,
+                row.chunk,
+                row.event,
+                row.hit,
+                row.n_spots,
+                row.indexed,
+                row.n_refined,
+                row.n_integrated,
+                str(row.status)[:64],
+                str(row.reason)[:255],
+                row.rank,
+                str(row.host)[:64],
+                row.t_start,
+                timings_json(row.timings),
+            )
+        )
 
 
 class ImageLogger:
@@ -112,8 +127,16 @@ class ImageLogger:
         per file: more connections would only queue on its lock.
     """
 
-    def __init__(self, db: ResultsDB, run_id: int, trial_id: int, batch_rows: int = 50_000,
-                 max_rows: int = 500_000, flush_seconds: float = 1.0, connections: int = 1):
+    def __init__(
+        self,
+        db: ResultsDB,
+        run_id: int,
+        trial_id: int,
+        batch_rows: int = 50_000,
+        max_rows: int = 500_000,
+        flush_seconds: float = 1.0,
+        connections: int = 1,
+    ):
         if max_rows < batch_rows:
             raise ValueError(f"max_rows ({max_rows}) must be at least batch_rows ({batch_rows})")
         if connections < 1:
@@ -126,8 +149,10 @@ class ImageLogger:
         self.rows_written = 0  # rows in committed transactions (duplicates included)
         self.write_seconds = 0.0  # wall time during which at least one writer had a batch in flight
         # The URL never holds a password (it comes from the environment), so redacted() is the URL.
-        self._dbs = [db] + [ResultsDB(db.url.redacted(), retry_for=db.retry_for)
-                            for _ in range(self.connections - 1)]
+        self._dbs = [db] + [
+            ResultsDB(db.url.redacted(), retry_for=db.retry_for)
+            for _ in range(self.connections - 1)
+        ]
         self._pending: list = []
         self._in_flight = 0  # rows taken by writers and not yet committed
         self._busy_since = 0.0  # when _in_flight last rose from 0
@@ -136,9 +161,12 @@ class ImageLogger:
         self._closing = False
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        self._writers = [threading.Thread(target=self._write_loop, args=(writer_db,), name=f"image-logger-{i}",
-                                          daemon=True)
-                         for i, writer_db in enumerate(self._dbs)]
+        self._writers = [
+            threading.Thread(
+                target=self._write_loop, args=(writer_db,), name=f"image-logger-{i}", daemon=True
+            )
+            for i, writer_db in enumerate(self._dbs)
+        ]
         for writer in self._writers:
             writer.start()
 
@@ -160,7 +188,9 @@ class ImageLogger:
         """Queue rows already encoded by an :class:`ImageRowEncoder` for this run, trial and DB."""
         with self._cond:
             if not self._pending:
-                self._due = time.monotonic() + self.flush_seconds  # the oldest waiting row's deadline
+                self._due = (
+                    time.monotonic() + self.flush_seconds
+                )  # the oldest waiting row's deadline
                 self._cond.notify_all()
             for item in encoded:
                 while len(self._pending) + self._in_flight >= self.max_rows and self._error is None:
@@ -224,11 +254,19 @@ class ImageLogger:
         """The next batch for a writer, once one is due; None when the writer should stop."""
         with self._cond:
             while True:
-                while (self._error is None and not self._closing and not self._flush_requested
-                       and len(self._pending) < self.batch_rows
-                       and not (self._pending and time.monotonic() >= self._due)):
-                    self._cond.wait(timeout=max(0.0, self._due - time.monotonic()) if self._pending else None)
-                if self._error is not None:  # another writer gave up: the rows stay queued for the report
+                while (
+                    self._error is None
+                    and not self._closing
+                    and not self._flush_requested
+                    and len(self._pending) < self.batch_rows
+                    and not (self._pending and time.monotonic() >= self._due)
+                ):
+                    self._cond.wait(
+                        timeout=max(0.0, self._due - time.monotonic()) if self._pending else None
+                    )
+                if (
+                    self._error is not None
+                ):  # another writer gave up: the rows stay queued for the report
                     return None
                 if self._pending:
                     break

@@ -9,6 +9,7 @@ Conventions (used by the simulator and every kernel):
   reflection with Miller index h has scattering vector s = A @ h where A = U @ B (B the reciprocal
   basis of the unit cell as columns, U the crystal orientation).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -48,7 +49,7 @@ class DetectorGeometry:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DetectorGeometry":
+    def from_dict(cls, d: dict) -> DetectorGeometry:
         return cls(
             shape=tuple(int(v) for v in d["shape"]),
             pixel_size_mm=float(d["pixel_size_mm"]),

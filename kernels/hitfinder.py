@@ -1,4 +1,5 @@
 """Hit classification: does a frame show a crystal's diffraction?"""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ rotation. Spurious spots only add hypotheses that score badly. A cell that does 
 data indexes too few spots with any orientation, so the image is refused with that reason
 rather than given a wrong solution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ class IndexingSolution:
 def lattice_vectors(B: np.ndarray, max_length: float) -> np.ndarray:
     """Miller indices (m, 3) of all lattice vectors 0 < |B h| <= max_length (both signs)."""
     limits = np.ceil(max_length * np.linalg.norm(np.linalg.inv(B), axis=1)).astype(int)
-    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), -1
+    ).reshape(-1, 3)
     length = np.linalg.norm(grid @ B.T, axis=1)
     keep = (length > 0) & (length <= max_length)
     return grid[keep][np.argsort(length[keep])]
@@ -77,13 +80,16 @@ def spot_triplets(s: np.ndarray, params: IndexingParams) -> tuple[np.ndarray, np
     centre = np.broadcast_to(np.arange(len(base))[:, None], a.shape)[ok]
     d1 = base[a[ok]] - base[centre]
     d2 = base[b[ok]] - base[centre]
-    cosang = np.einsum("ij,ij->i", d1, d2) / (np.linalg.norm(d1, axis=1) * np.linalg.norm(d2, axis=1))
+    cosang = np.einsum("ij,ij->i", d1, d2) / (
+        np.linalg.norm(d1, axis=1) * np.linalg.norm(d2, axis=1)
+    )
     planar = np.abs(cosang) < 0.94  # angle between 20 and 160 degrees: a well-defined plane
     return d1[planar], d2[planar]
 
 
 def align_two_vectors(model1, model2, obs1, obs2) -> np.ndarray:
     """Rotations (t, 3, 3) taking each model vector pair onto its observed pair (TRIAD method)."""
+
     def frame(v1, v2):
         e1 = v1 / np.linalg.norm(v1, axis=-1, keepdims=True)
         e3 = np.cross(v1, v2)
@@ -108,7 +114,9 @@ class IndexingPlan:
     first: np.ndarray
 
 
-def plan_indexing(B: np.ndarray, lattice_rotations: np.ndarray, params: IndexingParams = IndexingParams()) -> IndexingPlan:
+def plan_indexing(
+    B: np.ndarray, lattice_rotations: np.ndarray, params: IndexingParams = IndexingParams()
+) -> IndexingPlan:
     """Precompute the lattice vectors of the target cell and their symmetry-unique subset."""
     hkl = lattice_vectors(B, params.max_difference + params.length_tolerance)
     index = {tuple(h): i for i, h in enumerate(hkl)}
@@ -137,7 +145,9 @@ def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan) -> np.ndarray:
     t, l1 = t1[pair], l1[pair]
     side = np.linalg.norm(d2[t] - d1[t], axis=1)
     ok = np.abs(side - np.linalg.norm(v[l2] - v[l1], axis=1)) < tol
-    ok &= np.linalg.norm(np.cross(v[l1], v[l2]), axis=1) > 1e-3 * vlen[l1] * vlen[l2]  # not parallel
+    ok &= (
+        np.linalg.norm(np.cross(v[l1], v[l2]), axis=1) > 1e-3 * vlen[l1] * vlen[l2]
+    )  # not parallel
     t, l1, l2 = t[ok], l1[ok], l2[ok]
     return align_two_vectors(v[l1], v[l2], d1[t], d2[t])
 
@@ -161,8 +171,16 @@ def fit_orientation(s: np.ndarray, hkl: np.ndarray, B: np.ndarray) -> np.ndarray
     return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
-def index_still(col, row, wavelength: float, geometry: DetectorGeometry, plan: IndexingPlan,
-                batch: int = 1024, screen_spots: int = 40, shortlist: int = 32) -> IndexingSolution:
+def index_still(
+    col,
+    row,
+    wavelength: float,
+    geometry: DetectorGeometry,
+    plan: IndexingPlan,
+    batch: int = 1024,
+    screen_spots: int = 40,
+    shortlist: int = 32,
+) -> IndexingSolution:
     """Find the orientation of the known cell that puts the most spots on lattice points.
 
     Hypotheses are screened on the `screen_spots` lowest-resolution spots in batches; the
@@ -185,7 +203,7 @@ def index_still(col, row, wavelength: float, geometry: DetectorGeometry, plan: I
     best_U, best_count = None, -1
     screen = s[np.argsort(np.linalg.norm(s, axis=1))[:screen_spots]]
     for start in range(0, len(hypotheses), batch):
-        U = hypotheses[start:start + batch]
+        U = hypotheses[start : start + batch]
         _, distance = lattice_distance(screen, U, B)
         U = U[np.argsort(-(distance < params.lattice_tolerance).sum(axis=1))[:shortlist]]
         _, distance = lattice_distance(s, U, B)
@@ -205,6 +223,8 @@ def index_still(col, row, wavelength: float, geometry: DetectorGeometry, plan: I
     hkl, distance = lattice_distance(s, U, B)
     indexed = distance < params.lattice_tolerance
     if indexed.sum() < needed:
-        raise IndexingError(f"target cell indexes at most {int(indexed.sum())} of {n} spots (< {needed})")
+        raise IndexingError(
+            f"target cell indexes at most {int(indexed.sum())} of {n} spots (< {needed})"
+        )
     residual = float(np.sqrt(np.mean(distance[indexed] ** 2)))
     return IndexingSolution(U, hkl, indexed, residual)

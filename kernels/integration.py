@@ -8,6 +8,7 @@ disc around the prediction, minus the mean of a surrounding annulus (bright annu
 neighbouring spots — excluded). Reflections whose disc touches a bad or gap pixel are skipped,
 not integrated wrongly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,33 +55,51 @@ def sphere_reflections(symmetry: CrystalSymmetry, d_min: float) -> np.ndarray:
     """Every reflection (P1, full sphere, without systematic absences) with d >= d_min, (n, 3)."""
     B = symmetry.B
     limits = np.ceil(np.linalg.norm(np.linalg.inv(B), axis=1) / d_min).astype(int)
-    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), -1).reshape(-1, 3)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), -1
+    ).reshape(-1, 3)
     s = np.linalg.norm(grid @ B.T, axis=1)
     grid = grid[(s > 0) & (s <= 1.0 / d_min)]
     return grid[~symmetry.absent(grid)]
 
 
-def plan_integration(symmetry: CrystalSymmetry, geometry: DetectorGeometry, mask: np.ndarray,
-                     params: IntegrationParams = IntegrationParams()) -> IntegrationPlan:
+def plan_integration(
+    symmetry: CrystalSymmetry,
+    geometry: DetectorGeometry,
+    mask: np.ndarray,
+    params: IntegrationParams = IntegrationParams(),
+) -> IntegrationPlan:
     """Precompute the reflection list and the pixel box of the integration."""
     r = int(np.ceil(params.background_outer))
     d = np.arange(-r, r + 1)
     dr, dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
     hkl = sphere_reflections(symmetry, params.d_min)
     h, k, l = (np.ascontiguousarray(c, dtype=float) for c in hkl.T)
-    return IntegrationPlan(params, hkl, h, k, l, symmetry.B, np.asarray(mask, bool).reshape(-1), geometry.shape, dr, dc)
+    return IntegrationPlan(
+        params, hkl, h, k, l, symmetry.B, np.asarray(mask, bool).reshape(-1), geometry.shape, dr, dc
+    )
 
 
-def partiality(s: np.ndarray, epsilon: np.ndarray, wavelength: float, params: IntegrationParams) -> np.ndarray:
+def partiality(
+    s: np.ndarray, epsilon: np.ndarray, wavelength: float, params: IntegrationParams
+) -> np.ndarray:
     """Estimated recorded fraction of each reflection from its excitation error (Gaussian model)."""
     s2 = np.einsum("ij,ij->i", s, s)
-    width2 = ((1.0 / params.domain_size_a) ** 2 + np.radians(params.mosaicity_deg) ** 2 * s2
-              + (params.bandwidth * wavelength / 2.0) ** 2 * s2 * s2)
+    width2 = (
+        (1.0 / params.domain_size_a) ** 2
+        + np.radians(params.mosaicity_deg) ** 2 * s2
+        + (params.bandwidth * wavelength / 2.0) ** 2 * s2 * s2
+    )
     return np.exp(-0.5 * epsilon**2 / width2)
 
 
-def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: IntegrationPlan,
-            B: np.ndarray | None = None):
+def predict(
+    U: np.ndarray,
+    wavelength: float,
+    geometry: DetectorGeometry,
+    plan: IntegrationPlan,
+    B: np.ndarray | None = None,
+):
     """Reflections excited on this shot whose integration box lies on the detector (B: the
     image's refined cell, default the target cell).
 
@@ -103,8 +122,14 @@ def predict(U: np.ndarray, wavelength: float, geometry: DetectorGeometry, plan: 
     return plan.hkl[keep[on]], part[on], col[on], row[on]
 
 
-def integrate_still(photons: np.ndarray, U: np.ndarray, wavelength: float, geometry: DetectorGeometry,
-                    plan: IntegrationPlan, B: np.ndarray | None = None) -> Reflections:
+def integrate_still(
+    photons: np.ndarray,
+    U: np.ndarray,
+    wavelength: float,
+    geometry: DetectorGeometry,
+    plan: IntegrationPlan,
+    B: np.ndarray | None = None,
+) -> Reflections:
     """Predict and summation-integrate the reflections of one calibrated still."""
     p = plan.params
     hkl, part, col, row = predict(U, wavelength, geometry, plan, B)
@@ -127,7 +152,11 @@ def integrate_still(photons: np.ndarray, U: np.ndarray, wavelength: float, geome
     n_sig = signal.sum(axis=1)
     net = values - bg[:, None]
     intensity = (net * signal).sum(axis=1)
-    variance = (np.maximum(net, 0.0) * signal).sum(axis=1) + n_sig * bg_var + n_sig**2 * bg_var / n_bg
+    variance = (
+        (np.maximum(net, 0.0) * signal).sum(axis=1) + n_sig * bg_var + n_sig**2 * bg_var / n_bg
+    )
     hkl = hkl[ok]
     d = 1.0 / np.linalg.norm(hkl @ plan.B.T, axis=1)
-    return Reflections(hkl, intensity, np.sqrt(np.maximum(variance, 1e-6)), part[ok], col[ok], row[ok], d)
+    return Reflections(
+        hkl, intensity, np.sqrt(np.maximum(variance, 1e-6)), part[ok], col[ok], row[ok], d
+    )

@@ -1,4 +1,5 @@
 """``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``."""
+
 from __future__ import annotations
 
 import math
@@ -32,15 +33,26 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
         if not path.exists():
             raise MergeError(f"{d}: no {INTEGRATED_FILE} (was the run processed?)")
         attrs, images, refl = read_integrated(path)
-        labels.append((str(path), attrs.get("trial"), attrs.get("space_group"), tuple(np.round(attrs.get("cell"), 3))))
+        labels.append(
+            (
+                str(path),
+                attrs.get("trial"),
+                attrs.get("space_group"),
+                tuple(np.round(attrs.get("cell"), 3)),
+            )
+        )
         parts.append((images, refl))
     trials = sorted({label[1] for label in labels})
     if len(trials) > 1:
-        raise MergeError(f"results of different trials cannot be merged together: {trials} "
-                         f"({', '.join(f'{p}={t}' for p, t, *_ in labels)})")
+        raise MergeError(
+            f"results of different trials cannot be merged together: {trials} "
+            f"({', '.join(f'{p}={t}' for p, t, *_ in labels)})"
+        )
     crystals = sorted({label[2:] for label in labels})
     if len(crystals) > 1:
-        raise MergeError(f"results were processed with different crystals (space group, cell): {crystals}")
+        raise MergeError(
+            f"results were processed with different crystals (space group, cell): {crystals}"
+        )
     offset, columns = 0, {k: [] for k in ("image", "hkl", "intensity", "sigma", "partiality")}
     for images, refl in parts:
         columns["image"].append(refl["image"].astype(np.int64) + offset)
@@ -50,8 +62,10 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     n = sum(len(c) for c in columns["intensity"])
     if n == 0:
         raise MergeError(f"no integrated reflections in {', '.join(map(str, result_dirs))}")
-    obs = Observations(*(np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")),
-                       n_images=offset)
+    obs = Observations(
+        *(np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")),
+        n_images=offset,
+    )
     space_group, cell = crystals[0]
     try:
         symmetry = CrystalSymmetry.create(cell, space_group)
@@ -71,7 +85,9 @@ def clean(value):
     return value
 
 
-def merge_results(result_dirs, out_mtz, truth_mtz=None, params: MergeParams = MergeParams()) -> dict:
+def merge_results(
+    result_dirs, out_mtz, truth_mtz=None, params: MergeParams = MergeParams()
+) -> dict:
     """Merge runs' integrated reflections; write the MTZ and ``merge_stats.json`` beside it."""
     started = time.perf_counter()
     obs, symmetry, trial = load_observations(result_dirs)
@@ -79,18 +95,28 @@ def merge_results(result_dirs, out_mtz, truth_mtz=None, params: MergeParams = Me
     if truth_mtz is not None:
         truth_hkl, truth_i, truth_symmetry = read_intensities(truth_mtz)
         if truth_symmetry.group.point_group_hm() != symmetry.group.point_group_hm():
-            raise MergeError(f"truth {truth_mtz} is in {truth_symmetry.space_group}, results in {symmetry.space_group}")
+            raise MergeError(
+                f"truth {truth_mtz} is in {truth_symmetry.space_group}, results in {symmetry.space_group}"
+            )
         truth = (truth_hkl, truth_i)
     merged = merge(obs, symmetry, params)
     out_mtz = Path(out_mtz)
     out_mtz.parent.mkdir(parents=True, exist_ok=True)
-    write_merged_mtz(out_mtz, symmetry, unpack(merged.keys), merged.intensity, merged.sigma, merged.multiplicity)
+    write_merged_mtz(
+        out_mtz, symmetry, unpack(merged.keys), merged.intensity, merged.sigma, merged.multiplicity
+    )
     stats = merge_statistics(symmetry, merged, params.shells, truth)
     stats.update(
-        trial=trial, space_group=symmetry.space_group, cell=list(symmetry.cell),
-        results=[str(d) for d in result_dirs], images=int(obs.n_images), observations=int(len(obs)),
-        rejected_observations=merged.n_rejected, reindexed_images=int((merged.reindex != 0).sum()),
-        seconds=time.perf_counter() - started, mtz=str(out_mtz),
+        trial=trial,
+        space_group=symmetry.space_group,
+        cell=list(symmetry.cell),
+        results=[str(d) for d in result_dirs],
+        images=int(obs.n_images),
+        observations=int(len(obs)),
+        rejected_observations=merged.n_rejected,
+        reindexed_images=int((merged.reindex != 0).sum()),
+        seconds=time.perf_counter() - started,
+        mtz=str(out_mtz),
     )
     write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
     return stats
@@ -100,7 +126,9 @@ def main(args) -> int:
     stats = merge_results(args.results, args.out, args.truth)
     o = stats["overall"]
     truth = f", CC to truth {o['cc_truth']:.3f}" if "cc_truth" in o else ""
-    print(f"merged {stats['images']} images, {stats['observations']} observations -> {o['n_unique']} unique "
-          f"to {o['d_min']:.2f} A: completeness {o['completeness']:.3f}, multiplicity {o['multiplicity']:.1f}, "
-          f"CC1/2 {o['cc_half']:.3f}{truth} in {stats['seconds']:.1f} s -> {args.out}")
+    print(
+        f"merged {stats['images']} images, {stats['observations']} observations -> {o['n_unique']} unique "
+        f"to {o['d_min']:.2f} A: completeness {o['completeness']:.3f}, multiplicity {o['multiplicity']:.1f}, "
+        f"CC1/2 {o['cc_half']:.3f}{truth} in {stats['seconds']:.1f} s -> {args.out}"
+    )
     return 0

@@ -3,6 +3,7 @@
 Completeness, multiplicity, mean I/sigma, CC1/2 and Rsplit between two random halves of the
 images, and (when the true intensities are known) the correlation with the truth.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def rsplit(a: np.ndarray, b: np.ndarray) -> float:
 
 def shell_edges(d_possible: np.ndarray, n_shells: int) -> np.ndarray:
     """Shell boundaries in 1/d^3 with equal numbers of possible reflections, low to high resolution."""
-    x = np.sort(d_possible ** -3.0)
+    x = np.sort(d_possible**-3.0)
     return np.quantile(x, np.linspace(0, 1, n_shells + 1))
 
 
@@ -59,11 +60,16 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
     d_min, d_max = float(d.min()), float(d.max())
     possible = symmetry.resolution(symmetry.unique_reflections(d_min, d_max * 1.0001))
     edges = shell_edges(possible, n_shells)
-    shell_of = lambda dd: np.clip(np.searchsorted(edges, dd ** -3.0, side="right") - 1, 0, n_shells - 1)  # noqa: E731
+
+    def shell_of(dd):
+        return np.clip(np.searchsorted(edges, dd**-3.0, side="right") - 1, 0, n_shells - 1)
+
     shell, shell_possible = shell_of(d), np.bincount(shell_of(possible), minlength=n_shells)
     cc_truth, truth_op, truth_match = (float("nan"), 0, None)
     if truth is not None:
-        cc_truth, truth_op, truth_match = truth_correlation(symmetry, merged.keys, merged.intensity, *truth)
+        cc_truth, truth_op, truth_match = truth_correlation(
+            symmetry, merged.keys, merged.intensity, *truth
+        )
 
     def stats(sel: np.ndarray, n_possible: int) -> dict:
         both = sel & np.isfinite(merged.half1) & np.isfinite(merged.half2)
@@ -87,10 +93,16 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
     overall = stats(np.ones(len(d), dtype=bool), len(possible))
     overall.update(d_min=d_min, d_max=d_max)
     if truth is not None:
-        overall["cc_truth"], overall["truth_reindex_op"] = cc_truth, symmetry.ambiguity_rotations[truth_op].tolist()
+        overall["cc_truth"], overall["truth_reindex_op"] = (
+            cc_truth,
+            symmetry.ambiguity_rotations[truth_op].tolist(),
+        )
     shells = []
     for i in range(n_shells):
         rec = stats(shell == i, shell_possible[i])
-        rec["d_max"], rec["d_min"] = float(edges[i] ** (-1 / 3)) if edges[i] > 0 else float("inf"), float(edges[i + 1] ** (-1 / 3))
+        rec["d_max"], rec["d_min"] = (
+            float(edges[i] ** (-1 / 3)) if edges[i] > 0 else float("inf"),
+            float(edges[i + 1] ** (-1 / 3)),
+        )
         shells.append(rec)
     return {"overall": overall, "shells": shells}

@@ -11,6 +11,7 @@ best with the merged data of all other images (iterated to convergence), before 
 Everything is vectorised over observations; equivalent reflections are grouped by the integer
 keys of :mod:`kernels.symmetry`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,9 +54,15 @@ class Observations:
     def __len__(self) -> int:
         return len(self.intensity)
 
-    def select(self, keep: np.ndarray) -> "Observations":
-        return Observations(self.image[keep], self.hkl[keep], self.intensity[keep], self.sigma[keep],
-                            self.partiality[keep], self.n_images)
+    def select(self, keep: np.ndarray) -> Observations:
+        return Observations(
+            self.image[keep],
+            self.hkl[keep],
+            self.intensity[keep],
+            self.sigma[keep],
+            self.partiality[keep],
+            self.n_images,
+        )
 
 
 @dataclass
@@ -103,6 +110,7 @@ def canonical_index(obs: Observations, symmetry: CrystalSymmetry) -> tuple[np.nd
 
 def per_image_cc(image, x, y, n_images):
     """Pearson correlation of x and y within each image (NaN with fewer than 3 pairs)."""
+
     def s(v):
         return np.bincount(image, v, minlength=n_images)
 
@@ -144,7 +152,9 @@ def best_settings(image, y, index, choice, n_images, n_keys) -> np.ndarray:
     return np.where(ccs.max(axis=0) > -2.0, np.argmax(ccs, axis=0), choice)
 
 
-def resolve_ambiguity(obs: Observations, index: np.ndarray, n_keys: int, params: MergeParams) -> np.ndarray:
+def resolve_ambiguity(
+    obs: Observations, index: np.ndarray, n_keys: int, params: MergeParams
+) -> np.ndarray:
     """Choose each image's setting so that it agrees best with all other images (per-image CC).
 
     On a random subset of ``ambiguity_subset`` images, starting from random settings (seeded),
@@ -214,23 +224,31 @@ def scale_and_merge(obs: Observations, index: np.ndarray, n_keys: int, params: M
     sigma2 = obs.sigma**2
     Ih = np.zeros(n_keys)
     for cycle in range(params.cycles):
-        Ih, _, w = merged_intensities(index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction)
+        Ih, _, w = merged_intensities(
+            index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction
+        )
         Ih = np.nan_to_num(Ih)
         x = p * Ih[index]
         wx = w * x
         with np.errstate(invalid="ignore", divide="ignore"):
-            G_new = np.bincount(obs.image, wx * I, minlength=obs.n_images) / np.bincount(obs.image, wx * x, minlength=obs.n_images)
+            G_new = np.bincount(obs.image, wx * I, minlength=obs.n_images) / np.bincount(
+                obs.image, wx * x, minlength=obs.n_images
+            )
         G = np.where(np.isfinite(G_new) & (G_new > 0), G_new, G)
         G /= np.median(G)
         if cycle >= 1:  # reject against a model that has seen the data once
             model = G[obs.image] * x
             z2 = (I - model) ** 2 / (sigma2 + (params.error_fraction * model) ** 2)
             kept = z2 < params.outlier_sigma**2
-    Ih, wsum, _ = merged_intensities(index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction)
+    Ih, wsum, _ = merged_intensities(
+        index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction
+    )
     return Ih, wsum, G, kept
 
 
-def merge(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams = MergeParams()) -> Merged:
+def merge(
+    obs: Observations, symmetry: CrystalSymmetry, params: MergeParams = MergeParams()
+) -> Merged:
     """Merge observations into unique reflections (see module docstring)."""
     keep = (obs.partiality >= params.min_partiality) & (obs.sigma > 0) & np.isfinite(obs.intensity)
     if params.d_min > 0:
@@ -239,18 +257,41 @@ def merge(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams = Me
     if len(obs) == 0:
         raise MergeError("no observation passes the partiality and resolution cuts")
     index, keys = canonical_index(obs, symmetry)
-    reindex = (resolve_ambiguity(obs, index, len(keys), params) if len(index) > 1
-               else np.zeros(obs.n_images, dtype=int))
+    reindex = (
+        resolve_ambiguity(obs, index, len(keys), params)
+        if len(index) > 1
+        else np.zeros(obs.n_images, dtype=int)
+    )
     index = index[reindex[obs.image], np.arange(len(obs))]
     Ih, wsum, G, kept = scale_and_merge(obs, index, len(keys), params)
     mult = np.bincount(index[kept], minlength=len(keys))
     halves = np.random.default_rng([params.seed, 1]).permutation(obs.n_images) % 2
     in_half = halves[obs.image]
     gp, sigma2 = G[obs.image] * obs.partiality, obs.sigma**2
-    half = [merged_intensities(index, gp, obs.intensity, sigma2, np.nan_to_num(Ih), kept & (in_half == h),
-                               len(keys), params.error_fraction)[0] for h in (0, 1)]
+    half = [
+        merged_intensities(
+            index,
+            gp,
+            obs.intensity,
+            sigma2,
+            np.nan_to_num(Ih),
+            kept & (in_half == h),
+            len(keys),
+            params.error_fraction,
+        )[0]
+        for h in (0, 1)
+    ]
     seen = mult > 0
     with np.errstate(divide="ignore"):
         sigma = 1.0 / np.sqrt(wsum)
-    return Merged(keys[seen], Ih[seen], sigma[seen], mult[seen], half[0][seen], half[1][seen], G, reindex,
-                  n_rejected=int((~kept).sum()))
+    return Merged(
+        keys[seen],
+        Ih[seen],
+        sigma[seen],
+        mult[seen],
+        half[0][seen],
+        half[1][seen],
+        G,
+        reindex,
+        n_rejected=int((~kept).sum()),
+    )

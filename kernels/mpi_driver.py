@@ -15,6 +15,7 @@ more work; caches are published, DB rows flushed, the checkpoint written, and th
 exits 0 with status "preempted" in summary.json. The same command resumes.
 With one rank, rank 0 produces and works.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,9 @@ from kernels.dblog import ImageLogger, ImageRow, ImageRowEncoder, LoggerFailedEr
 from kernels.resultsdb import ResultsDB, canonical_json, parse_db_url
 from kernels.resultsdb.dialect import dialect_for
 
-TAG_REQUEST = 11  # worker -> producer: (items finished since the last request, their encoded rows, stopping)
+TAG_REQUEST = (
+    11  # worker -> producer: (items finished since the last request, their encoded rows, stopping)
+)
 TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
 CHECKPOINT_FILE = "checkpoint.json"
 PARTS_DIR = "parts"
@@ -44,7 +47,9 @@ WEATHER_FILE = "weather.png"
 
 def mpi_launched() -> bool:
     """True when this process was started by an MPI launcher (mpiexec/srun)."""
-    return any(k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE"))
+    return any(
+        k in os.environ for k in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE")
+    )
 
 
 class StopFlag:
@@ -76,7 +81,9 @@ class ResultCache:
 
     def append(self, row: ImageRow, result) -> None:
         self.records += 1
-        pickle.dump((row, replace(result, spots=None)), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(
+            (row, replace(result, spots=None)), self._file, protocol=pickle.HIGHEST_PROTOCOL
+        )
 
     def sync(self) -> None:
         self._file.flush()
@@ -93,7 +100,9 @@ class ResultCache:
         with open(self.path, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
             dst.flush()
-            os.fsync(dst.fileno())  # the checkpoint will say these items are done: their data must be on disk
+            os.fsync(
+                dst.fileno()
+            )  # the checkpoint will say these items are done: their data must be on disk
         os.replace(tmp, dest)
         fsync_directory(dest.parent)  # ... and so must the rename
         if self.path.resolve() != dest.resolve():
@@ -138,9 +147,14 @@ def read_part(path: Path):
             offset = handle.tell()
             try:
                 record = pickle.load(handle)
-            except Exception as exc:  # a torn pickle fails in many ways (EOFError, UnpicklingError, ...)
-                raise PartError(path, f"truncated or corrupt at byte {offset} of {size} "
-                                      f"({type(exc).__name__}: {exc})") from None
+            except (
+                Exception
+            ) as exc:  # a torn pickle fails in many ways (EOFError, UnpicklingError, ...)
+                raise PartError(
+                    path,
+                    f"truncated or corrupt at byte {offset} of {size} "
+                    f"({type(exc).__name__}: {exc})",
+                ) from None
             yield record
 
 
@@ -162,8 +176,12 @@ def drop_unreadable_parts(out: Path, checkpoint: Checkpoint) -> None:
         readable.append(part)
     lost = checkpoint.done - found
     if lost:
-        print(f"error: {len(lost)} finished images of run {checkpoint.run} are in no readable part; "
-              f"processing them again", file=sys.stderr, flush=True)
+        print(
+            f"error: {len(lost)} finished images of run {checkpoint.run} are in no readable part; "
+            f"processing them again",
+            file=sys.stderr,
+            flush=True,
+        )
     checkpoint.parts = readable
     checkpoint.done -= lost
 
@@ -171,10 +189,19 @@ def drop_unreadable_parts(out: Path, checkpoint: Checkpoint) -> None:
 def image_row(result, rank: int, host: str, t_start: float, timings: dict) -> ImageRow:
     """The lean DB row of one processed image."""
     return ImageRow(
-        chunk=result.chunk, event=result.event, hit=result.hit, n_spots=result.n_spots,
-        indexed=result.status in ("indexed", "refined", "integrated"), n_refined=result.n_refined,
-        n_integrated=result.n_integrated, status=result.status, reason=result.reason,
-        rank=rank, host=host, t_start=t_start, timings=timings,
+        chunk=result.chunk,
+        event=result.event,
+        hit=result.hit,
+        n_spots=result.n_spots,
+        indexed=result.status in ("indexed", "refined", "integrated"),
+        n_refined=result.n_refined,
+        n_integrated=result.n_integrated,
+        status=result.status,
+        reason=result.reason,
+        rank=rank,
+        host=host,
+        t_start=t_start,
+        timings=timings,
     )
 
 
@@ -192,8 +219,13 @@ class Worker:
         raw = self.run.read_frame(chunk, event)
         wavelength = self.run.wavelength(chunk, event)
         t_read = time.perf_counter() - t0
-        result = self.processor.process(raw, chunk, event, float(self.run.chunks[chunk].timestamps[event]),
-                                        wavelength=wavelength)
+        result = self.processor.process(
+            raw,
+            chunk,
+            event,
+            float(self.run.chunks[chunk].timestamps[event]),
+            wavelength=wavelength,
+        )
         row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
         self.cache.append(row, result)
         return row
@@ -240,8 +272,11 @@ class Producer:
     def report(self, exc: LoggerFailedError) -> None:
         """Stop logging for this session; the rows stay in the parts for the next run."""
         self.log_failed = True
-        print(f"error: {exc}; processing goes on, results are kept and the same command logs them later",
-              file=sys.stderr, flush=True)
+        print(
+            f"error: {exc}; processing goes on, results are kept and the same command logs them later",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def close_log(self, summary: dict) -> None:
         """Record the run summary and close the DB connection."""
@@ -251,11 +286,20 @@ class Producer:
         if self.log_failed:
             logger.db.close()
             return
-        funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
+        funnel = {
+            k: summary[k]
+            for k in ("images", "hits", "indexed", "refined", "integrated")
+            if k in summary
+        }
         funnel.setdefault("images", len(self.checkpoint.done))
         try:
-            logger.db.record_run_summary(logger.run_id, logger.trial_id, summary["status"], funnel,
-                                         summary.get("timings", {}))
+            logger.db.record_run_summary(
+                logger.run_id,
+                logger.trial_id,
+                summary["status"],
+                funnel,
+                summary.get("timings", {}),
+            )
         except Exception as exc:  # the rows are what matters; the summary is rewritten next time
             print(f"warning: run summary not recorded in the results DB: {exc}", file=sys.stderr)
         logger.close()
@@ -271,8 +315,12 @@ def load_or_restart_checkpoint(out: Path, run, trial: str, digest: str) -> Check
     try:
         checkpoint = read_checkpoint(path, run.name, trial, digest)
     except CheckpointError as exc:
-        print(f"error: {exc}; restarting run {run.name} from scratch "
-              f"(bad file kept as {path.name}.corrupt)", file=sys.stderr, flush=True)
+        print(
+            f"error: {exc}; restarting run {run.name} from scratch "
+            f"(bad file kept as {path.name}.corrupt)",
+            file=sys.stderr,
+            flush=True,
+        )
         os.replace(path, path.with_name(path.name + ".corrupt"))
         shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
         checkpoint = None
@@ -317,8 +365,10 @@ def open_logger(args, run, params, ranks: int) -> ImageLogger | None:
         if not db.dialect.is_transient(exc):
             raise
         db.close()
-        raise LoggerFailedError(f"results DB {db.url.redacted()} unreachable at the start of the job "
-                                f"({type(exc).__name__}: {exc})") from exc
+        raise LoggerFailedError(
+            f"results DB {db.url.redacted()} unreachable at the start of the job "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     return ImageLogger(db, run_id, trial_id, connections=logger_connections(ranks))
 
 
@@ -360,8 +410,12 @@ def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) 
             comm.send([], dest=source, tag=TAG_WORK)
             active -= 1
             continue
-        share = max(1, min(batch, len(queue) // (comm.Get_size() - 1)))  # small batches near the tail
-        comm.send([queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK)
+        share = max(
+            1, min(batch, len(queue) // (comm.Get_size() - 1))
+        )  # small batches near the tail
+        comm.send(
+            [queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK
+        )
 
 
 def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:
@@ -387,7 +441,9 @@ def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag
         worker.cache.sync()  # results are durable before they are reported finished
 
 
-def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int, db_seconds: float | None) -> dict:
+def assemble(
+    out: Path, checkpoint: Checkpoint, params, wall: float, size: int, db_seconds: float | None
+) -> dict:
     """Write the run's outputs from all parts, in (chunk, event) order: same as one process."""
     from kernels.atomic_io import write_json
     from kernels.process import summarise, write_image_table, write_reflections
@@ -401,11 +457,16 @@ def assemble(out: Path, checkpoint: Checkpoint, params, wall: float, size: int, 
     if db_seconds is not None:  # this session's DB transactions vs the processing they record
         processing = sum(summary["timings"]["stage_seconds"].values())
         summary["timings"]["db_write_seconds"] = db_seconds
-        summary["timings"]["db_share_of_processing"] = db_seconds / processing if processing else 0.0
+        summary["timings"]["db_share_of_processing"] = (
+            db_seconds / processing if processing else 0.0
+        )
     write_image_table(out / "images.csv", results)
     write_reflections(out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params)
-    plot_weather(segments_from_rows(row for row, _ in records), out / WEATHER_FILE,
-                 title=f"{checkpoint.run} / {checkpoint.trial}")
+    plot_weather(
+        segments_from_rows(row for row, _ in records),
+        out / WEATHER_FILE,
+        title=f"{checkpoint.run} / {checkpoint.trial}",
+    )
     write_json(out / "summary.json", summary)
     return summary
 
@@ -459,11 +520,21 @@ def _run(comm, args) -> int:
                 producer.logger = open_logger(args, run, params, size)
             except LoggerFailedError as exc:
                 producer.report(exc)
-            if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log its rows now
+            if (
+                producer.logger is not None and not checkpoint.logged
+            ):  # an earlier outage: log its rows now
                 producer.log([row for row, _ in _records(out, checkpoint)])
             session = f"s{checkpoint.sessions + 1:03d}"
-    except (RunFormatError, CalibrationError, ParamsError, DbUrlError, SchemaError, TrialParamsChangedError,
-            SystemExit, OSError) as exc:
+    except (
+        RunFormatError,
+        CalibrationError,
+        ParamsError,
+        DbUrlError,
+        SchemaError,
+        TrialParamsChangedError,
+        SystemExit,
+        OSError,
+    ) as exc:
         error = f"rank {rank}: {exc}"
     errors = [e for e in comm.allgather(error) if e]
     if errors:
@@ -491,7 +562,9 @@ def _run(comm, args) -> int:
         else:
             produce(comm, queue, producer, stop, getattr(args, "batch", 4) or 4)
     else:
-        encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:]) if log_to else None
+        encode = (
+            ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:]) if log_to else None
+        )
         consume(comm, worker, encode, stop)
 
     part = None
@@ -513,11 +586,21 @@ def _run(comm, args) -> int:
         db_seconds = producer.logger.write_seconds if producer.logger is not None else None
         summary = assemble(out, checkpoint, params, wall, size, db_seconds)
     else:
-        summary = {"run": run.name, "trial": args.trial, "status": "preempted", "reason": stop.reason,
-                   "images_done": len(checkpoint.done), "images_total": checkpoint.n_events,
-                   "sessions": checkpoint.sessions, "ranks": size}
+        summary = {
+            "run": run.name,
+            "trial": args.trial,
+            "status": "preempted",
+            "reason": stop.reason,
+            "images_done": len(checkpoint.done),
+            "images_total": checkpoint.n_events,
+            "sessions": checkpoint.sessions,
+            "ranks": size,
+        }
         write_json(out / "summary.json", summary)
     producer.close_log(summary)
-    print(f"{run.name}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} images "
-          f"on {size} rank(s) in {wall:.1f} s -> {out / 'summary.json'}", flush=True)
+    print(
+        f"{run.name}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} images "
+        f"on {size} rank(s) in {wall:.1f} s -> {out / 'summary.json'}",
+        flush=True,
+    )
     return 0 if logged else 3

@@ -1,4 +1,5 @@
 """MTZ files of merged intensities (IMEAN, SIGIMEAN) via gemmi."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ class MtzError(Exception):
     """An MTZ file that cannot be read as merged intensities."""
 
 
-def write_merged_mtz(path, symmetry: CrystalSymmetry, hkl: np.ndarray, intensity, sigma, multiplicity) -> Path:
+def write_merged_mtz(
+    path, symmetry: CrystalSymmetry, hkl: np.ndarray, intensity, sigma, multiplicity
+) -> Path:
     """Unique reflections (in gemmi's asymmetric unit) with IMEAN, SIGIMEAN and NOBS columns."""
     mtz = gemmi.Mtz(with_base=True)
     mtz.spacegroup = symmetry.group
@@ -22,7 +25,9 @@ def write_merged_mtz(path, symmetry: CrystalSymmetry, hkl: np.ndarray, intensity
     mtz.add_column("IMEAN", "J")
     mtz.add_column("SIGIMEAN", "Q")
     mtz.add_column("NOBS", "I")
-    data = np.column_stack([symmetry.to_asu(hkl), intensity, sigma, multiplicity]).astype(np.float32)
+    data = np.column_stack([symmetry.to_asu(hkl), intensity, sigma, multiplicity]).astype(
+        np.float32
+    )
     mtz.set_data(data)
     mtz.write_to_file(str(path))
     return Path(path)
@@ -42,5 +47,7 @@ def read_intensities(path, column: str = "IMEAN") -> tuple[np.ndarray, np.ndarra
     values = data[:, labels.index(column)].astype(np.float64)
     ok = np.isfinite(values)
     cell = mtz.cell
-    symmetry = CrystalSymmetry.create((cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), mtz.spacegroup.hm)
+    symmetry = CrystalSymmetry.create(
+        (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma), mtz.spacegroup.hm
+    )
     return hkl[ok], values[ok], symmetry

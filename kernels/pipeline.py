@@ -4,6 +4,7 @@ integrated reflections.
 Each stage is a pure function elsewhere in kernels/; this module only strings them together,
 times them and records why an image leaves the funnel.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,8 @@ from kernels.geometry import DetectorGeometry
 from kernels.hitfinder import HitParams, is_hit
 from kernels.indexing import IndexingError, IndexingParams, index_still, plan_indexing
 from kernels.integration import IntegrationParams, integrate_still, plan_integration
-from kernels.reflections import Reflections
 from kernels.refinement import RefinementError, RefinementParams, refine_orientation
+from kernels.reflections import Reflections
 from kernels.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding
 from kernels.symmetry import CrystalSymmetry, SymmetryError
 
@@ -62,13 +63,15 @@ class ProcessingParams:
     integration: IntegrationParams = IntegrationParams()
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "ProcessingParams":
+    def from_dict(cls, d: dict | None) -> ProcessingParams:
         """Build from a trial's parameter dict; unknown sections or keys are refused by name."""
         d = dict(d or {})
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = set(d) - set(sections)
         if unknown:
-            raise ParamsError(f"unknown parameter section(s) {sorted(unknown)}; known: {sorted(sections)}")
+            raise ParamsError(
+                f"unknown parameter section(s) {sorted(unknown)}; known: {sorted(sections)}"
+            )
         built = {}
         for f in dataclasses.fields(cls):
             default = getattr(cls(), f.name)
@@ -78,18 +81,28 @@ class ProcessingParams:
             known = {g.name: g.type for g in dataclasses.fields(default)}
             bad = set(values) - set(known)
             if bad:
-                raise ParamsError(f"unknown {f.name} parameter(s) {sorted(bad)}; known: {sorted(known)}")
+                raise ParamsError(
+                    f"unknown {f.name} parameter(s) {sorted(bad)}; known: {sorted(known)}"
+                )
             for key, value in values.items():
                 expected = type(getattr(default, key))
                 if expected is str:
                     if not isinstance(value, str):
                         raise ParamsError(f"{f.name}.{key} must be a string, got {value!r}")
                     continue
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or (expected is int and not float(value).is_integer()):
-                    raise ParamsError(f"{f.name}.{key} must be a {expected.__name__}, got {value!r}")
+                if (
+                    not isinstance(value, (int, float))
+                    or isinstance(value, bool)
+                    or (expected is int and not float(value).is_integer())
+                ):
+                    raise ParamsError(
+                        f"{f.name}.{key} must be a {expected.__name__}, got {value!r}"
+                    )
                 if value < 0:
                     raise ParamsError(f"{f.name}.{key} must not be negative, got {value!r}")
-            built[f.name] = dataclasses.replace(default, **{k: type(getattr(default, k))(v) for k, v in values.items()})
+            built[f.name] = dataclasses.replace(
+                default, **{k: type(getattr(default, k))(v) for k, v in values.items()}
+            )
         params = cls(**built)
         try:
             params.crystal.symmetry()
@@ -128,7 +141,11 @@ class ImageResult:
 
     def row(self) -> dict:
         """Flat record for tables and the results database (no arrays)."""
-        rec = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self.ARRAYS}
+        rec = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in self.ARRAYS
+        }
         rec.update({f"t_{stage}": self.timings.get(stage, 0.0) for stage in STAGES})
         return rec
 
@@ -139,17 +156,32 @@ class Processor:
     The per-detector work (calibration plan, resolution rings, window offsets) is done once here.
     """
 
-    def __init__(self, calib: Calibration, geometry: DetectorGeometry, params: ProcessingParams = ProcessingParams()):
+    def __init__(
+        self,
+        calib: Calibration,
+        geometry: DetectorGeometry,
+        params: ProcessingParams = ProcessingParams(),
+    ):
         self.params = params
         self.geometry = geometry
         self.calibration_plan = plan_calibration(calib, geometry)
         self.spot_plan = plan_spotfinding(geometry, calib.mask, params.spotfinder)
         self.symmetry = params.crystal.symmetry()
-        self.indexing_plan = plan_indexing(self.symmetry.B, self.symmetry.lattice_rotations, params.indexing)
-        self.integration_plan = plan_integration(self.symmetry, geometry, calib.mask, params.integration)
+        self.indexing_plan = plan_indexing(
+            self.symmetry.B, self.symmetry.lattice_rotations, params.indexing
+        )
+        self.integration_plan = plan_integration(
+            self.symmetry, geometry, calib.mask, params.integration
+        )
 
-    def process(self, raw: np.ndarray, chunk: int = 0, event: int = 0, timestamp: float = 0.0,
-                wavelength: float | None = None) -> ImageResult:
+    def process(
+        self,
+        raw: np.ndarray,
+        chunk: int = 0,
+        event: int = 0,
+        timestamp: float = 0.0,
+        wavelength: float | None = None,
+    ) -> ImageResult:
         """Run the chain on one raw frame; `wavelength` (Angstrom, from the recorded photon
         energy) is needed to go beyond the hit stage."""
         result = ImageResult(chunk, event, timestamp)
@@ -163,7 +195,10 @@ class Processor:
         result.n_spots = len(spots)
         result.hit = is_hit(len(spots), self.params.hitfinder)
         if not result.hit:
-            result.status, result.reason = "miss", f"{len(spots)} spots < {self.params.hitfinder.min_spots}"
+            result.status, result.reason = (
+                "miss",
+                f"{len(spots)} spots < {self.params.hitfinder.min_spots}",
+            )
             return result
         result.status, result.spots = "hit", spots
         if wavelength is None or not wavelength > 0:
@@ -173,24 +208,41 @@ class Processor:
         self._index_refine_integrate(photons, spots, result)
         return result
 
-    def _index_refine_integrate(self, photons: np.ndarray, spots: Spots, result: ImageResult) -> None:
+    def _index_refine_integrate(
+        self, photons: np.ndarray, spots: Spots, result: ImageResult
+    ) -> None:
         """The crystal stages of a hit; each failure ends the image with its reason."""
         clock = time.perf_counter
         wavelength = result.wavelength
         t0 = clock()
         try:
-            solution = index_still(spots.col, spots.row, wavelength, self.geometry, self.indexing_plan)
+            solution = index_still(
+                spots.col, spots.row, wavelength, self.geometry, self.indexing_plan
+            )
         except IndexingError as exc:
             result.timings["index"] = clock() - t0
             result.reason = f"not indexed: {exc}"
             return
         t1 = clock()
         result.timings["index"] = t1 - t0
-        result.status, result.n_indexed, result.index_residual = "indexed", solution.n_indexed, solution.residual
+        result.status, result.n_indexed, result.index_residual = (
+            "indexed",
+            solution.n_indexed,
+            solution.residual,
+        )
         on = solution.indexed
         try:
-            refined = refine_orientation(solution.U, self.symmetry, solution.hkl[on], spots.col[on], spots.row[on],
-                                         spots.intensity[on], wavelength, self.geometry, self.params.refinement)
+            refined = refine_orientation(
+                solution.U,
+                self.symmetry,
+                solution.hkl[on],
+                spots.col[on],
+                spots.row[on],
+                spots.intensity[on],
+                wavelength,
+                self.geometry,
+                self.params.refinement,
+            )
         except RefinementError as exc:
             result.timings["refine"] = clock() - t1
             result.reason = f"refinement rejected: {exc}"
@@ -199,7 +251,9 @@ class Processor:
         result.timings["refine"] = t2 - t1
         result.status, result.n_refined, result.rmsd_px = "refined", refined.n_used, refined.rmsd_px
         result.U, result.cell = refined.U, refined.cell
-        reflections = integrate_still(photons, refined.U, wavelength, self.geometry, self.integration_plan, refined.B)
+        reflections = integrate_still(
+            photons, refined.U, wavelength, self.geometry, self.integration_plan, refined.B
+        )
         result.timings["integrate"] = clock() - t2
         result.n_integrated = len(reflections)
         if len(reflections) == 0:
@@ -208,7 +262,12 @@ class Processor:
         result.status, result.reflections = "integrated", reflections
 
 
-def process_image(raw, calib: Calibration, geometry: DetectorGeometry, params: ProcessingParams = ProcessingParams(),
-                  wavelength: float | None = None):
+def process_image(
+    raw,
+    calib: Calibration,
+    geometry: DetectorGeometry,
+    params: ProcessingParams = ProcessingParams(),
+    wavelength: float | None = None,
+):
     """One-off convenience: process a single frame (builds the per-detector plan each call)."""
     return Processor(calib, geometry, params).process(raw, wavelength=wavelength)

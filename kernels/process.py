@@ -1,4 +1,5 @@
 """``python -m kernels process``: run the per-image chain over a whole run (one process)."""
+
 from __future__ import annotations
 
 import csv
@@ -21,7 +22,9 @@ FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order im
 def default_calibration(run_dir: Path) -> Path:
     """The run's own calibration snapshot if it has one, else ``<exp>/calib/calibration.h5``."""
     own = Path(run_dir) / "calibration.h5"
-    return own if own.exists() else Path(run_dir).resolve().parent.parent / "calib" / "calibration.h5"
+    return (
+        own if own.exists() else Path(run_dir).resolve().parent.parent / "calib" / "calibration.h5"
+    )
 
 
 def load_params(path) -> ProcessingParams:
@@ -55,7 +58,9 @@ def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, tr
             "wall_seconds": wall_seconds,
             "images_per_second": len(results) / wall_seconds if wall_seconds > 0 else 0.0,
             "stage_seconds": stage_totals,
-            "stage_ms_per_image": {s: 1e3 * t / max(len(results), 1) for s, t in stage_totals.items()},
+            "stage_ms_per_image": {
+                s: 1e3 * t / max(len(results), 1) for s, t in stage_totals.items()
+            },
         },
     }
 
@@ -71,18 +76,31 @@ def write_image_table(path: Path, results: list[ImageResult]) -> None:
     os.replace(tmp, path)
 
 
-def write_reflections(path: Path, results: list[ImageResult], run_name: str, trial: str,
-                      params: ProcessingParams) -> None:
+def write_reflections(
+    path: Path, results: list[ImageResult], run_name: str, trial: str, params: ProcessingParams
+) -> None:
     """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
-    images = [IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.cell, r.reflections)
-              for r in results if r.status == "integrated"]
-    attrs = {"run": run_name, "trial": trial, "space_group": params.crystal.symmetry().space_group,
-             "cell": np.array(params.crystal.cell)}
+    images = [
+        IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.cell, r.reflections)
+        for r in results
+        if r.status == "integrated"
+    ]
+    attrs = {
+        "run": run_name,
+        "trial": trial,
+        "space_group": params.crystal.symmetry().space_group,
+        "cell": np.array(params.crystal.cell),
+    }
     write_integrated(path, images, attrs)
 
 
-def process_run(run_dir, out_dir, calib_path=None, params: ProcessingParams = ProcessingParams(),
-                trial: str = "default") -> dict:
+def process_run(
+    run_dir,
+    out_dir,
+    calib_path=None,
+    params: ProcessingParams = ProcessingParams(),
+    trial: str = "default",
+) -> dict:
     """Process every event of a run in this process; write images.csv and summary.json."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,8 +110,13 @@ def process_run(run_dir, out_dir, calib_path=None, params: ProcessingParams = Pr
         processor = Processor(calib, run.geometry, params)
         results = []
         for c, e in run.events:
-            r = processor.process(run.read_frame(c, e), c, e, float(run.chunks[c].timestamps[e]),
-                                  wavelength=run.wavelength(c, e))
+            r = processor.process(
+                run.read_frame(c, e),
+                c,
+                e,
+                float(run.chunks[c].timestamps[e]),
+                wavelength=run.wavelength(c, e),
+            )
             results.append(r)
         name = run.name
     summary = summarise(results, time.perf_counter() - started, name, trial)
@@ -111,8 +134,10 @@ def main(args) -> int:
         return run_mpi(args)
     summary = process_run(args.run, args.out, args.calib, load_params(args.params), args.trial)
     t = summary["timings"]
-    print(f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "
-          f"({summary['spots_per_hit']:.0f} spots/hit), {summary['indexed']} indexed, "
-          f"{summary['refined']} refined, {summary['integrated']} integrated in {t['wall_seconds']:.1f} s "
-          f"({t['images_per_second']:.1f} images/s) -> {Path(args.out) / 'summary.json'}")
+    print(
+        f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "
+        f"({summary['spots_per_hit']:.0f} spots/hit), {summary['indexed']} indexed, "
+        f"{summary['refined']} refined, {summary['integrated']} integrated in {t['wall_seconds']:.1f} s "
+        f"({t['images_per_second']:.1f} images/s) -> {Path(args.out) / 'summary.json'}"
+    )
     return 0

@@ -8,6 +8,7 @@ too, as relative changes. Spots further than ``outlier_px`` from their predictio
 and the fit repeated. A solution is refused, with the reason, when too few spots remain, their
 rms residual stays too large, or the cell moved further than ``max_cell_change``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,9 +79,18 @@ def changed_cell(cell, groups, factors) -> tuple[float, ...]:
     return tuple(cell)
 
 
-def refine_orientation(U0: np.ndarray, symmetry: CrystalSymmetry, hkl: np.ndarray, col, row, photons,
-                       wavelength: float, geometry: DetectorGeometry, params: RefinementParams = RefinementParams(),
-                       step: float = 1e-5) -> RefinedOrientation:
+def refine_orientation(
+    U0: np.ndarray,
+    symmetry: CrystalSymmetry,
+    hkl: np.ndarray,
+    col,
+    row,
+    photons,
+    wavelength: float,
+    geometry: DetectorGeometry,
+    params: RefinementParams = RefinementParams(),
+    step: float = 1e-5,
+) -> RefinedOrientation:
     """Least-squares orientation (and cell) from the spot positions of indexed spots `hkl` (n, 3).
 
     Each spot is weighted by its photons: a centroid's variance falls as 1 / photons.
@@ -103,9 +113,18 @@ def refine_orientation(U0: np.ndarray, symmetry: CrystalSymmetry, hkl: np.ndarra
         w = sqrt_w[np.tile(used, 2)]
         for _ in range(params.iterations):
             r0 = position_residuals(U, B, *data)
-            columns = [(position_residuals(small_rotation(step * e) @ U, B, *data) - r0) / step for e in np.eye(3)]
-            columns += [(position_residuals(U, reciprocal_basis(changed_cell(cell, [g], [step])), *data) - r0) / step
-                        for g in groups]
+            columns = [
+                (position_residuals(small_rotation(step * e) @ U, B, *data) - r0) / step
+                for e in np.eye(3)
+            ]
+            columns += [
+                (
+                    position_residuals(U, reciprocal_basis(changed_cell(cell, [g], [step])), *data)
+                    - r0
+                )
+                / step
+                for g in groups
+            ]
             delta, *_ = np.linalg.lstsq(np.stack(columns, 1) * w[:, None], -r0 * w, rcond=None)
             U = small_rotation(delta[:3]) @ U
             if groups:
@@ -117,12 +136,16 @@ def refine_orientation(U0: np.ndarray, symmetry: CrystalSymmetry, hkl: np.ndarra
         used = np.hypot(*r) < params.outlier_px
     n = int(used.sum())
     if n < params.min_spots:
-        raise RefinementError(f"{n} spots within {params.outlier_px} px of their prediction < {params.min_spots}")
+        raise RefinementError(
+            f"{n} spots within {params.outlier_px} px of their prediction < {params.min_spots}"
+        )
     r = position_residuals(U, B, hkl[used], col[used], row[used], wavelength, geometry)
     rmsd = float(np.sqrt(np.mean(r.reshape(2, -1).T ** 2) * 2))
     if rmsd > params.max_rmsd_px:
         raise RefinementError(f"rms spot residual {rmsd:.2f} px > {params.max_rmsd_px} px")
     change = max(abs(c / c0 - 1.0) for c, c0 in zip(cell, symmetry.cell))
     if change > params.max_cell_change:
-        raise RefinementError(f"cell changed by {100 * change:.1f} % > {100 * params.max_cell_change:.1f} %")
+        raise RefinementError(
+            f"cell changed by {100 * change:.1f} % > {100 * params.max_cell_change:.1f} %"
+        )
     return RefinedOrientation(U, cell, used, rmsd)

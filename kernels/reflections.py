@@ -5,6 +5,7 @@ The file holds one row per integrated reflection (columns of equal length, group
 refined orientation U and cell), plus the trial, cell and space group as attributes, so a merge can refuse
 files that do not belong together.
 """
+
 from __future__ import annotations
 
 import os
@@ -89,5 +90,7 @@ def read_integrated(path) -> tuple[dict, dict, dict]:
             images = {k: f["images"][k][()] for k in f["images"]}
             refl = {k: f["reflections"][k][()] for k in f["reflections"]}
     except (OSError, KeyError) as exc:
-        raise ReflectionFileError(f"{path}: not a readable integrated-reflections file ({exc})") from None
+        raise ReflectionFileError(
+            f"{path}: not a readable integrated-reflections file ({exc})"
+        ) from None
     return attrs, images, refl

@@ -14,12 +14,13 @@ A run is a directory ``<exp>/runs/r0001/`` holding
 
 Readers check everything they rely on and raise :class:`RunFormatError` naming the file.
 """
+
 from __future__ import annotations
 
 import json
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -105,14 +106,18 @@ def write_marker(run_dir, run_number: int, concluded_at: datetime | None = None)
     atomically: written to a temporary name, then renamed.
     """
     run_dir = Path(run_dir)
-    files = sorted(p for p in run_dir.iterdir() if p.is_file() and p.name != MARKER and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in run_dir.iterdir()
+        if p.is_file() and p.name != MARKER and not p.name.startswith(".")
+    )
     marker = {
         "run": run_number,
         "run_name": run_name(run_number),
         "files": [
             {"name": p.name, "bytes": p.stat().st_size, "adler32": adler32_file(p)} for p in files
         ],
-        "concluded_at": (concluded_at or datetime.now(timezone.utc)).isoformat(),
+        "concluded_at": (concluded_at or datetime.now(UTC)).isoformat(),
     }
     write_json(run_dir / MARKER, marker)
     return marker
@@ -172,7 +177,9 @@ class Run:
         try:
             return self._file(chunk)[DATA][event]
         except (OSError, IndexError, KeyError) as exc:
-            raise RunFormatError(self.chunks[chunk].path, f"cannot read event {event}: {exc}")
+            raise RunFormatError(
+                self.chunks[chunk].path, f"cannot read event {event}: {exc}"
+            ) from exc
 
     def photon_energy_ev(self, chunk: int, event: int) -> float:
         return float(self._file(chunk)[ENERGY][event])

@@ -7,6 +7,7 @@ when their ``window`` x ``window`` box has at least ``min_pix`` pixels above the
 background-subtracted sum of at least ``min_photons``. Only candidates are ever touched pixel by
 pixel, so the cost is a few passes over the frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ class SpotPlan:
     valid: np.ndarray  # flat bool: good pixel away from the border
 
 
-def plan_spotfinding(geometry: DetectorGeometry, mask: np.ndarray, params: SpotParams = SpotParams()):
+def plan_spotfinding(
+    geometry: DetectorGeometry, mask: np.ndarray, params: SpotParams = SpotParams()
+):
     """Precompute ring indices, the statistics subsample and window offsets for a detector."""
     rows, cols = geometry.shape
     r, c = np.indices(geometry.shape)
@@ -75,14 +78,24 @@ def plan_spotfinding(geometry: DetectorGeometry, mask: np.ndarray, params: SpotP
     sub[::s, ::s] = True
     sample = np.flatnonzero(sub & mask)
     h = params.window // 2
-    dr, dc = (a.ravel() for a in np.meshgrid(np.arange(-h, h + 1), np.arange(-h, h + 1), indexing="ij"))
+    dr, dc = (
+        a.ravel() for a in np.meshgrid(np.arange(-h, h + 1), np.arange(-h, h + 1), indexing="ij")
+    )
     nb = [(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0)]
     edge = max(params.edge, h + 1)
     valid = mask.copy()
     valid[:edge], valid[-edge:], valid[:, :edge], valid[:, -edge:] = False, False, False, False
     return SpotPlan(
-        params, ring.ravel(), int(ring.max()) + 1, sample, ring.ravel()[sample],
-        dr * cols + dc, dr, dc, np.array([i * cols + j for i, j in nb]), valid.ravel(),
+        params,
+        ring.ravel(),
+        int(ring.max()) + 1,
+        sample,
+        ring.ravel()[sample],
+        dr * cols + dc,
+        dr,
+        dc,
+        np.array([i * cols + j for i, j in nb]),
+        valid.ravel(),
     )
 
 
@@ -130,7 +143,9 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     neighbours = flat[cand[:, None] + plan.neighbours]
     # strict maximum against the earlier half of the neighbours, >= against the later half,
     # so a plateau of equal pixels yields exactly one spot
-    is_max = (values[:, None] > neighbours[:, :4]).all(axis=1) & (values[:, None] >= neighbours[:, 4:]).all(axis=1)
+    is_max = (values[:, None] > neighbours[:, :4]).all(axis=1) & (
+        values[:, None] >= neighbours[:, 4:]
+    ).all(axis=1)
     peaks = cand[is_max]
     box = flat[peaks[:, None] + plan.box]
     bg = mean[plan.ring[peaks]]
@@ -138,7 +153,13 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     signal = np.maximum(box - bg[:, None], 0.0)
     intensity = (box - bg[:, None]).sum(axis=1)
     keep = (npix >= p.min_pix) & (npix <= p.max_pix) & (intensity >= p.min_photons)
-    peaks, signal, intensity, npix, bg = peaks[keep], signal[keep], intensity[keep], npix[keep], bg[keep]
+    peaks, signal, intensity, npix, bg = (
+        peaks[keep],
+        signal[keep],
+        intensity[keep],
+        npix[keep],
+        bg[keep],
+    )
     weight = signal.sum(axis=1)
     cols = photons.shape[1]
     row = peaks // cols + (signal * plan.box_dr).sum(axis=1) / weight

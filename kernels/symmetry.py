@@ -6,6 +6,7 @@ Rotations act on Miller indices as row vectors, ``h' = h @ R`` (gemmi's conventi
 packed index among all symmetry mates and their Friedel mates, so grouping never needs gemmi
 per reflection.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ def pack(hkl: np.ndarray) -> np.ndarray:
     """Pack Miller indices (n, 3) into int64 keys; SymmetryError if an index does not fit."""
     hkl = np.asarray(hkl, dtype=np.int64)
     if hkl.size and np.abs(hkl).max() >= INDEX_OFFSET:
-        raise SymmetryError(f"Miller index {int(np.abs(hkl).max())} too large to merge (limit {INDEX_OFFSET - 1})")
+        raise SymmetryError(
+            f"Miller index {int(np.abs(hkl).max())} too large to merge (limit {INDEX_OFFSET - 1})"
+        )
     shifted = hkl + INDEX_OFFSET
     return (shifted[:, 0] << (2 * INDEX_BITS)) | (shifted[:, 1] << INDEX_BITS) | shifted[:, 2]
 
@@ -61,7 +64,12 @@ def unpack(keys: np.ndarray) -> np.ndarray:
     """Miller indices (n, 3) of packed keys."""
     keys = np.asarray(keys, dtype=np.int64)
     mask = (1 << INDEX_BITS) - 1
-    return np.stack([(keys >> (2 * INDEX_BITS)) & mask, (keys >> INDEX_BITS) & mask, keys & mask], axis=1) - INDEX_OFFSET
+    return (
+        np.stack(
+            [(keys >> (2 * INDEX_BITS)) & mask, (keys >> INDEX_BITS) & mask, keys & mask], axis=1
+        )
+        - INDEX_OFFSET
+    )
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class CrystalSymmetry:
     space_group: str
 
     @classmethod
-    def create(cls, cell, space_group: str) -> "CrystalSymmetry":
+    def create(cls, cell, space_group: str) -> CrystalSymmetry:
         """Validated construction (SymmetryError names the bad cell or space group)."""
         sg = parse_space_group(space_group)
         return cls(check_cell(cell), sg.hm)
@@ -116,7 +124,9 @@ class CrystalSymmetry:
             if r.tobytes() in covered:
                 continue
             reps.append(r)
-            covered |= {(r @ g).tobytes() for g in self.laue_rotations} | {(g @ r).tobytes() for g in self.laue_rotations}
+            covered |= {(r @ g).tobytes() for g in self.laue_rotations} | {
+                (g @ r).tobytes() for g in self.laue_rotations
+            }
         identity = np.eye(3, dtype=np.int64)
         reps.sort(key=lambda r: not np.array_equal(r, identity))
         return np.array(reps)
@@ -142,13 +152,17 @@ class CrystalSymmetry:
         """Smallest rotation (degrees) between two orientations over the lattice's symmetry,
         i.e. between two indexings of the same crystal that may differ by a lattice operator."""
         B, Binv = self.B, np.linalg.inv(self.B)
-        cosines = [(np.trace(U @ B @ R.T @ Binv @ U_other.T) - 1) / 2 for R in self.lattice_rotations]
+        cosines = [
+            (np.trace(U @ B @ R.T @ Binv @ U_other.T) - 1) / 2 for R in self.lattice_rotations
+        ]
         return float(np.degrees(np.arccos(np.clip(max(cosines), -1.0, 1.0))))
 
     def absent(self, hkl: np.ndarray) -> np.ndarray:
         """Boolean mask of systematically absent reflections."""
         ops = self.group.operations()
-        return np.array([ops.is_systematically_absent([int(v) for v in h]) for h in hkl], dtype=bool)
+        return np.array(
+            [ops.is_systematically_absent([int(v) for v in h]) for h in hkl], dtype=bool
+        )
 
     def canonical_keys(self, hkl: np.ndarray) -> np.ndarray:
         """One key per group of symmetry-equivalent reflections (Friedel mates merged)."""
@@ -160,7 +174,9 @@ class CrystalSymmetry:
         """Reflections mapped into gemmi's reciprocal asymmetric unit (for writing MTZ files)."""
         asu = gemmi.ReciprocalAsu(self.group)
         ops = self.group.operations()
-        return np.array([asu.to_asu([int(v) for v in h], ops)[0] for h in hkl], dtype=np.int64).reshape(-1, 3)
+        return np.array(
+            [asu.to_asu([int(v) for v in h], ops)[0] for h in hkl], dtype=np.int64
+        ).reshape(-1, 3)
 
     def unique_reflections(self, d_min: float, d_max: float = 0.0) -> np.ndarray:
         """Every symmetry-unique, non-absent reflection between d_max and d_min (n, 3)."""

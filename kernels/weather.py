@@ -1,8 +1,9 @@
 """Computational weather: what every rank was doing when, drawn as rank × time by stage."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 Segment = tuple[int, float, float, str]  # (rank, start, end, stage), UNIX seconds
 
@@ -49,8 +50,12 @@ def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
     ax.set_xlabel("seconds since the first image")
     ax.set_ylabel("rank")
     ax.set_title(title or "computational weather")
-    ax.legend(handles=[Patch(color=colours[s], label=s) for s in stages], loc="upper left",
-              bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.legend(
+        handles=[Patch(color=colours[s], label=s) for s in stages],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -6,6 +6,7 @@ instead of submitting again. Only when every job of the step failed does a retry
 one (under ``<key>.try<n>``). Waiting is deferred to
 :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -42,9 +43,18 @@ class SfApiJobOperator(BaseOperator):
 
     template_fields = ("script", "key", "workdir")
 
-    def __init__(self, *, machine: str, script: str, key: str, workdir: str | None = None,
-                 sfapi_conn_id: str = "sfapi_default", poll=(1.0, 1.5, 30.0), sync_wait: float = 20.0,
-                 **kwargs):
+    def __init__(
+        self,
+        *,
+        machine: str,
+        script: str,
+        key: str,
+        workdir: str | None = None,
+        sfapi_conn_id: str = "sfapi_default",
+        poll=(1.0, 1.5, 30.0),
+        sync_wait: float = 20.0,
+        **kwargs,
+    ):
         # a retry of this step is cheap and safe: it finds the job by its key instead of resubmitting
         kwargs.setdefault("retries", 2)
         kwargs.setdefault("retry_delay", timedelta(seconds=5))
@@ -72,15 +82,24 @@ class SfApiJobOperator(BaseOperator):
         family = self._key_family(try_number)
         found = client.find_jobs(self.machine, family)
         jobs = [found[key] for key in family if key in found]
-        job = next((j for j in jobs if not j.finished), None) or next((j for j in jobs if j.succeeded), None)
+        job = next((j for j in jobs if not j.finished), None) or next(
+            (j for j in jobs if j.succeeded), None
+        )
         if job is not None:
-            self.log.info("found job %s (%s) for key %s: not submitting again", job.jobid, job.state, job.key)
+            self.log.info(
+                "found job %s (%s) for key %s: not submitting again", job.jobid, job.state, job.key
+            )
             return job
         key = self.key
         if jobs:
             key = f"{self.key}.try{try_number}"
-            self.log.info("job %s for %s ended %s; this try submits a new one (%s)",
-                          jobs[0].jobid, self.key, jobs[0].state, key)
+            self.log.info(
+                "job %s for %s ended %s; this try submits a new one (%s)",
+                jobs[0].jobid,
+                self.key,
+                jobs[0].state,
+                key,
+            )
         if self.workdir:
             client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
         job = client.submit_job(self.machine, self.script, key=key)
@@ -93,20 +112,31 @@ class SfApiJobOperator(BaseOperator):
             context["ti"].xcom_push(key="jobid", value=job.jobid)
             if not job.finished and self.sync_wait > 0:
                 try:
-                    job = client.wait(self.machine, job.jobid, timeout=self.sync_wait, poll=(0.2, 1.5, 2.0))
+                    job = client.wait(
+                        self.machine, job.jobid, timeout=self.sync_wait, poll=(0.2, 1.5, 2.0)
+                    )
                 except WaitTimeout:
                     pass
-        event = {"jobid": job.jobid, "state": job.state, "finished": job.finished,
-                 "succeeded": job.succeeded, "exit_code": job.exit_code}
+        event = {
+            "jobid": job.jobid,
+            "state": job.state,
+            "finished": job.finished,
+            "succeeded": job.succeeded,
+            "exit_code": job.exit_code,
+        }
         if job.finished:
             return self.execute_complete(context, event)
-        self.defer(trigger=JobFinishedTrigger(self.machine, job.jobid, self.sfapi_conn_id, self.poll),
-                   method_name="execute_complete")
+        self.defer(
+            trigger=JobFinishedTrigger(self.machine, job.jobid, self.sfapi_conn_id, self.poll),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context, event: dict):
         if not event.get("succeeded"):
-            raise JobFailedError(f"job {event['jobid']} on {self.machine} ended {event['state']} "
-                                 f"(exit {event.get('exit_code') or '?'}){self._output_tail(event['jobid'])}")
+            raise JobFailedError(
+                f"job {event['jobid']} on {self.machine} ended {event['state']} "
+                f"(exit {event.get('exit_code') or '?'}){self._output_tail(event['jobid'])}"
+            )
         self.log.info("job %s completed", event["jobid"])
         return {"jobid": event["jobid"], "state": event["state"], "machine": self.machine}
 
@@ -115,7 +145,9 @@ class SfApiJobOperator(BaseOperator):
             return ""
         try:
             with SfApiHook(self.sfapi_conn_id).get_client() as client:
-                text = client.download(self.machine, f"{self.workdir}/slurm-{jobid}.out").decode(errors="replace")
+                text = client.download(self.machine, f"{self.workdir}/slurm-{jobid}.out").decode(
+                    errors="replace"
+                )
         except Exception as exc:  # the failure itself is what matters; the tail is a courtesy
             return f"; output unavailable: {exc}"
         return "; last lines of its output:\n" + "\n".join(text.splitlines()[-lines:])

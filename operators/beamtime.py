@@ -4,6 +4,7 @@ One place says where the experiment lives on both sides, how runs move, which re
 which default trial. DAG files read it at parse time (cheap: environment-backed variables, e.g.
 ``AIRFLOW_VAR_SFXFLOW_BEAMTIME``). Nothing secret belongs in it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,9 @@ class Beamtime:
     machine: str = "perlmutter"
     hpc_dir: str = "/pscratch/sd/s/sfxflow/demo"
     transfer_source: str = str(REPO_VAR / "demo" / "experiment")
-    transfer_dest: str = str(REPO_VAR / "demo" / "hpc" / "pscratch" / "sd" / "s" / "sfxflow" / "demo")
+    transfer_dest: str = str(
+        REPO_VAR / "demo" / "hpc" / "pscratch" / "sd" / "s" / "sfxflow" / "demo"
+    )
     results_db: str = f"sqlite:///{REPO_VAR / 'demo' / 'results.db'}"
     transfer_parallel_files: int = 4
     ranks: int = 2
@@ -75,15 +78,17 @@ class Beamtime:
             check_name("tag or dataset", name)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Beamtime":
+    def from_dict(cls, d: dict) -> Beamtime:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"{VARIABLE}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"{VARIABLE}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**{**d, "job_poll": tuple(d.get("job_poll", cls.job_poll))})
 
     @classmethod
-    def load(cls) -> "Beamtime":
+    def load(cls) -> Beamtime:
         from airflow.sdk import Variable
 
         raw = Variable.get(VARIABLE, default=None)

@@ -1,4 +1,5 @@
 """Operator: bring result files of a run back from the HPC center into the experiment folder."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,17 @@ class DownloadResultsOperator(BaseOperator):
 
     template_fields = ("remote_dir", "local_dir", "files", "optional")
 
-    def __init__(self, *, machine: str, remote_dir: str, local_dir: str, files: list[str],
-                 optional: list[str] = (), sfapi_conn_id: str = "sfapi_default", **kwargs):
+    def __init__(
+        self,
+        *,
+        machine: str,
+        remote_dir: str,
+        local_dir: str,
+        files: list[str],
+        optional: list[str] = (),
+        sfapi_conn_id: str = "sfapi_default",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.machine = machine
         self.remote_dir = remote_dir
@@ -40,7 +50,9 @@ class DownloadResultsOperator(BaseOperator):
                 except NotFound:
                     if name in self.optional:
                         continue
-                    raise FileNotFoundError(f"{self.remote_dir}/{name} not found on {self.machine}") from None
+                    raise FileNotFoundError(
+                        f"{self.remote_dir}/{name} not found on {self.machine}"
+                    ) from None
                 tmp = local / f".{name}.part"
                 tmp.write_bytes(data)
                 os.replace(tmp, local / name)

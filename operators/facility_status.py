@@ -1,4 +1,5 @@
 """Operator: go on only when the HPC system is usable; otherwise defer until it is."""
+
 from __future__ import annotations
 
 from airflow.sdk import BaseOperator
@@ -15,7 +16,14 @@ class WaitForFacilityOperator(BaseOperator):
     and the run resumes by itself when the system is back.
     """
 
-    def __init__(self, *, system: str, sfapi_conn_id: str = "sfapi_default", poll_seconds: float = 30.0, **kwargs):
+    def __init__(
+        self,
+        *,
+        system: str,
+        sfapi_conn_id: str = "sfapi_default",
+        poll_seconds: float = 30.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.system = system
         self.sfapi_conn_id = sfapi_conn_id
@@ -31,8 +39,10 @@ class WaitForFacilityOperator(BaseOperator):
             self.log.info("%s", why)
             return why
         self.log.info("deferring: %s", why)
-        self.defer(trigger=FacilityAvailableTrigger(self.system, self.sfapi_conn_id, self.poll_seconds),
-                   method_name="execute_complete")
+        self.defer(
+            trigger=FacilityAvailableTrigger(self.system, self.sfapi_conn_id, self.poll_seconds),
+            method_name="execute_complete",
+        )
 
     def execute_complete(self, context, event: dict):
         self.log.info("%s", event["status"])

@@ -4,6 +4,7 @@ Every value that comes from a run, a trial or a user is shell-quoted; names that
 must match NAME_PATTERN. No secret goes into a script: the results DB URL carries no password (the
 kernels read it from a 0600 file on the HPC side).
 """
+
 from __future__ import annotations
 
 import re
@@ -35,14 +36,22 @@ HEREDOC_END = "SFXFLOW_EOF"
 def check_name(kind: str, value: str) -> str:
     """`value` if it is a safe run/trial/experiment name, else ValueError naming it."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise ValueError(f"invalid {kind} name {value!r}: use letters, digits, '.', '_' or '-' "
-                         f"(at most 64, starting with a letter or digit)")
+        raise ValueError(
+            f"invalid {kind} name {value!r}: use letters, digits, '.', '_' or '-' "
+            f"(at most 64, starting with a letter or digit)"
+        )
     return value
 
 
-def batch_script(job_name: str, workdir: str, commands: list[list[str]], ntasks: int = 1,
-                 time_limit: str = "00:30:00", files: dict[str, str] | None = None,
-                 env: dict[str, str] | None = None) -> str:
+def batch_script(
+    job_name: str,
+    workdir: str,
+    commands: list[list[str]],
+    ntasks: int = 1,
+    time_limit: str = "00:30:00",
+    files: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """A Slurm batch script running `commands` (argument lists) one after the other in `workdir`.
 
     `files` (name -> one-line text, e.g. JSON parameters) are written into `workdir` first, from
@@ -68,5 +77,12 @@ def batch_script(job_name: str, workdir: str, commands: list[list[str]], ntasks:
             raise ValueError(f"embedded file {name} must be a single line")
         embedded += f"cat > {name} <<'{HEREDOC_END}'\n{text}\n{HEREDOC_END}\n"
     lines = "\n".join(shlex.join(str(a) for a in cmd) for cmd in commands)
-    return TEMPLATE.format(job_name=job_name, ntasks=ntasks, time_limit=time_limit, workdir=workdir,
-                           env=exports, files=embedded, commands=lines)
+    return TEMPLATE.format(
+        job_name=job_name,
+        ntasks=ntasks,
+        time_limit=time_limit,
+        workdir=workdir,
+        env=exports,
+        files=embedded,
+        commands=lines,
+    )

@@ -1,4 +1,5 @@
 """Which runs to (re)process, as requests for ``sfx_run`` DAG runs."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,10 @@ def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) ->
     """TriggerDagRunOperator kwargs for each run, oldest first, with run id ``<run>__<trial>``."""
     check_name("trial", trial)
     return [
-        {"trigger_run_id": f"{run}__{trial}",
-         "conf": {"run": run, "trial": trial, "trial_params": trial_params, "ranks": ranks}}
+        {
+            "trigger_run_id": f"{run}__{trial}",
+            "conf": {"run": run, "trial": trial, "trial_params": trial_params, "ranks": ranks},
+        }
         for run in sorted(runs, key=run_order)
     ]
 
@@ -34,7 +37,9 @@ def parse_run_range(text: str) -> list[str]:
     return sorted(runs, key=run_order)
 
 
-def concluded_runs(exp_dir, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+def concluded_runs(
+    exp_dir, start: datetime | None = None, end: datetime | None = None
+) -> list[str]:
     """Runs of the experiment concluded in [start, end) (all concluded runs if no bounds)."""
     from kernels.runformat import RunFormatError, read_marker
 

@@ -70,7 +70,12 @@ def validate_marker(marker: dict, origin: str) -> dict:
     names = [entry["name"] for entry in files]
     if len(set(names)) != len(names):
         raise MarkerError(f"{origin}: 'files' lists a name twice")
-    return {"run": run, "run_name": run_name, "files": files, "concluded_at": str(marker["concluded_at"])}
+    return {
+        "run": run,
+        "run_name": run_name,
+        "files": files,
+        "concluded_at": str(marker["concluded_at"]),
+    }
 
 
 def validate_file_entry(entry: dict, origin: str) -> dict:

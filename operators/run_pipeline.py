@@ -3,6 +3,7 @@
 `prepare_run` validates a (run, trial) request and builds its job scripts; `transfer_run_files`
 moves the run to the center; `publish_run` records what came back. All are idempotent.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,7 +59,9 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     except (ValueError, ParamsError, RunFormatError) as exc:
         raise RunRequestError(str(exc)) from None
     with ResultsDB(bt.results_db) as db:
-        run_id = db.ensure_run(bt.experiment, run, concluded=datetime.fromisoformat(marker["concluded_at"]).timestamp())
+        run_id = db.ensure_run(
+            bt.experiment, run, concluded=datetime.fromisoformat(marker["concluded_at"]).timestamp()
+        )
         for tag in bt.run_tags:
             db.tag_run(run_id, tag)
         for dataset, tags in bt.datasets.items():
@@ -66,14 +69,36 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         try:
             trial_id = db.ensure_trial(trial, params)
         except ValueError as exc:
-            raise RunRequestError(f"trial {trial!r}: {exc}; reprocess under a new trial name") from None
+            raise RunRequestError(
+                f"trial {trial!r}: {exc}; reprocess under a new trial name"
+            ) from None
     hpc_results = bt.hpc_results_dir(run, trial)
     # paths inside the job are relative to its working directory, so the same script works at a
     # real center and in the emulator (which maps facility paths onto a local root)
     rel_run = os.path.relpath(bt.hpc_run_dir(run), hpc_results)
-    process = [[bt.mpiexec, "-n", str(ranks), "python", "-m", "kernels", "process", "--run", rel_run,
-                "--out", ".", "--params", "params.json", "--trial", trial,
-                "--experiment", bt.experiment, "--db", bt.results_db]]
+    process = [
+        [
+            bt.mpiexec,
+            "-n",
+            str(ranks),
+            "python",
+            "-m",
+            "kernels",
+            "process",
+            "--run",
+            rel_run,
+            "--out",
+            ".",
+            "--params",
+            "params.json",
+            "--trial",
+            trial,
+            "--experiment",
+            bt.experiment,
+            "--db",
+            bt.results_db,
+        ]
+    ]
     merge = [["python", "-m", "kernels", "merge", "--results", ".", "--out", "merged.mtz"]]
     return {
         "run": run,
@@ -85,9 +110,17 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         "local_results": bt.local_results_dir(run, trial),
         "process_key": run_key(bt, run, trial, "process"),
         "merge_key": run_key(bt, run, trial, "merge"),
-        "process_script": batch_script(f"sfx-{run}-{trial}"[:64], hpc_results, process, ntasks=ranks,
-                                       files={"params.json": json.dumps(params)}, env=bt.job_env),
-        "merge_script": batch_script(f"sfx-merge-{run}-{trial}"[:64], hpc_results, merge, env=bt.job_env),
+        "process_script": batch_script(
+            f"sfx-{run}-{trial}"[:64],
+            hpc_results,
+            process,
+            ntasks=ranks,
+            files={"params.json": json.dumps(params)},
+            env=bt.job_env,
+        ),
+        "merge_script": batch_script(
+            f"sfx-merge-{run}-{trial}"[:64], hpc_results, merge, env=bt.job_env
+        ),
     }
 
 
@@ -96,8 +129,13 @@ def transfer_run_files(bt: Beamtime, info: dict) -> dict:
     from kernels.resultsdb import ResultsDB
     from operators.transfer import transfer_run
 
-    report = transfer_run(f"{bt.transfer_source}/runs", f"{bt.transfer_dest}/runs", info["run"], info["files"],
-                          parallel_files=bt.transfer_parallel_files)
+    report = transfer_run(
+        f"{bt.transfer_source}/runs",
+        f"{bt.transfer_dest}/runs",
+        info["run"],
+        info["files"],
+        parallel_files=bt.transfer_parallel_files,
+    )
     with ResultsDB(bt.results_db) as db:
         db.record_transfer(info["run_id"], report.total_bytes, report.seconds, report.rate)
     return report.to_dict()
@@ -112,11 +150,31 @@ def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded
     stats = json.loads((local / "merge_stats.json").read_text())
     with ResultsDB(bt.results_db) as db:
         for job in (process, merge):
-            db.record_job(info["run_id"], info["trial_id"], job["machine"], job["jobid"], job["state"])
-        funnel = {k: summary[k] for k in ("images", "hits", "indexed", "refined", "integrated") if k in summary}
-        db.record_run_summary(info["run_id"], info["trial_id"], summary.get("status", "complete"),
-                              funnel, summary.get("timings", {}))
-        db.record_merge_stats(info["trial_id"], stats.get("overall", {}), stats.get("shells", []),
-                              run_id=info["run_id"])
-    return {"run": info["run"], "trial": info["trial"], **funnel, "files": sorted(downloaded),
-            "results": str(local)}
+            db.record_job(
+                info["run_id"], info["trial_id"], job["machine"], job["jobid"], job["state"]
+            )
+        funnel = {
+            k: summary[k]
+            for k in ("images", "hits", "indexed", "refined", "integrated")
+            if k in summary
+        }
+        db.record_run_summary(
+            info["run_id"],
+            info["trial_id"],
+            summary.get("status", "complete"),
+            funnel,
+            summary.get("timings", {}),
+        )
+        db.record_merge_stats(
+            info["trial_id"],
+            stats.get("overall", {}),
+            stats.get("shells", []),
+            run_id=info["run_id"],
+        )
+    return {
+        "run": info["run"],
+        "trial": info["trial"],
+        **funnel,
+        "files": sorted(downloaded),
+        "results": str(local),
+    }

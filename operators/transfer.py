@@ -79,7 +79,9 @@ class Store(Protocol):
     def remove(self, relative: str) -> None: ...
     def read_bytes(self, relative: str) -> bytes: ...
     def write_bytes(self, relative: str, data: bytes) -> None: ...
-    def pull(self, source, source_relative: str, relative: str, size: int | None = None) -> str | None: ...
+    def pull(
+        self, source, source_relative: str, relative: str, size: int | None = None
+    ) -> str | None: ...
 
 
 class LocalFolder:
@@ -123,7 +125,9 @@ class LocalFolder:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
-    def pull(self, source: LocalFolder, source_relative: str, relative: str, size: int | None = None) -> str:
+    def pull(
+        self, source: LocalFolder, source_relative: str, relative: str, size: int | None = None
+    ) -> str:
         """Copy a file from ``source`` and return the adler32 of the bytes written (one pass).
 
         The data is flushed to disk before returning, so a later rename never exposes a file
@@ -201,17 +205,22 @@ def transfer_run(
     if parallel_files < 1 or attempts < 1:
         raise ValueError("parallel_files and attempts must be at least 1")
     marker = validate_marker(
-        {"run": 0, "run_name": run_name, "files": files, "concluded_at": ""}, f"transfer of {run_name}"
+        {"run": 0, "run_name": run_name, "files": files, "concluded_at": ""},
+        f"transfer of {run_name}",
     )
     source_store, dest_store = open_store(source), open_store(destination)
     if type(source_store) is not type(dest_store):
-        raise ValueError(f"source and destination must both be root:// URLs or both folders: {source}, {destination}")
+        raise ValueError(
+            f"source and destination must both be root:// URLs or both folders: {source}, {destination}"
+        )
     started = time.monotonic()
     copied_bytes = copied = skipped = 0
     errors: list[Exception] = []
     with ThreadPoolExecutor(max_workers=min(parallel_files, len(marker["files"]))) as pool:
         futures = {
-            pool.submit(transfer_file, source_store, dest_store, run_name, entry, attempts, backoff_seconds): entry
+            pool.submit(
+                transfer_file, source_store, dest_store, run_name, entry, attempts, backoff_seconds
+            ): entry
             for entry in marker["files"]
         }
         for future in as_completed(futures):
@@ -265,7 +274,9 @@ def transfer_file(
                 return True
             dest.remove(part)
             if source.adler32(final) != expected:
-                raise ChecksumMismatch(f"{name}: source adler32 differs from the marker's {expected}")
+                raise ChecksumMismatch(
+                    f"{name}: source adler32 differs from the marker's {expected}"
+                )
             failure = f"{name}: copy arrived with adler32 {got}, expected {expected}"
         except XRootDError as error:
             if not error.transient:
@@ -280,9 +291,13 @@ def check_source(source: Store, relative: str, entry: dict) -> None:
     """Fail at once if the source file is missing or its size disagrees with the marker."""
     size = source.size(relative)
     if size is None:
-        raise SourceFileMissing(f"{entry['name']}: listed in the marker but missing at the source ({relative})")
+        raise SourceFileMissing(
+            f"{entry['name']}: listed in the marker but missing at the source ({relative})"
+        )
     if size != entry["bytes"]:
-        raise ChecksumMismatch(f"{entry['name']}: source has {size} bytes, the marker says {entry['bytes']}")
+        raise ChecksumMismatch(
+            f"{entry['name']}: source has {size} bytes, the marker says {entry['bytes']}"
+        )
 
 
 def write_atomically(store: Store, relative: str, data: bytes) -> None:
@@ -332,8 +347,12 @@ class TransferRunOperator(BaseOperator):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (source is None) == (source_conn_id is None) or (destination is None) == (dest_conn_id is None):
-            raise ValueError(f"{self.task_id}: give exactly one of source/source_conn_id and of destination/dest_conn_id")
+        if (source is None) == (source_conn_id is None) or (destination is None) == (
+            dest_conn_id is None
+        ):
+            raise ValueError(
+                f"{self.task_id}: give exactly one of source/source_conn_id and of destination/dest_conn_id"
+            )
         self.run_name = run_name
         self.files = files
         self.source = source
@@ -349,11 +368,21 @@ class TransferRunOperator(BaseOperator):
         destination = self.destination or XRootDHook.from_connection(self.dest_conn_id).url
         files = self.files or load_marker(source, self.run_name)["files"]
         report = transfer_run(
-            source, destination, self.run_name, files,
-            parallel_files=self.parallel_files, attempts=self.attempts, backoff_seconds=self.backoff_seconds,
+            source,
+            destination,
+            self.run_name,
+            files,
+            parallel_files=self.parallel_files,
+            attempts=self.attempts,
+            backoff_seconds=self.backoff_seconds,
         )
         self.log.info(
             "run %s: %d files copied, %d already there, %d bytes in %.1f s (%.0f MB/s)",
-            report.run_name, report.files_copied, report.files_skipped, report.bytes, report.seconds, report.rate / 1e6,
+            report.run_name,
+            report.files_copied,
+            report.files_skipped,
+            report.bytes,
+            report.seconds,
+            report.rate / 1e6,
         )
         return report.to_dict()

@@ -5,10 +5,30 @@ package shadows it when the project root is first on ``sys.path``.
 """
 
 from .client import Client, backoff_delays
-from .errors import (AuthError, BadRequest, FacilityUnavailable, JobFailed, NotFound, SfApiError,
-                     TransientError, WaitTimeout)
+from .errors import (
+    AuthError,
+    BadRequest,
+    FacilityUnavailable,
+    JobFailed,
+    NotFound,
+    SfApiError,
+    TransientError,
+    WaitTimeout,
+)
 from .jobs import TERMINAL_STATES, Job, tag_script
 
-__all__ = ["Client", "Job", "TERMINAL_STATES", "tag_script", "backoff_delays", "SfApiError",
-           "AuthError", "BadRequest", "FacilityUnavailable", "JobFailed", "NotFound",
-           "TransientError", "WaitTimeout"]
+__all__ = [
+    "Client",
+    "Job",
+    "TERMINAL_STATES",
+    "tag_script",
+    "backoff_delays",
+    "SfApiError",
+    "AuthError",
+    "BadRequest",
+    "FacilityUnavailable",
+    "JobFailed",
+    "NotFound",
+    "TransientError",
+    "WaitTimeout",
+]

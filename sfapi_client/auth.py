@@ -76,8 +76,14 @@ class ClientCredentials:
         Seconds per token request.
     """
 
-    def __init__(self, client_id: str, private_key: str, token_url: str,
-                 session: requests.Session, timeout: float = 30.0):
+    def __init__(
+        self,
+        client_id: str,
+        private_key: str,
+        token_url: str,
+        session: requests.Session,
+        timeout: float = 30.0,
+    ):
         self._client_id, self._key, self._url = client_id, private_key, token_url
         self._session, self._timeout = session, timeout
         self._token: str | None = None
@@ -85,20 +91,32 @@ class ClientCredentials:
 
     def _assertion(self) -> str:
         now = int(time.time())
-        claims = {"iss": self._client_id, "sub": self._client_id, "aud": self._url,
-                  "iat": now, "exp": now + ASSERTION_LIFETIME_S, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": self._client_id,
+            "sub": self._client_id,
+            "aud": self._url,
+            "iat": now,
+            "exp": now + ASSERTION_LIFETIME_S,
+            "jti": uuid.uuid4().hex,
+        }
         try:
             return jwt.encode(claims, self._key, algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
             raise AuthError(f"cannot sign a client assertion with the private key: {exc}") from None
 
     def _fetch(self) -> None:
-        form = {"grant_type": "client_credentials", "client_id": self._client_id,
-                "client_assertion_type": ASSERTION_TYPE, "client_assertion": self._assertion()}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self._assertion(),
+        }
         try:
             r = self._session.post(self._url, data=form, timeout=self._timeout)
         except requests.RequestException as exc:
-            raise TransientError(f"token endpoint {self._url} unreachable: {type(exc).__name__}") from None
+            raise TransientError(
+                f"token endpoint {self._url} unreachable: {type(exc).__name__}"
+            ) from None
         if r.status_code >= 500 or r.status_code == 429:
             raise TransientError(f"token endpoint {self._url} answered HTTP {r.status_code}")
         try:

@@ -18,14 +18,26 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from .auth import ClientCredentials, StaticToken, read_credentials_file
-from .errors import (AuthError, BadRequest, FacilityUnavailable, JobFailed, NotFound, SfApiError,
-                     TransientError, WaitTimeout)
+from .errors import (
+    AuthError,
+    BadRequest,
+    FacilityUnavailable,
+    JobFailed,
+    NotFound,
+    SfApiError,
+    TransientError,
+    WaitTimeout,
+)
 from .jobs import KEY_PREFIX, Job, job_from_row, new_key, stored_key, tag_script
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 def backoff_delays(initial: float, factor: float, maximum: float):
@@ -40,8 +52,11 @@ def _error_message(body) -> str:
     if isinstance(body, dict):
         detail = body.get("error") or body.get("detail") or body
         if isinstance(detail, list):  # FastAPI validation errors
-            detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
-                               for d in detail if isinstance(d, dict))
+            detail = "; ".join(
+                f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+                for d in detail
+                if isinstance(d, dict)
+            )
         return str(detail)
     return str(body)[:500]
 
@@ -90,10 +105,19 @@ class Client:
         ``(initial, factor, maximum)`` seconds between retries.
     """
 
-    def __init__(self, base_url: str, *, token: str | None = None, client_id: str | None = None,
-                 private_key: str | None = None, credentials_file: str | Path | None = None,
-                 token_url: str | None = None, timeout: float = 30.0, retries: int = 4,
-                 backoff: tuple[float, float, float] = (0.5, 2.0, 30.0)):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        client_id: str | None = None,
+        private_key: str | None = None,
+        credentials_file: str | Path | None = None,
+        token_url: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: tuple[float, float, float] = (0.5, 2.0, 30.0),
+    ):
         self.base_url = without_userinfo(base_url).rstrip("/")
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
@@ -108,13 +132,17 @@ class Client:
             self._auth = StaticToken(token)
         elif client_id and private_key:
             parts = urlsplit(self.base_url)
-            token_url = without_userinfo(token_url or f"{parts.scheme}://{parts.netloc}/oauth2/token")
-            self._auth = ClientCredentials(client_id, private_key, token_url, self._session, timeout)
+            token_url = without_userinfo(
+                token_url or f"{parts.scheme}://{parts.netloc}/oauth2/token"
+            )
+            self._auth = ClientCredentials(
+                client_id, private_key, token_url, self._session, timeout
+            )
         else:
             raise AuthError("give token=, client_id= and private_key=, or credentials_file=")
         self._user: str | None = None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -130,8 +158,13 @@ class Client:
         url = f"{self.base_url}/{path.lstrip('/')}"
 
         def send() -> requests.Response:
-            return self._session.request(method, url, headers={"Authorization": self._auth.header()},
-                                         timeout=self._timeout, **kwargs)
+            return self._session.request(
+                method,
+                url,
+                headers={"Authorization": self._auth.header()},
+                timeout=self._timeout,
+                **kwargs,
+            )
 
         r = send()
         if r.status_code == 401 and self._auth.invalidate():
@@ -149,6 +182,7 @@ class Client:
             Network failure or HTTP 429/5xx, after the retries (at once when not ``retry``).
         """
         delays = backoff_delays(*self._backoff)
+        problem = ""
         for attempt in range(self._retries + 1 if retry else 1):
             if attempt:
                 delay = next(delays)
@@ -224,8 +258,11 @@ class Client:
             Neither squeue nor sacct knows the job (or it is another user's).
         """
         for sacct in (False, True):
-            rows = [r for r in self._rows(machine, sacct, [f"jobid={jobid}"])
-                    if str(r.get("jobid")) == str(jobid)]
+            rows = [
+                r
+                for r in self._rows(machine, sacct, [f"jobid={jobid}"])
+                if str(r.get("jobid")) == str(jobid)
+            ]
             if rows:
                 return job_from_row(machine, rows[0])
         raise NotFound(f"job {jobid} not found on {machine}")
@@ -267,8 +304,9 @@ class Client:
                 raise WaitTimeout(f"task {task_id} still 'new' after {timeout:.0f}s")
             time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
 
-    def submit_job(self, machine: str, script: str, key: str | None = None,
-                   task_timeout: float = 120.0) -> Job:
+    def submit_job(
+        self, machine: str, script: str, key: str | None = None, task_timeout: float = 120.0
+    ) -> Job:
         """Submit a batch script exactly once and return the job.
 
         Parameters
@@ -308,11 +346,16 @@ class Client:
                     log.info("job with key %s already exists: %s", key, found.jobid)
                     return found
             try:
-                body = self._request("POST", f"compute/jobs/{machine}", retry=False,
-                                     data={"job": tagged, "isPath": "false"})
+                body = self._request(
+                    "POST",
+                    f"compute/jobs/{machine}",
+                    retry=False,
+                    data={"job": tagged, "isPath": "false"},
+                )
             except TransientError as exc:
-                log.warning("submit to %s: %s; will look key %s up before resubmitting",
-                            machine, exc, key)
+                log.warning(
+                    "submit to %s: %s; will look key %s up before resubmitting", machine, exc, key
+                )
                 continue
             try:
                 result = self._wait_task(str(body["task_id"]), task_timeout)
@@ -322,13 +365,25 @@ class Client:
                 raise TransientError(f"submit to {machine}: {exc}", key=key) from None
             if result.get("status") == "error" or not result.get("jobid"):
                 raise BadRequest(f"submit to {machine} refused: {result.get('error')}")
-            return Job(machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + stored_key(key))
-        raise TransientError(f"submit to {machine} failed after {self._retries + 1} attempts; "
-                             "no job with its key was found", key=key)
+            return Job(
+                machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + stored_key(key)
+            )
+        raise TransientError(
+            f"submit to {machine} failed after {self._retries + 1} attempts; "
+            "no job with its key was found",
+            key=key,
+        )
 
-    def wait(self, machine: str, jobid: str, *, until: str = "finished",
-             timeout: float | None = None, poll: tuple[float, float, float] = (1.0, 1.5, 30.0),
-             raise_on_failure: bool = False) -> Job:
+    def wait(
+        self,
+        machine: str,
+        jobid: str,
+        *,
+        until: str = "finished",
+        timeout: float | None = None,
+        poll: tuple[float, float, float] = (1.0, 1.5, 30.0),
+        raise_on_failure: bool = False,
+    ) -> Job:
         """Poll a job until it is running or finished, with growing intervals.
 
         Parameters
@@ -355,7 +410,9 @@ class Client:
             delay = next(delays)
             if deadline is not None:
                 if time.monotonic() >= deadline:
-                    raise WaitTimeout(f"job {jobid} on {machine} still {job.state} after {timeout}s")
+                    raise WaitTimeout(
+                        f"job {jobid} on {machine} still {job.state} after {timeout}s"
+                    )
                 delay = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(delay)
 
@@ -378,8 +435,9 @@ class Client:
 
     def download(self, machine: str, path: str) -> bytes:
         """The bytes of a file."""
-        body = self._request("GET", f"utilities/download/{machine}/{self._path(path)}",
-                             params={"binary": "true"})
+        body = self._request(
+            "GET", f"utilities/download/{machine}/{self._path(path)}", params={"binary": "true"}
+        )
         return base64.b64decode(body["file"]) if body.get("is_binary") else body["file"].encode()
 
     def upload(self, machine: str, path: str, data: bytes | BinaryIO | Path) -> None:
@@ -389,8 +447,9 @@ class Client:
         elif not isinstance(data, bytes):
             data = data.read()
         name = path.rstrip("/").rsplit("/", 1)[-1]
-        self._request("PUT", f"utilities/upload/{machine}/{self._path(path)}",
-                      files={"file": (name, data)})
+        self._request(
+            "PUT", f"utilities/upload/{machine}/{self._path(path)}", files={"file": (name, data)}
+        )
 
     def run_command(self, machine: str, command: str, timeout: float = 120.0) -> str:
         """Run a command on ``machine`` (as the account) and return its output.
@@ -402,8 +461,9 @@ class Client:
         BadRequest
             The command failed or is not allowed; the message holds its stderr.
         """
-        body = self._request("POST", f"utilities/command/{machine}", retry=False,
-                             data={"executable": command})
+        body = self._request(
+            "POST", f"utilities/command/{machine}", retry=False, data={"executable": command}
+        )
         result = self._wait_task(str(body["task_id"]), timeout)
         if result.get("status") == "error" or result.get("error"):
             raise BadRequest(f"command on {machine} failed: {result.get('error')}")

@@ -42,8 +42,9 @@ class JobFailed(SfApiError):
     """A job ended in a state other than ``COMPLETED``; ``job`` holds its final record."""
 
     def __init__(self, job):
-        super().__init__(f"job {job.jobid} on {job.machine} ended {job.state} "
-                         f"(exit code {job.exit_code})")
+        super().__init__(
+            f"job {job.jobid} on {job.machine} ended {job.state} (exit code {job.exit_code})"
+        )
         self.job = job
 
 

@@ -9,9 +9,21 @@ from dataclasses import dataclass, field
 
 #: States after which a job never changes again. Includes NODE_FAIL, BOOT_FAIL and DEADLINE,
 #: which the official client does not treat as final (it would wait on them forever).
-TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
-                             "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "PREEMPTED", "REVOKED",
-                             "SPECIAL_EXIT"})
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "REVOKED",
+        "SPECIAL_EXIT",
+    }
+)
 KEY_PREFIX = "sfxflow-key:"
 MAX_KEY_LENGTH = 100
 _KEY_RE = re.compile(r"[A-Za-z0-9._-]+")
@@ -42,7 +54,7 @@ class Job:
 
     @property
     def key(self) -> str | None:
-        return self.comment[len(KEY_PREFIX):] if self.comment.startswith(KEY_PREFIX) else None
+        return self.comment[len(KEY_PREFIX) :] if self.comment.startswith(KEY_PREFIX) else None
 
     @property
     def finished(self) -> bool:
@@ -56,9 +68,15 @@ class Job:
 def job_from_row(machine: str, row: dict) -> Job:
     """A :class:`Job` from one squeue or sacct row of ``GET /compute/jobs/{machine}``."""
     state = (row.get("state") or "").split(" ")[0].rstrip("+")
-    return Job(machine=machine, jobid=str(row.get("jobid")), state=state,
-               name=row.get("name") or row.get("jobname") or "", comment=row.get("comment") or "",
-               exit_code=row.get("exitcode", ""), row=row)
+    return Job(
+        machine=machine,
+        jobid=str(row.get("jobid")),
+        state=state,
+        name=row.get("name") or row.get("jobname") or "",
+        comment=row.get("comment") or "",
+        exit_code=row.get("exitcode", ""),
+        row=row,
+    )
 
 
 def stored_key(key: str) -> str:

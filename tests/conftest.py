@@ -1,4 +1,5 @@
 """Fixtures shared by every room's tests."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,14 +17,28 @@ import pytest
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="sfxflow-airflow-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
+os.environ.setdefault(
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+)
 _REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 # dag.test() runs only DAGs of a bundle: the project's DAGs plus the tests' own fixture DAGs
-os.environ.setdefault("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-    {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": str(path)}}
-    for name, path in (("dags-folder", _REPO / "dags"), ("test-dags", _REPO / "tests" / "dag_fixtures"))
-]))
+os.environ.setdefault(
+    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+    json.dumps(
+        [
+            {
+                "name": name,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(path)},
+            }
+            for name, path in (
+                ("dags-folder", _REPO / "dags"),
+                ("test-dags", _REPO / "tests" / "dag_fixtures"),
+            )
+        ]
+    ),
+)
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment  # noqa: E402
 
@@ -31,8 +46,12 @@ from facility.beamline.simulate import SimulationParams, simulate_experiment  # 
 @pytest.fixture(scope="session")
 def airflow_db():
     """The session's Airflow metadata DB, migrated (for dag.test() and the CLI)."""
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ)
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ,
+    )
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 

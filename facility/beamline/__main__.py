@@ -1,4 +1,5 @@
 """``python -m facility.beamline simulate --out DIR --runs N --images M [--seed S] [--hit-rate F]``"""
+
 from __future__ import annotations
 
 import argparse
@@ -15,12 +16,19 @@ def parse_args(argv=None):
     sim.add_argument("--out", required=True, help="experiment folder (created if missing)")
     sim.add_argument("--runs", type=int, default=1)
     sim.add_argument("--images", type=int, default=1000, help="events per run")
-    sim.add_argument("--seed", type=int, default=0, help="experiment seed: crystal, detector, shots")
+    sim.add_argument(
+        "--seed", type=int, default=0, help="experiment seed: crystal, detector, shots"
+    )
     sim.add_argument("--first-run", type=int, default=1)
     sim.add_argument("--hit-rate", type=float, default=SimulationParams.hit_rate)
     sim.add_argument("--space-group", default=SimulationParams.space_group)
-    sim.add_argument("--cell", type=float, nargs=6, default=SimulationParams.cell,
-                     metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"))
+    sim.add_argument(
+        "--cell",
+        type=float,
+        nargs=6,
+        default=SimulationParams.cell,
+        metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
+    )
     sim.add_argument("--chunk-size", type=int, default=SimulationParams.chunk_size)
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = parser.parse_args(argv)
@@ -34,11 +42,21 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     params = dataclasses.replace(
-        SimulationParams(), hit_rate=args.hit_rate, space_group=args.space_group,
-        cell=tuple(args.cell), chunk_size=args.chunk_size,
+        SimulationParams(),
+        hit_rate=args.hit_rate,
+        space_group=args.space_group,
+        cell=tuple(args.cell),
+        chunk_size=args.chunk_size,
     )
-    simulate_experiment(args.out, args.runs, args.images, seed=args.seed, params=params,
-                        first_run=args.first_run, workers=args.workers)
+    simulate_experiment(
+        args.out,
+        args.runs,
+        args.images,
+        seed=args.seed,
+        params=params,
+        first_run=args.first_run,
+        workers=args.workers,
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """A generated protein-like crystal: its model, structure factors and true merged intensities."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

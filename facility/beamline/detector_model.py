@@ -1,4 +1,5 @@
 """The simulated detector's electronics: photons in, raw ADU out, and its calibration constants."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,13 @@ class DetectorModel:
     common_mode: float = 15.0
 
     @classmethod
-    def generate(cls, geometry: DetectorGeometry, rng: np.random.Generator,
-                 dead_fraction: float = 1e-3, hot_fraction: float = 5e-4) -> "DetectorModel":
+    def generate(
+        cls,
+        geometry: DetectorGeometry,
+        rng: np.random.Generator,
+        dead_fraction: float = 1e-3,
+        hot_fraction: float = 5e-4,
+    ) -> DetectorModel:
         shape = geometry.shape
         sensitive = panel_mask(geometry)
         pedestal = rng.normal(1200.0, 40.0, shape).astype(np.float32)
@@ -54,7 +60,9 @@ class DetectorModel:
         # Read noise is white: a frame's noise is a random window into a longer stream of
         # pre-drawn Gaussian noise (a view, no per-frame draw), which is statistically the same.
         n = int(np.prod(self.geometry.shape))
-        stream = np.random.default_rng(12345).standard_normal(2 * n, dtype=np.float32) * self.read_noise
+        stream = (
+            np.random.default_rng(12345).standard_normal(2 * n, dtype=np.float32) * self.read_noise
+        )
         object.__setattr__(self, "_noise", stream)
         object.__setattr__(self, "_base", self.pedestal + 0.5)  # + 0.5: round on the cast
         object.__setattr__(self, "_hot", np.flatnonzero(self.hot))
@@ -68,7 +76,8 @@ class DetectorModel:
         adu += self._base
         adu += self._noise[start : start + n].reshape(photons.shape)
         for (r0, r1, c0, c1), offset in zip(
-            self.geometry.panels, rng.uniform(-self.common_mode, self.common_mode, len(self.geometry.panels))
+            self.geometry.panels,
+            rng.uniform(-self.common_mode, self.common_mode, len(self.geometry.panels)),
         ):
             adu[r0:r1, c0:c1] += offset
         flat = adu.reshape(-1)

@@ -9,6 +9,7 @@ An experiment folder gets
 * ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale;
   and the visible reflections (event, hkl, detector position, expected photons, partiality).
 """
+
 from __future__ import annotations
 
 import json
@@ -140,7 +141,12 @@ class Renderer:
         near = np.flatnonzero(p > 1e-3)
         col, row = project_to_detector(s[near], wavelength, self.detector.geometry)
         rows, cols = self.detector.geometry.shape
-        on = (col >= SPOT_WINDOW) & (col < cols - SPOT_WINDOW - 1) & (row >= SPOT_WINDOW) & (row < rows - SPOT_WINDOW - 1)
+        on = (
+            (col >= SPOT_WINDOW)
+            & (col < cols - SPOT_WINDOW - 1)
+            & (row >= SPOT_WINDOW)
+            & (row < rows - SPOT_WINDOW - 1)
+        )
         return near[on], p[near][on], col[on], row[on]
 
     def add_spots(self, image: np.ndarray, col, row, photons, rng: np.random.Generator) -> None:
@@ -197,8 +203,13 @@ def _simulate_chunk(job):
         frames[i], wavelengths[i], t = _renderer.shot(rng)
         truth.append(t)
     timestamps = t0 + (first_event + np.arange(n_events)) / _renderer.params.rep_rate_hz
-    write_chunk(Path(run_dir) / chunk_name(name, chunk), frames, timestamps,
-                HC_EV_ANGSTROM / wavelengths, geometry)
+    write_chunk(
+        Path(run_dir) / chunk_name(name, chunk),
+        frames,
+        timestamps,
+        HC_EV_ANGSTROM / wavelengths,
+        geometry,
+    )
     return chunk, first_event, wavelengths, truth
 
 
@@ -216,7 +227,10 @@ def _write_run_truth(path, crystal: Crystal, results) -> None:
                 for j, key in enumerate("hkl"):
                     spot_cols[key].append(crystal.hkl[idx[visible], j])
                 spot_cols["col"].append(col[visible]), spot_cols["row"].append(row[visible])
-                spot_cols["photons"].append(photons[visible]), spot_cols["partiality"].append(part[visible])
+                (
+                    spot_cols["photons"].append(photons[visible]),
+                    spot_cols["partiality"].append(part[visible]),
+                )
         wls.append(wavelengths)
     with h5py.File(path, "w") as f:
         f["hit"] = np.array(hits)
@@ -229,8 +243,16 @@ def _write_run_truth(path, crystal: Crystal, results) -> None:
             g[key] = np.concatenate(parts) if parts else np.zeros(0)
 
 
-def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: SimulationParams | None = None,
-                        first_run: int = 1, workers: int | None = None, log=print) -> list[Path]:
+def simulate_experiment(
+    out,
+    runs: int,
+    images: int,
+    seed: int = 0,
+    params: SimulationParams | None = None,
+    first_run: int = 1,
+    workers: int | None = None,
+    log=print,
+) -> list[Path]:
     """Write `runs` runs of `images` events each into the experiment folder `out`.
 
     The crystal and the detector depend only on `seed` (one experiment), the shots on the seed
@@ -253,7 +275,9 @@ def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: Simu
     workers = workers or os.cpu_count() or 1
     run_dirs = []
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(renderer,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(renderer,)
+    ) as pool:
         for number in range(first_run, first_run + runs):
             started = time.perf_counter()
             name = run_name(number)
@@ -261,7 +285,15 @@ def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: Simu
             run_dir.mkdir(parents=True, exist_ok=True)
             t0 = time.time()
             jobs = [
-                (str(run_dir), name, c, first, min(params.chunk_size, images - first), t0, [seed, number, c])
+                (
+                    str(run_dir),
+                    name,
+                    c,
+                    first,
+                    min(params.chunk_size, images - first),
+                    t0,
+                    [seed, number, c],
+                )
                 for c, first in enumerate(range(0, images, params.chunk_size))
             ]
             results = list(pool.map(_simulate_chunk, jobs))
@@ -270,6 +302,8 @@ def simulate_experiment(out, runs: int, images: int, seed: int = 0, params: Simu
             _write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
             write_marker(run_dir, number)
             n_hits = sum(t["hit"] for r in results for t in r[3])
-            log(f"{name}: {images} images ({n_hits} hits) in {time.perf_counter() - started:.1f} s -> {run_dir}")
+            log(
+                f"{name}: {images} images ({n_hits} hits) in {time.perf_counter() - started:.1f} s -> {run_dir}"
+            )
             run_dirs.append(run_dir)
     return run_dirs

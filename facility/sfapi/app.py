@@ -9,7 +9,7 @@ under ``/_emulator`` (admin token only) set system status, schedule outages and 
 import re
 import threading
 from contextlib import asynccontextmanager
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Request
@@ -27,7 +27,7 @@ API_PREFIX = "/api/v1.2"
 TOKEN_PATH = "/oauth2/token"
 
 
-class Machine(str, Enum):
+class Machine(StrEnum):
     """The machine names the real API accepts in paths."""
 
     perlmutter = "perlmutter"
@@ -57,8 +57,13 @@ def _error(message: str, **extra) -> dict:
     return {"status": "ERROR", "error": message, **extra}
 
 
-def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Account],
-               admin_token: str | None = None, center: Center | None = None) -> FastAPI:
+def create_app(
+    config: EmulatorConfig,
+    tokens: TokenService,
+    accounts: list[Account],
+    admin_token: str | None = None,
+    center: Center | None = None,
+) -> FastAPI:
     """Build the emulator's ASGI app.
 
     Parameters
@@ -84,8 +89,15 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
         yield
         center.close()
 
-    app = FastAPI(title="Superfacility API (sfxflow emulator)", version="1.2", lifespan=lifespan,
-                  redirect_slashes=False, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Superfacility API (sfxflow emulator)",
+        version="1.2",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.center, app.state.status, app.state.faults = center, status, faults
 
     def account(authorization: Annotated[str | None, Header()] = None) -> Account:
@@ -108,8 +120,10 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
         try:
             return tokens.issue(form, str(request.url).split("?")[0])
         except OAuthError as exc:
-            return JSONResponse({"error": exc.code, "error_description": exc.description},
-                                status_code=401 if exc.code == "invalid_client" else 400)
+            return JSONResponse(
+                {"error": exc.code, "error_description": exc.description},
+                status_code=401 if exc.code == "invalid_client" else 400,
+            )
 
     # --- status ----------------------------------------------------------------------------
 
@@ -160,37 +174,62 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
     def whoami(user: User, username: str | None = None):
         if username not in (None, user.user):
             raise HTTPException(403, "Can only fetch the authenticated user")
-        return {"uid": user.uid, "name": user.user, "firstname": user.user, "lastname": "",
-                "middlename": None, "workphone": None, "otherPhones": None,
-                "email": f"{user.user}@sfxflow.invalid"}
+        return {
+            "uid": user.uid,
+            "name": user.user,
+            "firstname": user.user,
+            "lastname": "",
+            "middlename": None,
+            "workphone": None,
+            "otherPhones": None,
+            "email": f"{user.user}@sfxflow.invalid",
+        }
 
     @app.get(API_PREFIX + "/account/projects")
     def projects(user: User):
-        return [{"id": 1, "description": "sfxflow emulated project", "repo_name": "m0000",
-                 "iris_role": "user", "hours_given": 1e6, "hours_used": 0.0}]
+        return [
+            {
+                "id": 1,
+                "description": "sfxflow emulated project",
+                "repo_name": "m0000",
+                "iris_role": "user",
+                "hours_given": 1e6,
+                "hours_used": 0.0,
+            }
+        ]
 
     # --- compute ---------------------------------------------------------------------------
 
     @app.post(API_PREFIX + "/compute/jobs/{machine}")
-    def submit_job(machine: Machine, user: User, job: Annotated[str, Form()],
-                   isPath: Annotated[bool, Form()], args: Annotated[list[str], Form()] = []):
+    def submit_job(
+        machine: Machine,
+        user: User,
+        job: Annotated[str, Form()],
+        isPath: Annotated[bool, Form()],
+        args: Annotated[list[str] | None, Form()] = None,
+    ):
         task = tasks.create(user.user)
         if faults.take(("task_stuck",), "POST", f"{API_PREFIX}/compute/jobs/{machine.value}"):
             return {"task_id": task.id, "status": "OK", "error": None}
         try:
-            jobid = center.submit(user, machine.value, job, isPath, args)
+            jobid = center.submit(user, machine.value, job, isPath, args or [])
             tasks.finish(task, {"status": "ok", "jobid": jobid, "error": None})
         except RequestError as exc:
             tasks.finish(task, {"status": "error", "jobid": None, "error": str(exc)})
         return {"task_id": task.id, "status": "OK", "error": None}
 
     @app.get(API_PREFIX + "/compute/jobs/{machine}")
-    def list_jobs(machine: Machine, user: User, sacct: bool = False, cached: bool = True,
-                  index: Annotated[int, Query(ge=0)] = 0,
-                  kwargs: Annotated[list[str], Query()] = []):
+    def list_jobs(
+        machine: Machine,
+        user: User,
+        sacct: bool = False,
+        cached: bool = True,
+        index: Annotated[int, Query(ge=0)] = 0,
+        kwargs: Annotated[list[str] | None, Query()] = None,
+    ):
         # `cached` is accepted as the real API does; the emulator always answers fresh.
         try:
-            rows = center.job_rows(user, machine.value, sacct, kwargs, index)
+            rows = center.job_rows(user, machine.value, sacct, kwargs or [], index)
         except RequestError as exc:
             return _error(str(exc), output=[])
         return {"status": "OK", "output": rows, "error": None}
@@ -257,9 +296,19 @@ def create_app(config: EmulatorConfig, tokens: TokenService, accounts: list[Acco
         form = await request.form(max_files=1, max_fields=4)
         upload_file = form.get("file")
         if upload_file is None or isinstance(upload_file, str):
-            return JSONResponse({"detail": [{"type": "missing", "loc": ["body", "file"],
-                                             "msg": "Field required", "input": None}]},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "type": "missing",
+                            "loc": ["body", "file"],
+                            "msg": "Field required",
+                            "input": None,
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         if upload_file.size is not None and upload_file.size > limit:
             return JSONResponse(too_large, status_code=413)
         try:

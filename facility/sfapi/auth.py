@@ -57,8 +57,13 @@ class TokenService:
     static_account : Account or None
     """
 
-    def __init__(self, clients: dict[str, Client], lifetime_s: int,
-                 static_token: str | None = None, static_account: Account | None = None):
+    def __init__(
+        self,
+        clients: dict[str, Client],
+        lifetime_s: int,
+        static_token: str | None = None,
+        static_account: Account | None = None,
+    ):
         self._clients = clients
         self._lifetime_s = lifetime_s
         self._grants: dict[str, _Grant] = {}
@@ -82,17 +87,24 @@ class TokenService:
             raise OAuthError("invalid_client", "a private_key_jwt client assertion is required")
         assertion = form["client_assertion"]
         try:
-            claimed_id = form.get("client_id") or jwt.decode(
-                assertion, options={"verify_signature": False})["iss"]
+            claimed_id = (
+                form.get("client_id")
+                or jwt.decode(assertion, options={"verify_signature": False})["iss"]
+            )
         except (jwt.PyJWTError, KeyError):
             raise OAuthError("invalid_client", "malformed client assertion") from None
         client = self._clients.get(claimed_id)
         if client is None:
             raise OAuthError("invalid_client", "unknown client")
         try:
-            claims = jwt.decode(assertion, client.public_key_pem, algorithms=["RS256"],
-                                audience=token_url, issuer=client.client_id,
-                                options={"require": ["exp", "iss", "sub", "aud", "jti"]})
+            claims = jwt.decode(
+                assertion,
+                client.public_key_pem,
+                algorithms=["RS256"],
+                audience=token_url,
+                issuer=client.client_id,
+                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
+            )
         except jwt.PyJWTError as exc:
             raise OAuthError("invalid_client", f"client assertion rejected: {exc}") from None
         if claims["sub"] != client.client_id:
@@ -109,8 +121,12 @@ class TokenService:
             self._seen_jti[key] = claims["exp"]
             self._grants = {d: g for d, g in self._grants.items() if g.expires_at > now}
             self._grants[_digest(token)] = _Grant(client.account, now + self._lifetime_s)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": self._lifetime_s,
-                "scope": "sfapi"}
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self._lifetime_s,
+            "scope": "sfapi",
+        }
 
     def account_for(self, authorization: str | None) -> Account:
         """The account behind an ``Authorization: Bearer ...`` header.

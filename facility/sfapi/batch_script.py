@@ -11,8 +11,10 @@ import re
 import signal
 from dataclasses import dataclass
 
-NOT_A_SCRIPT = ("This does not look like a batch script. The first line must start with #! "
-                "followed by the path to an interpreter.")
+NOT_A_SCRIPT = (
+    "This does not look like a batch script. The first line must start with #! "
+    "followed by the path to an interpreter."
+)
 
 
 class BatchScriptError(ValueError):
@@ -48,8 +50,15 @@ class BatchOptions:
     signal_spec: tuple[int, int] | None = None
 
 
-_SHORT = {"-J": "job-name", "-o": "output", "-e": "error", "-t": "time", "-N": "nodes",
-          "-n": "ntasks", "-D": "chdir"}
+_SHORT = {
+    "-J": "job-name",
+    "-o": "output",
+    "-e": "error",
+    "-t": "time",
+    "-N": "nodes",
+    "-n": "ntasks",
+    "-D": "chdir",
+}
 
 
 def parse_time_limit(text: str) -> int | None:
@@ -77,7 +86,11 @@ def _parse_signal(text: str) -> tuple[int, int]:
     spec = text.split(":", 1)[1] if text.startswith(("B:", "R:")) else text
     name, _, secs = spec.partition("@")
     try:
-        number = int(name) if name.isdigit() else signal.Signals["SIG" + name.upper().removeprefix("SIG")]
+        number = (
+            int(name)
+            if name.isdigit()
+            else signal.Signals["SIG" + name.upper().removeprefix("SIG")]
+        )
         return int(number), int(secs) if secs else 60
     except (KeyError, ValueError):
         raise BatchScriptError(f"Invalid --signal specification: {text!r}") from None

@@ -19,6 +19,7 @@ from .filesystem import PathError, list_path, normalize, resolve
 from .jobs import Job, JobRegistry, sacct_row, squeue_row
 from .local_backend import LocalBackend
 
+
 # Commands /utilities/command may run: read-mostly tools whose path arguments are confined.
 def names_a_path(text: str) -> bool:
     """True for text that could reach outside the working directory: absolute, or with ``..``."""
@@ -41,9 +42,28 @@ def confine_argument(root: Path, account: Account, arg: str) -> str:
     return str(resolve(root, account, arg)) if names_a_path(arg) else arg
 
 
-ALLOWED_COMMANDS = frozenset({"ls", "cat", "head", "tail", "wc", "stat", "du", "md5sum",
-                              "sha256sum", "echo", "pwd", "date", "hostname", "true", "false",
-                              "mkdir", "touch", "sleep"})
+ALLOWED_COMMANDS = frozenset(
+    {
+        "ls",
+        "cat",
+        "head",
+        "tail",
+        "wc",
+        "stat",
+        "du",
+        "md5sum",
+        "sha256sum",
+        "echo",
+        "pwd",
+        "date",
+        "hostname",
+        "true",
+        "false",
+        "mkdir",
+        "touch",
+        "sleep",
+    }
+)
 COMMAND_TIMEOUT_S = 60
 
 
@@ -59,8 +79,10 @@ def make_backend(config: EmulatorConfig):
         from facility.slurm import SlurmCluster
 
         from .slurm_backend import SlurmBackend
-        return SlurmBackend(SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve()),
-                            config.state_dir)
+
+        return SlurmBackend(
+            SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve()), config.state_dir
+        )
     raise ValueError(f"unknown backend {config.backend!r}; use local or slurm")
 
 
@@ -105,8 +127,9 @@ class Center:
         p = PurePosixPath(pattern)
         return str(resolve(self.root(machine), account, str(p.parent)) / p.name)
 
-    def submit(self, account: Account, machine: str, job_text: str, is_path: bool,
-               args: list[str]) -> str:
+    def submit(
+        self, account: Account, machine: str, job_text: str, is_path: bool, args: list[str]
+    ) -> str:
         """sbatch: returns the new job id.
 
         Raises
@@ -139,8 +162,19 @@ class Center:
         except (BatchScriptError, PathError) as exc:
             raise RequestError(f"sbatch: error: {exc}") from None
         name = options.job_name or (PurePosixPath(job_text).name if is_path else "sbatch")
-        job = Job("", machine, account.user, account.uid, name, options.comment or "", workdir,
-                  host_workdir, options.time_limit_s, options.nodes, options.ntasks)
+        job = Job(
+            "",
+            machine,
+            account.user,
+            account.uid,
+            name,
+            options.comment or "",
+            workdir,
+            host_workdir,
+            options.time_limit_s,
+            options.nodes,
+            options.ntasks,
+        )
         try:
             self.backend.submit(job, script_text, options, list(args), output, error)
         except RuntimeError as exc:
@@ -148,19 +182,23 @@ class Center:
         self.jobs.add(job)
         return job.jobid
 
-    def job_rows(self, account: Account, machine: str, sacct: bool, kwargs: list[str],
-                 index: int = 0) -> list[dict[str, str]]:
+    def job_rows(
+        self, account: Account, machine: str, sacct: bool, kwargs: list[str], index: int = 0
+    ) -> list[dict[str, str]]:
         """squeue (``sacct=False``: unfinished jobs) or sacct rows of the account's jobs."""
         filters = parse_kwargs(kwargs)
         everyone = self.jobs.all()
         self.backend.refresh(everyone)  # all users at once: the backend rate-limits refreshes
         mine = [j for j in everyone if j.user == account.user and j.machine == machine]
-        selected = [j for j in mine
-                    if j.jobid in filters.get("jobid", {j.jobid})
-                    and j.user in filters.get("user", {j.user})
-                    and "regular" in filters.get("partition", {"regular"})
-                    and j.name in filters.get("name", {j.name})
-                    and (sacct or not j.finished)]
+        selected = [
+            j
+            for j in mine
+            if j.jobid in filters.get("jobid", {j.jobid})
+            and j.user in filters.get("user", {j.user})
+            and "regular" in filters.get("partition", {"regular"})
+            and j.name in filters.get("name", {j.name})
+            and (sacct or not j.finished)
+        ]
         render = sacct_row if sacct else squeue_row
         return [render(j) for j in selected[index:]]
 
@@ -168,8 +206,9 @@ class Center:
         """scancel; raises RequestError for a job the account does not own or that is unknown."""
         job = self.jobs.get(jobid)
         if job is None or job.user != account.user or job.machine != machine:
-            raise RequestError(f"scancel: error: Kill job error on job id {jobid}: "
-                               "Invalid job id specified")
+            raise RequestError(
+                f"scancel: error: Kill job error on job id {jobid}: Invalid job id specified"
+            )
         self.backend.cancel(job)
 
     # --- files ------------------------------------------------------------------------------
@@ -190,15 +229,19 @@ class Center:
             kind = "Is a directory" if host.is_dir() else "No such file or directory"
             raise RequestError(f"{normalize(path)}: {kind}")
         if host.stat().st_size > self.config.max_upload_bytes:
-            raise RequestError(f"{normalize(path)}: File too large to download "
-                               f"(limit {self.config.max_upload_bytes} bytes)")
+            raise RequestError(
+                f"{normalize(path)}: File too large to download "
+                f"(limit {self.config.max_upload_bytes} bytes)"
+            )
         data = host.read_bytes()
         if binary:
             return base64.b64encode(data).decode(), True
         try:
             return data.decode(), False
         except UnicodeDecodeError:
-            raise RequestError(f"{normalize(path)}: binary file; download with binary=true") from None
+            raise RequestError(
+                f"{normalize(path)}: binary file; download with binary=true"
+            ) from None
 
     def upload(self, account: Account, machine: str, path: str, source) -> str:
         """Write the file-like ``source`` to ``path`` (into it if ``path`` is a directory)."""
@@ -223,8 +266,10 @@ class Center:
         except ValueError as exc:
             raise RequestError(f"cannot parse command: {exc}") from None
         if not argv or argv[0] not in ALLOWED_COMMANDS:
-            raise RequestError(f"command not allowed: {argv[0] if argv else ''!r}; "
-                               f"allowed: {', '.join(sorted(ALLOWED_COMMANDS))}")
+            raise RequestError(
+                f"command not allowed: {argv[0] if argv else ''!r}; "
+                f"allowed: {', '.join(sorted(ALLOWED_COMMANDS))}"
+            )
         root = self.root(machine)
         try:
             args = [confine_argument(root, account, a) for a in argv[1:]]
@@ -232,8 +277,9 @@ class Center:
         except PathError as exc:
             raise RequestError(str(exc)) from None
         try:
-            proc = subprocess.run([argv[0], *args], cwd=cwd, capture_output=True, text=True,
-                                  timeout=COMMAND_TIMEOUT_S)
+            proc = subprocess.run(
+                [argv[0], *args], cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
             return {"status": "error", "output": "", "error": "command timed out", "exit_code": -1}
         real_root = str(root.resolve())
@@ -241,8 +287,12 @@ class Center:
         error = proc.stderr.replace(real_root + "/", "/") or None
         if proc.returncode != 0 and not error:
             error = f"exit code {proc.returncode}"
-        return {"status": "ok" if proc.returncode == 0 else "error", "output": output,
-                "error": error, "exit_code": proc.returncode}
+        return {
+            "status": "ok" if proc.returncode == 0 else "error",
+            "output": output,
+            "error": error,
+            "exit_code": proc.returncode,
+        }
 
     def close(self) -> None:
         self.backend.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .config import MACHINES
 
@@ -23,7 +23,7 @@ _DESCRIPTIONS = {
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -48,10 +48,16 @@ class Outage:
             status = "Active"
         elif status in ("Planned", "Active") and now >= self.end_at:
             status = "Completed"
-        return {"name": self.name, "start_at": self.start_at.isoformat(),
-                "end_at": self.end_at.isoformat(), "description": self.description,
-                "notes": self.notes, "status": status, "swo": self.swo,
-                "update_at": self.update_at.isoformat()}
+        return {
+            "name": self.name,
+            "start_at": self.start_at.isoformat(),
+            "end_at": self.end_at.isoformat(),
+            "description": self.description,
+            "notes": self.notes,
+            "status": status,
+            "swo": self.swo,
+            "update_at": self.update_at.isoformat(),
+        }
 
 
 class CenterStatus:
@@ -68,7 +74,9 @@ class CenterStatus:
     def set_status(self, name: str, status: str, notes: list[str]) -> None:
         """Force ``name``'s status; raises ValueError for an unknown system or status value."""
         if name not in self._status or status not in STATUS_VALUES:
-            raise ValueError(f"unknown system {name!r} or status {status!r} (one of {STATUS_VALUES})")
+            raise ValueError(
+                f"unknown system {name!r} or status {status!r} (one of {STATUS_VALUES})"
+            )
         with self._lock:
             self._status[name] = (status, list(notes), _now())
 
@@ -90,11 +98,21 @@ class CenterStatus:
         status, notes, updated = self._status[name]
         current = [o for o in self._outages if o.name == name and o.is_current(now)]
         if current and status == "active":
-            status, notes, updated = "unavailable", [o.description for o in current], current[0].start_at
+            status, notes, updated = (
+                "unavailable",
+                [o.description for o in current],
+                current[0].start_at,
+            )
         full_name, system_type, description = _DESCRIPTIONS[name]
-        return {"name": name, "full_name": full_name, "description": description,
-                "system_type": system_type, "notes": notes, "status": status,
-                "updated_at": updated.isoformat()}
+        return {
+            "name": name,
+            "full_name": full_name,
+            "description": description,
+            "system_type": system_type,
+            "notes": notes,
+            "status": status,
+            "updated_at": updated.isoformat(),
+        }
 
     def outages(self, name: str, planned: bool) -> list[dict]:
         """Outages of ``name`` not yet over if ``planned``, else current and past ones.
@@ -103,8 +121,11 @@ class CenterStatus:
         outages for "are we inside one now" finds it.
         """
         now = _now()
-        chosen = [o for o in self._outages
-                  if o.name == name and (o.end_at > now if planned else o.start_at <= now)]
+        chosen = [
+            o
+            for o in self._outages
+            if o.name == name and (o.end_at > now if planned else o.start_at <= now)
+        ]
         return [o.as_dict(now) for o in sorted(chosen, key=lambda o: o.start_at)]
 
     def names(self) -> list[str]:

@@ -82,7 +82,9 @@ def read_private_file(path: Path) -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+        raise ConfigError(
+            f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
+        )
     return path.read_text()
 
 
@@ -102,8 +104,9 @@ def load_clients(path: Path) -> dict[str, Client]:
         doc = json.loads(read_private_file(path))
         clients = {}
         for i, entry in enumerate(doc["clients"]):
-            account = Account(entry["user"], int(entry.get("uid", 1000 + i)),
-                              tuple(entry.get("paths", ["/"])))
+            account = Account(
+                entry["user"], int(entry.get("uid", 1000 + i)), tuple(entry.get("paths", ["/"]))
+            )
             clients[entry["client_id"]] = Client(entry["client_id"], entry["public_key"], account)
         return clients
     except (ValueError, KeyError, TypeError) as exc:

@@ -59,8 +59,11 @@ class FaultInjector:
     def take(self, kinds: tuple[str, ...], method: str, path: str) -> FaultRule | None:
         with self._lock:
             for rule in self._rules:
-                if rule.kind in kinds and path.startswith(rule.path) and \
-                        rule.method in (None, method.upper()):
+                if (
+                    rule.kind in kinds
+                    and path.startswith(rule.path)
+                    and rule.method in (None, method.upper())
+                ):
                     if rule.count is not None:
                         rule.count -= 1
                         if rule.count <= 0:
@@ -85,9 +88,16 @@ class FaultMiddleware:
         rule = self.faults.take(("http_error",), method, path)
         if rule is not None:
             body = json.dumps({"detail": f"injected fault: HTTP {rule.status}"}).encode()
-            await send({"type": "http.response.start", "status": rule.status,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": rule.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             return await send({"type": "http.response.body", "body": body})
         if self.faults.take(("drop",), method, path) is None:
             return await self.app(scope, receive, send)

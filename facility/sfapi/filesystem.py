@@ -85,9 +85,15 @@ def ls_entry(host: Path, name: str) -> dict:
     user, group = _owner(st.st_uid, st.st_gid)
     if stat.S_ISLNK(st.st_mode):
         name = f"{name} -> {host.readlink()}"
-    return {"perms": stat.filemode(st.st_mode), "hardlinks": st.st_nlink, "user": user,
-            "group": group, "size": st.st_size,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)), "name": name}
+    return {
+        "perms": stat.filemode(st.st_mode),
+        "hardlinks": st.st_nlink,
+        "user": user,
+        "group": group,
+        "size": st.st_size,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(st.st_mtime)),
+        "name": name,
+    }
 
 
 def list_path(root: Path, account: Account, facility_path: str) -> list[dict]:
@@ -100,7 +106,9 @@ def list_path(root: Path, account: Account, facility_path: str) -> list[dict]:
     """
     host = resolve(root, account, facility_path)
     if not host.exists():
-        raise PathError(f"ls: cannot access '{normalize(facility_path)}': No such file or directory")
+        raise PathError(
+            f"ls: cannot access '{normalize(facility_path)}': No such file or directory"
+        )
     if not host.is_dir():
         return [ls_entry(host, normalize(facility_path))]
     entries = [ls_entry(host, "."), ls_entry(host.parent if host != root.resolve() else host, "..")]

@@ -10,8 +10,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-TERMINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
-                             "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "PREEMPTED"})
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+    }
+)
 PARTITION = "regular"
 ACCOUNT = "m0000"
 
@@ -66,34 +77,69 @@ def squeue_row(job: Job) -> dict[str, str]:
     short = {"PENDING": "PD", "RUNNING": "R", "COMPLETING": "CG"}.get(job.state, job.state[:2])
     nodelist = "nid000001" if job.start_time else ""
     return {
-        "account": ACCOUNT, "jobid": job.jobid, "name": job.name, "comment": job.comment,
-        "user": job.user, "uid": str(job.uid), "partition": PARTITION, "qos": "regular",
-        "state": job.state, "st": short, "reason": job.reason,
-        "time_limit": _duration(job.time_limit_s), "time": _duration(job.elapsed_s()),
-        "time_left": _duration(None if job.time_limit_s is None
-                               else max(0.0, job.time_limit_s - job.elapsed_s())),
-        "nodes": str(job.nodes), "cpus": str(job.ntasks), "req_nodes": "", "nodelist": nodelist,
-        "nodelist(reason)": nodelist or f"({job.reason})", "submit_time": _ts(job.submit_time),
+        "account": ACCOUNT,
+        "jobid": job.jobid,
+        "name": job.name,
+        "comment": job.comment,
+        "user": job.user,
+        "uid": str(job.uid),
+        "partition": PARTITION,
+        "qos": "regular",
+        "state": job.state,
+        "st": short,
+        "reason": job.reason,
+        "time_limit": _duration(job.time_limit_s),
+        "time": _duration(job.elapsed_s()),
+        "time_left": _duration(
+            None if job.time_limit_s is None else max(0.0, job.time_limit_s - job.elapsed_s())
+        ),
+        "nodes": str(job.nodes),
+        "cpus": str(job.ntasks),
+        "req_nodes": "",
+        "nodelist": nodelist,
+        "nodelist(reason)": nodelist or f"({job.reason})",
+        "submit_time": _ts(job.submit_time),
         "start_time": _ts(job.start_time) if job.start_time else "N/A",
-        "end_time": _ts(job.end_time) if job.end_time else "N/A", "work_dir": job.workdir,
-        "command": str(PurePosixPath(job.workdir, job.name)), "priority": "0.00000", "array_job_id": job.jobid,
-        "array_task_id": "N/A", "dependency": "(null)", "exec_host": "n/a",
+        "end_time": _ts(job.end_time) if job.end_time else "N/A",
+        "work_dir": job.workdir,
+        "command": str(PurePosixPath(job.workdir, job.name)),
+        "priority": "0.00000",
+        "array_job_id": job.jobid,
+        "array_task_id": "N/A",
+        "dependency": "(null)",
+        "exec_host": "n/a",
     }
 
 
 def sacct_row(job: Job) -> dict[str, str]:
     """The job as ``GET /compute/jobs/{machine}?sacct=true`` lists it."""
     return {
-        "account": ACCOUNT, "jobid": job.jobid, "jobidraw": job.jobid, "jobname": job.name,
-        "comment": job.comment, "user": job.user, "uid": str(job.uid), "partition": PARTITION,
-        "qos": "regular", "cluster": "perlmutter", "state": job.state, "reason": job.reason,
-        "exitcode": job.exit_code, "derivedexitcode": "0:0", "submit": _ts(job.submit_time),
-        "start": _ts(job.start_time), "end": _ts(job.end_time),
-        "elapsed": _duration(job.elapsed_s()), "elapsedraw": str(int(job.elapsed_s())),
+        "account": ACCOUNT,
+        "jobid": job.jobid,
+        "jobidraw": job.jobid,
+        "jobname": job.name,
+        "comment": job.comment,
+        "user": job.user,
+        "uid": str(job.uid),
+        "partition": PARTITION,
+        "qos": "regular",
+        "cluster": "perlmutter",
+        "state": job.state,
+        "reason": job.reason,
+        "exitcode": job.exit_code,
+        "derivedexitcode": "0:0",
+        "submit": _ts(job.submit_time),
+        "start": _ts(job.start_time),
+        "end": _ts(job.end_time),
+        "elapsed": _duration(job.elapsed_s()),
+        "elapsedraw": str(int(job.elapsed_s())),
         "timelimit": _duration(job.time_limit_s),
         "timelimitraw": "UNLIMITED" if job.time_limit_s is None else str(job.time_limit_s // 60),
-        "nnodes": str(job.nodes), "ntasks": str(job.ntasks), "ncpus": str(job.ntasks),
-        "nodelist": "nid000001" if job.start_time else "None assigned", "workdir": job.workdir,
+        "nnodes": str(job.nodes),
+        "ntasks": str(job.ntasks),
+        "ncpus": str(job.ntasks),
+        "nodelist": "nid000001" if job.start_time else "None assigned",
+        "workdir": job.workdir,
     }
 
 

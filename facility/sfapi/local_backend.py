@@ -26,19 +26,32 @@ TICK_S = 0.05
 
 def expand_pattern(pattern: str, job: Job) -> str:
     """Replace Slurm's ``%j`` (job id), ``%x`` (job name), ``%u`` (user) and ``%%``."""
-    return (pattern.replace("%%", "\0").replace("%j", job.jobid).replace("%x", job.name)
-            .replace("%u", job.user).replace("\0", "%"))
+    return (
+        pattern.replace("%%", "\0")
+        .replace("%j", job.jobid)
+        .replace("%x", job.name)
+        .replace("%u", job.user)
+        .replace("\0", "%")
+    )
 
 
 def job_environment(job: Job) -> dict[str, str]:
     """The server's environment plus the SLURM_* variables a batch script expects."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env.update(SLURM_JOB_ID=job.jobid, SLURM_JOBID=job.jobid, SLURM_JOB_NAME=job.name,
-               SLURM_SUBMIT_DIR=str(job.host_workdir), SLURM_JOB_NUM_NODES=str(job.nodes),
-               SLURM_NNODES=str(job.nodes), SLURM_NTASKS=str(job.ntasks),
-               SLURM_CPUS_ON_NODE=str(job.ntasks), SLURM_JOB_USER=job.user,
-               SLURM_CLUSTER_NAME="perlmutter", SLURM_JOB_PARTITION="regular")
+    env.update(
+        SLURM_JOB_ID=job.jobid,
+        SLURM_JOBID=job.jobid,
+        SLURM_JOB_NAME=job.name,
+        SLURM_SUBMIT_DIR=str(job.host_workdir),
+        SLURM_JOB_NUM_NODES=str(job.nodes),
+        SLURM_NNODES=str(job.nodes),
+        SLURM_NTASKS=str(job.ntasks),
+        SLURM_CPUS_ON_NODE=str(job.ntasks),
+        SLURM_JOB_USER=job.user,
+        SLURM_CLUSTER_NAME="perlmutter",
+        SLURM_JOB_PARTITION="regular",
+    )
     return env
 
 
@@ -83,8 +96,15 @@ class LocalBackend:
         self._thread = threading.Thread(target=self._loop, name="local-scheduler", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job, script_text: str, options: BatchOptions, args: list[str],
-               output: str | None, error: str | None) -> str:
+    def submit(
+        self,
+        job: Job,
+        script_text: str,
+        options: BatchOptions,
+        args: list[str],
+        output: str | None,
+        error: str | None,
+    ) -> str:
         """Queue ``job`` (its ``jobid`` is set here) and return the job id."""
         job.jobid = str(next(self._ids))
         script = self._dir / f"{job.jobid}.sh"
@@ -140,9 +160,15 @@ class LocalBackend:
             out = open(out_path, "ab")
             err = open(err_path, "ab") if err_path else subprocess.STDOUT
             run.files = [out] + ([err] if err_path else [])
-            run.proc = subprocess.Popen([str(run.script), *run.args], cwd=job.host_workdir,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        env=job_environment(job), start_new_session=True)
+            run.proc = subprocess.Popen(
+                [str(run.script), *run.args],
+                cwd=job.host_workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=job_environment(job),
+                start_new_session=True,
+            )
         except OSError as exc:
             for f in run.files:
                 f.close()
@@ -176,11 +202,19 @@ class LocalBackend:
                     continue
                 limit = run.job.time_limit_s
                 spec = run.options.signal_spec
-                if limit is not None and spec and not run.warned and \
-                        now - run.job.start_time >= limit - spec[1]:
+                if (
+                    limit is not None
+                    and spec
+                    and not run.warned
+                    and now - run.job.start_time >= limit - spec[1]
+                ):
                     run.warned = True
                     self._signal(run, spec[0])
-                if limit is not None and run.end_state is None and now - run.job.start_time >= limit:
+                if (
+                    limit is not None
+                    and run.end_state is None
+                    and now - run.job.start_time >= limit
+                ):
                     self._terminate(run, "TIMEOUT")
                 if run.kill_at is not None and now >= run.kill_at:
                     self._signal(run, signal.SIGKILL)

@@ -12,8 +12,14 @@ from fastapi import FastAPI
 
 from .app import create_app
 from .auth import TokenService
-from .config import (Account, ConfigError, EmulatorConfig, ensure_token_file, load_clients,
-                     read_private_file)
+from .config import (
+    Account,
+    ConfigError,
+    EmulatorConfig,
+    ensure_token_file,
+    load_clients,
+    read_private_file,
+)
 
 
 def build_app(config: EmulatorConfig) -> FastAPI:
@@ -33,39 +39,60 @@ def build_app(config: EmulatorConfig) -> FastAPI:
         static_token = read_private_file(config.static_token_file).strip()
         static_account = Account(config.static_token_user, 1000, ("/",))
         accounts.append(static_account)
-    admin_token = read_private_file(config.admin_token_file).strip() if config.admin_token_file else None
+    admin_token = (
+        read_private_file(config.admin_token_file).strip() if config.admin_token_file else None
+    )
     tokens = TokenService(clients, config.token_lifetime_s, static_token, static_account)
     return create_app(config, tokens, accounts, admin_token)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
     """Command line of ``python -m facility.sfapi serve``."""
-    parser = argparse.ArgumentParser(prog="python -m facility.sfapi",
-                                     description="Superfacility API v1.2 emulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m facility.sfapi", description="Superfacility API v1.2 emulator"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8001)
     serve.add_argument("--backend", choices=["local", "slurm"], default="local")
-    serve.add_argument("--root", type=Path, default=Path("var/sfapi/fs"),
-                       help="directory holding the machines' filesystem")
-    serve.add_argument("--machine-root", action="append", default=[], metavar="MACHINE=DIR",
-                       help="give one machine its own filesystem root")
+    serve.add_argument(
+        "--root",
+        type=Path,
+        default=Path("var/sfapi/fs"),
+        help="directory holding the machines' filesystem",
+    )
+    serve.add_argument(
+        "--machine-root",
+        action="append",
+        default=[],
+        metavar="MACHINE=DIR",
+        help="give one machine its own filesystem root",
+    )
     serve.add_argument("--state-dir", type=Path, default=Path("var/sfapi/state"))
     serve.add_argument("--clients", type=Path, help="registered clients (JSON, mode 0600)")
-    serve.add_argument("--static-token-file", type=Path,
-                       help="file (0600) holding a static token; without it and --clients, "
-                            "STATE_DIR/static_token is created")
+    serve.add_argument(
+        "--static-token-file",
+        type=Path,
+        help="file (0600) holding a static token; without it and --clients, "
+        "STATE_DIR/static_token is created",
+    )
     serve.add_argument("--static-token-user", default="sfxflow")
-    serve.add_argument("--admin-token-file", type=Path,
-                       help="file (0600) with the admin token (default STATE_DIR/admin_token, "
-                            "created if missing)")
+    serve.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="file (0600) with the admin token (default STATE_DIR/admin_token, created if missing)",
+    )
     serve.add_argument("--token-lifetime", type=int, default=600, help="access token seconds")
     serve.add_argument("--max-upload-bytes", type=int, default=64 * 1024 * 1024)
     serve.add_argument("--kill-wait", type=float, default=5.0, help="SIGTERM→SIGKILL seconds")
     serve.add_argument("--max-running", type=int, default=8, help="local backend job slots")
-    serve.add_argument("--slurm-var-dir", type=Path, default=Path("var/slurm"),
-                       help="var dir of `python -m facility.slurm up`")
+    serve.add_argument(
+        "--slurm-var-dir",
+        type=Path,
+        default=Path("var/slurm"),
+        help="var dir of `python -m facility.slurm up`",
+    )
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     machine_roots = {}
@@ -80,12 +107,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
     if args.admin_token_file is None:
         args.admin_token_file = ensure_token_file(state_dir / "admin_token")
     config = EmulatorConfig(
-        root=args.root.resolve(), state_dir=state_dir, backend=args.backend,
-        machine_roots=machine_roots, clients_file=args.clients,
-        static_token_file=args.static_token_file, static_token_user=args.static_token_user,
-        admin_token_file=args.admin_token_file, token_lifetime_s=args.token_lifetime,
-        max_upload_bytes=args.max_upload_bytes, kill_wait_s=args.kill_wait,
-        max_running_jobs=args.max_running, slurm_var_dir=args.slurm_var_dir.resolve())
+        root=args.root.resolve(),
+        state_dir=state_dir,
+        backend=args.backend,
+        machine_roots=machine_roots,
+        clients_file=args.clients,
+        static_token_file=args.static_token_file,
+        static_token_user=args.static_token_user,
+        admin_token_file=args.admin_token_file,
+        token_lifetime_s=args.token_lifetime,
+        max_upload_bytes=args.max_upload_bytes,
+        kill_wait_s=args.kill_wait,
+        max_running_jobs=args.max_running,
+        slurm_var_dir=args.slurm_var_dir.resolve(),
+    )
     return args, config
 
 
@@ -99,7 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger(__name__).warning(
         "serving %s backend on http://%s:%d/api/v1.2; static token file: %s; admin token file: %s",
-        config.backend, args.host, args.port, config.static_token_file, config.admin_token_file)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.log_level in ("debug", "info"))
+        config.backend,
+        args.host,
+        args.port,
+        config.static_token_file,
+        config.admin_token_file,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.log_level in ("debug", "info"),
+    )
     return 0

@@ -65,8 +65,15 @@ class SlurmBackend:
             raise SlurmCommandError(proc.stderr.strip() or f"{cmd[0]} exited {proc.returncode}")
         return proc.stdout
 
-    def submit(self, job: Job, script_text: str, options: BatchOptions, args: list[str],
-               output: str | None, error: str | None) -> str:
+    def submit(
+        self,
+        job: Job,
+        script_text: str,
+        options: BatchOptions,
+        args: list[str],
+        output: str | None,
+        error: str | None,
+    ) -> str:
         """``sbatch`` the script in ``job.host_workdir``; sets and returns ``job.jobid``."""
         script = self._dir / f"{time.time_ns()}.sh"
         script.write_text(script_text)
@@ -117,7 +124,9 @@ class SlurmBackend:
         return seen
 
     def _from_jobcomp(self, jobs: dict[str, Job]) -> None:
-        out = self._run("sacct", "-c", "-n", "-P", "-j", ",".join(jobs), f"--format={_SACCT_FIELDS}")
+        out = self._run(
+            "sacct", "-c", "-n", "-P", "-j", ",".join(jobs), f"--format={_SACCT_FIELDS}"
+        )
         for line in out.splitlines():
             jobid, state, exitcode, start, end = line.split("|")
             job = jobs.get(jobid)

@@ -20,11 +20,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import requests
 import uvicorn
@@ -85,20 +86,50 @@ class EmulatorAdmin:
         """Force ``system``'s status (active, unavailable, degraded, other)."""
         return self._call("PUT", f"/status/{system}", {"status": status, "notes": list(notes)})
 
-    def schedule_outage(self, system: str, start: datetime, end: datetime,
-                        description: str = "scheduled maintenance") -> None:
+    def schedule_outage(
+        self,
+        system: str,
+        start: datetime,
+        end: datetime,
+        description: str = "scheduled maintenance",
+    ) -> None:
         """Add an outage; while it is current, ``GET /status/{system}`` says unavailable."""
-        self._call("POST", "/outages", {"name": system, "start_at": start.isoformat(),
-                                        "end_at": end.isoformat(), "description": description})
+        self._call(
+            "POST",
+            "/outages",
+            {
+                "name": system,
+                "start_at": start.isoformat(),
+                "end_at": end.isoformat(),
+                "description": description,
+            },
+        )
 
     def clear_outages(self) -> None:
         self._call("DELETE", "/outages")
 
-    def inject_fault(self, kind: str, path: str = "/", method: str | None = None,
-                     count: int | None = 1, seconds: float = 0.0, status: int = 503) -> None:
+    def inject_fault(
+        self,
+        kind: str,
+        path: str = "/",
+        method: str | None = None,
+        count: int | None = 1,
+        seconds: float = 0.0,
+        status: int = 503,
+    ) -> None:
         """Add a fault rule (see :mod:`facility.sfapi.faults`); ``path`` is a URL path prefix."""
-        self._call("POST", "/faults", {"kind": kind, "path": path, "method": method,
-                                       "count": count, "seconds": seconds, "status": status})
+        self._call(
+            "POST",
+            "/faults",
+            {
+                "kind": kind,
+                "path": path,
+                "method": method,
+                "count": count,
+                "seconds": seconds,
+                "status": status,
+            },
+        )
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
@@ -116,15 +147,26 @@ class RunningEmulator(NamedTuple):
 
 def _new_client(user: str, paths: list[str], uid: int, token_url: str, secrets_dir: Path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     client_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(13))
-    cred_file = write_private(secrets_dir / f"{user}.json", json.dumps(
-        {"client_id": client_id, "secret": private_pem, "token_url": token_url}))
-    registration = {"client_id": client_id, "user": user, "uid": uid, "public_key": public_pem,
-                    "paths": paths}
+    cred_file = write_private(
+        secrets_dir / f"{user}.json",
+        json.dumps({"client_id": client_id, "secret": private_pem, "token_url": token_url}),
+    )
+    registration = {
+        "client_id": client_id,
+        "user": user,
+        "uid": uid,
+        "public_key": public_pem,
+        "paths": paths,
+    }
     return Credentials(user, client_id, private_pem, token_url, cred_file), registration
 
 
@@ -143,11 +185,18 @@ def _wait_ready(url: str, timeout: float, proc: subprocess.Popen | None, log: Pa
 
 
 @contextmanager
-def running_emulator(tmp_path: Path, backend: str = "local", *, in_process: bool = False,
-                     users: dict[str, list[str]] | None = None, token_lifetime: int = 600,
-                     max_upload_bytes: int = 8 * 1024 * 1024, kill_wait: float = 2.0,
-                     slurm_var_dir: Path | None = None,
-                     machine_roots: dict[str, Path] | None = None) -> Iterator[RunningEmulator]:
+def running_emulator(
+    tmp_path: Path,
+    backend: str = "local",
+    *,
+    in_process: bool = False,
+    users: dict[str, list[str]] | None = None,
+    token_lifetime: int = 600,
+    max_upload_bytes: int = 8 * 1024 * 1024,
+    kill_wait: float = 2.0,
+    slurm_var_dir: Path | None = None,
+    machine_roots: dict[str, Path] | None = None,
+) -> Iterator[RunningEmulator]:
     """Run an emulator on a free 127.0.0.1 port for the duration of the ``with`` block.
 
     Parameters
@@ -186,27 +235,53 @@ def running_emulator(tmp_path: Path, backend: str = "local", *, in_process: bool
     static_token = secrets.token_urlsafe(32)
     creds[first] = Credentials(**{**creds[first].__dict__, "static_token": static_token})
     admin_token = secrets.token_urlsafe(32)
-    clients_file = write_private(secrets_dir / "clients.json", json.dumps({"clients": registrations}))
+    clients_file = write_private(
+        secrets_dir / "clients.json", json.dumps({"clients": registrations})
+    )
     static_file = write_private(secrets_dir / "static_token", static_token)
     admin_file = write_private(secrets_dir / "admin_token", admin_token)
     root = tmp_path / "fs"
-    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--backend", backend,
-            "--root", str(root), "--state-dir", str(tmp_path / "state"),
-            "--clients", str(clients_file), "--static-token-file", str(static_file),
-            "--static-token-user", first, "--admin-token-file", str(admin_file),
-            "--token-lifetime", str(token_lifetime), "--max-upload-bytes", str(max_upload_bytes),
-            "--kill-wait", str(kill_wait)]
+    args = [
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend",
+        backend,
+        "--root",
+        str(root),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--clients",
+        str(clients_file),
+        "--static-token-file",
+        str(static_file),
+        "--static-token-user",
+        first,
+        "--admin-token-file",
+        str(admin_file),
+        "--token-lifetime",
+        str(token_lifetime),
+        "--max-upload-bytes",
+        str(max_upload_bytes),
+        "--kill-wait",
+        str(kill_wait),
+    ]
     args += ["--slurm-var-dir", str(slurm_var_dir)] if slurm_var_dir else []
     for machine, directory in (machine_roots or {}).items():
         args += ["--machine-root", f"{machine}={directory}"]
     log = tmp_path / "emulator.log"
-    emulator = RunningEmulator(base_url, creds[first], EmulatorAdmin(server_url, admin_token),
-                               root, creds)
+    emulator = RunningEmulator(
+        base_url, creds[first], EmulatorAdmin(server_url, admin_token), root, creds
+    )
     if in_process:
         from .server import parse_args
+
         _, config = parse_args(args)
-        server = uvicorn.Server(uvicorn.Config(build_app(config), host="127.0.0.1", port=port,
-                                               log_level="warning"))
+        server = uvicorn.Server(
+            uvicorn.Config(build_app(config), host="127.0.0.1", port=port, log_level="warning")
+        )
         thread = threading.Thread(target=server.run, name="sfapi-emulator", daemon=True)
         thread.start()
         try:
@@ -218,8 +293,13 @@ def running_emulator(tmp_path: Path, backend: str = "local", *, in_process: bool
         return
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "facility.sfapi", *args], cwd=PROJECT_ROOT,
-                                env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "facility.sfapi", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_ready(base_url, 30, proc, log)
         yield emulator

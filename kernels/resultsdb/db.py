@@ -1,4 +1,5 @@
 """``ResultsDB``: the small API every room uses to write and read the results DB."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,8 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from kernels.weather import stage_segments
 
@@ -19,10 +21,25 @@ RETRY_ENV = "SFXFLOW_DB_RETRY_SECONDS"
 T = TypeVar("T")
 
 IMAGE_COLUMNS = (
-    "run_id", "trial_id", "chunk", "event", "hit", "n_spots", "is_indexed", "n_refined",
-    "n_integrated", "status", "reason", "mpi_rank", "host", "t_start", "timings",
+    "run_id",
+    "trial_id",
+    "chunk",
+    "event",
+    "hit",
+    "n_spots",
+    "is_indexed",
+    "n_refined",
+    "n_integrated",
+    "status",
+    "reason",
+    "mpi_rank",
+    "host",
+    "t_start",
+    "timings",
 )
-IMAGE_KINDS = "iiiiiiiiissisfj"  # per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
+IMAGE_KINDS = (
+    "iiiiiiiiissisfj"  # per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
+)
 
 
 class TrialParamsChangedError(ValueError):
@@ -67,7 +84,9 @@ class ResultsDB:
     def __init__(self, url: str, retry_for: float | None = None, read_only: bool = False):
         self.url = parse_db_url(url)
         self.dialect: Dialect = dialect_for(self.url)
-        self.retry_for = retry_for if retry_for is not None else float(os.environ.get(RETRY_ENV, "600"))
+        self.retry_for = (
+            retry_for if retry_for is not None else float(os.environ.get(RETRY_ENV, "600"))
+        )
         self._conn = None
         self.read_only = read_only
         self._migrate = not read_only
@@ -94,7 +113,7 @@ class ResultsDB:
         """Close the connection (a later call reconnects)."""
         self._drop_connection()
 
-    def __enter__(self) -> "ResultsDB":
+    def __enter__(self) -> ResultsDB:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -129,8 +148,11 @@ class ResultsDB:
                     cursor.close()
                 conn.commit()
                 if attempt > 1:
-                    log.warning("results DB %s: transaction succeeded after %d attempts",
-                                self.url.redacted(), attempt)
+                    log.warning(
+                        "results DB %s: transaction succeeded after %d attempts",
+                        self.url.redacted(),
+                        attempt,
+                    )
                 return result
             except Exception as exc:
                 transient = self.dialect.is_transient(exc)
@@ -142,7 +164,11 @@ class ResultsDB:
                     raise
                 log.warning(
                     "results DB %s unavailable (%s: %s); reconnecting and retrying in %.1f s (attempt %d)",
-                    self.url.redacted(), type(exc).__name__, exc, delay, attempt,
+                    self.url.redacted(),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    attempt,
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
@@ -160,9 +186,12 @@ class ResultsDB:
         def work(cursor):
             cursor.execute(self._q(query), tuple(params))
             return [tuple(row) for row in cursor.fetchall()]
+
         return self.transaction(work, write=False)
 
-    def _ensure(self, cursor, table: str, key: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
+    def _ensure(
+        self, cursor, table: str, key: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> int:
         """Insert a row unless its unique key exists; return its id (no race, no error)."""
         row = {**key, **(extra or {})}
         cursor.execute(self.dialect.insert_ignore(table, tuple(row)), tuple(row.values()))
@@ -174,7 +203,9 @@ class ResultsDB:
 
     def ensure_experiment(self, name: str) -> int:
         """Id of the experiment called ``name`` (created if new)."""
-        return self.transaction(lambda c: self._ensure(c, "experiments", {"name": name}, {"created": time.time()}))
+        return self.transaction(
+            lambda c: self._ensure(c, "experiments", {"name": name}, {"created": time.time()})
+        )
 
     def ensure_run(self, experiment: str, run: str, concluded: float | None = None) -> int:
         """Id of run ``run`` of ``experiment`` (both created if new).
@@ -182,14 +213,24 @@ class ResultsDB:
         ``concluded`` (UNIX time the DAQ closed the run) is stored once and is the start of
         the turnaround shown on the dashboard.
         """
+
         def work(cursor):
-            experiment_id = self._ensure(cursor, "experiments", {"name": experiment}, {"created": time.time()})
-            run_id = self._ensure(cursor, "runs", {"experiment_id": experiment_id, "name": run},
-                                  {"created": time.time(), "concluded": concluded})
+            experiment_id = self._ensure(
+                cursor, "experiments", {"name": experiment}, {"created": time.time()}
+            )
+            run_id = self._ensure(
+                cursor,
+                "runs",
+                {"experiment_id": experiment_id, "name": run},
+                {"created": time.time(), "concluded": concluded},
+            )
             if concluded is not None:
-                cursor.execute(self._q("UPDATE runs SET concluded=? WHERE id=? AND concluded IS NULL"),
-                               (concluded, run_id))
+                cursor.execute(
+                    self._q("UPDATE runs SET concluded=? WHERE id=? AND concluded IS NULL"),
+                    (concluded, run_id),
+                )
             return run_id
+
         return self.transaction(work)
 
     def ensure_trial(self, name: str, params: dict, version: int = 1) -> int:
@@ -205,8 +246,12 @@ class ResultsDB:
         digest = hashlib.sha256(text.encode()).hexdigest()
 
         def work(cursor):
-            trial_id = self._ensure(cursor, "trials", {"name": name, "version": version},
-                                    {"params": text, "params_sha256": digest, "created": time.time()})
+            trial_id = self._ensure(
+                cursor,
+                "trials",
+                {"name": name, "version": version},
+                {"params": text, "params_sha256": digest, "created": time.time()},
+            )
             cursor.execute(self._q("SELECT params_sha256 FROM trials WHERE id=?"), (trial_id,))
             if cursor.fetchone()[0] != digest:
                 cursor.execute(self._q("SELECT MAX(version) FROM trials WHERE name=?"), (name,))
@@ -216,6 +261,7 @@ class ResultsDB:
                     f"trials are immutable, use version {newest + 1}"
                 )
             return trial_id
+
         return self.transaction(work)
 
     def get_trial(self, name: str, version: int | None = None) -> dict:
@@ -226,13 +272,18 @@ class ResultsDB:
             query, params = query + " AND version=?", (name, version)
         rows = self._select(query + " ORDER BY version DESC LIMIT 1", params)
         if not rows:
-            raise UnknownNameError(f"no trial {name!r}" + (f" version {version}" if version else ""))
+            raise UnknownNameError(
+                f"no trial {name!r}" + (f" version {version}" if version else "")
+            )
         trial_id, found_version, text = rows[0]
         return {"id": trial_id, "name": name, "version": found_version, "params": json.loads(text)}
 
     def experiments(self) -> list[str]:
         """Names of all experiments, newest first."""
-        return [name for (name,) in self._select("SELECT name FROM experiments ORDER BY created DESC, name")]
+        return [
+            name
+            for (name,) in self._select("SELECT name FROM experiments ORDER BY created DESC, name")
+        ]
 
     def trials(self) -> list[dict]:
         """All trials as id/name/version, newest first."""
@@ -241,19 +292,26 @@ class ResultsDB:
 
     def run_name(self, run_id: int) -> tuple[str, str] | None:
         """(experiment name, run name) of a run id, or None."""
-        rows = self._select("SELECT e.name, r.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
-                            "WHERE r.id=?", (run_id,))
+        rows = self._select(
+            "SELECT e.name, r.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
+            "WHERE r.id=?",
+            (run_id,),
+        )
         return rows[0] if rows else None
 
     def tag_run(self, run_id: int, tag: str) -> None:
         """Attach ``tag`` to a run (tags belong to the run's experiment)."""
+
         def work(cursor):
             cursor.execute(self._q("SELECT experiment_id FROM runs WHERE id=?"), (run_id,))
             row = cursor.fetchone()
             if row is None:
                 raise UnknownNameError(f"no run with id {run_id}")
             tag_id = self._ensure(cursor, "tags", {"experiment_id": row[0], "name": tag})
-            cursor.execute(self.dialect.insert_ignore("run_tags", ("run_id", "tag_id")), (run_id, tag_id))
+            cursor.execute(
+                self.dialect.insert_ignore("run_tags", ("run_id", "tag_id")), (run_id, tag_id)
+            )
+
         self.transaction(work)
 
     def run_tags(self, run_id: int) -> list[str]:
@@ -271,13 +329,20 @@ class ResultsDB:
             raise ValueError(f"dataset {name!r} needs at least one tag")
 
         def work(cursor):
-            experiment_id = self._ensure(cursor, "experiments", {"name": experiment}, {"created": time.time()})
-            dataset_id = self._ensure(cursor, "datasets", {"experiment_id": experiment_id, "name": name})
+            experiment_id = self._ensure(
+                cursor, "experiments", {"name": experiment}, {"created": time.time()}
+            )
+            dataset_id = self._ensure(
+                cursor, "datasets", {"experiment_id": experiment_id, "name": name}
+            )
             for tag in tags:
                 tag_id = self._ensure(cursor, "tags", {"experiment_id": experiment_id, "name": tag})
-                cursor.execute(self.dialect.insert_ignore("dataset_tags", ("dataset_id", "tag_id")),
-                               (dataset_id, tag_id))
+                cursor.execute(
+                    self.dialect.insert_ignore("dataset_tags", ("dataset_id", "tag_id")),
+                    (dataset_id, tag_id),
+                )
             return dataset_id
+
         return self.transaction(work)
 
     def datasets(self, experiment: str) -> list[dict]:
@@ -287,57 +352,87 @@ class ResultsDB:
                JOIN experiments e ON e.id=d.experiment_id
                LEFT JOIN dataset_tags dt ON dt.dataset_id=d.id
                LEFT JOIN tags t ON t.id=dt.tag_id
-               WHERE e.name=? ORDER BY d.name, t.name""", (experiment,))
+               WHERE e.name=? ORDER BY d.name, t.name""",
+            (experiment,),
+        )
         found: dict[int, dict] = {}
         for dataset_id, name, tag in rows:
-            entry = found.setdefault(int(dataset_id), {"id": int(dataset_id), "name": name, "tags": []})
+            entry = found.setdefault(
+                int(dataset_id), {"id": int(dataset_id), "name": name, "tags": []}
+            )
             if tag is not None:
                 entry["tags"].append(tag)
         return list(found.values())
 
     def dataset_runs(self, experiment: str, dataset: str) -> list[tuple[int, str]]:
         """(run_id, run name) of every run carrying all tags of the dataset, by name."""
+
         def work(cursor):
-            cursor.execute(self._q(
-                "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
-                "WHERE e.name=? AND d.name=?"), (experiment, dataset))
+            cursor.execute(
+                self._q(
+                    "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
+                    "WHERE e.name=? AND d.name=?"
+                ),
+                (experiment, dataset),
+            )
             row = cursor.fetchone()
             if row is None:
                 raise UnknownNameError(f"no dataset {dataset!r} in experiment {experiment!r}")
-            cursor.execute(self._q(
-                """SELECT r.id, r.name FROM runs r
+            cursor.execute(
+                self._q(
+                    """SELECT r.id, r.name FROM runs r
                    JOIN run_tags rt ON rt.run_id=r.id
                    JOIN dataset_tags dt ON dt.tag_id=rt.tag_id
                    WHERE dt.dataset_id=?
                    GROUP BY r.id, r.name
                    HAVING COUNT(*)=(SELECT COUNT(*) FROM dataset_tags WHERE dataset_id=?)
-                   ORDER BY r.name"""), (row[0], row[0]))
+                   ORDER BY r.name"""
+                ),
+                (row[0], row[0]),
+            )
             return [(int(run_id), name) for run_id, name in cursor.fetchall()]
+
         return self.transaction(work, write=False)
 
     # -- facility side: jobs and transfers ----------------------------------------------
 
-    def record_job(self, run_id: int, trial_id: int, machine: str, job_id: str, state: str,
-                   submitted: float | None = None, started: float | None = None,
-                   ended: float | None = None) -> None:
+    def record_job(
+        self,
+        run_id: int,
+        trial_id: int,
+        machine: str,
+        job_id: str,
+        state: str,
+        submitted: float | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+    ) -> None:
         """Create or update the facility job ``(machine, job_id)``; known times are kept."""
+
         def work(cursor):
             cursor.execute(
-                self.dialect.insert_ignore("jobs", ("run_id", "trial_id", "machine", "job_id", "state")),
+                self.dialect.insert_ignore(
+                    "jobs", ("run_id", "trial_id", "machine", "job_id", "state")
+                ),
                 (run_id, trial_id, machine, job_id, state),
             )
-            cursor.execute(self._q(
-                "UPDATE jobs SET state=?, submitted=COALESCE(?, submitted), started=COALESCE(?, started), "
-                "ended=COALESCE(?, ended) WHERE machine=? AND job_id=?"),
+            cursor.execute(
+                self._q(
+                    "UPDATE jobs SET state=?, submitted=COALESCE(?, submitted), started=COALESCE(?, started), "
+                    "ended=COALESCE(?, ended) WHERE machine=? AND job_id=?"
+                ),
                 (state, submitted, started, ended, machine, job_id),
             )
+
         self.transaction(work)
 
     def jobs(self, run_id: int, trial_id: int) -> list[dict]:
         """The jobs of a run and trial, oldest first."""
         rows = self._select(
             "SELECT machine, job_id, state, submitted, started, ended FROM jobs "
-            "WHERE run_id=? AND trial_id=? ORDER BY id", (run_id, trial_id))
+            "WHERE run_id=? AND trial_id=? ORDER BY id",
+            (run_id, trial_id),
+        )
         keys = ("machine", "job_id", "state", "submitted", "started", "ended")
         return [dict(zip(keys, row)) for row in rows]
 
@@ -346,65 +441,123 @@ class ResultsDB:
         transfer took and the rate of the bytes it copied (files already there are skipped)."""
         columns = ("run_id", "n_bytes", "seconds", "rate", "recorded")
         values = (run_id, int(n_bytes), float(seconds), float(rate), time.time())
-        self.transaction(lambda cursor: cursor.execute(self.dialect.upsert("transfers", columns, ("run_id",)), values))
+        self.transaction(
+            lambda cursor: cursor.execute(
+                self.dialect.upsert("transfers", columns, ("run_id",)), values
+            )
+        )
 
     def transfer(self, run_id: int) -> dict | None:
         """The run's transfer to the center as recorded, or None."""
-        rows = self._select("SELECT n_bytes, seconds, rate, recorded FROM transfers WHERE run_id=?", (run_id,))
+        rows = self._select(
+            "SELECT n_bytes, seconds, rate, recorded FROM transfers WHERE run_id=?", (run_id,)
+        )
         return dict(zip(("n_bytes", "seconds", "rate", "recorded"), rows[0])) if rows else None
 
     # -- results ----------------------------------------------------------------------
 
-    def record_run_summary(self, run_id: int, trial_id: int, status: str, funnel: dict,
-                           timings: dict, finished: float | None = None) -> None:
+    def record_run_summary(
+        self,
+        run_id: int,
+        trial_id: int,
+        status: str,
+        funnel: dict,
+        timings: dict,
+        finished: float | None = None,
+    ) -> None:
         """Store (or replace) the summary of one processing of a run with a trial."""
         columns = ("run_id", "trial_id", "status", "funnel", "timings", "finished")
-        values = (run_id, trial_id, status, canonical_json(funnel), canonical_json(timings),
-                  finished if finished is not None else time.time())
-        self.transaction(lambda cursor: cursor.execute(
-            self.dialect.upsert("run_summaries", columns, ("run_id", "trial_id")), values))
+        values = (
+            run_id,
+            trial_id,
+            status,
+            canonical_json(funnel),
+            canonical_json(timings),
+            finished if finished is not None else time.time(),
+        )
+        self.transaction(
+            lambda cursor: cursor.execute(
+                self.dialect.upsert("run_summaries", columns, ("run_id", "trial_id")), values
+            )
+        )
 
     def run_summary(self, run_id: int, trial_id: int) -> dict | None:
         """The stored summary of a run and trial, or None."""
-        rows = self._select("SELECT status, funnel, timings, finished FROM run_summaries "
-                            "WHERE run_id=? AND trial_id=?", (run_id, trial_id))
+        rows = self._select(
+            "SELECT status, funnel, timings, finished FROM run_summaries "
+            "WHERE run_id=? AND trial_id=?",
+            (run_id, trial_id),
+        )
         if not rows:
             return None
         status, funnel, timings, finished = rows[0]
-        return {"status": status, "funnel": json.loads(funnel), "timings": json.loads(timings),
-                "finished": finished}
+        return {
+            "status": status,
+            "funnel": json.loads(funnel),
+            "timings": json.loads(timings),
+            "finished": finished,
+        }
 
-    def record_merge_stats(self, trial_id: int, overall: dict, shells: list[dict], *,
-                           dataset_id: int | None = None, run_id: int | None = None) -> None:
+    def record_merge_stats(
+        self,
+        trial_id: int,
+        overall: dict,
+        shells: list[dict],
+        *,
+        dataset_id: int | None = None,
+        run_id: int | None = None,
+    ) -> None:
         """Store (or replace) merged statistics of one run or one dataset for a trial."""
         scope, scope_id = _merge_scope(dataset_id, run_id)
         columns = ("trial_id", "scope", "scope_id", "overall", "shells", "updated")
-        values = (trial_id, scope, scope_id, canonical_json(overall), canonical_json(shells), time.time())
-        self.transaction(lambda cursor: cursor.execute(
-            self.dialect.upsert("merge_stats", columns, ("trial_id", "scope", "scope_id")), values))
+        values = (
+            trial_id,
+            scope,
+            scope_id,
+            canonical_json(overall),
+            canonical_json(shells),
+            time.time(),
+        )
+        self.transaction(
+            lambda cursor: cursor.execute(
+                self.dialect.upsert("merge_stats", columns, ("trial_id", "scope", "scope_id")),
+                values,
+            )
+        )
 
     def merges_updated(self, trial_id: int) -> float:
         """When merged statistics of the trial (any run or dataset) last changed; 0.0 if never."""
         rows = self._select("SELECT MAX(updated) FROM merge_stats WHERE trial_id=?", (trial_id,))
         return float(rows[0][0] or 0.0)
 
-    def merge_stats(self, trial_id: int, *, dataset_id: int | None = None,
-                    run_id: int | None = None) -> dict | None:
+    def merge_stats(
+        self, trial_id: int, *, dataset_id: int | None = None, run_id: int | None = None
+    ) -> dict | None:
         """Merged statistics ({"overall": ..., "shells": [...]}) or None."""
         scope, scope_id = _merge_scope(dataset_id, run_id)
-        rows = self._select("SELECT overall, shells FROM merge_stats WHERE trial_id=? AND scope=? AND scope_id=?",
-                            (trial_id, scope, scope_id))
-        return {"overall": json.loads(rows[0][0]), "shells": json.loads(rows[0][1])} if rows else None
+        rows = self._select(
+            "SELECT overall, shells FROM merge_stats WHERE trial_id=? AND scope=? AND scope_id=?",
+            (trial_id, scope, scope_id),
+        )
+        return (
+            {"overall": json.loads(rows[0][0]), "shells": json.loads(rows[0][1])} if rows else None
+        )
 
     def insert_images(self, encoded_rows: list) -> None:
         """Insert rows already encoded by ``dialect.encode_row`` in one idempotent transaction."""
-        self.transaction(lambda cursor: self.dialect.bulk_insert_ignore(cursor, "images", IMAGE_COLUMNS, encoded_rows))
+        self.transaction(
+            lambda cursor: self.dialect.bulk_insert_ignore(
+                cursor, "images", IMAGE_COLUMNS, encoded_rows
+            )
+        )
 
     def image_counts(self, run_id: int, trial_id: int) -> dict:
         """Live progress of a run: totals of the funnel and images per status."""
         rows = self._select(
             "SELECT status, COUNT(*), SUM(hit), SUM(is_indexed), SUM(CASE WHEN n_integrated>0 THEN 1 ELSE 0 END) "
-            "FROM images WHERE run_id=? AND trial_id=? GROUP BY status", (run_id, trial_id))
+            "FROM images WHERE run_id=? AND trial_id=? GROUP BY status",
+            (run_id, trial_id),
+        )
         counts = {"images": 0, "hits": 0, "indexed": 0, "integrated": 0, "by_status": {}}
         for status, n, hits, indexed, integrated in rows:
             counts["by_status"][status] = int(n)
@@ -417,15 +570,25 @@ class ResultsDB:
     def images(self, run_id: int, trial_id: int) -> list[dict]:
         """All image rows of a run and trial, in (chunk, event) order."""
         columns = IMAGE_COLUMNS[2:]
-        rows = self._select(f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=? "
-                            "ORDER BY chunk, event", (run_id, trial_id))
+        rows = self._select(
+            f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=? "
+            "ORDER BY chunk, event",
+            (run_id, trial_id),
+        )
         return [dict(zip(columns, row)) for row in rows]
 
     def weather(self, run_id: int, trial_id: int) -> list[tuple[int, float, float, str]]:
         """(rank, start, end, stage) of every stage of every image, stages back to back."""
-        rows = self._select("SELECT mpi_rank, t_start, timings FROM images WHERE run_id=? AND trial_id=? "
-                            "ORDER BY mpi_rank, t_start", (run_id, trial_id))
-        return [seg for rank, start, timings in rows for seg in stage_segments(rank, start, json.loads(timings))]
+        rows = self._select(
+            "SELECT mpi_rank, t_start, timings FROM images WHERE run_id=? AND trial_id=? "
+            "ORDER BY mpi_rank, t_start",
+            (run_id, trial_id),
+        )
+        return [
+            seg
+            for rank, start, timings in rows
+            for seg in stage_segments(rank, start, json.loads(timings))
+        ]
 
     def run_table(self, experiment: str, trial_id: int) -> list[dict]:
         """One row per run of ``experiment`` for the dashboard, by run name.
@@ -447,13 +610,33 @@ class ResultsDB:
             (trial_id, trial_id, trial_id, experiment),
         )
         table = []
-        for run_id, name, concluded, status, finished, job_state, n, hits, indexed, integrated in rows:
-            turnaround = finished - concluded if finished is not None and concluded is not None else None
-            table.append({
-                "run_id": run_id, "run": name, "state": job_state or status or "new",
-                "images": int(n), "hits": int(hits or 0), "indexed": int(indexed or 0),
-                "integrated": int(integrated or 0), "turnaround_s": turnaround,
-            })
+        for (
+            run_id,
+            name,
+            concluded,
+            status,
+            finished,
+            job_state,
+            n,
+            hits,
+            indexed,
+            integrated,
+        ) in rows:
+            turnaround = (
+                finished - concluded if finished is not None and concluded is not None else None
+            )
+            table.append(
+                {
+                    "run_id": run_id,
+                    "run": name,
+                    "state": job_state or status or "new",
+                    "images": int(n),
+                    "hits": int(hits or 0),
+                    "indexed": int(indexed or 0),
+                    "integrated": int(integrated or 0),
+                    "turnaround_s": turnaround,
+                }
+            )
         return table
 
 

@@ -4,12 +4,14 @@ All SQL in the package is written once, with ``?`` placeholders and a few ``{tok
 in DDL. A dialect translates placeholders, fills the DDL tokens, and owns the only
 statements that really differ: idempotent insert, upsert, and the bulk insert.
 """
+
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pymysql
 import pymysql.converters
@@ -75,7 +77,9 @@ class Dialect:
         """
         return tuple
 
-    def bulk_insert_ignore(self, cursor: Any, table: str, columns: Sequence[str], rows: list) -> None:
+    def bulk_insert_ignore(
+        self, cursor: Any, table: str, columns: Sequence[str], rows: list
+    ) -> None:
         """Insert many encoded rows inside the caller's transaction, skipping existing keys."""
         raise NotImplementedError
 
@@ -97,10 +101,14 @@ class SqliteDialect(Dialect):
             if not os.path.exists(self.url.path):
                 raise sqlite3.OperationalError(f"no results DB file at {self.url.path}")
             uri = Path(self.url.path).resolve().as_uri() + "?mode=ro"
-            return sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False)
+            return sqlite3.connect(
+                uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
         # check_same_thread off: a logger connects in the caller thread and writes from its
         # writer thread; ResultsDB never uses one connection from two threads at once.
-        conn = sqlite3.connect(self.url.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.url.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
@@ -123,7 +131,9 @@ class SqliteDialect(Dialect):
         )
 
     def row_encoder(self, kinds):
-        converters = [{"i": int, "f": float, "s": str, "j": str}[k] for k in kinds]  # numpy scalars -> Python
+        converters = [
+            {"i": int, "f": float, "s": str, "j": str}[k] for k in kinds
+        ]  # numpy scalars -> Python
         return lambda row: tuple(convert(value) for convert, value in zip(converters, row))
 
     def bulk_insert_ignore(self, cursor, table, columns, rows):
@@ -198,6 +208,7 @@ class MysqlDialect(Dialect):
             for i in strings:
                 values[i] = escape(values[i])
             return template % tuple(values)
+
         return encode
 
     def bulk_insert_ignore(self, cursor, table, columns, rows):

@@ -11,6 +11,7 @@ Conventions: times are UNIX seconds (DOUBLE), free-form structures are JSON text
 names are VARCHAR(255) stored verbatim. No foreign-key constraints: ids are resolved
 once per logger, and FK checks would tax the per-image insert path.
 """
+
 from __future__ import annotations
 
 import time
@@ -109,10 +110,12 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 def schema_version(cursor, dialect: Dialect) -> int:
     """The highest applied migration version (0 for an empty DB)."""
-    cursor.execute(dialect.ddl(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL PRIMARY KEY, "
-        "name VARCHAR(255) NOT NULL, applied DOUBLE NOT NULL){engine}"
-    ))
+    cursor.execute(
+        dialect.ddl(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL PRIMARY KEY, "
+            "name VARCHAR(255) NOT NULL, applied DOUBLE NOT NULL){engine}"
+        )
+    )
     cursor.execute("SELECT MAX(version) FROM schema_version")
     (version,) = cursor.fetchone()
     return int(version or 0)

@@ -4,6 +4,7 @@ The password never travels in the URL (URLs end up in logs, job scripts and Airf
 configs). It is read from ``SFXFLOW_DB_PASSWORD_FILE`` (a file, should be mode 0600) or
 ``SFXFLOW_DB_PASSWORD``.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,9 @@ def parse_db_url(url: str) -> DbUrl:
         rest = unquote(url.split("://", 1)[1])
         path = rest[1:] if rest.startswith("/") else ""
         if not path:
-            raise DbUrlError("sqlite results-DB URL has no file path (want sqlite:///path/results.db)")
+            raise DbUrlError(
+                "sqlite results-DB URL has no file path (want sqlite:///path/results.db)"
+            )
         return DbUrl("sqlite", path=path)
     if scheme == "mysql":
         if parts.password is not None:
@@ -67,7 +70,9 @@ def parse_db_url(url: str) -> DbUrl:
             )
         database = parts.path.lstrip("/")
         if not database or "/" in database:
-            raise DbUrlError(f"mysql results-DB URL needs exactly one database name, got {database!r}")
+            raise DbUrlError(
+                f"mysql results-DB URL needs exactly one database name, got {database!r}"
+            )
         return DbUrl(
             "mysql",
             host=parts.hostname or "127.0.0.1",
@@ -75,7 +80,9 @@ def parse_db_url(url: str) -> DbUrl:
             user=unquote(parts.username or "root"),
             database=database,
         )
-    raise DbUrlError(f"unsupported results-DB URL scheme {parts.scheme!r} (use sqlite:/// or mysql://)")
+    raise DbUrlError(
+        f"unsupported results-DB URL scheme {parts.scheme!r} (use sqlite:/// or mysql://)"
+    )
 
 
 def read_password() -> str | None:

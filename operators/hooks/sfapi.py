@@ -7,6 +7,7 @@ Credentials come from ``extra.credentials_file`` (a 0600 JSON file: client id + 
 token) or, failing that, a static token in ``password``; they never become part of the URL.
 Nothing secret ever leaves the hook: triggers get the connection id, never a token.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -33,7 +34,12 @@ def api_base_url(host: str, port: int | None = None, schema: str | None = None) 
     """
     if "://" in host:
         parts = urlsplit(host)
-        scheme, hostname, port, path = parts.scheme, parts.hostname or "", parts.port or port, parts.path
+        scheme, hostname, port, path = (
+            parts.scheme,
+            parts.hostname or "",
+            parts.port or port,
+            parts.path,
+        )
     else:
         hostname, path = host.strip("/"), ""
         scheme = "http" if hostname in LOOPBACK_HOSTS else "https"
@@ -60,5 +66,7 @@ class SfApiHook(BaseHook):
         base_url = api_base_url(conn.host or "", conn.port, conn.schema)
         extra = conn.extra_dejson
         if extra.get("credentials_file"):
-            return Client(base_url, credentials_file=extra["credentials_file"], **self.client_kwargs)
+            return Client(
+                base_url, credentials_file=extra["credentials_file"], **self.client_kwargs
+            )
         return Client(base_url, token=conn.password, **self.client_kwargs)

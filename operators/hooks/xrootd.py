@@ -115,20 +115,29 @@ class XRootDHook(BaseHook):
             return None
         match = re.search(r"^Size:\s+(\d+)", out, re.MULTILINE)
         if not match:
-            raise XRootDError(f"unexpected stat output for {self.file_url(relative)}: {out!r}", transient=False)
+            raise XRootDError(
+                f"unexpected stat output for {self.file_url(relative)}: {out!r}", transient=False
+            )
         return int(match.group(1))
 
     def adler32(self, relative: str) -> str:
         """Adler32 of a file as computed by the server (8 lowercase hex digits)."""
-        out = self._run([XRDFS, self.server, "query", "checksum", self.path(relative)], self.copy_timeout(None))
+        out = self._run(
+            [XRDFS, self.server, "query", "checksum", self.path(relative)], self.copy_timeout(None)
+        )
         kind, _, value = out.strip().partition(" ")
         if kind != "adler32" or not re.fullmatch(r"[0-9a-fA-F]{1,8}", value):
-            raise XRootDError(f"unexpected checksum reply for {self.file_url(relative)}: {out!r}", transient=False)
+            raise XRootDError(
+                f"unexpected checksum reply for {self.file_url(relative)}: {out!r}", transient=False
+            )
         return value.lower().zfill(8)
 
     def rename(self, relative_from: str, relative_to: str) -> None:
         """Rename within the server; replaces an existing target (a single rename on disk)."""
-        self._run([XRDFS, self.server, "mv", self.path(relative_from), self.path(relative_to)], self.timeout)
+        self._run(
+            [XRDFS, self.server, "mv", self.path(relative_from), self.path(relative_to)],
+            self.timeout,
+        )
 
     def remove(self, relative: str) -> None:
         """Delete a file; a missing file is fine."""
@@ -139,13 +148,21 @@ class XRootDHook(BaseHook):
 
     def read_bytes(self, relative: str) -> bytes:
         """Whole content of a small file (markers, reports)."""
-        return self._run([XRDCP, "--nopbar", "--silent", self.file_url(relative), "-"], self.timeout, text=False)
+        return self._run(
+            [XRDCP, "--nopbar", "--silent", self.file_url(relative), "-"], self.timeout, text=False
+        )
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Create or replace a small file (parent folders are created)."""
-        self._run([XRDCP, "--nopbar", "--silent", "--force", "-", self.file_url(relative)], self.timeout, stdin=data)
+        self._run(
+            [XRDCP, "--nopbar", "--silent", "--force", "-", self.file_url(relative)],
+            self.timeout,
+            stdin=data,
+        )
 
-    def pull(self, source: XRootDHook, source_relative: str, relative: str, size: int | None = None) -> None:
+    def pull(
+        self, source: XRootDHook, source_relative: str, relative: str, size: int | None = None
+    ) -> None:
         """Third-party copy: this (destination) server pulls a file from ``source``'s server.
 
         Parent folders are created; an existing target is replaced. The data flows between the
@@ -155,26 +172,46 @@ class XRootDHook(BaseHook):
             self._http_pull(source, source_relative, relative, size)
             return
         self._run(
-            [XRDCP, "--nopbar", "--silent", "--force", "--tpc", "only",
-             source.file_url(source_relative), self.file_url(relative)],
+            [
+                XRDCP,
+                "--nopbar",
+                "--silent",
+                "--force",
+                "--tpc",
+                "only",
+                source.file_url(source_relative),
+                self.file_url(relative),
+            ],
             self.copy_timeout(size),
         )
 
-    def _http_pull(self, source: XRootDHook, source_relative: str, relative: str, size: int | None) -> None:
+    def _http_pull(
+        self, source: XRootDHook, source_relative: str, relative: str, size: int | None
+    ) -> None:
         """HTTP-TPC: ``COPY`` with a ``Source`` header; the reply streams performance markers and
         ends with ``success: ...`` or ``failure: ...``."""
-        self._run([XRDFS, self.server, "mkdir", "-p", posixpath.dirname(self.path(relative))], self.timeout)
+        self._run(
+            [XRDFS, self.server, "mkdir", "-p", posixpath.dirname(self.path(relative))],
+            self.timeout,
+        )
         target = self.https_url(relative)
         try:
-            with requests.request("COPY", target, stream=True, verify=self.ca_file,
-                                  timeout=(10, self.copy_timeout(size)),
-                                  headers={"Source": source.https_url(source_relative), "Overwrite": "T"}) as reply:
+            with requests.request(
+                "COPY",
+                target,
+                stream=True,
+                verify=self.ca_file,
+                timeout=(10, self.copy_timeout(size)),
+                headers={"Source": source.https_url(source_relative), "Overwrite": "T"},
+            ) as reply:
                 last = ""
                 for line in reply.iter_lines(decode_unicode=True):
                     last = line.strip() or last
                 status = reply.status_code
         except requests.RequestException as error:
-            raise XRootDError(f"HTTP third-party copy to {target} failed: {error}", transient=True) from error
+            raise XRootDError(
+                f"HTTP third-party copy to {target} failed: {error}", transient=True
+            ) from error
         if status >= 400 or not last.startswith("success"):
             self.remove(relative)  # the handler creates the target before it knows the pull fails
             message = f"HTTP third-party copy to {target} failed ({status}): {last}"
@@ -187,14 +224,21 @@ class XRootDHook(BaseHook):
         """Seconds allowed to move (or checksum) ``size`` bytes: generous, at ≥ 20 MB/s plus setup."""
         return 120.0 + (size or 0) / 20e6
 
-    def _run(self, command: list[str], timeout: float, stdin: bytes | None = None, text: bool = True):
+    def _run(
+        self, command: list[str], timeout: float, stdin: bytes | None = None, text: bool = True
+    ):
         try:
             done = subprocess.run(
-                command, input=stdin, capture_output=True, timeout=timeout,
+                command,
+                input=stdin,
+                capture_output=True,
+                timeout=timeout,
                 env={**os.environ, **CLIENT_ENV},
             )
         except subprocess.TimeoutExpired as error:
-            raise XRootDError(f"{' '.join(command[:3])}... timed out after {timeout:.0f} s", transient=True) from error
+            raise XRootDError(
+                f"{' '.join(command[:3])}... timed out after {timeout:.0f} s", transient=True
+            ) from error
         if done.returncode != 0:
             message = done.stderr.decode(errors="replace").replace("\x00", "").strip()
             summary = f"{os.path.basename(command[0])} {' '.join(command[1:])} failed (rc {done.returncode}): {message}"

@@ -1,8 +1,9 @@
 """Trigger: wait, without a worker slot, until an HPC system is usable."""
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -23,9 +24,12 @@ def check_system(client, system: str) -> tuple[bool, str]:
     status = client.status(system)
     if status.get("status") not in ("active", "degraded"):
         return False, f"{system} is {status.get('status')}: {'; '.join(status.get('notes') or [])}"
-    outage = current_outage(client.outages(system), datetime.now(timezone.utc))
+    outage = current_outage(client.outages(system), datetime.now(UTC))
     if outage:
-        return False, f"{system} in planned outage until {outage['end_at']}: {outage.get('description', '')}"
+        return (
+            False,
+            f"{system} in planned outage until {outage['end_at']}: {outage.get('description', '')}",
+        )
     return True, f"{system} is {status['status']}"
 
 
@@ -36,15 +40,23 @@ class FacilityAvailableTrigger(BaseTrigger):
     failed by an outage, only delayed.
     """
 
-    def __init__(self, system: str, sfapi_conn_id: str = "sfapi_default", poll_seconds: float = 30.0):
+    def __init__(
+        self, system: str, sfapi_conn_id: str = "sfapi_default", poll_seconds: float = 30.0
+    ):
         super().__init__()
         self.system = system
         self.sfapi_conn_id = sfapi_conn_id
         self.poll_seconds = poll_seconds
 
     def serialize(self):
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"system": self.system, "sfapi_conn_id": self.sfapi_conn_id, "poll_seconds": self.poll_seconds})
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "system": self.system,
+                "sfapi_conn_id": self.sfapi_conn_id,
+                "poll_seconds": self.poll_seconds,
+            },
+        )
 
     def _check(self) -> tuple[bool, str]:
         from operators.hooks.sfapi import SfApiHook

@@ -1,4 +1,5 @@
 """Trigger: wait, without a worker slot, until a batch job at the HPC center has finished."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,14 @@ class JobFinishedTrigger(BaseTrigger):
     logged and retried; a job unknown to both squeue and sacct is reported as ``LOST``.
     """
 
-    def __init__(self, machine: str, jobid: str, sfapi_conn_id: str = "sfapi_default",
-                 poll: tuple[float, float, float] = (1.0, 1.5, 30.0), lost_after: int = 5):
+    def __init__(
+        self,
+        machine: str,
+        jobid: str,
+        sfapi_conn_id: str = "sfapi_default",
+        poll: tuple[float, float, float] = (1.0, 1.5, 30.0),
+        lost_after: int = 5,
+    ):
         super().__init__()
         self.machine = machine
         self.jobid = str(jobid)
@@ -28,14 +35,27 @@ class JobFinishedTrigger(BaseTrigger):
         self.lost_after = lost_after
 
     def serialize(self):
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"machine": self.machine, "jobid": self.jobid, "sfapi_conn_id": self.sfapi_conn_id,
-                 "poll": list(self.poll), "lost_after": self.lost_after})
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "machine": self.machine,
+                "jobid": self.jobid,
+                "sfapi_conn_id": self.sfapi_conn_id,
+                "poll": list(self.poll),
+                "lost_after": self.lost_after,
+            },
+        )
 
     def _state(self, client) -> dict:
         job = client.job(self.machine, self.jobid)
-        return {"jobid": job.jobid, "state": job.state, "finished": job.finished,
-                "succeeded": job.succeeded, "exit_code": job.exit_code, "name": job.name}
+        return {
+            "jobid": job.jobid,
+            "state": job.state,
+            "finished": job.finished,
+            "succeeded": job.succeeded,
+            "exit_code": job.exit_code,
+            "name": job.name,
+        }
 
     async def run(self):
         from operators.hooks.sfapi import SfApiHook
@@ -56,8 +76,16 @@ class JobFinishedTrigger(BaseTrigger):
                 except NotFound:
                     missing += 1
                     if missing >= self.lost_after:
-                        yield TriggerEvent({"jobid": self.jobid, "state": "LOST", "finished": True,
-                                            "succeeded": False, "exit_code": "", "name": ""})
+                        yield TriggerEvent(
+                            {
+                                "jobid": self.jobid,
+                                "state": "LOST",
+                                "finished": True,
+                                "succeeded": False,
+                                "exit_code": "",
+                                "name": "",
+                            }
+                        )
                         return
                 except SfApiError as exc:
                     self.log.warning("job %s state unavailable (will retry): %s", self.jobid, exc)

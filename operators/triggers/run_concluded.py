@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -68,7 +68,7 @@ class EmittedRunLedger:
         with closing(self._connect()) as db, db:
             db.execute(
                 "INSERT OR IGNORE INTO emitted (exp_dir, run_name, run, emitted_at) VALUES (?, ?, ?, ?)",
-                (exp_dir, run_name, run, datetime.now(timezone.utc).isoformat()),
+                (exp_dir, run_name, run, datetime.now(UTC).isoformat()),
             )
 
 
@@ -109,7 +109,9 @@ class RunConcludedTrigger(BaseEventTrigger):
     ):
         super().__init__()
         if source not in SOURCES:
-            raise ValueError(f"RunConcludedTrigger: source must be one of {SOURCES}, got {source!r}")
+            raise ValueError(
+                f"RunConcludedTrigger: source must be one of {SOURCES}, got {source!r}"
+            )
         if poll_interval <= 0:
             raise ValueError(f"RunConcludedTrigger: poll_interval must be > 0, got {poll_interval}")
         self.exp_dir = os.path.abspath(exp_dir)
@@ -135,7 +137,9 @@ class RunConcludedTrigger(BaseEventTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ledger = EmittedRunLedger(Path(self.state_dir) / LEDGER_NAME)
         emitted = await asyncio.to_thread(ledger.emitted, self.exp_dir)
-        markers = self._folder_markers(emitted) if self.source == "folder" else self._redis_markers()
+        markers = (
+            self._folder_markers(emitted) if self.source == "folder" else self._redis_markers()
+        )
         async for marker in markers:
             if marker["run_name"] in emitted:
                 continue
@@ -153,8 +157,10 @@ class RunConcludedTrigger(BaseEventTrigger):
                 try:
                     marker = await asyncio.to_thread(read_marker, run_dir)
                     if marker["run_name"] != run_dir.name:
-                        raise MarkerError(f"{run_dir / MARKER_NAME}: run_name {marker['run_name']!r} "
-                                          f"does not match its folder")
+                        raise MarkerError(
+                            f"{run_dir / MARKER_NAME}: run_name {marker['run_name']!r} "
+                            f"does not match its folder"
+                        )
                 except (MarkerError, OSError) as error:
                     self._report_once(reported, run_dir, error)
                     continue
@@ -181,16 +187,21 @@ class RunConcludedTrigger(BaseEventTrigger):
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         block_ms = max(1, round(self.poll_interval * 1000))  # BLOCK 0 would mean forever
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=10,
-                                      socket_timeout=self.poll_interval + 30)
+        client = redis.Redis.from_url(
+            self.redis_url, socket_connect_timeout=10, socket_timeout=self.poll_interval + 30
+        )
         last_id, backoff = "0", self.poll_interval
         try:
             while True:
                 try:
-                    reply = await asyncio.to_thread(client.xread, {self.stream: last_id}, count=100, block=block_ms)
+                    reply = await asyncio.to_thread(
+                        client.xread, {self.stream: last_id}, count=100, block=block_ms
+                    )
                     backoff = self.poll_interval
                 except (RedisConnectionError, OSError) as error:
-                    self.log.warning("redis %s unreachable (%s); retrying in %.1f s", self.stream, error, backoff)
+                    self.log.warning(
+                        "redis %s unreachable (%s); retrying in %.1f s", self.stream, error, backoff
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30)
                     continue
@@ -219,6 +230,8 @@ def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
     concluded = [
         Path(entry.path)
         for entry in entries
-        if entry.name not in emitted and entry.is_dir() and os.path.exists(os.path.join(entry.path, MARKER_NAME))
+        if entry.name not in emitted
+        and entry.is_dir()
+        and os.path.exists(os.path.join(entry.path, MARKER_NAME))
     ]
     return sorted(concluded, key=lambda path: run_order(path.name))

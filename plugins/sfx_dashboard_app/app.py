@@ -7,6 +7,7 @@ Routes (relative to the mount point, e.g. ``/sfxflow``):
 - ``/api/runs`` — the runs table as JSON (polled by the page for live progress)
 - ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,6 @@ import sqlite3
 from pathlib import Path
 
 import pymysql
-
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -30,7 +30,7 @@ JS = (Path(__file__).parent / "dashboard.js").read_text()
 # The pages run no inline script and load nothing from elsewhere; only Airflow's UI may frame them.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
+    "img-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
@@ -64,7 +64,9 @@ def create_app(db_url: str | None = None) -> FastAPI:
     between requests and never writes (read-only sessions, no migrations, no new SQLite file).
     """
     url = db_url or results_db_url()
-    app = FastAPI(title="sfxflow beamtime dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="sfxflow beamtime dashboard", docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     def database():
         with ResultsDB(url, retry_for=5.0, read_only=True) as db:
@@ -90,7 +92,9 @@ def create_app(db_url: str | None = None) -> FastAPI:
     @app.exception_handler(pymysql.MySQLError)
     async def db_unreadable(request: Request, exc: Exception):
         # e.g. no results DB yet at that URL, or the server is down: say which DB, never its password
-        detail = f"results DB {parse_db_url(url).redacted()} not readable: {type(exc).__name__}: {exc}"
+        detail = (
+            f"results DB {parse_db_url(url).redacted()} not readable: {type(exc).__name__}: {exc}"
+        )
         return JSONResponse({"detail": detail}, status_code=503)
 
     @app.exception_handler(UnknownNameError)
@@ -98,7 +102,11 @@ def create_app(db_url: str | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(page_user)])
-    def overview(experiment: str | None = None, trial_id: int | None = None, db: ResultsDB = Depends(database)):
+    def overview(
+        experiment: str | None = None,
+        trial_id: int | None = None,
+        db: ResultsDB = Depends(database),
+    ):
         experiments, trials = db.experiments(), db.trials()
         experiment = experiment if experiment is not None else next(iter(experiments), None)
         if experiment is not None and experiment not in experiments:
@@ -108,9 +116,13 @@ def create_app(db_url: str | None = None) -> FastAPI:
         if experiment is None or trial is None:
             return pages.dashboard(picker, None, None, [], [], 0.0)
         rows = db.run_table(experiment, trial["id"])
-        sections = [pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
-                    for d in db.datasets(experiment)]
-        return pages.dashboard(picker, experiment, trial, rows, sections, db.merges_updated(trial["id"]))
+        sections = [
+            pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
+            for d in db.datasets(experiment)
+        ]
+        return pages.dashboard(
+            picker, experiment, trial, rows, sections, db.merges_updated(trial["id"])
+        )
 
     @app.get("/run", response_class=HTMLResponse, dependencies=[Depends(page_user)])
     def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
@@ -118,13 +130,24 @@ def create_app(db_url: str | None = None) -> FastAPI:
         if names is None:
             raise HTTPException(404, f"no run with id {run_id}")
         trial = trial_by_id(db, trial_id)
-        return pages.run_page(names[0], names[1], run_id, trial, db.image_counts(run_id, trial_id),
-                              db.jobs(run_id, trial_id), db.run_summary(run_id, trial_id))
+        return pages.run_page(
+            names[0],
+            names[1],
+            run_id,
+            trial,
+            db.image_counts(run_id, trial_id),
+            db.jobs(run_id, trial_id),
+            db.run_summary(run_id, trial_id),
+        )
 
     @app.get("/api/runs", dependencies=[Depends(api_user)])
     def runs_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
-        return {"experiment": experiment, "trial_id": trial_id, "runs": db.run_table(experiment, trial_id),
-                "merged_at": db.merges_updated(trial_id)}
+        return {
+            "experiment": experiment,
+            "trial_id": trial_id,
+            "runs": db.run_table(experiment, trial_id),
+            "merged_at": db.merges_updated(trial_id),
+        }
 
     @app.get("/api/runs/{run_id}/progress", dependencies=[Depends(api_user)])
     def progress_json(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
@@ -132,15 +155,21 @@ def create_app(db_url: str | None = None) -> FastAPI:
 
     @app.get("/api/datasets", dependencies=[Depends(api_user)])
     def datasets_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
-        return {"datasets": [{**d, "stats": _finite(db.merge_stats(trial_id, dataset_id=d["id"]))}
-                             for d in db.datasets(experiment)]}
+        return {
+            "datasets": [
+                {**d, "stats": _finite(db.merge_stats(trial_id, dataset_id=d["id"]))}
+                for d in db.datasets(experiment)
+            ]
+        }
 
     @app.get("/plots/weather.png", dependencies=[Depends(api_user)])
     def weather_plot(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
         names = db.run_name(run_id)
         segments = db.weather(run_id, trial_id)
         if names is None or not segments:
-            raise HTTPException(404, f"no processed images for run id {run_id}, trial id {trial_id}")
+            raise HTTPException(
+                404, f"no processed images for run id {run_id}, trial id {trial_id}"
+            )
         title = plain_title(f"{names[0]} {names[1]}: computational weather")
         from . import plots  # matplotlib only once a plot is asked for
 
@@ -150,11 +179,15 @@ def create_app(db_url: str | None = None) -> FastAPI:
     def shells_plot(dataset_id: int, trial_id: int, db: ResultsDB = Depends(database)):
         stats = db.merge_stats(trial_id, dataset_id=dataset_id)
         if stats is None or not stats["shells"]:
-            raise HTTPException(404, f"no merged statistics for dataset id {dataset_id}, trial id {trial_id}")
+            raise HTTPException(
+                404, f"no merged statistics for dataset id {dataset_id}, trial id {trial_id}"
+            )
         from . import plots
 
-        return Response(plots.shells_png(stats["shells"], "merged statistics per resolution shell"),
-                        media_type="image/png")
+        return Response(
+            plots.shells_png(stats["shells"], "merged statistics per resolution shell"),
+            media_type="image/png",
+        )
 
     @app.get("/dashboard.js", dependencies=[Depends(api_user)])
     def script():

@@ -5,6 +5,7 @@ Airflow's own ``get_user`` accepts either and validates it with the configured a
 (signature, expiry, revocation). Anonymous or invalid requests are refused: pages redirect to
 the login page, data and plots answer 401/403.
 """
+
 from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request, status
@@ -28,14 +29,18 @@ def _authorize(user):
     return user
 
 
-async def api_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)):
+async def api_user(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+):
     """The authenticated Airflow user allowed to see the UI; 401 (anonymous) or 403 otherwise."""
     from airflow.api_fastapi.core_api.security import get_user
 
     return _authorize(await get_user(request, None, credentials))
 
 
-async def page_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)):
+async def page_user(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+):
     """Like :func:`api_user`, but a missing, expired or invalid login means "log in first"."""
     from airflow.api_fastapi.core_api.security import get_user
 

@@ -2,6 +2,7 @@
 
 Links are relative to the dashboard's mount point, so the pages work at any ``url_prefix``.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,14 @@ table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding
 th{background:#eee}td.name{text-align:left}img{max-width:100%;border:1px solid #ddd}
 progress{width:7em}.muted{color:#777}
 """
-OVERALL_COLUMNS = (("d_min", "d min (Å)"), ("completeness", "completeness"), ("multiplicity", "multiplicity"),
-                   ("mean_i_over_sigma", "⟨I/σ⟩"), ("cc_half", "CC½"), ("n_unique", "unique"))
+OVERALL_COLUMNS = (
+    ("d_min", "d min (Å)"),
+    ("completeness", "completeness"),
+    ("multiplicity", "multiplicity"),
+    ("mean_i_over_sigma", "⟨I/σ⟩"),
+    ("cc_half", "CC½"),
+    ("n_unique", "unique"),
+)
 RUN_COLUMNS = ("state", "images", "hits", "indexed", "integrated", "turnaround_s")
 
 
@@ -38,42 +45,67 @@ def href(path: str, **params) -> str:
 
 def page(title: str, body: str, script: bool = False) -> str:
     scripts = '<script src="dashboard.js"></script>' if script else ""
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body>{body}{scripts}</body></html>")
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{body}{scripts}</body></html>"
+    )
 
 
-def picker(experiments: list[str], trials: list[dict], experiment: str | None, trial_id: int | None) -> str:
+def picker(
+    experiments: list[str], trials: list[dict], experiment: str | None, trial_id: int | None
+) -> str:
     """The experiment and trial selection form."""
-    exp_options = "".join(f'<option value="{esc(e)}"{" selected" if e == experiment else ""}>{esc(e)}</option>'
-                          for e in experiments)
+    exp_options = "".join(
+        f'<option value="{esc(e)}"{" selected" if e == experiment else ""}>{esc(e)}</option>'
+        for e in experiments
+    )
     trial_options = "".join(
         f'<option value="{t["id"]}"{" selected" if t["id"] == trial_id else ""}>{esc(t["name"])} v{t["version"]}</option>'
-        for t in trials)
-    return (f'<form method="get" action="./">experiment <select name="experiment">{exp_options}</select> '
-            f'trial <select name="trial_id">{trial_options}</select> <button>show</button></form>')
+        for t in trials
+    )
+    return (
+        f'<form method="get" action="./">experiment <select name="experiment">{exp_options}</select> '
+        f'trial <select name="trial_id">{trial_options}</select> <button>show</button></form>'
+    )
 
 
 def funnel_cell(row: dict) -> str:
     """hits / indexed / integrated as fractions of the images seen, as progress bars."""
     total = max(row["images"], 1)
-    return "".join(f'<progress data-field="{key}" value="{row[key]}" max="{total}" title="{key}"></progress>'
-                   for key in ("hits", "indexed", "integrated"))
+    return "".join(
+        f'<progress data-field="{key}" value="{row[key]}" max="{total}" title="{key}"></progress>'
+        for key in ("hits", "indexed", "integrated")
+    )
 
 
 def run_cell(key: str, value) -> str:
-    shown = (f"{value:.0f} s" if value is not None else "–") if key == "turnaround_s" else esc(value)
+    shown = (
+        (f"{value:.0f} s" if value is not None else "–") if key == "turnaround_s" else esc(value)
+    )
     return f'<td data-field="{key}">{shown}</td>'
 
 
 def runs_table(experiment: str, trial_id: int, rows: list[dict]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("run", "state", "images", "hits", "indexed", "integrated",
-                                             "turnaround", "funnel (hits / indexed / integrated)"))
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "run",
+            "state",
+            "images",
+            "hits",
+            "indexed",
+            "integrated",
+            "turnaround",
+            "funnel (hits / indexed / integrated)",
+        )
+    )
     body = "".join(
         f'<tr data-run-id="{row["run_id"]}"><td class="name">'
         f'<a href="{href("run", run_id=row["run_id"], trial_id=trial_id)}">{esc(row["run"])}</a></td>'
         + "".join(run_cell(key, row[key]) for key in RUN_COLUMNS)
         + f"<td>{funnel_cell(row)}</td></tr>"
-        for row in rows)
+        for row in rows
+    )
     refresh = href("api/runs", experiment=experiment, trial_id=trial_id)
     return f'<table id="runs" data-refresh="{refresh}"><tr>{head}</tr>{body}</table>'
 
@@ -84,10 +116,15 @@ def stats_tables(stats: dict) -> str:
     head = "".join(f"<th>{label}</th>" for _, label in OVERALL_COLUMNS)
     over = "".join(f"<td>{number(overall.get(key))}</td>" for key, _ in OVERALL_COLUMNS)
     shells = "".join(
-        "<tr>" + "".join(f"<td>{number(shell.get(key))}</td>" for key, _ in OVERALL_COLUMNS) + "</tr>"
-        for shell in stats["shells"])
-    return (f'<table class="overall"><tr>{head}</tr><tr>{over}</tr></table>'
-            f'<details><summary>per shell</summary><table class="shells"><tr>{head}</tr>{shells}</table></details>')
+        "<tr>"
+        + "".join(f"<td>{number(shell.get(key))}</td>" for key, _ in OVERALL_COLUMNS)
+        + "</tr>"
+        for shell in stats["shells"]
+    )
+    return (
+        f'<table class="overall"><tr>{head}</tr><tr>{over}</tr></table>'
+        f'<details><summary>per shell</summary><table class="shells"><tr>{head}</tr>{shells}</table></details>'
+    )
 
 
 def dataset_section(dataset: dict, trial_id: int, stats: dict | None) -> str:
@@ -95,47 +132,81 @@ def dataset_section(dataset: dict, trial_id: int, stats: dict | None) -> str:
     if stats is None:
         return title + '<p class="muted">not merged yet for this trial</p>'
     plot = href("plots/shells.png", dataset_id=dataset["id"], trial_id=trial_id)
-    return title + stats_tables(stats) + f'<img class="plot" alt="merged statistics per shell" src="{plot}">'
+    return (
+        title
+        + stats_tables(stats)
+        + f'<img class="plot" alt="merged statistics per shell" src="{plot}">'
+    )
 
 
-def dashboard(picker_html: str, experiment: str | None, trial: dict | None, rows: list[dict],
-              datasets_html: list[str], merged_at: float) -> str:
+def dashboard(
+    picker_html: str,
+    experiment: str | None,
+    trial: dict | None,
+    rows: list[dict],
+    datasets_html: list[str],
+    merged_at: float,
+) -> str:
     """The beamtime overview of one experiment and trial.
 
     ``merged_at`` (when the trial's merged statistics last changed) lets the page see a new
     merge and redraw its tables and plots.
     """
     if experiment is None or trial is None:
-        return page("Beamtime", "<h1>Beamtime</h1>" + picker_html + "<p>No experiment or trial recorded yet.</p>")
-    body = (f'<h1>Beamtime: {esc(experiment)}</h1>{picker_html}'
-            f'<h2>Runs — trial {esc(trial["name"])} v{trial["version"]}</h2>'
-            + runs_table(experiment, trial["id"], rows)
-            + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'
-            + ("".join(datasets_html) or '<p class="muted">no datasets defined</p>') + "</div>")
+        return page(
+            "Beamtime",
+            "<h1>Beamtime</h1>" + picker_html + "<p>No experiment or trial recorded yet.</p>",
+        )
+    body = (
+        f"<h1>Beamtime: {esc(experiment)}</h1>{picker_html}"
+        f"<h2>Runs — trial {esc(trial['name'])} v{trial['version']}</h2>"
+        + runs_table(experiment, trial["id"], rows)
+        + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'
+        + ("".join(datasets_html) or '<p class="muted">no datasets defined</p>')
+        + "</div>"
+    )
     return page(f"Beamtime {experiment}", body, script=True)
 
 
-def run_page(experiment: str, run: str, run_id: int, trial: dict, counts: dict, jobs: list[dict],
-             summary: dict | None) -> str:
+def run_page(
+    experiment: str,
+    run: str,
+    run_id: int,
+    trial: dict,
+    counts: dict,
+    jobs: list[dict],
+    summary: dict | None,
+) -> str:
     """One run and trial: live funnel, image counts by status, jobs and the weather plot."""
     funnel = "".join(
         f'<tr><td class="name">{key}</td><td data-field="{key}">{counts[key]}</td></tr>'
-        for key in ("images", "hits", "indexed", "integrated"))
-    statuses = "".join(f'<tr><td class="name">{esc(s)}</td><td>{n}</td></tr>'
-                       for s, n in sorted(counts["by_status"].items()))
+        for key in ("images", "hits", "indexed", "integrated")
+    )
+    statuses = "".join(
+        f'<tr><td class="name">{esc(s)}</td><td>{n}</td></tr>'
+        for s, n in sorted(counts["by_status"].items())
+    )
     job_rows = "".join(
-        "<tr>" + "".join(f'<td class="name">{esc(job[k])}</td>' for k in ("machine", "job_id", "state")) + "</tr>"
-        for job in jobs)
+        "<tr>"
+        + "".join(f'<td class="name">{esc(job[k])}</td>' for k in ("machine", "job_id", "state"))
+        + "</tr>"
+        for job in jobs
+    )
     weather = href("plots/weather.png", run_id=run_id, trial_id=trial["id"])
     refresh = href(f"api/runs/{int(run_id)}/progress", trial_id=trial["id"])
     back = href("./", experiment=experiment, trial_id=trial["id"])
-    body = (f'<p><a href="{back}">← {esc(experiment)}</a></p>'
-            f'<h1>Run {esc(run)} — trial {esc(trial["name"])} v{trial["version"]}</h1>'
-            f'<p>status: {esc(summary["status"]) if summary else "running or not started"}</p>'
-            f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
-            f'<h2>Images by status</h2><table id="by-status">{statuses}</table>'
-            f'<h2>Jobs</h2><table><tr><th>machine</th><th>job</th><th>state</th></tr>{job_rows}</table>'
-            f'<h2>Computational weather</h2>'
-            + (f'<img id="weather" class="plot" alt="computational weather" src="{weather}">' if counts["images"]
-               else '<p class="muted">no images processed yet</p>'))
+    body = (
+        f'<p><a href="{back}">← {esc(experiment)}</a></p>'
+        f"<h1>Run {esc(run)} — trial {esc(trial['name'])} v{trial['version']}</h1>"
+        f"<p>status: {esc(summary['status']) if summary else 'running or not started'}</p>"
+        f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
+        f'<h2>Images by status</h2><table id="by-status">{statuses}</table>'
+        f"<h2>Jobs</h2><table><tr><th>machine</th><th>job</th><th>state</th></tr>{job_rows}</table>"
+        f"<h2>Computational weather</h2>"
+        + (
+            f'<img id="weather" class="plot" alt="computational weather" src="{weather}">'
+            if counts["images"]
+            else '<p class="muted">no images processed yet</p>'
+        )
+    )
     return page(f"Run {run}", body, script=True)

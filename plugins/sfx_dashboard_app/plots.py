@@ -1,4 +1,5 @@
 """PNG plots of the dashboard, rendered server-side with matplotlib (Agg)."""
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kernels.weather import Segment, plot_weather  # noqa: E402
 
-SHELL_PANELS = (("completeness", "completeness"), ("cc_half", "CC½"), ("mean_i_over_sigma", "⟨I/σ⟩"))
+SHELL_PANELS = (
+    ("completeness", "completeness"),
+    ("cc_half", "CC½"),
+    ("mean_i_over_sigma", "⟨I/σ⟩"),
+)
 
 
 def weather_png(segments: list[Segment], title: str) -> bytes:
@@ -39,7 +44,7 @@ def shells_png(shells: list[dict], title: str) -> bytes:
         ax.set_title(label)
         ax.set_xlabel("resolution (Å)")
         ticks = [v for v in x if math.isfinite(v)]
-        ax.set_xticks(ticks, [f"{v ** -0.5:.2f}" for v in ticks], rotation=60, fontsize="small")
+        ax.set_xticks(ticks, [f"{v**-0.5:.2f}" for v in ticks], rotation=60, fontsize="small")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

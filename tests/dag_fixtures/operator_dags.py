@@ -1,4 +1,5 @@
 """Small DAGs around single operators, configured per test through ``dag.test(run_conf=...)``."""
+
 import pendulum
 from airflow.sdk import DAG
 
@@ -8,8 +9,15 @@ from operators.facility_status import WaitForFacilityOperator
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
-JOB = dict(task_id="job", machine="perlmutter", script="{{ dag_run.conf['script'] }}", key="{{ dag_run.conf['key'] }}",
-           workdir="{{ dag_run.conf.get('workdir', '') }}", poll=(0.2, 1.5, 1.0), retries=0)
+JOB = dict(
+    task_id="job",
+    machine="perlmutter",
+    script="{{ dag_run.conf['script'] }}",
+    key="{{ dag_run.conf['key'] }}",
+    workdir="{{ dag_run.conf.get('workdir', '') }}",
+    poll=(0.2, 1.5, 1.0),
+    retries=0,
+)
 
 with DAG("t_job", schedule=None, start_date=START) as job_dag:
     SfApiJobOperator(**JOB)  # watches short jobs from the worker
@@ -21,6 +29,11 @@ with DAG("t_facility", schedule=None, start_date=START) as facility_dag:
     WaitForFacilityOperator(task_id="wait", system="perlmutter", poll_seconds=0.5)
 
 with DAG("t_download", schedule=None, start_date=START) as download_dag:
-    DownloadResultsOperator(task_id="dl", machine="perlmutter", remote_dir="{{ dag_run.conf['remote'] }}",
-                            local_dir="{{ dag_run.conf['local'] }}", files=["merged.mtz", "merge_stats.json"],
-                            optional=["weather.png"])
+    DownloadResultsOperator(
+        task_id="dl",
+        machine="perlmutter",
+        remote_dir="{{ dag_run.conf['remote'] }}",
+        local_dir="{{ dag_run.conf['local'] }}",
+        files=["merged.mtz", "merge_stats.json"],
+        optional=["weather.png"],
+    )

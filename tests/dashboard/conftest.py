@@ -1,4 +1,5 @@
 """Fixtures of the dashboard tests: a results DB with a small beamtime, and Airflow logins."""
+
 from __future__ import annotations
 
 import secrets
@@ -20,17 +21,35 @@ EVIL_DATASET = "lysozyme'\"><svg onload=alert(3)>"
 EVIL_TRIAL = "trial<b>$x$</b>"
 
 
-def add_images(db: ResultsDB, run_id: int, trial_id: int, n: int, start: int = 0, t0: float = 1000.0) -> None:
+def add_images(
+    db: ResultsDB, run_id: int, trial_id: int, n: int, start: int = 0, t0: float = 1000.0
+) -> None:
     """``n`` processed images (events start..start+n-1): every 2nd a hit, every 4th indexed and integrated."""
     encode = db.dialect.row_encoder(IMAGE_KINDS)
     rows = []
     for event in range(start, start + n):
         hit, indexed = event % 2 == 0, event % 4 == 0
-        rows.append(encode((
-            run_id, trial_id, 0, event, int(hit), 30 if hit else 2, int(indexed), 40 * indexed, 90 * indexed,
-            "indexed" if indexed else ("hit" if hit else "blank"), "", event % 3 + 1, "nid0001",
-            t0 + 0.1 * event, timings_json({"calibrate": 0.02, "spotfind": 0.03, "index": 0.04 * indexed}),
-        )))
+        rows.append(
+            encode(
+                (
+                    run_id,
+                    trial_id,
+                    0,
+                    event,
+                    int(hit),
+                    30 if hit else 2,
+                    int(indexed),
+                    40 * indexed,
+                    90 * indexed,
+                    "indexed" if indexed else ("hit" if hit else "blank"),
+                    "",
+                    event % 3 + 1,
+                    "nid0001",
+                    t0 + 0.1 * event,
+                    timings_json({"calibrate": 0.02, "spotfind": 0.03, "index": 0.04 * indexed}),
+                )
+            )
+        )
     db.insert_images(rows)
 
 
@@ -45,21 +64,52 @@ def fill_beamtime(url: str) -> dict:
         running = db.ensure_run(EXPERIMENT, EVIL_RUN, concluded=1100.0)
         new = db.ensure_run(EXPERIMENT, "r0003", concluded=1200.0)
         add_images(db, done, trial_id, 40)
-        db.record_job(done, trial_id, "perlmutter", "101", "COMPLETED", submitted=1010.0, ended=1050.0)
-        db.record_run_summary(done, trial_id, "complete", {"images": 40}, {"wall_seconds": 30.0}, finished=1090.0)
+        db.record_job(
+            done, trial_id, "perlmutter", "101", "COMPLETED", submitted=1010.0, ended=1050.0
+        )
+        db.record_run_summary(
+            done, trial_id, "complete", {"images": 40}, {"wall_seconds": 30.0}, finished=1090.0
+        )
         add_images(db, running, trial_id, 12, t0=1150.0)
         db.record_job(running, trial_id, "perlmutter", "102", "RUNNING", submitted=1110.0)
         for run_id in (done, running):
             db.tag_run(run_id, EVIL_TAG)
         dataset_id = db.ensure_dataset(EXPERIMENT, EVIL_DATASET, [EVIL_TAG])
-        shells = [{"d_min": d, "d_max": d + 0.5, "completeness": c, "cc_half": cc, "mean_i_over_sigma": s,
-                   "multiplicity": 4.0, "n_unique": 100, "n_possible": 110}
-                  for d, c, cc, s in ((3.0, 0.99, 0.98, 12.0), (2.5, 0.95, 0.9, 6.0), (2.0, 0.8, float("nan"), 1.5))]
-        overall = {"d_min": 2.0, "d_max": 20.0, "completeness": 0.913, "cc_half": 0.97,
-                   "mean_i_over_sigma": 7.25, "multiplicity": 4.0, "n_unique": 300}
+        shells = [
+            {
+                "d_min": d,
+                "d_max": d + 0.5,
+                "completeness": c,
+                "cc_half": cc,
+                "mean_i_over_sigma": s,
+                "multiplicity": 4.0,
+                "n_unique": 100,
+                "n_possible": 110,
+            }
+            for d, c, cc, s in (
+                (3.0, 0.99, 0.98, 12.0),
+                (2.5, 0.95, 0.9, 6.0),
+                (2.0, 0.8, float("nan"), 1.5),
+            )
+        ]
+        overall = {
+            "d_min": 2.0,
+            "d_max": 20.0,
+            "completeness": 0.913,
+            "cc_half": 0.97,
+            "mean_i_over_sigma": 7.25,
+            "multiplicity": 4.0,
+            "n_unique": 300,
+        }
         db.record_merge_stats(trial_id, overall, shells, dataset_id=dataset_id)
-    return {"url": url, "trial_id": trial_id, "done": done, "running": running, "new": new,
-            "dataset_id": dataset_id}
+    return {
+        "url": url,
+        "trial_id": trial_id,
+        "done": done,
+        "running": running,
+        "new": new,
+        "dataset_id": dataset_id,
+    }
 
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -92,7 +142,9 @@ def auth_manager(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(64))
         patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "viewer:viewer")
-        patch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(home / "passwords.json"))
+        patch.setenv(
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(home / "passwords.json")
+        )
         from airflow.api_fastapi.app import create_auth_manager
 
         manager = create_auth_manager()

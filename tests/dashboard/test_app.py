@@ -1,4 +1,5 @@
 """The dashboard app against a real SQLite results DB and Airflow's real auth manager."""
+
 from __future__ import annotations
 
 import io
@@ -46,8 +47,16 @@ class Elements(HTMLParser):
 
 # -- authentication ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/api/runs?experiment=x&trial_id=1", "/plots/weather.png?run_id=1&trial_id=1",
-                                  "/plots/shells.png?dataset_id=1&trial_id=1", "/dashboard.js"])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/runs?experiment=x&trial_id=1",
+        "/plots/weather.png?run_id=1&trial_id=1",
+        "/plots/shells.png?dataset_id=1&trial_id=1",
+        "/dashboard.js",
+    ],
+)
 def test_anonymous_data_requests_get_401(client, auth_manager, path):
     response = client.get(path)
     assert response.status_code == 401
@@ -66,10 +75,13 @@ def test_forged_and_expired_tokens_are_refused(client, auth_manager, token, beam
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    expired = auth_manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"),
-                                        expiration_time_in_seconds=-60)
+    expired = auth_manager.generate_jwt(
+        SimpleAuthManagerUser(username="viewer", role="viewer"), expiration_time_in_seconds=-60
+    )
     for bad in (forged, expired):
-        api = client.get("/api/runs", params=page_params(beamtime), headers={"Authorization": f"Bearer {bad}"})
+        api = client.get(
+            "/api/runs", params=page_params(beamtime), headers={"Authorization": f"Bearer {bad}"}
+        )
         assert api.status_code in (401, 403)
         client.cookies.set("_token", bad)
         page = client.get("/", params=page_params(beamtime), follow_redirects=False)
@@ -78,26 +90,45 @@ def test_forged_and_expired_tokens_are_refused(client, auth_manager, token, beam
 
 
 def test_bearer_token_works_for_the_api(client, token, beamtime):
-    response = client.get("/api/runs", params=page_params(beamtime), headers={"Authorization": f"Bearer {token}"})
+    response = client.get(
+        "/api/runs", params=page_params(beamtime), headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200
     assert [row["run"] for row in response.json()["runs"]] == [EVIL, "r0001", "r0003"]
 
 
 # -- content ----------------------------------------------------------------------------------
 
+
 def test_runs_table_shows_state_counts_and_turnaround(viewer, beamtime):
-    rows = {row["run"]: row for row in viewer.get("/api/runs", params=page_params(beamtime)).json()["runs"]}
-    assert rows["r0001"] | {"run_id": 0} == {"run_id": 0, "run": "r0001", "state": "COMPLETED", "images": 40,
-                                              "hits": 20, "indexed": 10, "integrated": 10, "turnaround_s": 90.0}
+    rows = {
+        row["run"]: row
+        for row in viewer.get("/api/runs", params=page_params(beamtime)).json()["runs"]
+    }
+    assert rows["r0001"] | {"run_id": 0} == {
+        "run_id": 0,
+        "run": "r0001",
+        "state": "COMPLETED",
+        "images": 40,
+        "hits": 20,
+        "indexed": 10,
+        "integrated": 10,
+        "turnaround_s": 90.0,
+    }
     assert (rows[EVIL]["state"], rows[EVIL]["images"], rows[EVIL]["hits"]) == ("RUNNING", 12, 6)
     assert (rows["r0003"]["state"], rows["r0003"]["images"]) == ("new", 0)
 
     page = viewer.get("/", params=page_params(beamtime))
     assert page.status_code == 200
     done_row = page.text.split(f'data-run-id="{beamtime["done"]}"')[1].split("</tr>")[0]
-    for cell in ('data-field="state">COMPLETED<', 'data-field="images">40<', 'data-field="hits">20<',
-                 'data-field="indexed">10<', 'data-field="turnaround_s">90 s<',
-                 '<progress data-field="indexed" value="10" max="40"'):
+    for cell in (
+        'data-field="state">COMPLETED<',
+        'data-field="images">40<',
+        'data-field="hits">20<',
+        'data-field="indexed">10<',
+        'data-field="turnaround_s">90 s<',
+        '<progress data-field="indexed" value="10" max="40"',
+    ):
         assert cell in done_row
 
 
@@ -112,7 +143,9 @@ def test_live_progress_follows_the_images_logged(viewer, beamtime):
     with ResultsDB(beamtime["url"]) as db:
         add_images(db, beamtime["running"], beamtime["trial_id"], 8, start=12, t0=1150.0)
     assert running_images() == 20
-    progress = viewer.get(f"/api/runs/{beamtime['running']}/progress", params={"trial_id": beamtime["trial_id"]})
+    progress = viewer.get(
+        f"/api/runs/{beamtime['running']}/progress", params={"trial_id": beamtime["trial_id"]}
+    )
     assert progress.json()["by_status"] == {"blank": 10, "hit": 5, "indexed": 5}
 
 
@@ -124,9 +157,14 @@ def test_a_new_merge_changes_the_version_the_page_watches(viewer, beamtime):
 
     before = merged_at()
     assert before > 0
-    assert f'<div id="datasets" data-merged-at="{before!r}">' in viewer.get("/", params=page_params(beamtime)).text
+    assert (
+        f'<div id="datasets" data-merged-at="{before!r}">'
+        in viewer.get("/", params=page_params(beamtime)).text
+    )
     with ResultsDB(beamtime["url"]) as db:
-        db.record_merge_stats(beamtime["trial_id"], {"completeness": 0.955}, [], run_id=beamtime["done"])
+        db.record_merge_stats(
+            beamtime["trial_id"], {"completeness": 0.955}, [], run_id=beamtime["done"]
+        )
     assert merged_at() > before
 
 
@@ -145,15 +183,22 @@ def test_run_page_funnel_jobs_and_weather(viewer, beamtime):
     page = viewer.get("/run", params={"run_id": beamtime["done"], "trial_id": beamtime["trial_id"]})
     assert page.status_code == 200
     funnel = page.text.split('<table id="funnel"')[1].split("</table>")[0]
-    assert all(f'data-field="{k}">{n}<' in funnel for k, n in (("images", 40), ("hits", 20), ("indexed", 10)))
+    assert all(
+        f'data-field="{k}">{n}<' in funnel
+        for k, n in (("images", 40), ("hits", 20), ("indexed", 10))
+    )
     assert "perlmutter" in page.text and "COMPLETED" in page.text
     assert 'src="plots/weather.png?run_id=' in page.text
 
 
 def test_plots_are_real_pngs(viewer, beamtime):
-    weather = viewer.get("/plots/weather.png", params={"run_id": beamtime["done"], "trial_id": beamtime["trial_id"]})
-    shells = viewer.get("/plots/shells.png", params={"dataset_id": beamtime["dataset_id"],
-                                                     "trial_id": beamtime["trial_id"]})
+    weather = viewer.get(
+        "/plots/weather.png", params={"run_id": beamtime["done"], "trial_id": beamtime["trial_id"]}
+    )
+    shells = viewer.get(
+        "/plots/shells.png",
+        params={"dataset_id": beamtime["dataset_id"], "trial_id": beamtime["trial_id"]},
+    )
     for response in (weather, shells):
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
         height, width, _ = matplotlib.image.imread(io.BytesIO(response.content), format="png").shape
@@ -161,15 +206,23 @@ def test_plots_are_real_pngs(viewer, beamtime):
 
 
 def test_missing_things_are_404_with_their_name(viewer, beamtime):
-    no_images = viewer.get("/plots/weather.png", params={"run_id": beamtime["new"], "trial_id": beamtime["trial_id"]})
+    no_images = viewer.get(
+        "/plots/weather.png", params={"run_id": beamtime["new"], "trial_id": beamtime["trial_id"]}
+    )
     assert no_images.status_code == 404 and f"run id {beamtime['new']}" in no_images.text
-    assert "no trial with id 999" in viewer.get("/", params={"experiment": EXPERIMENT, "trial_id": 999}).text
+    assert (
+        "no trial with id 999"
+        in viewer.get("/", params={"experiment": EXPERIMENT, "trial_id": 999}).text
+    )
     assert "no experiment 'nope'" in viewer.get("/", params={"experiment": "nope"}).text
     assert "no run with id 999" in viewer.get("/run", params={"run_id": 999, "trial_id": 1}).text
 
 
 def test_unreadable_results_db_is_a_503_naming_it(tmp_path, token):
-    for url in (f"sqlite:///{tmp_path / 'no-such-dir' / 'results.db'}", f"sqlite:///{tmp_path / 'empty.db'}"):
+    for url in (
+        f"sqlite:///{tmp_path / 'no-such-dir' / 'results.db'}",
+        f"sqlite:///{tmp_path / 'empty.db'}",
+    ):
         client = TestClient(create_app(url), base_url="http://127.0.0.1")
         client.cookies.set("_token", token)
         response = client.get("/")
@@ -181,17 +234,23 @@ def test_unreadable_results_db_is_a_503_naming_it(tmp_path, token):
 def test_the_dashboard_cannot_write(beamtime):
     with ResultsDB(beamtime["url"], retry_for=1.0, read_only=True) as db:
         assert db.experiments()  # reads work
-        with pytest.raises((sqlite3.OperationalError, pymysql.err.OperationalError, pymysql.err.InternalError),
-                           match="(?i)read.?only"):
+        with pytest.raises(
+            (sqlite3.OperationalError, pymysql.err.OperationalError, pymysql.err.InternalError),
+            match="(?i)read.?only",
+        ):
             db.ensure_run("cxi2", "r0001")
 
 
 # -- escaping ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["overview", "run"])
 def test_names_with_html_are_shown_as_text_never_as_markup(viewer, beamtime, which):
-    params = (page_params(beamtime) if which == "overview"
-              else {"run_id": beamtime["running"], "trial_id": beamtime["trial_id"]})
+    params = (
+        page_params(beamtime)
+        if which == "overview"
+        else {"run_id": beamtime["running"], "trial_id": beamtime["trial_id"]}
+    )
     response = viewer.get("/" if which == "overview" else "/run", params=params)
     assert response.status_code == 200
     text = response.text

@@ -3,6 +3,7 @@
 Logs in through Airflow's login page, opens "Beamtime" from the UI's navigation, checks the
 runs, the live progress and the plots, and saves screenshots under ``test-artifacts/``.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,16 @@ from .conftest import EVIL, add_images, fill_beamtime
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +39,9 @@ def beamtime(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def airflow(beamtime, tmp_path_factory):
     """Airflow's api-server (with the project's plugins) reading the test's results DB."""
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow"), env={"SFXFLOW_RESULTS_DB": beamtime["url"]})
+    stack = AirflowStack(
+        tmp_path_factory.mktemp("airflow"), env={"SFXFLOW_RESULTS_DB": beamtime["url"]}
+    )
     try:
         yield stack.start(components=("api-server",))
     finally:
@@ -99,8 +110,12 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
     expect(overall).to_contain_text("0.913")
     with ResultsDB(beamtime["url"]) as db:
         stats = db.merge_stats(beamtime["trial_id"], dataset_id=beamtime["dataset_id"])
-        db.record_merge_stats(beamtime["trial_id"], {**stats["overall"], "completeness": 0.955}, stats["shells"],
-                              dataset_id=beamtime["dataset_id"])
+        db.record_merge_stats(
+            beamtime["trial_id"],
+            {**stats["overall"], "completeness": 0.955},
+            stats["shells"],
+            dataset_id=beamtime["dataset_id"],
+        )
     expect(overall).to_contain_text("0.955", timeout=10_000)
     dashboard = page.frame(url=lambda url: "/sfxflow/" in url)
     assert all(width > 0 for width in images_loaded(dashboard))

@@ -1,4 +1,5 @@
 """A whole beamtime stack on real services: emulated center, XRootD, Airflow on PostgreSQL, MariaDB."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,15 @@ def workdir():
 
 @pytest.fixture(scope="module")
 def beamtime(workdir, mariadb_url, postgres_url):
-    with running_beamtime(workdir, experiment="e2e", results_db=mariadb_url,
-                          metadata_url=postgres_url, use_xrootd=True, ranks=2,
-                          facility_poll_seconds=1.0, job_poll=(0.5, 1.5, 3.0),
-                          reprocess_cron="* * * * *") as bt:
+    with running_beamtime(
+        workdir,
+        experiment="e2e",
+        results_db=mariadb_url,
+        metadata_url=postgres_url,
+        use_xrootd=True,
+        ranks=2,
+        facility_poll_seconds=1.0,
+        job_poll=(0.5, 1.5, 3.0),
+        reprocess_cron="* * * * *",
+    ) as bt:
         yield bt

@@ -3,12 +3,13 @@
 Real Airflow (api-server, scheduler, dag-processor, triggerer on PostgreSQL), the emulated HPC
 center (local backend, real MPI jobs), XRootD third-party copy, MariaDB results DB.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import gemmi
 import requests
@@ -28,13 +29,23 @@ def assert_succeeds(bt, run_id: str, timeout: float = 300, dag_id: str = "sfx_ru
 
 def conclude_run(bt, number: int, images: int = IMAGES) -> str:
     params = dataclasses.replace(SimulationParams(), chunk_size=images // 2)
-    simulate_experiment(bt.exp_dir, 1, images, seed=4, params=params, first_run=number, workers=1,
-                        log=lambda *_: None)
+    simulate_experiment(
+        bt.exp_dir,
+        1,
+        images,
+        seed=4,
+        params=params,
+        first_run=number,
+        workers=1,
+        log=lambda *_: None,
+    )
     return f"r{number:04d}"
 
 
 def jobs_for(bt, key_part: str) -> list[dict]:
-    with Client(bt.center.base_url, credentials_file=bt.center.credentials.credentials_file) as client:
+    with Client(
+        bt.center.base_url, credentials_file=bt.center.credentials.credentials_file
+    ) as client:
         rows = client._rows("perlmutter", True, [f"user={client.user()}"])
     return [r for r in rows if key_part in r.get("comment", "")]
 
@@ -52,7 +63,9 @@ def wait_for_task_state(bt, dag_id, run_id, task_id, states, timeout=120):
         if task_states(bt, dag_id, run_id).get(task_id) in states:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"{task_id} of {run_id} never in {states}: {task_states(bt, dag_id, run_id)}")
+    raise TimeoutError(
+        f"{task_id} of {run_id} never in {states}: {task_states(bt, dag_id, run_id)}"
+    )
 
 
 def test_three_runs_reach_merged_mtz_without_human_action(beamtime):
@@ -83,29 +96,58 @@ def test_dataset_merge_follows_published_runs(beamtime):
 def test_reprocessing_with_a_new_trial_keeps_both_results(beamtime):
     before = (beamtime.exp_dir / "results" / "default" / "r0001" / "merged.mtz").stat().st_mtime_ns
     s = beamtime.airflow.session()
-    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_reprocess/dagRuns", json={
-        "logical_date": None, "conf": {"trial": "snr5", "trial_params": {"spotfinder": {"snr": 5.0}}, "runs": "1"}})
+    r = s.post(
+        f"{beamtime.airflow.base_url}/api/v2/dags/sfx_reprocess/dagRuns",
+        json={
+            "logical_date": None,
+            "conf": {"trial": "snr5", "trial_params": {"spotfinder": {"snr": 5.0}}, "runs": "1"},
+        },
+    )
     assert r.status_code == 200, r.text
     assert_succeeds(beamtime, "r0001__snr5")
     assert (beamtime.exp_dir / "results" / "snr5" / "r0001" / "merged.mtz").exists()
-    assert (beamtime.exp_dir / "results" / "default" / "r0001" / "merged.mtz").stat().st_mtime_ns == before
+    assert (
+        beamtime.exp_dir / "results" / "default" / "r0001" / "merged.mtz"
+    ).stat().st_mtime_ns == before
 
 
 def test_backfill_reprocesses_the_runs_of_its_intervals(beamtime):
-    concluded = {run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run)["concluded_at"])
-                 for run in ("r0001", "r0002", "r0003")}
+    concluded = {
+        run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run)["concluded_at"])
+        for run in ("r0001", "r0002", "r0003")
+    }
     first = min(concluded.values()).replace(second=0, microsecond=0)
     # a backfill runs only intervals that have ended: wait for the first run's minute to close
-    time.sleep(max((first + timedelta(minutes=1, seconds=1) - datetime.now(timezone.utc)).total_seconds(), 0))
+    time.sleep(
+        max(
+            (first + timedelta(minutes=1, seconds=1) - datetime.now(UTC)).total_seconds(),
+            0,
+        )
+    )
     # and for the scheduled sweep of that interval to finish: a backfill skips intervals in flight
     beamtime.wait_until_idle("sfx_reprocess", since=(first + timedelta(minutes=1)).isoformat())
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     beamtime.airflow.airflow(
-        "backfill", "create", "--dag-id", "sfx_reprocess", "--from-date", first.isoformat(),
-        "--to-date", now.isoformat(), "--reprocess-behavior", "completed", "--dag-run-conf", '{"trial": "bf", "trial_params": {"hitfinder": {"min_spots": 20}}}')
+        "backfill",
+        "create",
+        "--dag-id",
+        "sfx_reprocess",
+        "--from-date",
+        first.isoformat(),
+        "--to-date",
+        now.isoformat(),
+        "--reprocess-behavior",
+        "completed",
+        "--dag-run-conf",
+        '{"trial": "bf", "trial_params": {"hitfinder": {"min_spots": 20}}}',
+    )
     # intervals are minutes here; only intervals that ended before the backfill are run, and
     # "completed" re-runs the intervals the hourly (here: minutely) sweep already ran
-    closed = [run for run, when in concluded.items() if when.replace(second=0, microsecond=0) + timedelta(minutes=1) < now]
+    closed = [
+        run
+        for run, when in concluded.items()
+        if when.replace(second=0, microsecond=0) + timedelta(minutes=1) < now
+    ]
     assert closed
     for run in closed:
         assert_succeeds(beamtime, f"{run}__bf")
@@ -114,28 +156,43 @@ def test_backfill_reprocesses_the_runs_of_its_intervals(beamtime):
 
 def test_invalid_params_are_refused_with_a_clear_message(beamtime):
     s = beamtime.airflow.session()
-    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns", json={
-        "logical_date": None, "conf": {"run": "r0001", "trial": "bad name!"}})
+    r = s.post(
+        f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns",
+        json={"logical_date": None, "conf": {"run": "r0001", "trial": "bad name!"}},
+    )
     assert r.status_code == 400 and "trial" in r.text
-    r = s.post(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns", json={
-        "logical_date": None, "dag_run_id": "bad-params",
-        "conf": {"run": "r0001", "trial": "oops", "trial_params": {"spotfinder": {"snr2": 1}}}})
+    r = s.post(
+        f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns",
+        json={
+            "logical_date": None,
+            "dag_run_id": "bad-params",
+            "conf": {"run": "r0001", "trial": "oops", "trial_params": {"spotfinder": {"snr2": 1}}},
+        },
+    )
     assert r.status_code == 200
     assert beamtime.wait_for_dag_run("sfx_run", "bad-params", timeout=120)["state"] == "failed"
     assert task_states(beamtime, "sfx_run", "bad-params")["prepare"] == "failed"
-    log = s.get(f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns/bad-params/taskInstances/prepare/logs/1",
-                timeout=10).text  # what the UI shows for the failed task
+    log = s.get(
+        f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns/bad-params/taskInstances/prepare/logs/1",
+        timeout=10,
+    ).text  # what the UI shows for the failed task
     assert "unknown spotfinder parameter" in log
 
 
 def test_planned_outage_delays_a_run_which_then_completes(beamtime):
-    now = datetime.now(timezone.utc)
-    beamtime.center.admin.schedule_outage("perlmutter", now, now + timedelta(seconds=25), "maintenance")
+    now = datetime.now(UTC)
+    beamtime.center.admin.schedule_outage(
+        "perlmutter", now, now + timedelta(seconds=25), "maintenance"
+    )
     run = conclude_run(beamtime, 4)
     wait_for_task_state(beamtime, "sfx_run", f"{run}__default", "wait_for_facility", {"deferred"})
-    assert task_states(beamtime, "sfx_run", f"{run}__default").get("process") in (None, "none", "scheduled")
+    assert task_states(beamtime, "sfx_run", f"{run}__default").get("process") in (
+        None,
+        "none",
+        "scheduled",
+    )
     assert_succeeds(beamtime, f"{run}__default")
-    assert datetime.now(timezone.utc) >= now + timedelta(seconds=25)
+    assert datetime.now(UTC) >= now + timedelta(seconds=25)
 
 
 def test_killed_scheduler_restarts_and_the_run_completes_without_a_second_job(beamtime):
@@ -154,12 +211,27 @@ def test_dashboard_shows_the_beamtime_from_the_real_pipeline(beamtime):
     base = f"{beamtime.airflow.base_url}/sfxflow"
     with ResultsDB(beamtime.beamtime.results_db) as db:
         trial_id = db.get_trial("default")["id"]
-    runs = {r["run"]: r for r in s.get(f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}).json()["runs"]}
+    runs = {
+        r["run"]: r
+        for r in s.get(
+            f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}
+        ).json()["runs"]
+    }
     assert {"r0001", "r0002", "r0003"} <= set(runs)
     assert runs["r0001"]["images"] == IMAGES and runs["r0001"]["integrated"] > 0
-    datasets = s.get(f"{base}/api/datasets", params={"experiment": "e2e", "trial_id": trial_id}).json()["datasets"]
+    datasets = s.get(
+        f"{base}/api/datasets", params={"experiment": "e2e", "trial_id": trial_id}
+    ).json()["datasets"]
     lysozyme = next(d for d in datasets if d["name"] == "lysozyme")
     assert lysozyme["stats"]["overall"]["cc_half"] > 0.5
-    png = s.get(f"{base}/plots/weather.png", params={"run_id": runs["r0001"]["run_id"], "trial_id": trial_id})
+    png = s.get(
+        f"{base}/plots/weather.png",
+        params={"run_id": runs["r0001"]["run_id"], "trial_id": trial_id},
+    )
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
-    assert requests.get(f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}).status_code == 401
+    assert (
+        requests.get(
+            f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}
+        ).status_code
+        == 401
+    )

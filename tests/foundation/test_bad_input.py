@@ -1,4 +1,5 @@
 """Broken runs, calibration files and parameters give clear errors naming the culprit."""
+
 import dataclasses
 import json
 import os
@@ -20,7 +21,9 @@ from kernels.runformat import DATA, RunFormatError, open_run, write_chunk
 def tiny_experiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     params = dataclasses.replace(SimulationParams(), chunk_size=3)
-    simulate_experiment(out, runs=1, images=6, seed=3, params=params, workers=1, log=lambda *_: None)
+    simulate_experiment(
+        out, runs=1, images=6, seed=3, params=params, workers=1, log=lambda *_: None
+    )
     return out
 
 
@@ -114,13 +117,16 @@ def test_calibration_errors(tiny_experiment, tmp_path):
         load_calibration(bad)
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"spotfinderx": {}}, "unknown parameter section"),
-    ({"spotfinder": {"snr2": 3}}, "unknown spotfinder parameter"),
-    ({"spotfinder": {"snr": "high"}}, "spotfinder.snr must be a float"),
-    ({"hitfinder": {"min_spots": 2.5}}, "hitfinder.min_spots must be a int"),
-    ({"hitfinder": {"min_spots": -1}}, "must not be negative"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"spotfinderx": {}}, "unknown parameter section"),
+        ({"spotfinder": {"snr2": 3}}, "unknown spotfinder parameter"),
+        ({"spotfinder": {"snr": "high"}}, "spotfinder.snr must be a float"),
+        ({"hitfinder": {"min_spots": 2.5}}, "hitfinder.min_spots must be a int"),
+        ({"hitfinder": {"min_spots": -1}}, "must not be negative"),
+    ],
+)
 def test_invalid_parameters(params, words):
     with pytest.raises(ParamsError, match=words):
         ProcessingParams.from_dict(params)
@@ -128,8 +134,20 @@ def test_invalid_parameters(params, words):
 
 def test_cli_reports_broken_run_without_traceback(run_dir, tmp_path):
     (run_dir / "r0001-c01.h5").unlink()
-    proc = subprocess.run([sys.executable, "-m", "kernels", "process", "--run", str(run_dir), "--out",
-                           str(tmp_path / "out")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernels",
+            "process",
+            "--run",
+            str(run_dir),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "r0001-c01.h5" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -137,9 +155,24 @@ def test_cli_reports_broken_run_without_traceback(run_dir, tmp_path):
 def test_cli_processes_a_run(run_dir, tmp_path):
     params = tmp_path / "params.json"
     params.write_text(json.dumps({"hitfinder": {"min_spots": 20}}))
-    proc = subprocess.run([sys.executable, "-m", "kernels", "process", "--run", str(run_dir), "--out",
-                           str(tmp_path / "out"), "--params", str(params), "--trial", "t1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernels",
+            "process",
+            "--run",
+            str(run_dir),
+            "--out",
+            str(tmp_path / "out"),
+            "--params",
+            str(params),
+            "--trial",
+            "t1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["images"] == 6 and summary["trial"] == "t1"

@@ -1,11 +1,15 @@
 """The compute-node Dockerfile stays consistent with the kernels (it is written, not built, here)."""
+
 import ast
 import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-IMPORT_NAMES = {"PyMySQL": "pymysql", "mpich": None}  # distribution -> import name (None: no module)
+IMPORT_NAMES = {
+    "PyMySQL": "pymysql",
+    "mpich": None,
+}  # distribution -> import name (None: no module)
 
 
 def third_party_imports() -> set[str]:
@@ -16,16 +20,22 @@ def third_party_imports() -> set[str]:
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m not in ("kernels", "__future__")}
+    return {
+        m for m in found if m not in sys.stdlib_module_names and m not in ("kernels", "__future__")
+    }
 
 
 def test_image_installs_every_kernel_dependency_pinned_and_no_airflow():
     text = (REPO / "Dockerfile").read_text()
-    packages = re.search(r"pip install[^\n]*-c constraints\.txt \\\n\s+([^\n]+)", text).group(1).split()
+    packages = (
+        re.search(r"pip install[^\n]*-c constraints\.txt \\\n\s+([^\n]+)", text).group(1).split()
+    )
     packages = [p for p in packages if p not in ("\\", "&&")]
     modules = {IMPORT_NAMES.get(p, p.lower()) for p in packages} - {None}
     assert third_party_imports() <= modules
-    pinned = {line.split("==")[0].lower() for line in (REPO / "constraints.txt").read_text().splitlines()}
+    pinned = {
+        line.split("==")[0].lower() for line in (REPO / "constraints.txt").read_text().splitlines()
+    }
     assert {p.lower() for p in packages} <= pinned
     assert "airflow" not in text.lower().replace("no airflow", "")
     assert "COPY kernels/" in text and 'ENTRYPOINT ["python", "-m", "kernels"]' in text

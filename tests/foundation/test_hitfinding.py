@@ -1,4 +1,5 @@
 """Calibration + spot finding + hit classification against the simulator's ground truth."""
+
 import h5py
 import numpy as np
 from scipy.spatial import cKDTree
@@ -20,9 +21,19 @@ def test_calibration_removes_pedestal_gain_and_common_mode():
     raw = pedestal + gain * photons
     for i, (r0, r1, c0, c1) in enumerate(geometry.panels):
         raw[r0:r1, c0:c1] += 10.0 * (i - 1.5)  # per-panel common mode
-    out = calibrate(raw.astype(np.uint16), plan_calibration(Calibration(pedestal, gain, mask), geometry, stride=1))
-    good = mask & (np.add.reduce([np.pad(np.ones((r1 - r0, c1 - c0)), ((r0, 64 - r1), (c0, 64 - c1)))
-                                  for r0, r1, c0, c1 in geometry.panels]) > 0)
+    out = calibrate(
+        raw.astype(np.uint16),
+        plan_calibration(Calibration(pedestal, gain, mask), geometry, stride=1),
+    )
+    good = mask & (
+        np.add.reduce(
+            [
+                np.pad(np.ones((r1 - r0, c1 - c0)), ((r0, 64 - r1), (c0, 64 - c1)))
+                for r0, r1, c0, c1 in geometry.panels
+            ]
+        )
+        > 0
+    )
     assert out[5, 7] == 0.0
     assert np.array_equal(np.rint(out[good]), photons[good])  # every photon count recovered
 
@@ -60,7 +71,9 @@ def test_spots_sit_on_true_reflections(sim_experiment):
         d, _ = tree.query(np.c_[r.spots.col, r.spots.row])
         offsets.append(d)
         strong = sel & (photons > 50)
-        d_strong, _ = cKDTree(np.c_[r.spots.col, r.spots.row]).query(np.c_[col[strong], row[strong]])
+        d_strong, _ = cKDTree(np.c_[r.spots.col, r.spots.row]).query(
+            np.c_[col[strong], row[strong]]
+        )
         found_strong.append(d_strong < 2)
     offsets = np.concatenate(offsets)
     assert (offsets < 2).mean() > 0.95  # nearly every spot is a true reflection

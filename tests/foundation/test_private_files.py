@@ -1,4 +1,5 @@
 """Secret files are readable by their owner only, also when they replace an older file."""
+
 from __future__ import annotations
 
 import stat

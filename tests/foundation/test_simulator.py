@@ -1,4 +1,5 @@
 """The beamline simulator writes complete, concluded runs with consistent ground truth."""
+
 import json
 
 import gemmi
@@ -50,15 +51,35 @@ def test_truth_mtz_is_the_lysozyme_like_crystal(sim_experiment):
     assert mtz.nreflections > 5000
     data = np.array(mtz, copy=False)
     hkl = data[:, :3].astype(int)
-    assert not any(mtz.spacegroup.operations().is_systematically_absent(list(h)) for h in hkl[:2000])
+    assert not any(
+        mtz.spacegroup.operations().is_systematically_absent(list(h)) for h in hkl[:2000]
+    )
     assert (data[:, 3] > 0).all()
     assert 1.85 < mtz.resolution_high() < 2.0
 
 
 def test_same_seed_same_frames_and_cli(tmp_path, capsys):
     for name in ("a", "b"):
-        assert beamline_main(["simulate", "--out", str(tmp_path / name), "--images", "6",
-                              "--chunk-size", "3", "--seed", "5", "--hit-rate", "0.5", "--workers", "1"]) == 0
+        assert (
+            beamline_main(
+                [
+                    "simulate",
+                    "--out",
+                    str(tmp_path / name),
+                    "--images",
+                    "6",
+                    "--chunk-size",
+                    "3",
+                    "--seed",
+                    "5",
+                    "--hit-rate",
+                    "0.5",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
     assert "r0001: 6 images" in capsys.readouterr().out
     with open_run(tmp_path / "a/runs/r0001") as a, open_run(tmp_path / "b/runs/r0001") as b:
         for c, e in a.events:

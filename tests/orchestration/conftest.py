@@ -1,4 +1,5 @@
 """A real SF API emulator and an Airflow connection to it, for operator tests with dag.test()."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,16 @@ def emulator(tmp_path_factory):
 @pytest.fixture
 def sfapi_conn(emulator, monkeypatch, airflow_db):
     """``sfapi_default`` pointing at the emulator, credentials from the 0600 file."""
-    monkeypatch.setenv("AIRFLOW_CONN_SFAPI_DEFAULT", json.dumps({
-        "conn_type": "http", "host": emulator.base_url,
-        "extra": {"credentials_file": str(emulator.credentials.credentials_file)}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SFAPI_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": emulator.base_url,
+                "extra": {"credentials_file": str(emulator.credentials.credentials_file)},
+            }
+        ),
+    )
     emulator.admin.clear_outages()
     emulator.admin.clear_faults()
     emulator.admin.set_status("perlmutter", "active")

@@ -1,11 +1,12 @@
 """Operators and triggers of the run pipeline against the real emulator, run by dag.test()."""
+
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
@@ -13,8 +14,8 @@ from airflow.utils.state import DagRunState, TaskInstanceState
 from operators.analysis_job import JobFailedError, SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.job_script import batch_script
-from operators.triggers.job import JobFinishedTrigger
 from operators.triggers import job as job_trigger
+from operators.triggers.job import JobFinishedTrigger
 from tests.dag_fixtures.operator_dags import deferred_job_dag, download_dag, facility_dag, job_dag
 
 HOME = "/global/homes/s/sfxflow"
@@ -26,7 +27,11 @@ def job_script(workdir: str, *commands) -> str:
 
 def jobs_with_key(client, key: str) -> list:
     rows = client._rows("perlmutter", True, [f"user={client.user()}"])
-    return [r for r in rows if r.get("comment", "").endswith(key) or f"{key}.try" in r.get("comment", "")]
+    return [
+        r
+        for r in rows
+        if r.get("comment", "").endswith(key) or f"{key}.try" in r.get("comment", "")
+    ]
 
 
 def test_job_runs_once_even_when_the_task_runs_again(sfapi_conn, client):
@@ -47,7 +52,9 @@ def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_c
     script = job_script(workdir, ["bash", "-c", "echo boom-in-the-job; exit 3"])
     run = job_dag.test(run_conf={"script": script, "key": key, "workdir": workdir})
     assert run.state == DagRunState.FAILED
-    op = SfApiJobOperator(task_id="job", machine="perlmutter", script=script, key=key, workdir=workdir)
+    op = SfApiJobOperator(
+        task_id="job", machine="perlmutter", script=script, key=key, workdir=workdir
+    )
     job = client.find_job("perlmutter", key)
     with pytest.raises(JobFailedError, match=r"(?s)ended FAILED.*boom-in-the-job"):
         op.execute_complete({}, {"jobid": job.jobid, "state": job.state, "succeeded": False})
@@ -60,15 +67,27 @@ def test_a_later_try_waits_for_or_takes_the_job_of_an_earlier_retry(sfapi_conn, 
     workdir = f"{HOME}/family-{uuid.uuid4().hex[:6]}"
     client.run_command("perlmutter", f"mkdir -p {workdir}")
     failing = job_script(workdir, ["bash", "-c", "exit 3"])
-    for outcome, retry_script in (("running", job_script(workdir, ["sleep", "60"])),
-                                  ("succeeded", job_script(workdir, ["true"]))):
+    for outcome, retry_script in (
+        ("running", job_script(workdir, ["sleep", "60"])),
+        ("succeeded", job_script(workdir, ["true"])),
+    ):
         key = f"test.{uuid.uuid4().hex[:8]}"
         original = client.submit_job("perlmutter", failing, key=key)
-        assert client.wait("perlmutter", original.jobid, timeout=30, poll=(0.2, 1.5, 1.0)).state == "FAILED"
+        assert (
+            client.wait("perlmutter", original.jobid, timeout=30, poll=(0.2, 1.5, 1.0)).state
+            == "FAILED"
+        )
         retry = client.submit_job("perlmutter", retry_script, key=f"{key}.try2")  # try 2 then died
-        client.wait("perlmutter", retry.jobid, until="running" if outcome == "running" else "finished",
-                    timeout=30, poll=(0.2, 1.5, 1.0))
-        op = SfApiJobOperator(task_id="job", machine="perlmutter", script=failing, key=key, workdir=workdir)
+        client.wait(
+            "perlmutter",
+            retry.jobid,
+            until="running" if outcome == "running" else "finished",
+            timeout=30,
+            poll=(0.2, 1.5, 1.0),
+        )
+        op = SfApiJobOperator(
+            task_id="job", machine="perlmutter", script=failing, key=key, workdir=workdir
+        )
         assert op._job_for(client, try_number=3).jobid == retry.jobid, outcome
         assert client.find_job("perlmutter", f"{key}.try3") is None, outcome
         if outcome == "running":
@@ -76,8 +95,10 @@ def test_a_later_try_waits_for_or_takes_the_job_of_an_earlier_retry(sfapi_conn, 
 
 
 def test_planned_outage_defers_then_the_run_goes_on(sfapi_conn):
-    now = datetime.now(timezone.utc)
-    sfapi_conn.admin.schedule_outage("perlmutter", now - timedelta(seconds=1), now + timedelta(seconds=4))
+    now = datetime.now(UTC)
+    sfapi_conn.admin.schedule_outage(
+        "perlmutter", now - timedelta(seconds=1), now + timedelta(seconds=4)
+    )
     started = time.monotonic()
     run = facility_dag.test()
     assert run.state == DagRunState.SUCCESS
@@ -105,8 +126,13 @@ def test_download_brings_results_back_atomically(sfapi_conn, client, tmp_path):
     assert run.state == DagRunState.SUCCESS
     assert (tmp_path / "out" / "merged.mtz").read_bytes() == bytes(range(256)) * 10
     assert not list((tmp_path / "out").glob(".*part"))
-    op = DownloadResultsOperator(task_id="dl2", machine="perlmutter", remote_dir=remote,
-                                 local_dir=str(tmp_path / "out2"), files=["summary.json"])
+    op = DownloadResultsOperator(
+        task_id="dl2",
+        machine="perlmutter",
+        remote_dir=remote,
+        local_dir=str(tmp_path / "out2"),
+        files=["summary.json"],
+    )
     with pytest.raises(FileNotFoundError, match="summary.json not found on perlmutter"):
         op.execute({})
 

@@ -1,5 +1,6 @@
 """Fixtures of the scale room: real MariaDB databases, SQLite files, a TCP proxy that can
 cut the DB off for real, and small simulated runs."""
+
 from __future__ import annotations
 
 import socket
@@ -121,9 +122,28 @@ MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 def simulate(out: Path, images: int, seed: int) -> Path:
     """A real simulated run from the beamline simulator; returns its run directory."""
-    subprocess.run([PYTHON, "-m", "facility.beamline", "simulate", "--out", str(out), "--runs", "1",
-                    "--images", str(images), "--chunk-size", "50", "--seed", str(seed)],
-                   cwd=REPO, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "facility.beamline",
+            "simulate",
+            "--out",
+            str(out),
+            "--runs",
+            "1",
+            "--images",
+            str(images),
+            "--chunk-size",
+            "50",
+            "--seed",
+            str(seed),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return out / "runs" / "r0001"
 
 
@@ -141,14 +161,33 @@ def big_run(tmp_path_factory):
 
 
 def _process_cmd(ranks: int, run: Path, out: Path, *extra: str) -> list[str]:
-    return [MPIEXEC, "-n", str(ranks), PYTHON, "-m", "kernels", "process", "--run", str(run),
-            "--out", str(out), *extra]
+    return [
+        MPIEXEC,
+        "-n",
+        str(ranks),
+        PYTHON,
+        "-m",
+        "kernels",
+        "process",
+        "--run",
+        str(run),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-def _mpi_process(ranks: int, run: Path, out: Path, *extra: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _mpi_process(
+    ranks: int, run: Path, out: Path, *extra: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """``mpiexec -n ranks python -m kernels process ...`` to completion."""
-    return subprocess.run(_process_cmd(ranks, run, out, *extra), cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        _process_cmd(ranks, run, out, *extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

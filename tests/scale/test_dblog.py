@@ -1,4 +1,5 @@
 """Batched image logging survives killed connections and a vanished DB: nothing lost, nothing twice."""
+
 from __future__ import annotations
 
 import logging
@@ -14,14 +15,31 @@ from kernels.resultsdb import ResultsDB
 
 
 def rows(n, start=0):
-    return [ImageRow(i // 1000, i % 1000, i % 3 == 0, i % 50, i % 6 == 0, i % 40, i % 30, "hit", "it's ok", i % 7,
-                     "nid001", 1.7e9 + i, {"calibrate": 0.001, "spotfind": 0.002})
-            for i in range(start, start + n)]
+    return [
+        ImageRow(
+            i // 1000,
+            i % 1000,
+            i % 3 == 0,
+            i % 50,
+            i % 6 == 0,
+            i % 40,
+            i % 30,
+            "hit",
+            "it's ok",
+            i % 7,
+            "nid001",
+            1.7e9 + i,
+            {"calibrate": 0.001, "spotfind": 0.002},
+        )
+        for i in range(start, start + n)
+    ]
 
 
 def count(db, run, trial):
-    rows_ = db._select("SELECT COUNT(*), COUNT(DISTINCT chunk*1000+event) FROM images WHERE run_id=? AND trial_id=?",
-                       (run, trial))
+    rows_ = db._select(
+        "SELECT COUNT(*), COUNT(DISTINCT chunk*1000+event) FROM images WHERE run_id=? AND trial_id=?",
+        (run, trial),
+    )
     return tuple(int(x) for x in rows_[0])
 
 
@@ -56,10 +74,15 @@ class InsertWatcher(threading.Thread):
         with self.admin() as admin, admin.cursor() as cur:
             deadline = time.monotonic() + 60
             while not self.stop.is_set() and time.monotonic() < deadline:
-                cur.execute("SELECT ID FROM information_schema.PROCESSLIST "
-                            "WHERE DB=%s AND INFO LIKE 'INSERT INTO images%%'", (self.database,))
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE DB=%s AND INFO LIKE 'INSERT INTO images%%'",
+                    (self.database,),
+                )
                 inserting = {row[0] for row in cur.fetchall()}
-                if self.killed.is_set():  # the killed thread may still be listed while it rolls back
+                if (
+                    self.killed.is_set()
+                ):  # the killed thread may still be listed while it rolls back
                     inserting.discard(self.victim)
                 self.most_concurrent = max(self.most_concurrent, len(inserting))
                 if self.victim in inserting:
@@ -68,13 +91,17 @@ class InsertWatcher(threading.Thread):
 
 
 @pytest.mark.parametrize("connections", [1, 2])
-def test_killed_connection_mid_flush_loses_and_duplicates_nothing(mariadb_url, mariadb_admin, caplog, connections):
+def test_killed_connection_mid_flush_loses_and_duplicates_nothing(
+    mariadb_url, mariadb_admin, caplog, connections
+):
     db, run, trial = setup(mariadb_url)
     logger_db = ResultsDB(mariadb_url)
     victim = logger_db.connection_id()  # the first writer's connection
     watcher = InsertWatcher(mariadb_admin, mariadb_url, victim)
     watcher.start()
-    logger = ImageLogger(logger_db, run, trial, batch_rows=30_000, max_rows=240_000, connections=connections)
+    logger = ImageLogger(
+        logger_db, run, trial, batch_rows=30_000, max_rows=240_000, connections=connections
+    )
     n = 240_000
     with caplog.at_level(logging.WARNING, logger="kernels.resultsdb"):
         logger.add_many(rows(n))
@@ -93,7 +120,9 @@ def test_k_writers_write_the_same_rows_as_one(db_url):
     written = {}
     for connections in (1, 3):
         run = db.ensure_run("cxi1", f"r-{connections}")
-        logger = ImageLogger(ResultsDB(db_url), run, trial, batch_rows=700, max_rows=2100, connections=connections)
+        logger = ImageLogger(
+            ResultsDB(db_url), run, trial, batch_rows=700, max_rows=2100, connections=connections
+        )
         logger.add_many(rows(9000))
         logger.add_many(rows(3000, start=4000))  # replayed rows, spread over the writers' batches
         logger.close()
@@ -165,7 +194,9 @@ def test_gives_up_after_retry_window_keeping_rows(mariadb_url, db_proxy):
 def test_rows_become_visible_without_a_full_batch(db_url):
     """Live progress: a partial batch is written within flush_seconds, no flush() needed."""
     db, run, trial = setup(db_url)
-    logger = ImageLogger(ResultsDB(db_url), run, trial, batch_rows=10_000, max_rows=10_000, flush_seconds=0.3)
+    logger = ImageLogger(
+        ResultsDB(db_url), run, trial, batch_rows=10_000, max_rows=10_000, flush_seconds=0.3
+    )
     logger.add_many(rows(25))
     deadline = time.monotonic() + 10
     while count(db, run, trial)[0] < 25 and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """The MPI driver with real mpiexec ranks, real signals and the real MariaDB."""
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 def fates(out: Path) -> list[dict]:
     """images.csv without the timing columns (the only thing that differs between runs)."""
     with open(out / "images.csv") as handle:
-        return [{k: v for k, v in row.items() if not k.startswith("t_")} for row in csv.DictReader(handle)]
+        return [
+            {k: v for k, v in row.items() if not k.startswith("t_")}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def summary(out: Path) -> dict:
@@ -35,7 +39,11 @@ def summary(out: Path) -> dict:
 
 def db_ids(url: str, run_dir: Path):
     db = ResultsDB(url)
-    return db, db.ensure_run(run_dir.parent.parent.name, run_dir.name), db.ensure_trial("default", {})
+    return (
+        db,
+        db.ensure_run(run_dir.parent.parent.name, run_dir.name),
+        db.ensure_trial("default", {}),
+    )
 
 
 def db_trial(db: ResultsDB, run_dir: Path):
@@ -43,8 +51,11 @@ def db_trial(db: ResultsDB, run_dir: Path):
 
 
 def distinct_rows(db: ResultsDB, run_id: int, trial_id: int) -> tuple[int, int]:
-    ((n, distinct),) = db._select("SELECT COUNT(*), COUNT(DISTINCT chunk*100000+event) FROM images "
-                                  "WHERE run_id=? AND trial_id=?", (run_id, trial_id))
+    ((n, distinct),) = db._select(
+        "SELECT COUNT(*), COUNT(DISTINCT chunk*100000+event) FROM images "
+        "WHERE run_id=? AND trial_id=?",
+        (run_id, trial_id),
+    )
     return int(n), int(distinct)
 
 
@@ -56,8 +67,9 @@ def reference(small_run, tmp_path_factory):
     return out
 
 
-def test_three_ranks_match_one_process_and_log_every_image(small_run, reference, mariadb_url, mariadb_admin,
-                                                          tmp_path, mpi_process):
+def test_three_ranks_match_one_process_and_log_every_image(
+    small_run, reference, mariadb_url, mariadb_admin, tmp_path, mpi_process
+):
     out = tmp_path / "out"
     database = mariadb_url.rsplit("/", 1)[1]
     peak, running = [0], threading.Event()
@@ -66,15 +78,26 @@ def test_three_ranks_match_one_process_and_log_every_image(small_run, reference,
     def watch_connections():
         with mariadb_admin() as admin, admin.cursor() as cur:
             while running.is_set():
-                cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB=%s", (database,))
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB=%s", (database,)
+                )
                 peak[0] = max(peak[0], cur.fetchone()[0])
                 time.sleep(0.02)
 
     watcher = threading.Thread(target=watch_connections)
     watcher.start()
     try:
-        done = mpi_process(3, small_run, out, "--db", mariadb_url, "--trial", "default",
-                           "--cache-dir", str(tmp_path / "node"))
+        done = mpi_process(
+            3,
+            small_run,
+            out,
+            "--db",
+            mariadb_url,
+            "--trial",
+            "default",
+            "--cache-dir",
+            str(tmp_path / "node"),
+        )
     finally:
         running.clear()
         watcher.join()
@@ -114,7 +137,9 @@ def test_bad_run_is_a_clear_error_on_every_rank(tmp_path, mpi_process):
     assert "no-such-run: run directory does not exist" in done.stderr
 
 
-def test_corrupt_checkpoint_restarts_the_run_cleanly(small_run, reference, sqlite_url, tmp_path, mpi_process):
+def test_corrupt_checkpoint_restarts_the_run_cleanly(
+    small_run, reference, sqlite_url, tmp_path, mpi_process
+):
     out = tmp_path / "out"
     assert mpi_process(2, small_run, out, "--db", sqlite_url).returncode == 0
     checkpoint = out / "checkpoint.json"
@@ -124,7 +149,9 @@ def test_corrupt_checkpoint_restarts_the_run_cleanly(small_run, reference, sqlit
     checkpoint.write_text(damaged)
     again = mpi_process(2, small_run, out, "--db", sqlite_url)
     assert again.returncode == 0, again.stderr
-    assert "checksum mismatch" in again.stderr and "restarting run r0001 from scratch" in again.stderr
+    assert (
+        "checksum mismatch" in again.stderr and "restarting run r0001 from scratch" in again.stderr
+    )
     assert (out / "checkpoint.json.corrupt").exists()
     fresh = read_checkpoint(checkpoint, "r0001", "default", read_params_sha(out))
     assert fresh.sessions == 1 and len(fresh.done) == 40 and len(fresh.parts) == 1
@@ -140,13 +167,20 @@ def read_params_sha(out: Path) -> str:
 def merged(out: Path, tmp_path: Path, name: str) -> gemmi.Mtz:
     pytest.importorskip("kernels.merge")
     mtz = tmp_path / f"{name}.mtz"
-    done = subprocess.run([sys.executable, "-m", "kernels", "merge", "--results", str(out), "--out", str(mtz)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "kernels", "merge", "--results", str(out), "--out", str(mtz)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return gemmi.read_mtz_file(str(mtz))
 
 
-def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_url, tmp_path, process_cmd, mpi_process):
+def test_sigterm_mid_run_then_resume_is_identical(
+    big_run, mariadb_url, sqlite_url, tmp_path, process_cmd, mpi_process
+):
     reference = tmp_path / "reference"
     assert mpi_process(3, big_run, reference, "--db", sqlite_url).returncode == 0
 
@@ -169,12 +203,18 @@ def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_u
     assert first["status"] == "preempted" and first["reason"] == "SIGTERM", first
     assert 20 <= first["images_done"] < BIG_RUN_IMAGES
     run_id, trial_id = db_trial(db, big_run)
-    assert distinct_rows(db, run_id, trial_id) == (first["images_done"],) * 2  # flushed, nothing twice
+    assert (
+        distinct_rows(db, run_id, trial_id) == (first["images_done"],) * 2
+    )  # flushed, nothing twice
 
     resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     final = summary(out)
-    assert final["status"] == "complete" and final["sessions"] == 2 and final["images"] == BIG_RUN_IMAGES
+    assert (
+        final["status"] == "complete"
+        and final["sessions"] == 2
+        and final["images"] == BIG_RUN_IMAGES
+    )
     assert fates(out) == fates(reference)
     assert (out / "integrated.h5").read_bytes() == (reference / "integrated.h5").read_bytes()
     assert distinct_rows(db, run_id, trial_id) == (BIG_RUN_IMAGES, BIG_RUN_IMAGES)
@@ -183,7 +223,9 @@ def test_sigterm_mid_run_then_resume_is_identical(big_run, mariadb_url, sqlite_u
     assert np.array_equal(np.array(a, copy=False), np.array(b, copy=False), equal_nan=True)
 
 
-def test_rerun_of_a_finished_run_processes_nothing(small_run, reference, sqlite_url, tmp_path, mpi_process):
+def test_rerun_of_a_finished_run_processes_nothing(
+    small_run, reference, sqlite_url, tmp_path, mpi_process
+):
     out = tmp_path / "out"
     assert mpi_process(2, small_run, out, "--db", sqlite_url).returncode == 0
     parts = sorted((out / "parts").iterdir())
@@ -194,14 +236,18 @@ def test_rerun_of_a_finished_run_processes_nothing(small_run, reference, sqlite_
     assert fates(out) == fates(reference)
 
 
-def test_db_lost_mid_run_is_logged_by_the_next_run(big_run, mariadb_url, db_proxy, tmp_path, process_cmd):
+def test_db_lost_mid_run_is_logged_by_the_next_run(
+    big_run, mariadb_url, db_proxy, tmp_path, process_cmd
+):
     """The DB vanishes for longer than the retry window: processing completes, exit 3, rows kept;
     the same command with the DB back logs every row exactly once."""
     out = tmp_path / "out"
     via_proxy = mariadb_url.replace(":3306", f":{db_proxy.port}")
     cmd = process_cmd(3, big_run, out, "--db", via_proxy)
     env = {**os.environ, "SFXFLOW_DB_RETRY_SECONDS": "1"}
-    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    job = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     db = ResultsDB(mariadb_url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -226,19 +272,23 @@ def test_db_lost_mid_run_is_logged_by_the_next_run(big_run, mariadb_url, db_prox
     assert db.run_summary(run_id, trial_id)["status"] == "complete"
 
 
-def test_experiment_option_names_the_experiment_rows_are_logged_under(small_run, sqlite_url, tmp_path,
-                                                                      mpi_process):
+def test_experiment_option_names_the_experiment_rows_are_logged_under(
+    small_run, sqlite_url, tmp_path, mpi_process
+):
     """The pipeline's experiment name wins over the run folder's grandparent (an HPC folder name)."""
     assert small_run.parent.parent.name != "p12345"
     done = mpi_process(2, small_run, tmp_path / "out", "--db", sqlite_url, "--experiment", "p12345")
     assert done.returncode == 0, done.stderr
     db = ResultsDB(sqlite_url)
     assert db.experiments() == ["p12345"]
-    assert distinct_rows(db, db.ensure_run("p12345", small_run.name), db.get_trial("default")["id"]) == (40, 40)
+    assert distinct_rows(
+        db, db.ensure_run("p12345", small_run.name), db.get_trial("default")["id"]
+    ) == (40, 40)
 
 
-def test_db_unreachable_at_start_is_logged_by_the_next_run(small_run, reference, mariadb_url, db_proxy, tmp_path,
-                                                           process_cmd):
+def test_db_unreachable_at_start_is_logged_by_the_next_run(
+    small_run, reference, mariadb_url, db_proxy, tmp_path, process_cmd
+):
     """No DB when the job starts: it processes everything anyway, exits 3 with the rows kept;
     the same command with the DB back logs every row exactly once."""
     out = tmp_path / "out"
@@ -264,8 +314,9 @@ def test_db_unreachable_at_start_is_logged_by_the_next_run(small_run, reference,
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.5], ids=["emptied", "torn"])
-def test_part_torn_by_a_crash_is_reprocessed_not_skipped(small_run, reference, sqlite_url, tmp_path, mpi_process,
-                                                         keep):
+def test_part_torn_by_a_crash_is_reprocessed_not_skipped(
+    small_run, reference, sqlite_url, tmp_path, mpi_process, keep
+):
     """A part the checkpoint trusts but a crash left empty or truncated: the rerun names the file and
     processes its images again, so the outputs are whole, never silently missing images."""
     out = tmp_path / "out"

@@ -1,4 +1,5 @@
 """The results DB API on both backends (SQLite file and the real MariaDB)."""
+
 from __future__ import annotations
 
 import time
@@ -6,7 +7,12 @@ import time
 import pytest
 
 from kernels.resultsdb import (
-    Migration, ResultsDB, SchemaError, TrialParamsChangedError, apply_migrations, parse_db_url,
+    Migration,
+    ResultsDB,
+    SchemaError,
+    TrialParamsChangedError,
+    apply_migrations,
+    parse_db_url,
 )
 from kernels.resultsdb.dialect import dialect_for
 from kernels.resultsdb.migrations import MIGRATIONS, schema_version
@@ -14,7 +20,7 @@ from kernels.resultsdb.url import DbUrlError
 
 EVIL = [
     "Robert'); DROP TABLE runs;--",
-    "x\" OR 1=1; DELETE FROM images; --",
+    'x" OR 1=1; DELETE FROM images; --',
     "back\\slash' ; SELECT SLEEP(5); #",
     "%s %(x)s ? ?? 'quoted'",
     "ünïcødé ☃ trial",
@@ -64,10 +70,14 @@ def test_ensure_is_idempotent_and_trials_immutable(db_url):
     db = ResultsDB(db_url)
     assert db.ensure_experiment("cxi1") == db.ensure_experiment("cxi1")
     run = db.ensure_run("cxi1", "r0001", concluded=100.0)
-    assert db.ensure_run("cxi1", "r0001", concluded=999.0) == run  # concluded kept from first record
+    assert (
+        db.ensure_run("cxi1", "r0001", concluded=999.0) == run
+    )  # concluded kept from first record
     assert db.ensure_run("cxi2", "r0001") != run  # run names are per experiment
     t1 = db.ensure_trial("default", {"spotfinder": {"min_pixels": 2}, "b": [1, 2]})
-    assert db.ensure_trial("default", {"b": [1, 2], "spotfinder": {"min_pixels": 2}}) == t1  # key order irrelevant
+    assert (
+        db.ensure_trial("default", {"b": [1, 2], "spotfinder": {"min_pixels": 2}}) == t1
+    )  # key order irrelevant
     with pytest.raises(TrialParamsChangedError, match="'default' version 1 .* use version 2"):
         db.ensure_trial("default", {"spotfinder": {"min_pixels": 3}})
     t2 = db.ensure_trial("default", {"spotfinder": {"min_pixels": 3}}, version=2)
@@ -97,14 +107,31 @@ def test_jobs_transfers_summaries_merge_stats_and_run_table(db_url):
     trial = db.ensure_trial("default", {})
     db.record_job(run, trial, "perlmutter", "4242", "PENDING", submitted=1001.0)
     db.record_job(run, trial, "perlmutter", "4242", "COMPLETED", started=1002.0, ended=1050.0)
-    assert db.jobs(run, trial) == [{"machine": "perlmutter", "job_id": "4242", "state": "COMPLETED",
-                                    "submitted": 1001.0, "started": 1002.0, "ended": 1050.0}]
+    assert db.jobs(run, trial) == [
+        {
+            "machine": "perlmutter",
+            "job_id": "4242",
+            "state": "COMPLETED",
+            "submitted": 1001.0,
+            "started": 1002.0,
+            "ended": 1050.0,
+        }
+    ]
     db.record_transfer(run, 4_000_000, 2.0, 2_000_000.0)
     db.record_transfer(run, 4_000_000, 0.5, 0.0)  # a retry that found every file already there
-    assert db.transfer(run) | {"recorded": 0} == {"n_bytes": 4_000_000, "seconds": 0.5, "rate": 0.0, "recorded": 0}
+    assert db.transfer(run) | {"recorded": 0} == {
+        "n_bytes": 4_000_000,
+        "seconds": 0.5,
+        "rate": 0.0,
+        "recorded": 0,
+    }
     assert db.transfer(idle) is None
-    db.record_run_summary(run, trial, "complete", {"images": 3}, {"wall_seconds": 5.0}, finished=1060.0)
-    db.record_run_summary(run, trial, "complete", {"images": 4}, {"wall_seconds": 5.0}, finished=1062.0)
+    db.record_run_summary(
+        run, trial, "complete", {"images": 3}, {"wall_seconds": 5.0}, finished=1060.0
+    )
+    db.record_run_summary(
+        run, trial, "complete", {"images": 4}, {"wall_seconds": 5.0}, finished=1062.0
+    )
     assert db.run_summary(run, trial)["funnel"] == {"images": 4}
     db.record_merge_stats(trial, {"cc_half": 0.9}, [{"d_min": 2.0, "cc_half": 0.5}], run_id=run)
     assert db.merge_stats(trial, run_id=run)["shells"][0]["d_min"] == 2.0
@@ -112,8 +139,16 @@ def test_jobs_transfers_summaries_merge_stats_and_run_table(db_url):
     with pytest.raises(ValueError):
         db.record_merge_stats(trial, {}, [], run_id=run, dataset_id=1)
     table = db.run_table("cxi1", trial)
-    assert table[0] == {"run_id": run, "run": "r0001", "state": "COMPLETED", "images": 0, "hits": 0,
-                        "indexed": 0, "integrated": 0, "turnaround_s": 62.0}
+    assert table[0] == {
+        "run_id": run,
+        "run": "r0001",
+        "state": "COMPLETED",
+        "images": 0,
+        "hits": 0,
+        "indexed": 0,
+        "integrated": 0,
+        "turnaround_s": 62.0,
+    }
     assert table[1]["run_id"] == idle and table[1]["state"] == "new"
 
 
@@ -123,8 +158,13 @@ def test_migrations_versioned_and_idempotent(db_url):
     try:
         assert apply_migrations(conn, dialect) == len(MIGRATIONS)
         assert apply_migrations(conn, dialect) == len(MIGRATIONS)  # second apply: no-op
-        extra = MIGRATIONS + (Migration(len(MIGRATIONS) + 1, "notes",
-                                        ("CREATE TABLE IF NOT EXISTS notes (id {id}, body {text}){engine}",)),)
+        extra = MIGRATIONS + (
+            Migration(
+                len(MIGRATIONS) + 1,
+                "notes",
+                ("CREATE TABLE IF NOT EXISTS notes (id {id}, body {text}){engine}",),
+            ),
+        )
         assert apply_migrations(conn, dialect, extra) == len(extra)
         cursor = conn.cursor()
         assert schema_version(cursor, dialect) == len(extra)
@@ -144,8 +184,15 @@ def test_a_version_1_db_keeps_each_runs_newest_transfer(db_url):
     try:
         assert apply_migrations(conn, dialect, MIGRATIONS[:1]) == 1
         cursor = conn.cursor()
-        insert = dialect.sql("INSERT INTO transfers (run_id, n_bytes, seconds, rate, recorded) VALUES (?,?,?,?,?)")
-        for run_id, seconds in ((7, 3.0), (7, 2.0), (8, 1.0), (7, 1.5)):  # run 7 recorded three times
+        insert = dialect.sql(
+            "INSERT INTO transfers (run_id, n_bytes, seconds, rate, recorded) VALUES (?,?,?,?,?)"
+        )
+        for run_id, seconds in (
+            (7, 3.0),
+            (7, 2.0),
+            (8, 1.0),
+            (7, 1.5),
+        ):  # run 7 recorded three times
             cursor.execute(insert, (run_id, 100, seconds, 100 / seconds, 1.0))
         conn.commit()
         assert apply_migrations(conn, dialect) == len(MIGRATIONS)
@@ -166,18 +213,58 @@ def test_weather_rebuilt_from_image_rows(db_url):
     run, trial = db.ensure_run("cxi1", "r1"), db.ensure_trial("default", {})
     logger = ImageLogger(ResultsDB(db_url), run, trial, batch_rows=10, max_rows=10)
     t0 = time.time()
-    logger.add(ImageRow(0, 0, True, 40, True, 30, 25, "integrated", "", 1, "nid1", t0,
-                        {"calibrate": 0.5, "spotfind": 0.25, "index": 1.0}))
-    logger.add(ImageRow(0, 1, False, 2, False, 0, 0, "miss", "2 spots < 10", 2, "nid1", t0 + 0.1,
-                        {"calibrate": 0.5, "spotfind": 0.25}))
+    logger.add(
+        ImageRow(
+            0,
+            0,
+            True,
+            40,
+            True,
+            30,
+            25,
+            "integrated",
+            "",
+            1,
+            "nid1",
+            t0,
+            {"calibrate": 0.5, "spotfind": 0.25, "index": 1.0},
+        )
+    )
+    logger.add(
+        ImageRow(
+            0,
+            1,
+            False,
+            2,
+            False,
+            0,
+            0,
+            "miss",
+            "2 spots < 10",
+            2,
+            "nid1",
+            t0 + 0.1,
+            {"calibrate": 0.5, "spotfind": 0.25},
+        )
+    )
     logger.close()
     weather = db.weather(run, trial)
     assert [(rank, stage) for rank, _, _, stage in weather] == [
-        (1, "calibrate"), (1, "spotfind"), (1, "index"), (2, "calibrate"), (2, "spotfind")]
+        (1, "calibrate"),
+        (1, "spotfind"),
+        (1, "index"),
+        (2, "calibrate"),
+        (2, "spotfind"),
+    ]
     assert weather[2][1] == pytest.approx(t0 + 0.75) and weather[2][2] == pytest.approx(t0 + 1.75)
     counts = db.image_counts(run, trial)
-    assert counts == {"images": 2, "hits": 1, "indexed": 1, "integrated": 1,
-                      "by_status": {"integrated": 1, "miss": 1}}
+    assert counts == {
+        "images": 2,
+        "hits": 1,
+        "indexed": 1,
+        "integrated": 1,
+        "by_status": {"integrated": 1, "miss": 1},
+    }
     assert db.images(run, trial)[1]["reason"] == "2 spots < 10"
 
 
@@ -207,7 +294,9 @@ def test_catalogue_listings_for_the_dashboard(db_url):
     db.ensure_dataset("cxi1", "lyso", ["lysozyme", "dark"])
     assert set(db.experiments()) == {"cxi1", "cxi2"}
     assert [(t["name"], t["version"]) for t in db.trials()] == [("default", 2), ("default", 1)]
-    assert db.datasets("cxi1") == [{"id": db.datasets("cxi1")[0]["id"], "name": "lyso", "tags": ["dark", "lysozyme"]}]
+    assert db.datasets("cxi1") == [
+        {"id": db.datasets("cxi1")[0]["id"], "name": "lyso", "tags": ["dark", "lysozyme"]}
+    ]
     assert db.datasets("cxi2") == []
     assert db.run_name(run) == ("cxi1", "r0001")
     assert db.run_name(run + 1000) is None

@@ -1,4 +1,5 @@
 """Simulated experiments with ground truth, processed once per session by the real chain."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,14 +7,18 @@ import dataclasses
 import pytest
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
-from kernels.process import process_run
 from kernels.pipeline import ProcessingParams
+from kernels.process import process_run
 
 
 def simulate_and_process(root, images: int, seed: int, space_group: str, hit_rate: float):
     exp = root / "exp"
-    params = dataclasses.replace(SimulationParams(), hit_rate=hit_rate, space_group=space_group, chunk_size=100)
-    simulate_experiment(exp, runs=1, images=images, seed=seed, params=params, workers=1, log=lambda *_: None)
+    params = dataclasses.replace(
+        SimulationParams(), hit_rate=hit_rate, space_group=space_group, chunk_size=100
+    )
+    simulate_experiment(
+        exp, runs=1, images=images, seed=seed, params=params, workers=1, log=lambda *_: None
+    )
     out = root / "results"
     processing = ProcessingParams.from_dict({"crystal": {"space_group": space_group}})
     summary = process_run(exp / "runs" / "r0001", out, params=processing, trial="t1")

@@ -1,4 +1,5 @@
 """Readers of the simulator's ground truth and of a processed run's tables (test helpers)."""
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,11 @@ import numpy as np
 
 def read_truth(exp) -> dict:
     with h5py.File(exp / "truth" / "r0001.h5", "r") as f:
-        return {"hit": f["hit"][()], "U": f["U"][()], "spots": {k: f["spots"][k][()] for k in f["spots"]}}
+        return {
+            "hit": f["hit"][()],
+            "U": f["U"][()],
+            "spots": {k: f["spots"][k][()] for k in f["spots"]},
+        }
 
 
 def read_images(out) -> list[dict]:

@@ -1,4 +1,5 @@
 """Indexing and refinement against the simulator's ground truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,8 @@ from kernels.calibration import load_calibration
 from kernels.geometry import pixel_to_s
 from kernels.indexing import IndexingError, index_still, plan_indexing
 from kernels.pipeline import ParamsError, ProcessingParams, Processor
-from kernels.reflections import read_integrated
 from kernels.refinement import RefinementError, RefinementParams, refine_orientation, small_rotation
+from kernels.reflections import read_integrated
 from kernels.runformat import open_run
 from kernels.symmetry import CrystalSymmetry
 from tests.science.ground_truth import event_numbers, read_images, read_truth
@@ -50,8 +51,10 @@ def test_true_hits_indexed_with_accurate_orientation(lysozyme):
     assert indexed[true_hit].mean() >= 0.95
     assert not indexed[~true_hit].any(), "a miss must never get an indexing solution"
     attrs, images, _ = read_integrated(out)
-    errors = [orientation_error_deg(U, truth["U"][c * 100 + e], LYSOZYME)
-              for c, e, U in zip(images["chunk"], images["event"], images["U"])]
+    errors = [
+        orientation_error_deg(U, truth["U"][c * 100 + e], LYSOZYME)
+        for c, e, U in zip(images["chunk"], images["event"], images["U"])
+    ]
     assert len(errors) >= 0.95 * true_hit.sum()
     assert np.median(errors) < 0.1
     assert np.max(errors) < 0.3
@@ -68,7 +71,7 @@ def test_spurious_spots_do_not_change_the_solution(hits):
         solution = index_still(col, row, wavelength, geometry, plan)
         assert orientation_error_deg(solution.U, U_true, LYSOZYME) < 0.15
         assert solution.indexed[: len(spots)].mean() > 0.9
-        assert solution.indexed[len(spots):].mean() < 0.2
+        assert solution.indexed[len(spots) :].mean() < 0.2
 
 
 def test_wrong_cell_gives_no_solution(hits):
@@ -96,8 +99,16 @@ def test_refinement_recovers_a_perturbed_orientation(hits):
         on = solution.indexed
         start = small_rotation(np.radians([0.3, -0.2, 0.25])) @ solution.U
         assert orientation_error_deg(start, U_true, LYSOZYME) > 0.3
-        refined = refine_orientation(start, LYSOZYME, solution.hkl[on], spots.col[on], spots.row[on],
-                                     spots.intensity[on], wavelength, geometry)
+        refined = refine_orientation(
+            start,
+            LYSOZYME,
+            solution.hkl[on],
+            spots.col[on],
+            spots.row[on],
+            spots.intensity[on],
+            wavelength,
+            geometry,
+        )
         assert orientation_error_deg(refined.U, U_true, LYSOZYME) < 0.08
         assert refined.rmsd_px < 0.8
 
@@ -109,7 +120,16 @@ def test_cell_refinement_recovers_the_true_cell(hits):
     for spots, wavelength, U_true in found[:5]:
         solution = index_still(spots.col, spots.row, wavelength, geometry, plan)
         on = solution.indexed
-        args = (solution.U, off, solution.hkl[on], spots.col[on], spots.row[on], spots.intensity[on], wavelength, geometry)
+        args = (
+            solution.U,
+            off,
+            solution.hkl[on],
+            spots.col[on],
+            spots.row[on],
+            spots.intensity[on],
+            wavelength,
+            geometry,
+        )
         with pytest.raises(RefinementError, match="rms spot residual"):
             refine_orientation(*args)  # orientation alone cannot fit a wrong cell
         refined = refine_orientation(*args, RefinementParams(refine_cell=1))
@@ -125,9 +145,13 @@ def test_refinement_rejects_a_wrong_solution(hits):
     found, geometry = hits
     spots, wavelength, U_true = found[0]
     s = pixel_to_s(spots.col, spots.row, wavelength, geometry)
-    wrong_hkl = np.rint(s @ U_true @ np.linalg.inv(LYSOZYME.B).T).astype(int)[::-1]  # indices of other spots
+    wrong_hkl = np.rint(s @ U_true @ np.linalg.inv(LYSOZYME.B).T).astype(int)[
+        ::-1
+    ]  # indices of other spots
     with pytest.raises(RefinementError, match="within 2.0 px of their prediction"):
-        refine_orientation(U_true, LYSOZYME, wrong_hkl, spots.col, spots.row, spots.intensity, wavelength, geometry)
+        refine_orientation(
+            U_true, LYSOZYME, wrong_hkl, spots.col, spots.row, spots.intensity, wavelength, geometry
+        )
 
 
 def test_unknown_space_group_is_refused_by_name():
@@ -147,8 +171,12 @@ def test_wrong_cell_run_records_the_reason(lysozyme, tmp_path):
     from kernels.process import process_run
 
     exp, _, _ = lysozyme
-    params = ProcessingParams.from_dict({"crystal": {"a": 61.0, "b": 72.0, "c": 45.0, "space_group": "P 21 21 21"},
-                                         "hitfinder": {"min_spots": 100}})
+    params = ProcessingParams.from_dict(
+        {
+            "crystal": {"a": 61.0, "b": 72.0, "c": 45.0, "space_group": "P 21 21 21"},
+            "hitfinder": {"min_spots": 100},
+        }
+    )
     summary = process_run(exp / "runs" / "r0001", tmp_path, params=params, trial="wrong")
     assert summary["hits"] > 0 and summary["indexed"] == 0
     rows = [r for r in read_images(tmp_path) if r["hit"] == "True"]
@@ -164,13 +192,35 @@ def test_process_command_refuses_an_unknown_space_group(lysozyme, tmp_path, caps
     params = tmp_path / "trial.json"
     params.write_text(json.dumps({"crystal": {"space_group": "P 43 21 3"}}))
     with pytest.raises(SystemExit, match="unknown space group 'P 43 21 3'"):
-        cli(["process", "--run", str(exp / "runs" / "r0001"), "--out", str(tmp_path / "out"), "--params", str(params)])
+        cli(
+            [
+                "process",
+                "--run",
+                str(exp / "runs" / "r0001"),
+                "--out",
+                str(tmp_path / "out"),
+                "--params",
+                str(params),
+            ]
+        )
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
 def test_cell_parameters_tied_by_the_crystal_system():
-    groups = {sg: CrystalSymmetry.create(cell, sg).cell_parameter_groups() for sg, cell in [
-        ("P 43", (79, 79, 38, 90, 90, 90)), ("C 1 2 1", (90, 50, 60, 90, 105, 90)),
-        ("P 21 3", (60, 60, 60, 90, 90, 90)), ("P 21 21 21", (50, 60, 70, 90, 90, 90)), ("P 1", (30, 40, 50, 80, 85, 95))]}
-    assert groups == {"P 43": [[0, 1], [2]], "C 1 2 1": [[0], [1], [2], [4]], "P 21 3": [[0, 1, 2]],
-                      "P 21 21 21": [[0], [1], [2]], "P 1": [[0], [1], [2], [3], [4], [5]]}
+    groups = {
+        sg: CrystalSymmetry.create(cell, sg).cell_parameter_groups()
+        for sg, cell in [
+            ("P 43", (79, 79, 38, 90, 90, 90)),
+            ("C 1 2 1", (90, 50, 60, 90, 105, 90)),
+            ("P 21 3", (60, 60, 60, 90, 90, 90)),
+            ("P 21 21 21", (50, 60, 70, 90, 90, 90)),
+            ("P 1", (30, 40, 50, 80, 85, 95)),
+        ]
+    }
+    assert groups == {
+        "P 43": [[0, 1], [2]],
+        "C 1 2 1": [[0], [1], [2], [4]],
+        "P 21 3": [[0, 1, 2]],
+        "P 21 21 21": [[0], [1], [2]],
+        "P 1": [[0], [1], [2], [3], [4], [5]],
+    }

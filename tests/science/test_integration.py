@@ -1,4 +1,5 @@
 """Integration and the processing funnel against the simulator's ground truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +19,19 @@ def test_integrated_intensities_and_partialities_match_truth(lysozyme):
     for i, event in enumerate(events):
         mine = refl["image"] == i
         true = spots["event"] == event
-        distance, j = cKDTree(np.c_[spots["col"][true], spots["row"][true]]).query(np.c_[refl["col"][mine], refl["row"][mine]])
+        distance, j = cKDTree(np.c_[spots["col"][true], spots["row"][true]]).query(
+            np.c_[refl["col"][mine], refl["row"][mine]]
+        )
         close = distance < 0.5
         ours.append(refl["intensity"][mine][close]), theirs.append(spots["photons"][true][j[close]])
-        p_ours.append(refl["partiality"][mine][close]), p_theirs.append(spots["partiality"][true][j[close]])
+        (
+            p_ours.append(refl["partiality"][mine][close]),
+            p_theirs.append(spots["partiality"][true][j[close]]),
+        )
     ours, theirs, p_ours, p_theirs = map(np.concatenate, (ours, theirs, p_ours, p_theirs))
-    assert len(ours) > 0.7 * len(np.flatnonzero(np.isin(spots["event"], events)))  # most visible ones found
+    assert len(ours) > 0.7 * len(
+        np.flatnonzero(np.isin(spots["event"], events))
+    )  # most visible ones found
     assert np.corrcoef(ours, theirs)[0, 1] > 0.99
     assert 0.95 < np.median(ours / theirs) < 1.02
     assert np.corrcoef(p_ours, p_theirs)[0, 1] > 0.95
@@ -38,7 +46,14 @@ def test_summary_carries_the_funnel(lysozyme):
     statuses = [r["status"] for r in rows]
     assert summary["images"] == len(rows) == 200
     assert summary["hits"] == sum(r["hit"] == "True" for r in rows)
-    assert summary["images"] >= summary["hits"] >= summary["indexed"] >= summary["refined"] >= summary["integrated"] > 0
+    assert (
+        summary["images"]
+        >= summary["hits"]
+        >= summary["indexed"]
+        >= summary["refined"]
+        >= summary["integrated"]
+        > 0
+    )
     assert summary["integrated"] == statuses.count("integrated")
     assert summary["indexed"] == sum(s in ("indexed", "refined", "integrated") for s in statuses)
     for stage in ("calibrate", "spotfind", "index", "refine", "integrate"):

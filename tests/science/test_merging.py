@@ -1,4 +1,5 @@
 """Merging: accuracy against the true intensities, indexing ambiguity, and refused inputs."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,10 @@ def test_indexing_ambiguity_is_resolved(p43, tmp_path):
         U_true = truth["U"][c * 100 + e]
         # indexed h relates to true h by a lattice rotation R: A = A_true R^T  ->  R^T = B^-1 U_true^T U B
         R = np.rint((Binv @ U_true.T @ U @ B).T).astype(int)
-        in_laue = any(np.array_equal(R @ (twin if op else np.eye(3, dtype=int)), g) for g in symmetry.laue_rotations)
+        in_laue = any(
+            np.array_equal(R @ (twin if op else np.eye(3, dtype=int)), g)
+            for g in symmetry.laue_rotations
+        )
         setting.append(in_laue)
     setting = np.array(setting)
     agreement = max(setting.mean(), 1 - setting.mean())
@@ -98,9 +102,34 @@ def test_mixed_trials_are_refused(lysozyme, p43, tmp_path):
 
 def test_merge_command_line(lysozyme, tmp_path, capsys):
     exp, out, _ = lysozyme
-    assert cli(["merge", "--results", str(out), "--out", str(tmp_path / "m.mtz"),
-                "--truth", str(exp / "truth" / "truth.mtz")]) == 0
+    assert (
+        cli(
+            [
+                "merge",
+                "--results",
+                str(out),
+                "--out",
+                str(tmp_path / "m.mtz"),
+                "--truth",
+                str(exp / "truth" / "truth.mtz"),
+            ]
+        )
+        == 0
+    )
     assert "CC to truth" in capsys.readouterr().out
     assert (tmp_path / "merge_stats.json").exists()
-    assert cli(["merge", "--results", str(out), "--out", str(tmp_path / "m2.mtz"), "--truth", str(tmp_path / "nope.mtz")]) == 2
+    assert (
+        cli(
+            [
+                "merge",
+                "--results",
+                str(out),
+                "--out",
+                str(tmp_path / "m2.mtz"),
+                "--truth",
+                str(tmp_path / "nope.mtz"),
+            ]
+        )
+        == 2
+    )
     assert "cannot read MTZ" in capsys.readouterr().err

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,15 +25,21 @@ def make_client(emu, user: str = "alice", **kwargs) -> sfapi_client.Client:
     """Our client for ``user`` of ``emu``, with backoff short enough for tests."""
     kwargs.setdefault("backoff", FAST_BACKOFF)
     kwargs.setdefault("timeout", 10)
-    return sfapi_client.Client(emu.base_url, credentials_file=emu.all_credentials[user].credentials_file,
-                               **kwargs)
+    return sfapi_client.Client(
+        emu.base_url, credentials_file=emu.all_credentials[user].credentials_file, **kwargs
+    )
 
 
 @pytest.fixture(scope="session")
 def local_emulator(tmp_path_factory):
     """One local-backend emulator (subprocess) shared by the session: users alice and bob."""
-    with running_emulator(tmp_path_factory.mktemp("sfapi-local"), "local", users=USERS,
-                          kill_wait=1.0, max_upload_bytes=1024 * 1024) as emu:
+    with running_emulator(
+        tmp_path_factory.mktemp("sfapi-local"),
+        "local",
+        users=USERS,
+        kill_wait=1.0,
+        max_upload_bytes=1024 * 1024,
+    ) as emu:
         yield emu
 
 
@@ -70,8 +76,9 @@ def slurm_cluster(tmp_path_factory):
     """A one-node Slurm cluster (munged, slurmctld, slurmd) on 127.0.0.1, stopped at the end."""
     if not shutil.which("slurmctld"):
         pytest.skip("slurm-wlm is not installed (make sysdeps)")
-    cluster = slurm.SlurmCluster(tmp_path_factory.mktemp("slurm"), slurm.free_port(),
-                                 slurm.free_port())
+    cluster = slurm.SlurmCluster(
+        tmp_path_factory.mktemp("slurm"), slurm.free_port(), slurm.free_port()
+    )
     try:
         yield slurm.up(cluster)
     finally:
@@ -81,8 +88,12 @@ def slurm_cluster(tmp_path_factory):
 @pytest.fixture(scope="session")
 def slurm_emulator(tmp_path_factory, slurm_cluster):
     """An emulator whose jobs go to the real Slurm cluster."""
-    with running_emulator(tmp_path_factory.mktemp("sfapi-slurm"), "slurm", users=USERS,
-                          slurm_var_dir=slurm_cluster.var_dir) as emu:
+    with running_emulator(
+        tmp_path_factory.mktemp("sfapi-slurm"),
+        "slurm",
+        users=USERS,
+        slurm_var_dir=slurm_cluster.var_dir,
+    ) as emu:
         yield emu
 
 
@@ -97,9 +108,22 @@ def run_official():
     env = {**os.environ, "PYTHONPATH": str(OFFICIAL_SFAPI)}
 
     def run(emu, scenario: str) -> dict:
-        proc = subprocess.run([sys.executable, "-P", str(DRIVER), emu.base_url,
-                               emu.credentials.token_url, str(emu.credentials.credentials_file),
-                               scenario], capture_output=True, text=True, timeout=120, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-P",
+                str(DRIVER),
+                emu.base_url,
+                emu.credentials.token_url,
+                str(emu.credentials.credentials_file),
+                scenario,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout)
+
     return run

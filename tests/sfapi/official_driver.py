@@ -23,7 +23,9 @@ with Client(key=key_file, api_base_url=base_url, token_url=token_url, wait_inter
         report["planned"] = [o.description for o in client.resources.planned_outages("perlmutter")]
         report["user"] = client.user().name
     elif scenario == "jobs":
-        job = perlmutter.submit_job("#!/bin/bash\n#SBATCH --job-name=official\nsleep 1\necho done\n")
+        job = perlmutter.submit_job(
+            "#!/bin/bash\n#SBATCH --job-name=official\nsleep 1\necho done\n"
+        )
         report["jobid"] = job.jobid
         report["final"] = job.complete(timeout=60).value
         sacct = perlmutter.job(job.jobid)

@@ -23,27 +23,46 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 def assertion(client_id: str, key_pem: str, audience: str, **claims) -> str:
     now = int(time.time())
-    body = {"iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
-            "jti": uuid.uuid4().hex, **claims}
+    body = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
     return jwt.encode(body, key_pem, algorithm="RS256")
 
 
 def token_request(creds, client_assertion: str) -> requests.Response:
-    return requests.post(creds.token_url, data={
-        "grant_type": "client_credentials", "client_id": creds.client_id,
-        "client_assertion_type": ASSERTION_TYPE, "client_assertion": client_assertion}, timeout=10)
+    return requests.post(
+        creds.token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion,
+        },
+        timeout=10,
+    )
 
 
 def other_key() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def test_client_credentials_and_static_token_both_work(emu):
     creds = emu.all_credentials["alice"]
-    with Client(emu.base_url, client_id=creds.client_id, private_key=creds.private_key,
-                token_url=creds.token_url) as client:
+    with Client(
+        emu.base_url,
+        client_id=creds.client_id,
+        private_key=creds.private_key,
+        token_url=creds.token_url,
+    ) as client:
         assert client.user() == "alice"
     with Client(emu.base_url, token=creds.static_token) as client:
         assert client.user() == "alice"
@@ -55,16 +74,26 @@ def test_bad_signature_is_refused(emu):
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     assert "Signature verification failed" in r.json()["error_description"]
     with pytest.raises(AuthError, match="refused"):
-        Client(emu.base_url, client_id=creds.client_id, private_key=other_key(),
-               token_url=creds.token_url).user()
+        Client(
+            emu.base_url,
+            client_id=creds.client_id,
+            private_key=other_key(),
+            token_url=creds.token_url,
+        ).user()
 
 
 def test_unknown_client_wrong_audience_and_replay_are_refused(emu):
     creds = emu.all_credentials["alice"]
     with pytest.raises(AuthError, match="unknown client"):
-        Client(emu.base_url, client_id="nosuchclient1", private_key=creds.private_key,
-               token_url=creds.token_url).user()
-    r = token_request(creds, assertion(creds.client_id, creds.private_key, "https://elsewhere/token"))
+        Client(
+            emu.base_url,
+            client_id="nosuchclient1",
+            private_key=creds.private_key,
+            token_url=creds.token_url,
+        ).user()
+    r = token_request(
+        creds, assertion(creds.client_id, creds.private_key, "https://elsewhere/token")
+    )
     assert r.status_code == 401 and "audience" in r.json()["error_description"].lower()
     signed = assertion(creds.client_id, creds.private_key, creds.token_url)
     assert token_request(creds, signed).status_code == 200
@@ -75,8 +104,11 @@ def test_unknown_client_wrong_audience_and_replay_are_refused(emu):
 def test_missing_or_garbage_token_gets_401(emu):
     r = requests.get(emu.base_url + "/account/", timeout=10)
     assert r.status_code == 401 and r.json() == {"detail": "Not authenticated"}
-    r = requests.get(emu.base_url + "/compute/jobs/perlmutter",
-                     headers={"Authorization": "Bearer garbage"}, timeout=10)
+    r = requests.get(
+        emu.base_url + "/compute/jobs/perlmutter",
+        headers={"Authorization": "Bearer garbage"},
+        timeout=10,
+    )
     assert r.status_code == 401 and r.json() == {"detail": "Invalid token"}
     with pytest.raises(AuthError, match="401"):
         Client(emu.base_url, token="garbage").user()
@@ -86,8 +118,9 @@ def test_expired_token_is_refused_and_client_refreshes(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     with running_emulator(tmp_path, in_process=True, token_lifetime=1) as emu:
         creds = emu.credentials
-        token = token_request(creds, assertion(creds.client_id, creds.private_key,
-                                               creds.token_url)).json()["access_token"]
+        token = token_request(
+            creds, assertion(creds.client_id, creds.private_key, creds.token_url)
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert requests.get(emu.base_url + "/account/", headers=headers, timeout=10).ok
         time.sleep(1.2)
@@ -124,14 +157,24 @@ def test_credentials_in_urls_are_dropped_and_never_reported(emu, caplog):
     creds = emu.all_credentials["alice"]
     caplog.set_level(logging.DEBUG)
     dead = f"http://me:SECRETTOK@127.0.0.1:{free_port()}"
-    with Client(dead + "/api/v1.2", client_id=creds.client_id, private_key=creds.private_key,
-                retries=1, backoff=(0.01, 1.0, 0.01), timeout=2) as client:
+    with Client(
+        dead + "/api/v1.2",
+        client_id=creds.client_id,
+        private_key=creds.private_key,
+        retries=1,
+        backoff=(0.01, 1.0, 0.01),
+        timeout=2,
+    ) as client:
         assert client.base_url == dead.replace("me:SECRETTOK@", "") + "/api/v1.2"
         with pytest.raises(TransientError) as err:
             client.user()
     assert "unreachable" in str(err.value)
     assert "SECRETTOK" not in str(err.value) and "SECRETTOK" not in caplog.text
     live = emu.base_url.replace("://", "://me:SECRETTOK@")
-    with Client(live, client_id=creds.client_id, private_key=creds.private_key,
-                token_url=creds.token_url.replace("://", "://me:SECRETTOK@")) as client:
+    with Client(
+        live,
+        client_id=creds.client_id,
+        private_key=creds.private_key,
+        token_url=creds.token_url.replace("://", "://me:SECRETTOK@"),
+    ) as client:
         assert client.user() == "alice"  # our bearer token, not Basic auth from the URL

@@ -97,11 +97,19 @@ def test_huge_upload_is_refused_before_it_is_stored(emu, raw, alice):
 def test_invalid_json_and_wrong_content_type_get_422(emu, raw):
     session, base = raw
     admin = emu.admin._session
-    r = admin.post(base.replace("/api/v1.2", "/_emulator/faults"), data=b"{not json",
-                   headers={"Content-Type": "application/json"}, timeout=10)
+    r = admin.post(
+        base.replace("/api/v1.2", "/_emulator/faults"),
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
-    r = session.post(f"{base}/compute/jobs/{M}", data=b'{"job": ', timeout=10,
-                     headers={"Content-Type": "application/json"})
+    r = session.post(
+        f"{base}/compute/jobs/{M}",
+        data=b'{"job": ',
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and {d["loc"][-1] for d in r.json()["detail"]} >= {"job"}
 
 

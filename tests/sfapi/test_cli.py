@@ -19,9 +19,23 @@ from facility.sfapi.testing import PROJECT_ROOT
 def test_serve_creates_private_static_and_admin_tokens(tmp_path):
     port = slurm.free_port()
     state = tmp_path / "state"
-    proc = subprocess.Popen([sys.executable, "-m", "facility.sfapi", "serve", "--port", str(port),
-                             "--root", str(tmp_path / "fs"), "--state-dir", str(state)],
-                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "facility.sfapi",
+            "serve",
+            "--port",
+            str(port),
+            "--root",
+            str(tmp_path / "fs"),
+            "--state-dir",
+            str(state),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/v1.2"
         deadline = time.time() + 20
@@ -46,10 +60,26 @@ def test_serve_refuses_a_world_readable_token_file(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("secret")
     os.chmod(token_file, 0o644)
-    proc = subprocess.run([sys.executable, "-m", "facility.sfapi", "serve", "--port", "1",
-                           "--root", str(tmp_path / "fs"), "--state-dir", str(tmp_path / "state"),
-                           "--static-token-file", str(token_file)],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facility.sfapi",
+            "serve",
+            "--port",
+            "1",
+            "--root",
+            str(tmp_path / "fs"),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--static-token-file",
+            str(token_file),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "readable by others" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "secret" not in proc.stderr
@@ -57,14 +87,24 @@ def test_serve_refuses_a_world_readable_token_file(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("slurmctld"), reason="slurm-wlm is not installed")
 def test_slurm_up_and_down_command(tmp_path, capsys):
-    args = ["--var-dir", str(tmp_path), "--ctld-port", str(slurm.free_port()),
-            "--node-port", str(slurm.free_port())]
+    args = [
+        "--var-dir",
+        str(tmp_path),
+        "--ctld-port",
+        str(slurm.free_port()),
+        "--node-port",
+        str(slurm.free_port()),
+    ]
     assert slurm.main(["up", *args]) == 0
     try:
         assert f"SLURM_CONF={tmp_path}/slurm.conf" in capsys.readouterr().out
         cluster = slurm.SlurmCluster(tmp_path)
-        info = subprocess.run(["sinfo", "-h", "-o", "%P %T"], env=slurm.slurm_env(cluster),
-                              capture_output=True, text=True)
+        info = subprocess.run(
+            ["sinfo", "-h", "-o", "%P %T"],
+            env=slurm.slurm_env(cluster),
+            capture_output=True,
+            text=True,
+        )
         assert info.stdout.split() == ["regular*", "idle"]
     finally:
         assert slurm.main(["down", *args]) == 0

@@ -20,16 +20,22 @@ POLL = (0.05, 1.5, 0.5)
 def test_status_and_planned_outage(emu, alice):
     assert alice.status(M)["status"] == "active"
     assert alice.require_available(M)["name"] == M
-    now = dt.datetime.now(dt.timezone.utc)
-    emu.admin.schedule_outage(M, now + dt.timedelta(hours=2), now + dt.timedelta(hours=3), "upgrade")
+    now = dt.datetime.now(dt.UTC)
+    emu.admin.schedule_outage(
+        M, now + dt.timedelta(hours=2), now + dt.timedelta(hours=3), "upgrade"
+    )
     planned = alice.outages(M)
-    assert [(o["name"], o["description"], o["status"]) for o in planned] == [(M, "upgrade", "Planned")]
+    assert [(o["name"], o["description"], o["status"]) for o in planned] == [
+        (M, "upgrade", "Planned")
+    ]
     assert alice.status(M)["status"] == "active"  # planned, not yet current
 
 
 def test_current_outage_makes_system_unavailable(emu, alice):
-    now = dt.datetime.now(dt.timezone.utc)
-    emu.admin.schedule_outage(M, now - dt.timedelta(minutes=1), now + dt.timedelta(hours=1), "power")
+    now = dt.datetime.now(dt.UTC)
+    emu.admin.schedule_outage(
+        M, now - dt.timedelta(minutes=1), now + dt.timedelta(hours=1), "power"
+    )
     assert alice.status(M)["status"] == "unavailable"
     with pytest.raises(FacilityUnavailable, match="power"):
         alice.require_available(M)
@@ -47,16 +53,22 @@ def test_set_status_degraded_still_usable_down_is_not(emu, alice):
 
 
 def test_job_runs_with_venv_python_in_its_workdir(emu, alice):
-    script = ("#!/bin/bash\n#SBATCH --job-name=pyjob\n#SBATCH --output=py-%j.out\n"
-              "#SBATCH --chdir=/pscratch/alice\n"
-              "python -c 'import sys, os; print(sys.executable); print(os.getcwd())'\n"
-              "echo job=$SLURM_JOB_ID\n")
+    script = (
+        "#!/bin/bash\n#SBATCH --job-name=pyjob\n#SBATCH --output=py-%j.out\n"
+        "#SBATCH --chdir=/pscratch/alice\n"
+        "python -c 'import sys, os; print(sys.executable); print(os.getcwd())'\n"
+        "echo job=$SLURM_JOB_ID\n"
+    )
     job = alice.submit_job(M, script)
     done = alice.wait(M, job.jobid, poll=POLL, timeout=30)
     assert (done.state, done.name, done.exit_code) == ("COMPLETED", "pyjob", "0:0")
     out = (emu.root / f"pscratch/alice/py-{job.jobid}.out").read_text().splitlines()
     assert out == [sys.executable, str((emu.root / "pscratch/alice").resolve()), f"job={job.jobid}"]
-    assert alice.download(M, f"/pscratch/alice/py-{job.jobid}.out").decode().endswith(f"job={job.jobid}\n")
+    assert (
+        alice.download(M, f"/pscratch/alice/py-{job.jobid}.out")
+        .decode()
+        .endswith(f"job={job.jobid}\n")
+    )
 
 
 def test_failed_job_raises_job_failed_with_exit_code(alice):
@@ -67,9 +79,11 @@ def test_failed_job_raises_job_failed_with_exit_code(alice):
 
 
 def test_wait_until_running_then_cancel_lets_job_checkpoint(emu, alice):
-    script = ("#!/bin/bash\n#SBATCH --output=ckpt.out\n"
-              "trap 'echo checkpoint > ckpt.txt; exit 0' TERM\n"
-              "echo started\nwhile true; do sleep 0.1; done\n")
+    script = (
+        "#!/bin/bash\n#SBATCH --output=ckpt.out\n"
+        "trap 'echo checkpoint > ckpt.txt; exit 0' TERM\n"
+        "echo started\nwhile true; do sleep 0.1; done\n"
+    )
     job = alice.submit_job(M, script)
     assert alice.wait(M, job.jobid, until="running", poll=POLL, timeout=30).state == "RUNNING"
     time.sleep(0.3)  # let bash install its trap
@@ -99,8 +113,10 @@ def test_cancel_escalates_to_sigkill_when_job_ignores_sigterm(emu, alice):
 
 
 def test_time_limit_gives_timeout_and_signal_warning(emu, alice):
-    script = ("#!/bin/bash\n#SBATCH --time=0:2\n#SBATCH --signal=USR1@1\n#SBATCH -o warn.out\n"
-              "trap 'echo warned' USR1\nfor i in $(seq 100); do sleep 0.1; done\n")
+    script = (
+        "#!/bin/bash\n#SBATCH --time=0:2\n#SBATCH --signal=USR1@1\n#SBATCH -o warn.out\n"
+        "trap 'echo warned' USR1\nfor i in $(seq 100); do sleep 0.1; done\n"
+    )
     job = alice.submit_job(M, script)
     final = alice.wait(M, job.jobid, poll=POLL, timeout=30)
     assert final.state == "TIMEOUT"
@@ -171,12 +187,19 @@ def test_submit_script_by_path_with_args_runs_in_its_directory(emu, alice):
     with pytest.raises(NotFound, match="No such file"):  # no parent directory yet
         alice.upload(M, "/pscratch/alice/jobs/echo.sh", b"#!/bin/bash\n")
     alice.run_command(M, "mkdir -p /pscratch/alice/jobs")
-    alice.upload(M, "/pscratch/alice/jobs/echo.sh", b"#!/bin/bash\n#SBATCH -o args.out\necho \"$@\"; pwd\n")
+    alice.upload(
+        M, "/pscratch/alice/jobs/echo.sh", b'#!/bin/bash\n#SBATCH -o args.out\necho "$@"; pwd\n'
+    )
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {emu.all_credentials['alice'].static_token}"
-    r = session.post(f"{emu.base_url}/compute/jobs/{M}", timeout=10,
-                     data={"job": "/pscratch/alice/jobs/echo.sh", "isPath": "true", "args": ["a", "b c"]})
-    result = json.loads(session.get(f"{emu.base_url}/tasks/{r.json()['task_id']}", timeout=10).json()["result"])
+    r = session.post(
+        f"{emu.base_url}/compute/jobs/{M}",
+        timeout=10,
+        data={"job": "/pscratch/alice/jobs/echo.sh", "isPath": "true", "args": ["a", "b c"]},
+    )
+    result = json.loads(
+        session.get(f"{emu.base_url}/tasks/{r.json()['task_id']}", timeout=10).json()["result"]
+    )
     done = alice.wait(M, result["jobid"], poll=POLL, timeout=30)
     assert (done.state, done.name) == ("COMPLETED", "echo.sh")
     out = (emu.root / "pscratch/alice/jobs/args.out").read_text().splitlines()

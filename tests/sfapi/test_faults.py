@@ -96,19 +96,26 @@ def test_token_endpoint_503_is_retried(emu, client_for):
 
 
 def test_admin_routes_need_the_admin_token(emu):
-    r = requests.post(emu.base_url.replace("/api/v1.2", "/_emulator/faults"),
-                      json={"kind": "latency"}, headers={"Authorization": "Bearer nope"})
+    r = requests.post(
+        emu.base_url.replace("/api/v1.2", "/_emulator/faults"),
+        json={"kind": "latency"},
+        headers={"Authorization": "Bearer nope"},
+    )
     assert r.status_code == 403
-    r = requests.post(emu.base_url.replace("/api/v1.2", "/_emulator/faults"), json={"kind": "x"},
-                      headers=emu.admin._session.headers)
+    r = requests.post(
+        emu.base_url.replace("/api/v1.2", "/_emulator/faults"),
+        json={"kind": "x"},
+        headers=emu.admin._session.headers,
+    )
     assert r.status_code == 422 and "unknown fault kind" in r.text
 
 
 def test_submit_never_posts_again_while_the_center_is_unreachable(emu, alice):
     alice.user()
     emu.admin.inject_fault("drop", path=SUBMIT, method="POST", count=1)
-    emu.admin.inject_fault("http_error", path="/api/v1.2/compute/jobs", method="GET", status=503,
-                           count=None)
+    emu.admin.inject_fault(
+        "http_error", path="/api/v1.2/compute/jobs", method="GET", status=503, count=None
+    )
     with pytest.raises(TransientError, match="no job with its key") as info:
         alice.submit_job(M, "#!/bin/bash\ntrue\n")
     emu.admin.clear_faults()

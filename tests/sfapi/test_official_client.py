@@ -21,15 +21,23 @@ def official_emu(tmp_path_factory):
 
 
 def test_official_status_outages_and_account(official_emu, run_official):
-    now = dt.datetime.now(dt.timezone.utc)
-    official_emu.admin.schedule_outage("perlmutter", now + dt.timedelta(days=1),
-                                       now + dt.timedelta(days=1, hours=4), "quarterly maintenance")
+    now = dt.datetime.now(dt.UTC)
+    official_emu.admin.schedule_outage(
+        "perlmutter",
+        now + dt.timedelta(days=1),
+        now + dt.timedelta(days=1, hours=4),
+        "quarterly maintenance",
+    )
     try:
         report = run_official(official_emu, "status")
     finally:
         official_emu.admin.clear_outages()
-    assert report == {"status": "active", "all": ["dtn01", "dtns", "perlmutter"],
-                      "planned": ["quarterly maintenance"], "user": "sfxflow"}
+    assert report == {
+        "status": "active",
+        "all": ["dtn01", "dtns", "perlmutter"],
+        "planned": ["quarterly maintenance"],
+        "user": "sfxflow",
+    }
 
 
 def test_official_submit_wait_cancel_and_refused_script(official_emu, run_official):

@@ -30,7 +30,9 @@ def throttled_dest(xrootd_pair):
     """A second destination server whose pulls are capped at 20 MB/s, to catch a copy mid-file."""
     source, _ = xrootd_pair
     base = source.data_dir.parent
-    dest = XRootDServer("slow", base / "slow", base / "state" / "slow", free_port(), source.user, tpc_rate="20M")
+    dest = XRootDServer(
+        "slow", base / "slow", base / "state" / "slow", free_port(), source.user, tpc_rate="20M"
+    )
     dest.start()
     yield dest
     dest.stop()

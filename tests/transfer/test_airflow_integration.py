@@ -23,10 +23,16 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 def transfer_dags(monkeypatch, airflow_db):
     """This room's test DAGs, added as a DAG bundle so dag.test() can run them."""
     bundles = json.loads(os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
-    bundles.append({"name": "transfer-test-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-                    "kwargs": {"path": str(DAGS)}})
+    bundles.append(
+        {
+            "name": "transfer-test-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(DAGS)},
+        }
+    )
     monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
     from tests.transfer.dags import transfer_dags as module
+
     return module
 
 
@@ -36,15 +42,23 @@ def xcom_report(run, task_id="move") -> dict:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id,
-                                                  key="return_value").one()
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, key="return_value")
+            .one()
+        )
         return XComModel.deserialize_value(row)
 
 
 def test_operator_moves_a_run_between_folders_and_returns_the_report(transfer_dags, tmp_path):
     marker = make_run(tmp_path / "exp" / "runs", 1, [200_000, 3000])
-    run = transfer_dags.transfer_dag.test(run_conf={
-        "run_name": "r0001", "source": str(tmp_path / "exp" / "runs"), "destination": str(tmp_path / "hpc")})
+    run = transfer_dags.transfer_dag.test(
+        run_conf={
+            "run_name": "r0001",
+            "source": str(tmp_path / "exp" / "runs"),
+            "destination": str(tmp_path / "hpc"),
+        }
+    )
     assert run.state == DagRunState.SUCCESS
     for entry in marker["files"]:
         assert adler32_file(tmp_path / "hpc" / "r0001" / entry["name"]) == entry["adler32"]
@@ -58,28 +72,50 @@ def test_operator_moves_a_run_between_folders_and_returns_the_report(transfer_da
 def test_operator_fails_the_task_for_a_missing_source_file(transfer_dags, tmp_path):
     make_run(tmp_path / "exp" / "runs", 1, [100, 100])
     (tmp_path / "exp" / "runs" / "r0001" / "r0001-c00.h5").unlink()
-    run = transfer_dags.transfer_dag.test(run_conf={
-        "run_name": "r0001", "source": str(tmp_path / "exp" / "runs"), "destination": str(tmp_path / "hpc")})
+    run = transfer_dags.transfer_dag.test(
+        run_conf={
+            "run_name": "r0001",
+            "source": str(tmp_path / "exp" / "runs"),
+            "destination": str(tmp_path / "hpc"),
+        }
+    )
     assert run.state == DagRunState.FAILED
     assert not (tmp_path / "hpc" / "r0001" / "r0001-c00.h5").exists()
 
 
-def test_operator_over_xrootd_configured_by_connections(transfer_dags, monkeypatch, exp_runs, scratch, xrootd_pair):
+def test_operator_over_xrootd_configured_by_connections(
+    transfer_dags, monkeypatch, exp_runs, scratch, xrootd_pair
+):
     source, dest = xrootd_pair
     runs, _ = exp_runs
     scratch_dir, _ = scratch
     marker = make_run(runs, 1, [1_000_000, 500])
-    for conn_id, server, folder in (("XRD_BEAMLINE", source, runs), ("XRD_CENTER", dest, scratch_dir)):
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps({
-            "conn_type": "xrootd", "host": "127.0.0.1", "port": server.port,
-            "schema": str(folder.relative_to(server.data_dir))}))
-    run = transfer_dags.transfer_conn_dag.test(run_conf={"run_name": "r0001"})  # files from the marker
+    for conn_id, server, folder in (
+        ("XRD_BEAMLINE", source, runs),
+        ("XRD_CENTER", dest, scratch_dir),
+    ):
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id}",
+            json.dumps(
+                {
+                    "conn_type": "xrootd",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "schema": str(folder.relative_to(server.data_dir)),
+                }
+            ),
+        )
+    run = transfer_dags.transfer_conn_dag.test(
+        run_conf={"run_name": "r0001"}
+    )  # files from the marker
     assert run.state == DagRunState.SUCCESS
     for entry in marker["files"]:
         assert adler32_file(scratch_dir / "r0001" / entry["name"]) == entry["adler32"]
 
 
-def test_trigger_is_accepted_by_an_asset_watcher_in_a_parsed_dag(transfer_dags, monkeypatch, tmp_path):
+def test_trigger_is_accepted_by_an_asset_watcher_in_a_parsed_dag(
+    transfer_dags, monkeypatch, tmp_path
+):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("SFXFLOW_TEST_EXP_DIR", str(tmp_path / "exp"))

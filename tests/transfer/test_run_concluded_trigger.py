@@ -16,7 +16,9 @@ from tests.transfer.fake_runs import make_run
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-async def collect(trigger: RunConcludedTrigger, count: int, timeout: float, during=None) -> list[dict]:
+async def collect(
+    trigger: RunConcludedTrigger, count: int, timeout: float, during=None
+) -> list[dict]:
     """Payloads of the first ``count`` events (fewer if ``timeout`` passes); ``during`` runs meanwhile.
 
     Like the triggerer, it keeps pulling after an event (here for 0.3 s more), which is when the
@@ -30,7 +32,7 @@ async def collect(trigger: RunConcludedTrigger, count: int, timeout: float, duri
             events.append((await stream.__anext__()).payload)
         try:
             await asyncio.wait_for(stream.__anext__(), 0.3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     task = asyncio.create_task(consume())
@@ -38,15 +40,19 @@ async def collect(trigger: RunConcludedTrigger, count: int, timeout: float, duri
         await during()
     try:
         await asyncio.wait_for(task, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     await stream.aclose()
     return events
 
 
 def folder_trigger(tmp_path, **kwargs) -> RunConcludedTrigger:
-    return RunConcludedTrigger(exp_dir=str(tmp_path / "exp"), state_dir=str(tmp_path / "state"),
-                               poll_interval=0.1, **kwargs)
+    return RunConcludedTrigger(
+        exp_dir=str(tmp_path / "exp"),
+        state_dir=str(tmp_path / "state"),
+        poll_interval=0.1,
+        **kwargs,
+    )
 
 
 def test_folder_emits_concluded_runs_oldest_first_and_skips_runs_in_progress(tmp_path):
@@ -72,7 +78,9 @@ def test_marker_to_event_within_two_seconds(tmp_path):
         make_run(runs, 1, [1000])
         written["at"] = time.monotonic()
 
-    trigger = RunConcludedTrigger(exp_dir=str(tmp_path / "exp"), state_dir=str(tmp_path / "state"))  # defaults
+    trigger = RunConcludedTrigger(
+        exp_dir=str(tmp_path / "exp"), state_dir=str(tmp_path / "state")
+    )  # defaults
     events = asyncio.run(collect(trigger, 1, timeout=5, during=conclude_later))
     latency = time.monotonic() - written["at"]
     assert [e["run_name"] for e in events] == ["r0001"]
@@ -83,6 +91,7 @@ def test_restart_with_same_ledger_does_not_emit_again(tmp_path):
     runs = tmp_path / "exp" / "runs"
     make_run(runs, 1, [10])
     assert len(asyncio.run(collect(folder_trigger(tmp_path), 1, timeout=2))) == 1
+
     # a new trigger instance (triggerer restart) sees r0001 again on disk: nothing, then only r0002
     async def new_run():
         await asyncio.sleep(0.3)
@@ -129,8 +138,16 @@ def test_redis_stream_duplicate_messages_give_one_event_per_run(tmp_path, stream
     assert [e["run_name"] for e in events] == ["r0001", "r0002"]
     assert events[0]["files"] == first["files"]
     # restart: the whole stream is replayed, the ledger drops all of it
-    assert asyncio.run(collect(folder_trigger(tmp_path, source="redis", redis_url=REDIS_URL, stream=name),
-                               1, timeout=1)) == []
+    assert (
+        asyncio.run(
+            collect(
+                folder_trigger(tmp_path, source="redis", redis_url=REDIS_URL, stream=name),
+                1,
+                timeout=1,
+            )
+        )
+        == []
+    )
 
 
 def test_redis_message_arriving_later_is_picked_up_fast(tmp_path, stream):

@@ -29,13 +29,19 @@ def test_adler32_matches_xrdadler32(tmp_path):
 def test_marker_lists_every_file_with_size_and_checksum(tmp_path):
     marker = make_run(tmp_path / "runs", 7, [1000, 2000, 3000])
     assert marker["run"] == 7 and marker["run_name"] == "r0007"
-    assert [f["name"] for f in marker["files"]] == ["r0007-c00.h5", "r0007-c01.idx.h5", "r0007-c02.h5"]
+    assert [f["name"] for f in marker["files"]] == [
+        "r0007-c00.h5",
+        "r0007-c01.idx.h5",
+        "r0007-c02.h5",
+    ]
     run_dir = tmp_path / "runs" / "r0007"
     for entry in marker["files"]:
         assert entry["bytes"] == (run_dir / entry["name"]).stat().st_size
         assert entry["adler32"] == adler32_file(run_dir / entry["name"])
     assert read_marker(run_dir) == marker
-    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []  # temp file renamed away
+    assert (
+        sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []
+    )  # temp file renamed away
 
 
 @pytest.mark.parametrize(
@@ -44,14 +50,21 @@ def test_marker_lists_every_file_with_size_and_checksum(tmp_path):
         ({"run_name": "run1"}, "run_name"),
         ({"run": -1}, "'run'"),
         ({"files": []}, "non-empty"),
-        ({"files": [{"name": "../../etc/passwd", "bytes": 1, "adler32": "00000001"}]}, "bad file name"),
+        (
+            {"files": [{"name": "../../etc/passwd", "bytes": 1, "adler32": "00000001"}]},
+            "bad file name",
+        ),
         ({"files": [{"name": "a.h5", "bytes": 1, "adler32": "XYZ"}]}, "adler32"),
         ({"files": [{"name": "a.h5", "bytes": 1}]}, "name, bytes, adler32"),
     ],
 )
 def test_bad_markers_are_refused_naming_the_field(change, message):
-    good = {"run": 1, "run_name": "r0001", "concluded_at": "now",
-            "files": [{"name": "r0001-c00.h5", "bytes": 1, "adler32": "00020002"}]}
+    good = {
+        "run": 1,
+        "run_name": "r0001",
+        "concluded_at": "now",
+        "files": [{"name": "r0001-c00.h5", "bytes": 1, "adler32": "00020002"}],
+    }
     validate_marker(good, "m")
     with pytest.raises(MarkerError, match=message):
         validate_marker({**good, **change}, "origin.json")

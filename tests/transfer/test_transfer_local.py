@@ -28,7 +28,9 @@ def assert_complete(dest_run, marker):
 
 def test_copies_a_run_verified_and_writes_the_report(tmp_path):
     marker = make_run(tmp_path / "runs", 1, [300_000, 1000, 9_000_000, 10])
-    report = transfer_run(tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], parallel_files=3)
+    report = transfer_run(
+        tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], parallel_files=3
+    )
     assert isinstance(report, TransferReport)
     assert (report.files_copied, report.files_skipped) == (4, 0)
     assert report.bytes == report.total_bytes == 9_301_010
@@ -63,7 +65,9 @@ def test_missing_source_file_fails_naming_it(tmp_path):
     marker = make_run(tmp_path / "runs", 1, [100, 200])
     (tmp_path / "runs" / "r0001" / "r0001-c01.idx.h5").unlink()
     with pytest.raises(SourceFileMissing, match="r0001-c01.idx.h5"):
-        transfer_run(tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], backoff_seconds=0)
+        transfer_run(
+            tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], backoff_seconds=0
+        )
     assert not (tmp_path / "hpc" / "r0001" / "r0001-c01.idx.h5").exists()
 
 
@@ -74,7 +78,9 @@ def test_source_differing_from_marker_fails_and_leaves_no_file(tmp_path):
     data[0] ^= 0x01
     source.write_bytes(bytes(data))  # same size, different bytes
     with pytest.raises(ChecksumMismatch, match="r0001-c00.h5.*source adler32"):
-        transfer_run(tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], backoff_seconds=0)
+        transfer_run(
+            tmp_path / "runs", tmp_path / "hpc", "r0001", marker["files"], backoff_seconds=0
+        )
     assert list((tmp_path / "hpc" / "r0001").iterdir()) == []
 
 

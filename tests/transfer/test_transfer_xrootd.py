@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from operators.hooks.xrootd import XRootDHook
 from kernels.runformat import adler32_file
+from operators.hooks.xrootd import XRootDHook
 from operators.transfer import REPORT_NAME, SourceFileMissing, load_marker, transfer_run
 from tests.transfer.fake_runs import make_run
 
@@ -78,11 +78,21 @@ def test_killed_mid_file_then_rerun_completes_with_no_partial_file(exp_runs, thr
     marker = make_run(runs, 1, [40_000_000, 1000])  # 40 MB at 20 MB/s: about 2 s in flight
     dest_run = throttled_dest.data_dir / "kill" / "r0001"
     part = dest_run / ".r0001-c00.h5.part"
-    code = ("import json, sys; from operators.transfer import transfer_run; "
-            "transfer_run(sys.argv[1], sys.argv[2], 'r0001', json.loads(sys.argv[3]))")
+    code = (
+        "import json, sys; from operators.transfer import transfer_run; "
+        "transfer_run(sys.argv[1], sys.argv[2], 'r0001', json.loads(sys.argv[3]))"
+    )
     child = subprocess.Popen(
-        [sys.executable, "-c", code, runs_url, f"{throttled_dest.url}/kill", json.dumps(marker["files"])],
-        cwd=REPO, start_new_session=True,
+        [
+            sys.executable,
+            "-c",
+            code,
+            runs_url,
+            f"{throttled_dest.url}/kill",
+            json.dumps(marker["files"]),
+        ],
+        cwd=REPO,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -106,8 +116,15 @@ def test_destination_down_mid_run_is_retried_until_it_is_back(exp_runs, throttle
 
     def transfer():
         try:
-            outcome["report"] = transfer_run(runs_url, f"{throttled_dest.url}/outage", "r0001", marker["files"],
-                                             parallel_files=3, attempts=6, backoff_seconds=1)
+            outcome["report"] = transfer_run(
+                runs_url,
+                f"{throttled_dest.url}/outage",
+                "r0001",
+                marker["files"],
+                parallel_files=3,
+                attempts=6,
+                backoff_seconds=1,
+            )
         except Exception as error:  # reported to the test thread below
             outcome["error"] = error
 
