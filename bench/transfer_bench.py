@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facility.xrootd import free_port, hand_over, local_pki, server_pair  # noqa: E402
-from kernels.runformat import write_marker  # noqa: E402
+from kernels.io.marker import write_marker  # noqa: E402
 from operators.hooks.xrootd import XRootDHook  # noqa: E402
 from operators.transfer import transfer_run  # noqa: E402
 
@@ -51,7 +51,7 @@ def write_run(run_dir: Path, files: int, size: int) -> dict:
             while left:
                 handle.write(os.urandom(min(block, left)))
                 left -= min(block, left)
-    return write_marker(run_dir, 1)
+    return write_marker(run_dir, 1).to_dict()
 
 
 def evict(folder: Path) -> None:

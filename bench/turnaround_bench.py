@@ -18,7 +18,7 @@ from pathlib import Path
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from facility.beamtime_stack import running_beamtime
-from kernels.runformat import read_marker
+from kernels.io.marker import read_marker
 
 
 def task_times(bt, run_id: str) -> dict:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         params = dataclasses.replace(SimulationParams(), chunk_size=250)
         simulate_experiment(bt.exp_dir, 1, args.images, seed=1, params=params, log=print)
         concluded = datetime.fromisoformat(
-            read_marker(bt.exp_dir / "runs" / "r0001")["concluded_at"]
+            read_marker(bt.exp_dir / "runs" / "r0001").concluded_at
         ).timestamp()
         state = bt.wait_for_dag_run("sfx_run", "r0001__default", timeout=1800)["state"]
         if state != "success":

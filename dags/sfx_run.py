@@ -11,11 +11,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
 from operators.beamtime import Beamtime
 from operators.download import DownloadResultsOperator
 from operators.facility_status import WaitForFacilityOperator
-from operators.job_script import NAME_PATTERN, RUN_NAME
+from operators.job_script import NAME_PATTERN
 from operators.run_pipeline import (
     OPTIONAL_RESULT_FILES,
     RESULT_FILES,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from airflow.sdk import BaseOperator
 
+from kernels.io.atomic import write_bytes
 from operators.hooks.sfapi import SfApiHook
 from sfapi_client.errors import NotFound
 
@@ -53,9 +53,7 @@ class DownloadResultsOperator(BaseOperator):
                     raise FileNotFoundError(
                         f"{self.remote_dir}/{name} not found on {self.machine}"
                     ) from None
-                tmp = local / f".{name}.part"
-                tmp.write_bytes(data)
-                os.replace(tmp, local / name)
+                write_bytes(local / name, data)
                 written[name] = len(data)
         self.log.info("downloaded %s into %s", written, local)
         return written

@@ -11,14 +11,6 @@ import re
 import shlex
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-RUN_NAME = re.compile(r"^r\d{4,}$")  # r0001 ... r9999, r10000, ...
-
-
-def run_order(name: str) -> tuple[int, str]:
-    """Sort key of a run name: length, then text, which is run order for ``r{n:04d}`` names
-    (``r9999`` before ``r10000``, unlike the text alone) and never fails on another folder name."""
-    return len(name), name
-
 
 TEMPLATE = """#!/bin/bash
 #SBATCH --job-name={job_name}

@@ -6,7 +6,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from operators.job_script import RUN_NAME, check_name, run_order
+from kernels.io.marker import RUN_NAME, MarkerError, read_marker, run_name, run_order
+from operators.job_script import check_name
 
 
 def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) -> list[dict]:
@@ -23,9 +24,7 @@ def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) ->
 
 def parse_run_range(text: str) -> list[str]:
     """``"1-3,7"`` -> ``["r0001", "r0002", "r0003", "r0007"]``; ValueError on anything else."""
-    from kernels.runformat import run_name  # h5py loads when a task runs, not at each DAG parse
-
-    runs = set()
+    runs: set[str] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"(\d{1,9})(?:\s*-\s*(\d{1,9}))?", part)
         if not m:
@@ -41,14 +40,12 @@ def concluded_runs(
     exp_dir, start: datetime | None = None, end: datetime | None = None
 ) -> list[str]:
     """Runs of the experiment concluded in [start, end) (all concluded runs if no bounds)."""
-    from kernels.runformat import RunFormatError, read_marker
-
     found = []
     run_dirs = [path for path in (Path(exp_dir) / "runs").glob("r*") if RUN_NAME.match(path.name)]
     for run_dir in sorted(run_dirs, key=lambda path: run_order(path.name)):
         try:
-            when = datetime.fromisoformat(read_marker(run_dir)["concluded_at"])
-        except RunFormatError:
+            when = datetime.fromisoformat(read_marker(run_dir).concluded_at)
+        except MarkerError:
             continue  # still being written
         if (start is None or when >= start) and (end is None or when < end):
             found.append(run_dir.name)

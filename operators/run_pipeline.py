@@ -47,20 +47,20 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         already used with other parameters.
     """
     # kernels (numpy, scipy, h5py) load only when a task runs, not each time the DAG is parsed
-    from kernels.pipeline import ParamsError, ProcessingParams
+    from kernels.io.marker import read_marker
     from kernels.resultsdb import ResultsDB
-    from kernels.runformat import RunFormatError, read_marker
+    from kernels.stages.pipeline import ParamsError, ProcessingParams
 
     try:
         check_name("run", run)
         check_name("trial", trial)
         params = ProcessingParams.from_dict(trial_params).to_dict()
         marker = read_marker(Path(bt.exp_dir) / "runs" / run)
-    except (ValueError, ParamsError, RunFormatError) as exc:
+    except (ValueError, ParamsError) as exc:  # MarkerError is a ValueError
         raise RunRequestError(str(exc)) from None
     with ResultsDB(bt.results_db) as db:
         run_id = db.ensure_run(
-            bt.experiment, run, concluded=datetime.fromisoformat(marker["concluded_at"]).timestamp()
+            bt.experiment, run, concluded=datetime.fromisoformat(marker.concluded_at).timestamp()
         )
         for tag in bt.run_tags:
             db.tag_run(run_id, tag)
@@ -105,7 +105,7 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
         "trial": trial,
         "run_id": run_id,
         "trial_id": trial_id,
-        "files": marker["files"],
+        "files": marker.to_dict()["files"],
         "hpc_results": hpc_results,
         "local_results": bt.local_results_dir(run, trial),
         "process_key": run_key(bt, run, trial, "process"),

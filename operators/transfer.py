@@ -29,9 +29,15 @@ from typing import Protocol
 
 from airflow.sdk import BaseOperator
 
-from kernels.runformat import adler32_file, adler32_hex
+from kernels.io.marker import (
+    MARKER,
+    RunMarker,
+    adler32_file,
+    adler32_hex,
+    check_files,
+    check_run_name,
+)
 from operators.hooks.xrootd import XRootDError, XRootDHook
-from operators.run_events import MARKER_NAME, validate_marker
 
 REPORT_NAME = "TRANSFERRED.json"
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes read and checksummed at a time
@@ -158,8 +164,8 @@ def open_store(location: str | os.PathLike) -> XRootDHook | LocalFolder:
 def load_marker(source: str | os.PathLike, run_name: str) -> dict:
     """Read the run's ``CONCLUDED.json`` from ``<source>/<run_name>/`` (either kind of store)."""
     store = open_store(source)
-    relative = f"{run_name}/{MARKER_NAME}"
-    return validate_marker(json.loads(store.read_bytes(relative)), f"{source}/{relative}")
+    relative = f"{run_name}/{MARKER}"
+    return RunMarker.from_json(store.read_bytes(relative), f"{source}/{relative}").to_dict()
 
 
 def transfer_run(
@@ -204,10 +210,9 @@ def transfer_run(
     """
     if parallel_files < 1 or attempts < 1:
         raise ValueError("parallel_files and attempts must be at least 1")
-    marker = validate_marker(
-        {"run": 0, "run_name": run_name, "files": files, "concluded_at": ""},
-        f"transfer of {run_name}",
-    )
+    origin = f"transfer of {run_name}"
+    check_run_name(run_name, origin)
+    entries = [entry.to_dict() for entry in check_files(files, origin)]
     source_store, dest_store = open_store(source), open_store(destination)
     if type(source_store) is not type(dest_store):
         raise ValueError(
@@ -216,12 +221,12 @@ def transfer_run(
     started = time.monotonic()
     copied_bytes = copied = skipped = 0
     errors: list[Exception] = []
-    with ThreadPoolExecutor(max_workers=min(parallel_files, len(marker["files"]))) as pool:
+    with ThreadPoolExecutor(max_workers=min(parallel_files, len(entries))) as pool:
         futures = {
             pool.submit(
                 transfer_file, source_store, dest_store, run_name, entry, attempts, backoff_seconds
             ): entry
-            for entry in marker["files"]
+            for entry in entries
         }
         for future in as_completed(futures):
             try:
@@ -242,12 +247,12 @@ def transfer_run(
     report = TransferReport(
         run_name=run_name,
         bytes=copied_bytes,
-        total_bytes=sum(entry["bytes"] for entry in marker["files"]),
+        total_bytes=sum(entry["bytes"] for entry in entries),
         seconds=seconds,
         rate=round(copied_bytes / seconds, 1) if seconds > 0 else 0.0,
         files_copied=copied,
         files_skipped=skipped,
-        files=[entry["name"] for entry in marker["files"]],
+        files=[entry["name"] for entry in entries],
     )
     write_atomically(dest_store, f"{run_name}/{REPORT_NAME}", json.dumps(report.to_dict()).encode())
     return report

@@ -26,8 +26,7 @@ import numpy as np
 
 from facility.beamline.crystal_model import Crystal, make_crystal, write_truth_mtz
 from facility.beamline.detector_model import DetectorModel
-from kernels.calibration import save_calibration
-from kernels.geometry import (
+from kernels.crystal.geometry import (
     default_geometry,
     excitation_error,
     pixel_s_magnitude,
@@ -35,7 +34,9 @@ from kernels.geometry import (
     random_rotation,
     scattering_vectors,
 )
-from kernels.runformat import HC_EV_ANGSTROM, chunk_name, run_name, write_chunk, write_marker
+from kernels.io.marker import chunk_name, run_name, write_marker
+from kernels.io.runformat import HC_EV_ANGSTROM, write_chunk
+from kernels.stages.calibration import save_calibration
 
 LYSOZYME_CELL = (79.1, 79.1, 38.4, 90.0, 90.0, 90.0)
 LYSOZYME_SPACE_GROUP = "P 43 21 2"

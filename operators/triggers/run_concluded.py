@@ -21,13 +21,13 @@ from pathlib import Path
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from operators.job_script import run_order
-from operators.run_events import (
-    MARKER_NAME,
+from kernels.io.marker import (
+    MARKER,
     RUNS_FOLDER,
     MarkerError,
-    marker_from_stream_fields,
+    RunMarker,
     read_marker,
+    run_order,
 )
 
 SOURCES = ("folder", "redis")
@@ -141,13 +141,13 @@ class RunConcludedTrigger(BaseEventTrigger):
             self._folder_markers(emitted) if self.source == "folder" else self._redis_markers()
         )
         async for marker in markers:
-            if marker["run_name"] in emitted:
+            if marker.run_name in emitted:
                 continue
-            yield TriggerEvent(dict(marker, exp_dir=self.exp_dir))
-            emitted.add(marker["run_name"])
-            await asyncio.to_thread(ledger.record, self.exp_dir, marker["run_name"], marker["run"])
+            yield TriggerEvent(dict(marker.to_dict(), exp_dir=self.exp_dir))
+            emitted.add(marker.run_name)
+            await asyncio.to_thread(ledger.record, self.exp_dir, marker.run_name, marker.run)
 
-    async def _folder_markers(self, emitted: set[str]) -> AsyncIterator[dict]:
+    async def _folder_markers(self, emitted: set[str]) -> AsyncIterator[RunMarker]:
         """Markers of concluded, not yet emitted runs in ``<exp_dir>/runs``, oldest first, forever."""
         runs_dir = Path(self.exp_dir) / RUNS_FOLDER
         reported: set[tuple[str, int]] = set()  # bad markers already logged, by (run, mtime)
@@ -156,10 +156,10 @@ class RunConcludedTrigger(BaseEventTrigger):
             for run_dir in pending:
                 try:
                     marker = await asyncio.to_thread(read_marker, run_dir)
-                    if marker["run_name"] != run_dir.name:
+                    if marker.run_name != run_dir.name:
                         raise MarkerError(
-                            f"{run_dir / MARKER_NAME}: run_name {marker['run_name']!r} "
-                            f"does not match its folder"
+                            run_dir / MARKER,
+                            f"run_name {marker.run_name!r} does not match its folder",
                         )
                 except (MarkerError, OSError) as error:
                     self._report_once(reported, run_dir, error)
@@ -169,14 +169,14 @@ class RunConcludedTrigger(BaseEventTrigger):
 
     def _report_once(self, reported: set, run_dir: Path, error: Exception) -> None:
         try:
-            key = (run_dir.name, (run_dir / MARKER_NAME).stat().st_mtime_ns)
+            key = (run_dir.name, (run_dir / MARKER).stat().st_mtime_ns)
         except OSError:
             key = (run_dir.name, 0)
         if key not in reported:
             reported.add(key)
             self.log.error("skipping run %s until its marker is fixed: %s", run_dir.name, error)
 
-    async def _redis_markers(self) -> AsyncIterator[dict]:
+    async def _redis_markers(self) -> AsyncIterator[RunMarker]:
         """Markers from the Redis stream, from its start (the ledger drops replays), forever.
 
         Each blocking read runs in a worker thread with redis-py's synchronous client, so
@@ -210,7 +210,7 @@ class RunConcludedTrigger(BaseEventTrigger):
                         last_id = message_id
                         origin = f"redis stream {self.stream} message {message_id!r}"
                         try:
-                            yield marker_from_stream_fields(fields, origin)
+                            yield RunMarker.from_stream_fields(fields, origin)
                         except MarkerError as error:
                             self.log.error("skipping message: %s", error)
         finally:
@@ -220,7 +220,7 @@ class RunConcludedTrigger(BaseEventTrigger):
 def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
     """Run folders under ``runs_dir`` that hold a marker and are not in ``emitted``, oldest first.
 
-    Runs sort in run order (:func:`~operators.job_script.run_order`). A missing ``runs_dir`` is
+    Runs sort in run order (:func:`~kernels.io.marker.run_order`). A missing ``runs_dir`` is
     an experiment that has not started yet: no runs.
     """
     try:
@@ -232,6 +232,6 @@ def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
         for entry in entries
         if entry.name not in emitted
         and entry.is_dir()
-        and os.path.exists(os.path.join(entry.path, MARKER_NAME))
+        and os.path.exists(os.path.join(entry.path, MARKER))
     ]
     return sorted(concluded, key=lambda path: run_order(path.name))

@@ -15,8 +15,8 @@ import gemmi
 import requests
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.io.marker import read_marker
 from kernels.resultsdb import ResultsDB
-from kernels.runformat import read_marker
 from sfapi_client import Client
 
 IMAGES = 60
@@ -113,7 +113,7 @@ def test_reprocessing_with_a_new_trial_keeps_both_results(beamtime):
 
 def test_backfill_reprocesses_the_runs_of_its_intervals(beamtime):
     concluded = {
-        run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run)["concluded_at"])
+        run: datetime.fromisoformat(read_marker(beamtime.exp_dir / "runs" / run).concluded_at)
         for run in ("r0001", "r0002", "r0003")
     }
     first = min(concluded.values()).replace(second=0, microsecond=0)

@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk.definitions.param import ParamValidationError
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
-from kernels.runformat import MARKER, write_marker
+from kernels.io.marker import MARKER, write_marker
 from operators.beamtime import Beamtime
 from operators.job_script import batch_script
 from operators.reprocess import concluded_runs, parse_run_range

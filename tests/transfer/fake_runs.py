@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from kernels.runformat import write_marker
+from kernels.io.marker import write_marker
 
 
 def make_run(runs_dir: Path, run: int, sizes: list[int], conclude: bool = True) -> dict | None:
@@ -20,7 +20,7 @@ def make_run(runs_dir: Path, run: int, sizes: list[int], conclude: bool = True) 
         name = f"r{run:04d}-c{chunk:02d}" + (".h5" if chunk % 2 == 0 else ".idx.h5")
         (run_dir / name).write_bytes(os.urandom(size))
         (run_dir / name).chmod(0o644)
-    return write_marker(run_dir, run) if conclude else None
+    return write_marker(run_dir, run).to_dict() if conclude else None
 
 
 def shared_tmp_dir() -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from airflow.utils.state import DagRunState
 
-from kernels.runformat import adler32_file
+from kernels.io.marker import adler32_file
 from operators.transfer import REPORT_NAME
 from operators.triggers.run_concluded import RunConcludedTrigger
 from tests.transfer.fake_runs import make_run

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from kernels.runformat import adler32_file
+from kernels.io.marker import adler32_file
 from operators.run_events import (
     MARKER_NAME,
     MarkerError,

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from facility.xrootd import XRootDServer, ensure_service_user, free_port, hand_over, local_pki
-from kernels.runformat import adler32_file
+from kernels.io.marker import adler32_file
 from operators.hooks.xrootd import XRootDError, XRootDHook
 from operators.transfer import transfer_run
 from tests.transfer.fake_runs import make_run, shared_tmp_dir

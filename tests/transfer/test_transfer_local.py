@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kernels.runformat import adler32_file
+from kernels.io.marker import adler32_file
 from operators.transfer import (
     REPORT_NAME,
     ChecksumMismatch,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.runformat import adler32_file
+from kernels.io.marker import adler32_file
 from operators.hooks.xrootd import XRootDHook
 from operators.transfer import REPORT_NAME, SourceFileMissing, load_marker, transfer_run
 from tests.transfer.fake_runs import make_run

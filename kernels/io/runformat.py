@@ -10,7 +10,8 @@ A run is a directory ``<exp>/runs/r0001/`` holding
   file), ``timestamp`` and ``total_counts`` (sum of the raw frame, a fast per-event feature), with
   attributes naming the chunk, its byte size, frame shape and dtype;
 * ``CONCLUDED.json``, written atomically by the DAQ only after every file is closed: run number,
-  name, files (name, bytes, adler32) and time. A run without it is still being written.
+  name, files (name, bytes, adler32) and time (:mod:`kernels.io.marker`). A run without it is
+  still being written.
 
 Readers check everything they rely on and raise :class:`RunFormatError` naming the file.
 """
@@ -18,18 +19,15 @@ Readers check everything they rely on and raise :class:`RunFormatError` naming t
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from kernels.atomic_io import write_json
-from kernels.geometry import DetectorGeometry
+from kernels.crystal.geometry import DetectorGeometry
+from kernels.io.marker import MARKER, MarkerError, read_marker
 
-MARKER = "CONCLUDED.json"
 DATA = "/entry_1/data_1/data"
 TIMESTAMP = "/entry_1/event/timestamp"
 ENERGY = "/entry_1/event/photon_energy_eV"
@@ -44,32 +42,6 @@ class RunFormatError(Exception):
     def __init__(self, path, problem: str):
         self.path = Path(path)
         super().__init__(f"{self.path}: {problem}")
-
-
-def run_name(run_number: int) -> str:
-    return f"r{run_number:04d}"
-
-
-def chunk_name(name: str, chunk: int) -> str:
-    return f"{name}-c{chunk:02d}.h5"
-
-
-def index_name(name: str, chunk: int) -> str:
-    return f"{name}-c{chunk:02d}.idx.h5"
-
-
-def adler32_hex(value: int) -> str:
-    """An Adler-32 value as 8 lowercase hex digits (the format of ``xrdadler32``)."""
-    return f"{value & 0xFFFFFFFF:08x}"
-
-
-def adler32_file(path, blocksize: int = 8 << 20) -> str:
-    """Adler-32 of a file as 8 lowercase hex digits."""
-    value = 1
-    with open(path, "rb") as f:
-        while block := f.read(blocksize):
-            value = zlib.adler32(block, value)
-    return adler32_hex(value)
 
 
 def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: DetectorGeometry):
@@ -97,43 +69,6 @@ def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: Det
         f.attrs["frame_shape"] = list(frames.shape[1:])
         f.attrs["dtype"] = str(frames.dtype)
     return index_path
-
-
-def write_marker(run_dir, run_number: int, concluded_at: datetime | None = None) -> dict:
-    """Mark a run concluded (the DAQ's last act, once every file is closed); return the marker.
-
-    Lists every file of the run folder (hidden files aside) with size and Adler-32, and appears
-    atomically: written to a temporary name, then renamed.
-    """
-    run_dir = Path(run_dir)
-    files = sorted(
-        p
-        for p in run_dir.iterdir()
-        if p.is_file() and p.name != MARKER and not p.name.startswith(".")
-    )
-    marker = {
-        "run": run_number,
-        "run_name": run_name(run_number),
-        "files": [
-            {"name": p.name, "bytes": p.stat().st_size, "adler32": adler32_file(p)} for p in files
-        ],
-        "concluded_at": (concluded_at or datetime.now(UTC)).isoformat(),
-    }
-    write_json(run_dir / MARKER, marker)
-    return marker
-
-
-def read_marker(run_dir) -> dict:
-    """The CONCLUDED.json of a run; RunFormatError if the run is not (validly) concluded."""
-    path = Path(run_dir) / MARKER
-    try:
-        marker = json.loads(path.read_text())
-        marker["files"]  # noqa: B018 - required key
-    except FileNotFoundError:
-        raise RunFormatError(path, "run not concluded (no marker)") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RunFormatError(path, f"unreadable marker: {exc}") from None
-    return marker
 
 
 @dataclass(frozen=True)
@@ -252,7 +187,10 @@ def open_run(run_dir) -> Run:
         raise RunFormatError(run_dir, "run directory does not exist")
     indexes = sorted(run_dir.glob("*.idx.h5"))
     if (run_dir / MARKER).exists():
-        listed = {f["name"] for f in read_marker(run_dir)["files"]}
+        try:
+            listed = {f.name for f in read_marker(run_dir).files}
+        except MarkerError as exc:
+            raise RunFormatError(run_dir / MARKER, f"unreadable marker: {exc.problem}") from None
         for name in sorted(listed):
             if not (run_dir / name).exists():
                 raise RunFormatError(run_dir / name, "file listed in the run marker is missing")
