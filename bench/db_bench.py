@@ -23,8 +23,8 @@ import time
 
 import pymysql
 
-from kernels.dblog import ImageLogger, ImageRow
 from kernels.resultsdb import IMAGE_COLUMNS, ResultsDB
+from kernels.resultsdb.logger import ImageLogger, ImageRow
 
 STAGES = ("read", "calibrate", "spotfind", "index", "refine", "integrate")
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}

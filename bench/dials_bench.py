@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facility.beamline.simulate import LYSOZYME_CELL, LYSOZYME_SPACE_GROUP, simulate_experiment  # noqa: E402
-from kernels.calibration import calibrate, load_calibration  # noqa: E402
-from kernels.pipeline import Processor  # noqa: E402
-from kernels.runformat import open_run  # noqa: E402
+from kernels.io.runformat import open_run  # noqa: E402
+from kernels.stages.calibration import calibrate, load_calibration  # noqa: E402
+from kernels.stages.pipeline import Processor  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).resolve().parent

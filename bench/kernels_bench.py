@@ -32,14 +32,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facility.beamline.simulate import simulate_experiment  # noqa: E402
-from kernels.calibration import load_calibration  # noqa: E402
-from kernels.merge import load_observations, merge_results  # noqa: E402
-from kernels.merging import MergeParams, Observations, merge  # noqa: E402
-from kernels.pipeline import STAGES, Processor  # noqa: E402
+from kernels.crystal.symmetry import CrystalSymmetry  # noqa: E402
+from kernels.io.reflections import read_integrated  # noqa: E402
+from kernels.io.runformat import open_run  # noqa: E402
+from kernels.merging.algorithm import MergeParams, Observations, merge  # noqa: E402
+from kernels.merging.cli import load_observations, merge_results  # noqa: E402
 from kernels.process import process_run  # noqa: E402
-from kernels.reflections import read_integrated  # noqa: E402
-from kernels.runformat import open_run  # noqa: E402
-from kernels.symmetry import CrystalSymmetry  # noqa: E402
+from kernels.stages.calibration import load_calibration  # noqa: E402
+from kernels.stages.pipeline import STAGES, Processor  # noqa: E402
 
 
 def chain_speed(exp: Path) -> None:

@@ -68,8 +68,8 @@ def pingpong(requests: int) -> None:
     """MPI mode: workers hammer rank 0 with work requests carrying 4 image rows each."""
     from mpi4py import MPI
 
-    from kernels.dblog import ImageRow
-    from kernels.mpi_driver import TAG_REQUEST, TAG_WORK
+    from kernels.driver import TAG_REQUEST, TAG_WORK
+    from kernels.resultsdb.logger import ImageRow
 
     comm = MPI.COMM_WORLD
     row = ImageRow(

@@ -1,25 +1,53 @@
-"""Command line of the analysis kernels: ``python -m kernels process|...``."""
+"""Command line of the analysis kernels: ``python -m kernels process|merge ...``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 # one image per core: threaded BLAS inside a rank only oversubscribes the cores (10x slower
 # small matrix products under load); must be set before numpy is first imported
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from kernels.calibration import CalibrationError  # noqa: E402
-from kernels.merging import MergeError  # noqa: E402
-from kernels.mtz_io import MtzError  # noqa: E402
-from kernels.pipeline import ParamsError  # noqa: E402
-from kernels.reflections import ReflectionFileError  # noqa: E402
-from kernels.runformat import RunFormatError  # noqa: E402
+from kernels.driver import (  # noqa: E402
+    JobInputError,
+    ProcessOptions,
+    configure_logging,
+    launched_rank,
+    mpi_launched,
+    run_mpi,
+)
+from kernels.io.mtz import MtzError  # noqa: E402
+from kernels.io.reflections import ReflectionFileError  # noqa: E402
+from kernels.io.runformat import RunFormatError  # noqa: E402
+from kernels.merging.algorithm import MergeError  # noqa: E402
+from kernels.merging.cli import merge_results  # noqa: E402
+from kernels.process import load_params, process_run  # noqa: E402
+from kernels.stages.calibration import CalibrationError  # noqa: E402
+from kernels.stages.pipeline import ParamsError  # noqa: E402
+
+BAD_INPUT = (
+    RunFormatError,
+    CalibrationError,
+    ParamsError,
+    MergeError,
+    MtzError,
+    ReflectionFileError,
+    JobInputError,
+)
 
 
-def parse_args(argv=None):
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kernels")
     commands = parser.add_subparsers(dest="command", required=True)
     proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
@@ -42,7 +70,7 @@ def parse_args(argv=None):
         "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
     )
     proc.add_argument(
-        "--batch", type=int, default=4, help="work items handed to a rank per request"
+        "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
     )
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
     mrg.add_argument(
@@ -55,25 +83,66 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def process_options(args: argparse.Namespace) -> ProcessOptions:
+    """The one options object of ``process``, from its parsed command line."""
+    optional = {"calib": args.calib, "params": args.params, "cache_dir": args.cache_dir}
+    return ProcessOptions(
+        run=Path(args.run),
+        out=Path(args.out),
+        trial=args.trial,
+        experiment=args.experiment,
+        db=args.db,
+        batch=args.batch,
+        **{key: Path(value) if value else None for key, value in optional.items()},
+    )
+
+
+def process(options: ProcessOptions) -> int:
+    """``process``: the MPI driver with a results DB or under mpiexec, else one process."""
+    if options.db or mpi_launched():
+        result = run_mpi(options)
+        if result.message:
+            print(result.message, flush=True)
+        return result.exit_code
+    try:
+        params = load_params(options.params)
+    except ParamsError as exc:
+        raise SystemExit(str(exc)) from None  # exit 1 with the message, as it always has
+    summary = process_run(options.run, options.out, options.calib, params, options.trial)
+    t = summary["timings"]
+    print(
+        f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "
+        f"({summary['spots_per_hit']:.0f} spots/hit), {summary['indexed']} indexed, "
+        f"{summary['refined']} refined, {summary['integrated']} integrated in "
+        f"{t['wall_seconds']:.1f} s ({t['images_per_second']:.1f} images/s) "
+        f"-> {options.out / 'summary.json'}"
+    )
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    """``merge``: merge the runs' reflections and print the headline statistics."""
+    stats = merge_results(args.results, args.out, args.truth)
+    o = stats["overall"]
+    truth = f", CC to truth {o['cc_truth']:.3f}" if "cc_truth" in o else ""
+    print(
+        f"merged {stats['images']} images, {stats['observations']} observations -> "
+        f"{o['n_unique']} unique to {o['d_min']:.2f} A: completeness {o['completeness']:.3f}, "
+        f"multiplicity {o['multiplicity']:.1f}, CC1/2 {o['cc_half']:.3f}{truth} "
+        f"in {stats['seconds']:.1f} s -> {args.out}"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure_logging(launched_rank())
     try:
         if args.command == "process":
-            from kernels.process import main as process_main
-
-            return process_main(args)
+            return process(process_options(args))
         if args.command == "merge":
-            from kernels.merge import main as merge_main
-
-            return merge_main(args)
-    except (
-        RunFormatError,
-        CalibrationError,
-        ParamsError,
-        MergeError,
-        MtzError,
-        ReflectionFileError,
-    ) as exc:
+            return merge(args)
+    except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -1,22 +1,23 @@
-"""``python -m kernels process``: run the per-image chain over a whole run (one process)."""
+"""``python -m kernels process`` in one process: the per-image chain over a whole run."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from kernels.atomic_io import write_json
-from kernels.calibration import load_calibration
-from kernels.pipeline import STAGES, ImageResult, ProcessingParams, Processor
-from kernels.reflections import INTEGRATED_FILE, IntegratedImage, write_integrated
-from kernels.runformat import open_run
-
-FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order images pass them
+from kernels.io.atomic import write_json
+from kernels.io.reflections import INTEGRATED_FILE
+from kernels.io.runformat import open_run
+from kernels.outputs import (
+    IMAGES_FILE,
+    SUMMARY_FILE,
+    summarise,
+    write_image_table,
+    write_reflections,
+)
+from kernels.stages.calibration import load_calibration
+from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
 
 
 def default_calibration(run_dir: Path) -> Path:
@@ -28,70 +29,19 @@ def default_calibration(run_dir: Path) -> Path:
 
 
 def load_params(path) -> ProcessingParams:
-    """Trial parameters from a JSON file (absent -> defaults)."""
+    """Trial parameters from a JSON file (absent -> defaults).
+
+    Raises
+    ------
+    ParamsError
+        Naming the file: unreadable, not JSON, or parameters that are unknown or out of range.
+    """
     if path is None:
         return ProcessingParams()
     try:
         return ProcessingParams.from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"{path}: invalid parameters: {exc}") from None
-
-
-def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, trial: str) -> dict:
-    """Counts of the reduction funnel and per-stage timings of a processed run."""
-    hits = [r for r in results if r.hit]
-    passed = {stage: sum(r.status in FUNNEL[i:] for r in results) for i, stage in enumerate(FUNNEL)}
-    stage_totals = {s: float(sum(r.timings.get(s, 0.0) for r in results)) for s in STAGES}
-    return {
-        "run": run_name,
-        "trial": trial,
-        "status": "complete",
-        "images": len(results),
-        "hits": len(hits),
-        "hit_rate": len(hits) / len(results) if results else 0.0,
-        "indexed": passed["indexed"],
-        "refined": passed["refined"],
-        "integrated": passed["integrated"],
-        "spots_per_hit": float(np.mean([r.n_spots for r in hits])) if hits else 0.0,
-        "reflections": int(sum(r.n_integrated for r in results if r.status == "integrated")),
-        "timings": {
-            "wall_seconds": wall_seconds,
-            "images_per_second": len(results) / wall_seconds if wall_seconds > 0 else 0.0,
-            "stage_seconds": stage_totals,
-            "stage_ms_per_image": {
-                s: 1e3 * t / max(len(results), 1) for s, t in stage_totals.items()
-            },
-        },
-    }
-
-
-def write_image_table(path: Path, results: list[ImageResult]) -> None:
-    """Per-image table (CSV): one row per event with its fate and stage timings."""
-    rows = [r.row() for r in results]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["chunk", "event"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def write_reflections(
-    path: Path, results: list[ImageResult], run_name: str, trial: str, params: ProcessingParams
-) -> None:
-    """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
-    images = [
-        IntegratedImage(r.chunk, r.event, r.wavelength, r.U, r.cell, r.reflections)
-        for r in results
-        if r.status == "integrated"
-    ]
-    attrs = {
-        "run": run_name,
-        "trial": trial,
-        "space_group": params.crystal.symmetry().space_group,
-        "cell": np.array(params.crystal.cell),
-    }
-    write_integrated(path, images, attrs)
+        raise ParamsError(f"{path}: invalid parameters: {exc}") from None
 
 
 def process_run(
@@ -121,23 +71,7 @@ def process_run(
         name = run.name
     summary = summarise(results, time.perf_counter() - started, name, trial)
     summary["params"] = params.to_dict()
-    write_image_table(out / "images.csv", results)
+    write_image_table(out / IMAGES_FILE, results)
     write_reflections(out / INTEGRATED_FILE, results, name, trial, params)
-    write_json(out / "summary.json", summary)
+    write_json(out / SUMMARY_FILE, summary)
     return summary
-
-
-def main(args) -> int:
-    from kernels.mpi_driver import mpi_launched, run_mpi
-
-    if getattr(args, "db", None) or mpi_launched():
-        return run_mpi(args)
-    summary = process_run(args.run, args.out, args.calib, load_params(args.params), args.trial)
-    t = summary["timings"]
-    print(
-        f"{summary['run']}: {summary['images']} images, {summary['hits']} hits "
-        f"({summary['spots_per_hit']:.0f} spots/hit), {summary['indexed']} indexed, "
-        f"{summary['refined']} refined, {summary['integrated']} integrated in {t['wall_seconds']:.1f} s "
-        f"({t['images_per_second']:.1f} images/s) -> {Path(args.out) / 'summary.json'}"
-    )
-    return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
-from kernels.geometry import reciprocal_basis
+from kernels.crystal.geometry import reciprocal_basis
 
 ELEMENTS = ("C",) * 63 + ("N",) * 17 + ("O",) * 19 + ("S",)  # protein-like composition
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.calibration import Calibration
-from kernels.geometry import DetectorGeometry, panel_mask
+from kernels.crystal.geometry import DetectorGeometry, panel_mask
+from kernels.stages.calibration import Calibration
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,6 @@ def resolve(root: Path, account: Account, facility_path: str) -> Path:
     return host
 
 
-def to_facility(root: Path, host_path: Path) -> str:
-    """The facility path of a host path under ``root``."""
-    return "/" + str(host_path.resolve().relative_to(root.resolve())).lstrip(".")
-
-
 def _owner(uid: int, gid: int) -> tuple[str, str]:
     try:
         user = pwd.getpwuid(uid).pw_name

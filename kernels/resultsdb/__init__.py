@@ -5,12 +5,16 @@ per-image results, run summaries and merged statistics, on SQLite or MySQL/Maria
 >>> run_id = db.ensure_run("cxi12345", "r0001")         # doctest: +SKIP
 """
 
-from .db import IMAGE_COLUMNS, ResultsDB, TrialParamsChangedError, UnknownNameError, canonical_json
+from .catalog import TrialParamsChangedError, UnknownNameError
+from .connection import canonical_json
+from .db import ResultsDB
+from .images import IMAGE_COLUMNS, IMAGE_KINDS
 from .migrations import MIGRATIONS, Migration, SchemaError, apply_migrations
 from .url import DbUrlError, parse_db_url
 
 __all__ = [
     "IMAGE_COLUMNS",
+    "IMAGE_KINDS",
     "MIGRATIONS",
     "DbUrlError",
     "Migration",

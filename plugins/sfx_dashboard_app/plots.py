@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kernels.weather import Segment, plot_weather  # noqa: E402
+from kernels.io.weather import Segment, plot_weather  # noqa: E402
 
 SHELL_PANELS = (
     ("completeness", "completeness"),
@@ -22,7 +22,7 @@ SHELL_PANELS = (
 
 
 def weather_png(segments: list[Segment], title: str) -> bytes:
-    """The computational weather plot (kernels.weather) of one run and trial as PNG bytes."""
+    """The computational weather plot (kernels.io.weather) of one run and trial as PNG bytes."""
     with tempfile.TemporaryDirectory(prefix="sfx-weather-") as tmp:
         return plot_weather(segments, Path(tmp) / "weather.png", title=title).read_bytes()
 

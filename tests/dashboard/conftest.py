@@ -8,9 +8,8 @@ import uuid
 import pymysql
 import pytest
 
-from kernels.dblog import timings_json
-from kernels.resultsdb import ResultsDB
-from kernels.resultsdb.db import IMAGE_KINDS
+from kernels.resultsdb import IMAGE_KINDS, ResultsDB
+from kernels.resultsdb.logger import timings_json
 
 # Names a user could type, each one an attack on a page that forgets to escape.
 EVIL = "<script>alert(1)</script>"

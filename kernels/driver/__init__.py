@@ -1,0 +1,21 @@
+"""The MPI driver of ``python -m kernels process``: producer–consumer over MPI ranks with
+results-DB logging, checkpoints and resume (see :mod:`kernels.driver.run`)."""
+
+from kernels.driver.dbpolicy import logger_connections
+from kernels.driver.launch import configure_logging, launched_rank, mpi_launched
+from kernels.driver.options import ProcessOptions
+from kernels.driver.protocol import TAG_REQUEST, TAG_WORK
+from kernels.driver.run import JobInputError, JobResult, run_mpi
+
+__all__ = [
+    "TAG_REQUEST",
+    "TAG_WORK",
+    "JobInputError",
+    "JobResult",
+    "ProcessOptions",
+    "configure_logging",
+    "launched_rank",
+    "logger_connections",
+    "mpi_launched",
+    "run_mpi",
+]

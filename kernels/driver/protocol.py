@@ -1,0 +1,66 @@
+"""The MPI protocol: rank 0 hands out small batches of work on demand; workers ask for more
+with the items they finished (and those items' DB rows, already encoded) piggybacked."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from kernels.driver.producer import Producer
+from kernels.driver.signals import StopFlag
+from kernels.driver.worker import Worker
+from kernels.resultsdb.logger import ImageRowEncoder
+
+TAG_REQUEST = (
+    11  # worker -> producer: (items finished since the last request, their rows, stopping)
+)
+TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
+
+
+def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) -> None:
+    """Hand out work on demand until the queue is empty or a stop is requested."""
+    from mpi4py import MPI
+
+    active = comm.Get_size() - 1
+    status = MPI.Status()
+    while active:
+        if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
+            time.sleep(0.0005)  # polling keeps signals deliverable to Python
+            continue
+        source = status.Get_source()
+        items, encoded, stopping = comm.recv(source=source, tag=TAG_REQUEST)
+        producer.record_encoded(items, encoded)
+        if stopping:
+            stop.set(f"rank {source} stopping")
+        if stop or not queue:
+            comm.send([], dest=source, tag=TAG_WORK)
+            active -= 1
+            continue
+        share = max(1, min(batch, len(queue) // (comm.Get_size() - 1)))  # small batches at the end
+        comm.send(
+            [queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK
+        )
+
+
+def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:
+    """Ask for work, process it, report finished items with the next request; stop when told
+    or signalled.
+
+    Rows go to rank 0 already encoded for the DB, so the logger only concatenates them.
+    """
+    done: list = []
+    encoded: list = []
+    while True:
+        comm.send((done, encoded, bool(stop)), dest=0, tag=TAG_REQUEST)
+        items = comm.recv(source=0, tag=TAG_WORK)
+        if not items:
+            return
+        done, encoded = [], []
+        for item in items:
+            if stop:
+                break
+            row = worker.process(item)
+            done.append(item)
+            if encode is not None:
+                encoded.append(encode(row))
+        worker.cache.sync()  # results are durable before they are reported finished

@@ -1,0 +1,221 @@
+"""MPI producer–consumer driver of ``python -m kernels process`` (1 rank or N ranks).
+
+Rank 0 (the producer) reads only the run's index files and hands out small batches of
+(chunk, event) work items on demand (:mod:`~kernels.driver.protocol`), so a slow image never
+stalls the others. Workers read their frames directly, calibrate in memory and run the chain;
+each keeps its full results in a rank-local cache file and sends back only the lean per-image
+rows (:mod:`~kernels.driver.parts`, :mod:`~kernels.driver.worker`). Rank 0 owns the job's
+results-DB logger (:mod:`~kernels.driver.dbpolicy`) and logs those rows in batches. At the end
+every rank publishes its cache into ``<out>/parts/``; rank 0 writes the checkpoint
+(:mod:`~kernels.driver.checkpoints`) and, once every item is done, assembles the run's outputs
+(:mod:`~kernels.driver.assemble`).
+
+SIGINT/SIGTERM (Slurm ``--signal``): every rank finishes its current image and takes no
+more work; caches are published, DB rows flushed, the checkpoint written, and the job
+exits 0 with status "preempted" in summary.json. The same command resumes.
+With one rank, rank 0 produces and works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernels.driver.assemble import assemble, write_preempted
+from kernels.driver.checkpoints import CHECKPOINT_FILE, load_or_restart_checkpoint, params_digest
+from kernels.driver.dbpolicy import open_logger
+from kernels.driver.options import ProcessOptions
+from kernels.driver.parts import PARTS_DIR, ResultCache, drop_unreadable_parts, finished_records
+from kernels.driver.producer import Producer
+from kernels.driver.protocol import consume, produce
+from kernels.driver.signals import StopFlag
+from kernels.driver.worker import Worker
+from kernels.io.checkpoint import write_checkpoint
+from kernels.io.runformat import Run, RunFormatError, open_run
+from kernels.outputs import SUMMARY_FILE
+from kernels.process import default_calibration, load_params
+from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError, parse_db_url
+from kernels.resultsdb.dialect import dialect_for
+from kernels.resultsdb.logger import ImageRowEncoder, LoggerFailedError
+from kernels.stages.calibration import CalibrationError, load_calibration
+from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
+
+log = logging.getLogger(__name__)
+INPUT_ERRORS = (
+    RunFormatError,
+    CalibrationError,
+    ParamsError,
+    DbUrlError,
+    SchemaError,
+    TrialParamsChangedError,
+    OSError,
+)
+
+
+class JobInputError(Exception):
+    """Some rank found its inputs unusable before any work was handed out (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a rank's part of the job ended: its exit code and, on rank 0, the run summary."""
+
+    exit_code: int
+    summary: dict | None = None
+    message: str = ""  # rank 0's one-line account of the session, for the CLI to print
+
+
+@dataclass
+class Setup:
+    """What a rank prepared before work starts (``processor`` on working ranks, ``producer``
+    on rank 0)."""
+
+    run: Run
+    params: ProcessingParams
+    processor: Processor | None = None
+    producer: Producer | None = None
+    session: str = ""
+
+
+def run_mpi(options: ProcessOptions) -> JobResult:
+    """``python -m kernels process`` on 1..N MPI ranks with results DB, checkpoint and resume.
+
+    Exit codes: 0 complete or preempted, 3 results DB unreachable (results kept; rerun the
+    same command to log them).
+
+    Raises
+    ------
+    JobInputError
+        On rank 0 when any rank found bad input (the other ranks return exit code 2).
+    """
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        return _run(comm, options)
+    except JobInputError:
+        raise
+    except Exception:
+        if comm.Get_size() == 1:
+            raise
+        log.exception("rank %d failed; aborting the job", comm.Get_rank())
+        comm.Abort(1)  # a dead rank would otherwise leave the others waiting forever
+        return JobResult(1)
+
+
+def _run(comm, options: ProcessOptions) -> JobResult:
+    rank, size = comm.Get_rank(), comm.Get_size()
+    stop = StopFlag()
+    started = time.perf_counter()
+    setup, error = None, None
+    try:  # every rank checks its inputs; all agree before any work is handed out
+        setup = _prepare(options, rank, size)
+    except INPUT_ERRORS as exc:
+        error = f"rank {rank}: {exc}"
+    errors = [e for e in comm.allgather(error) if e]
+    if errors or setup is None:
+        if rank == 0:
+            raise JobInputError("; ".join(errors))
+        return JobResult(2)
+    producer = setup.producer
+    log_to = None  # (url, run_id, trial_id) for the workers' row encoders
+    if producer is not None and producer.logger is not None:
+        log_to = (options.db, producer.logger.run_id, producer.logger.trial_id)
+    setup.session, log_to = comm.bcast((setup.session, log_to))
+
+    worker = None
+    if setup.processor is not None:
+        tag = hashlib.sha256(options.trial.encode()).hexdigest()[:12]
+        name = f"{setup.run.name}-{tag}-{setup.session}-rank{rank:05d}.pkl"
+        worker = Worker(setup.run, setup.processor, ResultCache(options.cache_folder / name), rank)
+    if producer is not None:
+        _produce(comm, setup.run, producer, worker, stop, options.batch)
+    elif worker is not None:
+        encode = None
+        if log_to is not None:
+            encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:])
+        consume(comm, worker, encode, stop)
+
+    part = None
+    if worker is not None and worker.cache.publish(
+        options.out / PARTS_DIR / worker.cache.path.name
+    ):
+        part = f"{PARTS_DIR}/{worker.cache.path.name}"
+    parts = comm.gather(part)
+    setup.run.close()
+    if producer is None:
+        return JobResult(0)
+    return _finish(options.out, setup.params, producer, parts, stop, started, size)
+
+
+def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
+    """Check this rank's inputs and set up its share: processor (workers), producer (rank 0)."""
+    params = load_params(options.params)
+    setup = Setup(open_run(options.run), params)
+    run = setup.run
+    if rank > 0 or size == 1:
+        calib = load_calibration(options.calib or default_calibration(run.dir), run.geometry.shape)
+        setup.processor = Processor(calib, run.geometry, params)
+    if rank == 0:
+        out = options.out
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = load_or_restart_checkpoint(
+            out, run.name, run.n_events, options.trial, params_digest(params)
+        )
+        drop_unreadable_parts(out, checkpoint)
+        (out / PARTS_DIR).mkdir(exist_ok=True)
+        producer = setup.producer = Producer(checkpoint, None)
+        try:
+            producer.logger = open_logger(options, run.name, params, size)
+        except LoggerFailedError as exc:
+            producer.report(exc)
+        if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log now
+            producer.log([row for row, _ in finished_records(out, checkpoint)])
+        setup.session = f"s{checkpoint.sessions + 1:03d}"
+    return setup
+
+
+def _produce(
+    comm, run: Run, producer: Producer, worker: Worker | None, stop: StopFlag, batch: int
+) -> None:
+    """Rank 0's loop: hand out the unfinished items, or process them itself on one rank."""
+    queue = deque(item for item in run.events if item not in producer.checkpoint.done)
+    if worker is None:
+        produce(comm, queue, producer, stop, batch)
+        return
+    while queue and not stop:
+        producer.record([worker.process(queue.popleft())])
+
+
+def _finish(
+    out: Path,
+    params: ProcessingParams,
+    producer: Producer,
+    parts: list,
+    stop: StopFlag,
+    started: float,
+    size: int,
+) -> JobResult:
+    """Rank 0 after the work: flush the DB, write the checkpoint, then the outputs."""
+    checkpoint = producer.checkpoint
+    checkpoint.parts += [p for p in parts if p]
+    checkpoint.sessions += 1
+    logged = producer.flush_log()
+    checkpoint.logged = logged  # earlier sessions' unlogged rows were re-queued at start
+    write_checkpoint(out / CHECKPOINT_FILE, checkpoint)
+    wall = time.perf_counter() - started
+    if len(checkpoint.done) == checkpoint.n_events:
+        db_seconds = producer.logger.write_seconds if producer.logger is not None else None
+        summary = assemble(out, checkpoint, params, wall, size, db_seconds)
+    else:
+        summary = write_preempted(out, checkpoint, stop.reason, size)
+    producer.close_log(summary)
+    message = (
+        f"{checkpoint.run}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} "
+        f"images on {size} rank(s) in {wall:.1f} s -> {out / SUMMARY_FILE}"
+    )
+    return JobResult(0 if logged else 3, summary, message)

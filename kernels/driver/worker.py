@@ -1,0 +1,56 @@
+"""One rank's work: process items of a run, cache the full results, return the lean rows."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from kernels.driver.parts import ResultCache
+from kernels.io.runformat import Run
+from kernels.resultsdb.logger import ImageRow
+from kernels.stages.pipeline import ImageResult, Processor
+
+
+def image_row(result: ImageResult, rank: int, host: str, t_start: float, timings: dict) -> ImageRow:
+    """The lean DB row of one processed image."""
+    return ImageRow(
+        chunk=result.chunk,
+        event=result.event,
+        hit=result.hit,
+        n_spots=result.n_spots,
+        indexed=result.status in ("indexed", "refined", "integrated"),
+        n_refined=result.n_refined,
+        n_integrated=result.n_integrated,
+        status=result.status,
+        reason=result.reason,
+        rank=rank,
+        host=host,
+        t_start=t_start,
+        timings=timings,
+    )
+
+
+class Worker:
+    """Processes work items of one run on one rank and caches the results."""
+
+    def __init__(self, run: Run, processor: Processor, cache: ResultCache, rank: int):
+        self.run, self.processor, self.cache, self.rank = run, processor, cache, rank
+        self.host = socket.gethostname()
+
+    def process(self, item: tuple[int, int]) -> ImageRow:
+        chunk, event = item
+        t_start = time.time()
+        t0 = time.perf_counter()
+        raw = self.run.read_frame(chunk, event)
+        wavelength = self.run.wavelength(chunk, event)
+        t_read = time.perf_counter() - t0
+        result = self.processor.process(
+            raw,
+            chunk,
+            event,
+            float(self.run.chunks[chunk].timestamps[event]),
+            wavelength=wavelength,
+        )
+        row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
+        self.cache.append(row, result)
+        return row

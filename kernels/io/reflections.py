@@ -1,0 +1,95 @@
+"""Integrated reflections: the per-image table and the per-run file ``integrated.h5``.
+
+The file holds one row per integrated reflection (columns of equal length, group
+``reflections``) and one row per integrated image (group ``images``: chunk, event, wavelength,
+refined orientation U and cell), plus the trial, cell and space group as attributes, so a merge can refuse
+files that do not belong together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from kernels.io.atomic import atomic_path
+
+INTEGRATED_FILE = "integrated.h5"
+
+
+class ReflectionFileError(Exception):
+    """A missing, unreadable or inconsistent integrated-reflections file."""
+
+
+@dataclass(frozen=True)
+class Reflections:
+    """Integrated reflections of one image (arrays of equal length).
+
+    hkl : (n, 3) int. intensity, sigma : background-subtracted photons and their error.
+    partiality : estimated fraction of the full reflection recorded. col, row : predicted
+    position (pixels). d : resolution (Angstrom).
+    """
+
+    hkl: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray
+    partiality: np.ndarray
+    col: np.ndarray
+    row: np.ndarray
+    d: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.intensity)
+
+
+@dataclass
+class IntegratedImage:
+    """One image's integration result, as collected for the run file."""
+
+    chunk: int
+    event: int
+    wavelength: float
+    U: np.ndarray
+    cell: tuple
+    reflections: Reflections
+
+
+def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
+    """Write the run's integrated reflections atomically (``attrs``: trial, cell, space_group, run)."""
+    path = Path(path)
+    n = [len(im.reflections) for im in images]
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        g = f.create_group("images")
+        g["chunk"] = np.array([im.chunk for im in images], dtype=np.int32)
+        g["event"] = np.array([im.event for im in images], dtype=np.int64)
+        g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
+        g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
+        g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
+        r = f.create_group("reflections")
+        r["image"] = np.repeat(np.arange(len(images), dtype=np.int32), n)
+        for fld in fields(Reflections):
+            parts = [getattr(im.reflections, fld.name) for im in images]
+            empty = np.zeros((0, 3) if fld.name == "hkl" else 0)
+            r[fld.name] = np.concatenate(parts) if parts else empty
+    return path
+
+
+def read_integrated(path) -> tuple[dict, dict, dict]:
+    """Attributes, image columns and reflection columns of an ``integrated.h5`` file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / INTEGRATED_FILE
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            images = {k: f["images"][k][()] for k in f["images"]}
+            refl = {k: f["reflections"][k][()] for k in f["reflections"]}
+    except (OSError, KeyError) as exc:
+        raise ReflectionFileError(
+            f"{path}: not a readable integrated-reflections file ({exc})"
+        ) from None
+    return attrs, images, refl

@@ -1,0 +1,108 @@
+"""Quality statistics of merged intensities, overall and per resolution shell.
+
+Completeness, multiplicity, mean I/sigma, CC1/2 and Rsplit between two random halves of the
+images, and (when the true intensities are known) the correlation with the truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.crystal.symmetry import CrystalSymmetry, unpack
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Correlation coefficient, NaN with fewer than 3 pairs."""
+    if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def rsplit(a: np.ndarray, b: np.ndarray) -> float:
+    """Rsplit = sum |a - b| / (sqrt 2 * sum (a + b) / 2)."""
+    denominator = np.sqrt(2.0) * 0.5 * np.sum(a + b)
+    return float(np.sum(np.abs(a - b)) / denominator) if denominator > 0 else float("nan")
+
+
+def shell_edges(d_possible: np.ndarray, n_shells: int) -> np.ndarray:
+    """Shell boundaries in 1/d^3 with equal numbers of possible reflections, low to high resolution."""
+    x = np.sort(d_possible**-3.0)
+    return np.quantile(x, np.linspace(0, 1, n_shells + 1))
+
+
+def truth_correlation(symmetry: CrystalSymmetry, keys, intensity, truth_hkl, truth_intensity):
+    """CC with the truth, the merged set taken in the ambiguity setting that fits best.
+
+    The overall setting of a merged data set is arbitrary where the space group has an indexing
+    ambiguity, so each reindexing operator is tried and the best one reported with its index.
+    """
+    truth_keys = symmetry.canonical_keys(truth_hkl)
+    order = np.argsort(truth_keys)
+    truth_keys, truth_intensity = truth_keys[order], truth_intensity[order]
+    best: tuple[float, int, tuple[np.ndarray, np.ndarray] | None] = (float("-inf"), 0, None)
+    for k, op in enumerate(symmetry.ambiguity_rotations):
+        mapped = symmetry.canonical_keys(unpack(keys) @ op)
+        pos = np.clip(np.searchsorted(truth_keys, mapped), 0, len(truth_keys) - 1)
+        match = truth_keys[pos] == mapped
+        cc = pearson(intensity[match], truth_intensity[pos[match]])
+        if np.isfinite(cc) and cc > best[0]:
+            best = (cc, k, (match, truth_intensity[pos]))
+    return best
+
+
+def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, truth=None) -> dict:
+    """Overall and per-shell statistics of a :class:`kernels.merging.Merged` result.
+
+    truth : optional (hkl, intensity) of the true unique intensities.
+    """
+    hkl = unpack(merged.keys)
+    d = symmetry.resolution(hkl)
+    d_min, d_max = float(d.min()), float(d.max())
+    possible = symmetry.resolution(symmetry.unique_reflections(d_min, d_max * 1.0001))
+    edges = shell_edges(possible, n_shells)
+
+    def shell_of(dd):
+        return np.clip(np.searchsorted(edges, dd**-3.0, side="right") - 1, 0, n_shells - 1)
+
+    shell, shell_possible = shell_of(d), np.bincount(shell_of(possible), minlength=n_shells)
+    cc_truth, truth_op, truth_match = (float("nan"), 0, None)
+    if truth is not None:
+        cc_truth, truth_op, truth_match = truth_correlation(
+            symmetry, merged.keys, merged.intensity, *truth
+        )
+
+    def stats(sel: np.ndarray, n_possible: int) -> dict:
+        both = sel & np.isfinite(merged.half1) & np.isfinite(merged.half2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i_over_sigma = merged.intensity[sel] / merged.sigma[sel]
+        rec = {
+            "n_unique": int(sel.sum()),
+            "n_possible": int(n_possible),
+            "completeness": float(sel.sum() / n_possible) if n_possible else float("nan"),
+            "multiplicity": float(merged.multiplicity[sel].mean()) if sel.any() else float("nan"),
+            "mean_i_over_sigma": float(np.nanmean(i_over_sigma)) if sel.any() else float("nan"),
+            "cc_half": pearson(merged.half1[both], merged.half2[both]),
+            "rsplit": rsplit(merged.half1[both], merged.half2[both]),
+        }
+        if truth_match is not None:
+            match, truth_values = truth_match
+            m = match & sel
+            rec["cc_truth"] = pearson(merged.intensity[m], truth_values[m])
+        return rec
+
+    overall = stats(np.ones(len(d), dtype=bool), len(possible))
+    overall.update(d_min=d_min, d_max=d_max)
+    if truth is not None:
+        overall["cc_truth"], overall["truth_reindex_op"] = (
+            cc_truth,
+            symmetry.ambiguity_rotations[truth_op].tolist(),
+        )
+    shells = []
+    for i in range(n_shells):
+        rec = stats(shell == i, shell_possible[i])
+        rec["d_max"], rec["d_min"] = (
+            float(edges[i] ** (-1 / 3)) if edges[i] > 0 else float("inf"),
+            float(edges[i + 1] ** (-1 / 3)),
+        )
+        shells.append(rec)
+    return {"overall": overall, "shells": shells}

@@ -1,0 +1,77 @@
+"""The outputs of a processed run, the same whether one process or many ranks made them:
+``images.csv`` (one row per image), ``integrated.h5`` (reflections) and ``summary.json``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from kernels.io.atomic import atomic_path
+from kernels.io.reflections import IntegratedImage, write_integrated
+from kernels.stages.pipeline import STAGES, ImageResult, ProcessingParams
+
+FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order images pass them
+SUMMARY_FILE = "summary.json"
+IMAGES_FILE = "images.csv"
+
+
+def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, trial: str) -> dict:
+    """Counts of the reduction funnel and per-stage timings of a processed run."""
+    hits = [r for r in results if r.hit]
+    passed = {stage: sum(r.status in FUNNEL[i:] for r in results) for i, stage in enumerate(FUNNEL)}
+    stage_totals = {s: float(sum(r.timings.get(s, 0.0) for r in results)) for s in STAGES}
+    return {
+        "run": run_name,
+        "trial": trial,
+        "status": "complete",
+        "images": len(results),
+        "hits": len(hits),
+        "hit_rate": len(hits) / len(results) if results else 0.0,
+        "indexed": passed["indexed"],
+        "refined": passed["refined"],
+        "integrated": passed["integrated"],
+        "spots_per_hit": float(np.mean([r.n_spots for r in hits])) if hits else 0.0,
+        "reflections": int(sum(r.n_integrated for r in results if r.status == "integrated")),
+        "timings": {
+            "wall_seconds": wall_seconds,
+            "images_per_second": len(results) / wall_seconds if wall_seconds > 0 else 0.0,
+            "stage_seconds": stage_totals,
+            "stage_ms_per_image": {
+                s: 1e3 * t / max(len(results), 1) for s, t in stage_totals.items()
+            },
+        },
+    }
+
+
+def write_image_table(path: Path, results: list[ImageResult]) -> None:
+    """Per-image table (CSV): one row per event with its fate and stage timings."""
+    rows = [r.row() for r in results]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["chunk", "event"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def integrated_image(result: ImageResult) -> IntegratedImage:
+    """The reflections of an integrated image with the orientation and cell they were found with."""
+    if result.U is None or result.cell is None or result.reflections is None:
+        raise ValueError(f"image {result.chunk}/{result.event} ({result.status}) is not integrated")
+    return IntegratedImage(
+        result.chunk, result.event, result.wavelength, result.U, result.cell, result.reflections
+    )
+
+
+def write_reflections(
+    path: Path, results: list[ImageResult], run_name: str, trial: str, params: ProcessingParams
+) -> None:
+    """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
+    images = [integrated_image(r) for r in results if r.status == "integrated"]
+    attrs = {
+        "run": run_name,
+        "trial": trial,
+        "space_group": params.crystal.symmetry().space_group,
+        "cell": np.array(params.crystal.cell),
+    }
+    write_integrated(path, images, attrs)

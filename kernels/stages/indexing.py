@@ -1,0 +1,230 @@
+"""Indexing of a still with a known unit cell.
+
+Spots are mapped to reciprocal space (on the Ewald sphere). Differences between neighbouring
+spots are short reciprocal-lattice vectors, so every spot triplet (i, j, k) whose two difference
+vectors match a pair of lattice vectors of the target cell in length and in the third side of
+the triangle fixes an orientation (a two-vector alignment). The orientations of all such
+hypotheses are scored at once by how many spots they put on a lattice point; the best one is
+refined by a linear fit of A = U B to its indexed spots and a polar decomposition back to a
+rotation. Spurious spots only add hypotheses that score badly. A cell that does not match the
+data indexes too few spots with any orientation, so the image is refused with that reason
+rather than given a wrong solution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from kernels.crystal.geometry import DetectorGeometry, pixel_to_s
+
+
+@dataclass(frozen=True)
+class IndexingParams:
+    """Tunable indexing parameters (the trial's ``indexing`` section)."""
+
+    max_difference: float = 0.05  # 1/A, longest spot difference vector used for hypotheses
+    neighbours: int = 10  # nearest spots per spot that form triplets
+    max_hypothesis_spots: int = 160  # lowest-resolution spots used to form triplets
+    length_tolerance: float = 0.0025  # 1/A, difference-vector vs lattice-vector length
+    lattice_tolerance: float = 0.003  # 1/A, distance of an indexed spot from its lattice point
+    min_indexed: int = 12  # spots that must be indexed
+    min_indexed_fraction: float = 0.4  # of the spots
+
+
+class IndexingError(Exception):
+    """An image that cannot be indexed with the target cell; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class IndexingSolution:
+    """Orientation of one still and the spots it explains.
+
+    U : (3, 3) rotation, A = U @ B. hkl : (n, 3) int Miller index of every spot. indexed : (n,)
+    bool, spot within the lattice tolerance of its lattice point. residual : rms distance of the
+    indexed spots from their lattice points (1/A).
+    """
+
+    U: np.ndarray
+    hkl: np.ndarray
+    indexed: np.ndarray
+    residual: float
+
+    @property
+    def n_indexed(self) -> int:
+        return int(self.indexed.sum())
+
+
+def lattice_vectors(B: np.ndarray, max_length: float) -> np.ndarray:
+    """Miller indices (m, 3) of all lattice vectors 0 < |B h| <= max_length (both signs)."""
+    limits = np.ceil(max_length * np.linalg.norm(np.linalg.inv(B), axis=1)).astype(int)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), -1
+    ).reshape(-1, 3)
+    length = np.linalg.norm(grid @ B.T, axis=1)
+    keep = (length > 0) & (length <= max_length)
+    return grid[keep][np.argsort(length[keep])]
+
+
+def spot_triplets(s: np.ndarray, params: IndexingParams) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of difference vectors (d1, d2) from a spot to two of its neighbours, (t, 3) each."""
+    order = np.argsort(np.linalg.norm(s, axis=1))[: params.max_hypothesis_spots]
+    base = s[order]
+    k = min(params.neighbours + 1, len(base))
+    _, nbr = cKDTree(base).query(base, k=k, distance_upper_bound=params.max_difference)
+    j, m = np.triu_indices(k - 1, 1)
+    a, b = nbr[:, 1:][:, j], nbr[:, 1:][:, m]
+    ok = (a < len(base)) & (b < len(base))
+    centre = np.broadcast_to(np.arange(len(base))[:, None], a.shape)[ok]
+    d1 = base[a[ok]] - base[centre]
+    d2 = base[b[ok]] - base[centre]
+    cosang = np.einsum("ij,ij->i", d1, d2) / (
+        np.linalg.norm(d1, axis=1) * np.linalg.norm(d2, axis=1)
+    )
+    planar = np.abs(cosang) < 0.94  # angle between 20 and 160 degrees: a well-defined plane
+    return d1[planar], d2[planar]
+
+
+def align_two_vectors(model1, model2, obs1, obs2) -> np.ndarray:
+    """Rotations (t, 3, 3) taking each model vector pair onto its observed pair (TRIAD method)."""
+
+    def frame(v1, v2):
+        e1 = v1 / np.linalg.norm(v1, axis=-1, keepdims=True)
+        e3 = np.cross(v1, v2)
+        e3 /= np.linalg.norm(e3, axis=-1, keepdims=True)
+        return np.stack([e1, np.cross(e3, e1), e3], axis=-1)
+
+    return frame(obs1, obs2) @ np.swapaxes(frame(model1, model2), -1, -2)
+
+
+@dataclass(frozen=True)
+class IndexingPlan:
+    """Per-cell precomputation for :func:`index_still`.
+
+    B : reciprocal basis of the target cell. vectors : lattice vectors B h (m, 3) short enough to
+    match spot differences. first : mask of the vectors that may play the first vector of a pair,
+    one per orbit of the lattice symmetry (the rest would only repeat equivalent orientations).
+    """
+
+    params: IndexingParams
+    B: np.ndarray
+    vectors: np.ndarray
+    first: np.ndarray
+
+
+def plan_indexing(
+    B: np.ndarray, lattice_rotations: np.ndarray, params: IndexingParams = IndexingParams()
+) -> IndexingPlan:
+    """Precompute the lattice vectors of the target cell and their symmetry-unique subset."""
+    hkl = lattice_vectors(B, params.max_difference + params.length_tolerance)
+    index = {tuple(h): i for i, h in enumerate(hkl)}
+    first = np.zeros(len(hkl), dtype=bool)
+    seen = np.zeros(len(hkl), dtype=bool)
+    for i, h in enumerate(hkl):
+        if not seen[i]:
+            first[i] = True
+            seen[[index[tuple(m)] for m in h @ lattice_rotations if tuple(m) in index]] = True
+    return IndexingPlan(params, B, hkl @ B.T, first)
+
+
+def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan) -> np.ndarray:
+    """Candidate rotations U (h, 3, 3) from spot triplets matched to lattice vector pairs."""
+    params = plan.params
+    d1, d2 = spot_triplets(s, params)
+    v = plan.vectors
+    vlen = np.linalg.norm(v, axis=1)
+    tol = params.length_tolerance
+    first = np.flatnonzero(plan.first)
+    t1, l1 = np.nonzero(np.abs(np.linalg.norm(d1, axis=1)[:, None] - vlen[first][None, :]) < tol)
+    l1 = first[l1]
+    # second vector: every lattice vector of the right length, then the third side must match too
+    len2 = np.linalg.norm(d2, axis=1)
+    pair, l2 = np.nonzero(np.abs(len2[t1][:, None] - vlen[None, :]) < tol)
+    t, l1 = t1[pair], l1[pair]
+    side = np.linalg.norm(d2[t] - d1[t], axis=1)
+    ok = np.abs(side - np.linalg.norm(v[l2] - v[l1], axis=1)) < tol
+    ok &= (
+        np.linalg.norm(np.cross(v[l1], v[l2]), axis=1) > 1e-3 * vlen[l1] * vlen[l2]
+    )  # not parallel
+    t, l1, l2 = t[ok], l1[ok], l2[ok]
+    return align_two_vectors(v[l1], v[l2], d1[t], d2[t])
+
+
+def lattice_distance(s: np.ndarray, U: np.ndarray, B: np.ndarray):
+    """Nearest Miller indices and the distance (1/A) of each spot from them, for orientations U.
+
+    U may be (3, 3) or a stack (h, 3, 3); returns hkl (..., n, 3) and distance (..., n).
+    """
+    x = s @ U @ np.linalg.inv(B).T  # = (U B)^-1 s, row-wise
+    hkl = np.rint(x)
+    distance = np.linalg.norm((x - hkl) @ B.T, axis=-1)
+    return hkl.astype(np.int64), distance
+
+
+def fit_orientation(s: np.ndarray, hkl: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Rotation U best mapping B h onto s in the least-squares sense (Kabsch)."""
+    model = hkl @ B.T
+    u, _, vt = np.linalg.svd(s.T @ model)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def index_still(
+    col,
+    row,
+    wavelength: float,
+    geometry: DetectorGeometry,
+    plan: IndexingPlan,
+    batch: int = 1024,
+    screen_spots: int = 40,
+    shortlist: int = 32,
+) -> IndexingSolution:
+    """Find the orientation of the known cell that puts the most spots on lattice points.
+
+    Hypotheses are screened on the `screen_spots` lowest-resolution spots in batches; the
+    `shortlist` best of each batch are then scored on every spot.
+
+    Raises
+    ------
+    IndexingError
+        Too few spots, no hypotheses, or no orientation indexing enough spots (wrong cell).
+    """
+    params, B = plan.params, plan.B
+    n = len(col)
+    if n < params.min_indexed:
+        raise IndexingError(f"{n} spots < {params.min_indexed} needed to index")
+    s = pixel_to_s(col, row, wavelength, geometry)
+    hypotheses = orientation_hypotheses(s, plan)
+    if len(hypotheses) == 0:
+        raise IndexingError("no spot triplet matches the target cell's lattice vectors")
+    needed = max(params.min_indexed, int(np.ceil(params.min_indexed_fraction * n)))
+    best_U, best_count = hypotheses[0], -1  # replaced by the first batch (counts >= 0)
+    screen = s[np.argsort(np.linalg.norm(s, axis=1))[:screen_spots]]
+    for start in range(0, len(hypotheses), batch):
+        U = hypotheses[start : start + batch]
+        _, distance = lattice_distance(screen, U, B)
+        U = U[np.argsort(-(distance < params.lattice_tolerance).sum(axis=1))[:shortlist]]
+        _, distance = lattice_distance(s, U, B)
+        counts = (distance < params.lattice_tolerance).sum(axis=1)
+        i = int(np.argmax(counts))
+        if counts[i] > best_count:
+            best_U, best_count = U[i], int(counts[i])
+        if best_count >= max(needed, 0.8 * n):
+            break  # clearly right; skip the remaining hypotheses
+    U = best_U
+    for _ in range(3):  # refit on the indexed spots, which may then gain a few more
+        hkl, distance = lattice_distance(s, U, B)
+        indexed = distance < params.lattice_tolerance
+        if indexed.sum() < 3:
+            break
+        U = fit_orientation(s[indexed], hkl[indexed], B)
+    hkl, distance = lattice_distance(s, U, B)
+    indexed = distance < params.lattice_tolerance
+    if indexed.sum() < needed:
+        raise IndexingError(
+            f"target cell indexes at most {int(indexed.sum())} of {n} spots (< {needed})"
+        )
+    residual = float(np.sqrt(np.mean(distance[indexed] ** 2)))
+    return IndexingSolution(U, hkl, indexed, residual)

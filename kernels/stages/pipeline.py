@@ -1,0 +1,262 @@
+"""The per-image chain: raw frame -> calibrated photons -> spots -> hit -> indexed -> refined ->
+integrated reflections.
+
+Each stage is a pure function elsewhere in kernels/; this module only strings them together,
+times them and records why an image leaves the funnel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels.crystal.geometry import DetectorGeometry
+from kernels.crystal.symmetry import CrystalSymmetry, SymmetryError
+from kernels.io.reflections import Reflections
+from kernels.stages.calibration import Calibration, calibrate, plan_calibration
+from kernels.stages.hitfinder import HitParams, is_hit
+from kernels.stages.indexing import IndexingError, IndexingParams, index_still, plan_indexing
+from kernels.stages.integration import IntegrationParams, integrate_still, plan_integration
+from kernels.stages.refinement import RefinementError, RefinementParams, refine_orientation
+from kernels.stages.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding
+
+STAGES = ("calibrate", "spotfind", "index", "refine", "integrate")
+
+
+class ParamsError(ValueError):
+    """Processing parameters that are unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class CrystalParams:
+    """The target crystal (the trial's ``crystal`` section); defaults: lysozyme."""
+
+    a: float = 79.1
+    b: float = 79.1
+    c: float = 38.4
+    alpha: float = 90.0
+    beta: float = 90.0
+    gamma: float = 90.0
+    space_group: str = "P 43 21 2"
+
+    @property
+    def cell(self) -> tuple[float, ...]:
+        return (self.a, self.b, self.c, self.alpha, self.beta, self.gamma)
+
+    def symmetry(self) -> CrystalSymmetry:
+        """The validated cell and space group (SymmetryError names what is wrong)."""
+        return CrystalSymmetry.create(self.cell, self.space_group)
+
+
+@dataclass(frozen=True)
+class ProcessingParams:
+    """All tunable parameters of a trial, grouped by stage."""
+
+    spotfinder: SpotParams = SpotParams()
+    hitfinder: HitParams = HitParams()
+    crystal: CrystalParams = CrystalParams()
+    indexing: IndexingParams = IndexingParams()
+    refinement: RefinementParams = RefinementParams()
+    integration: IntegrationParams = IntegrationParams()
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> ProcessingParams:
+        """Build from a trial's parameter dict; unknown sections or keys are refused by name."""
+        d = dict(d or {})
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise ParamsError(
+                f"unknown parameter section(s) {sorted(unknown)}; known: {sorted(sections)}"
+            )
+        built = {}
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            values = d.get(f.name) or {}
+            if not isinstance(values, dict):
+                raise ParamsError(f"parameter section {f.name!r} must be a mapping")
+            known = {g.name: g.type for g in dataclasses.fields(default)}
+            bad = set(values) - set(known)
+            if bad:
+                raise ParamsError(
+                    f"unknown {f.name} parameter(s) {sorted(bad)}; known: {sorted(known)}"
+                )
+            for key, value in values.items():
+                expected = type(getattr(default, key))
+                if expected is str:
+                    if not isinstance(value, str):
+                        raise ParamsError(f"{f.name}.{key} must be a string, got {value!r}")
+                    continue
+                if (
+                    not isinstance(value, (int, float))
+                    or isinstance(value, bool)
+                    or (expected is int and not float(value).is_integer())
+                ):
+                    raise ParamsError(
+                        f"{f.name}.{key} must be a {expected.__name__}, got {value!r}"
+                    )
+                if value < 0:
+                    raise ParamsError(f"{f.name}.{key} must not be negative, got {value!r}")
+            built[f.name] = dataclasses.replace(
+                default, **{k: type(getattr(default, k))(v) for k, v in values.items()}
+            )
+        params = cls(**built)
+        try:
+            params.crystal.symmetry()
+        except SymmetryError as exc:
+            raise ParamsError(f"crystal: {exc}") from None
+        return params
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ImageResult:
+    """The fate of one image: how far it got down the funnel, and why it stopped."""
+
+    chunk: int
+    event: int
+    timestamp: float
+    hit: bool = False
+    n_spots: int = 0
+    n_indexed: int = 0
+    n_refined: int = 0
+    n_integrated: int = 0
+    index_residual: float = 0.0  # rms distance of indexed spots from their lattice points, 1/A
+    rmsd_px: float = 0.0  # refined spot-position residual
+    status: str = "new"  # the last stage passed: miss, hit, indexed, refined, integrated
+    reason: str = ""  # why the image went no further
+    timings: dict = field(default_factory=dict)  # stage -> seconds
+    spots: Spots | None = None
+    wavelength: float = 0.0
+    U: np.ndarray | None = None  # refined orientation
+    cell: tuple | None = None  # refined (or target) cell
+    reflections: Reflections | None = None
+
+    ARRAYS = ("timings", "spots", "U", "cell", "reflections")
+
+    def row(self) -> dict:
+        """Flat record for tables and the results database (no arrays)."""
+        rec = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in self.ARRAYS
+        }
+        rec.update({f"t_{stage}": self.timings.get(stage, 0.0) for stage in STAGES})
+        return rec
+
+
+class Processor:
+    """Runs the chain on frames of one detector with one set of parameters.
+
+    The per-detector work (calibration plan, resolution rings, window offsets) is done once here.
+    """
+
+    def __init__(
+        self,
+        calib: Calibration,
+        geometry: DetectorGeometry,
+        params: ProcessingParams = ProcessingParams(),
+    ):
+        self.params = params
+        self.geometry = geometry
+        self.calibration_plan = plan_calibration(calib, geometry)
+        self.spot_plan = plan_spotfinding(geometry, calib.mask, params.spotfinder)
+        self.symmetry = params.crystal.symmetry()
+        self.indexing_plan = plan_indexing(
+            self.symmetry.B, self.symmetry.lattice_rotations, params.indexing
+        )
+        self.integration_plan = plan_integration(
+            self.symmetry, geometry, calib.mask, params.integration
+        )
+
+    def process(
+        self,
+        raw: np.ndarray,
+        chunk: int = 0,
+        event: int = 0,
+        timestamp: float = 0.0,
+        wavelength: float | None = None,
+    ) -> ImageResult:
+        """Run the chain on one raw frame; `wavelength` (Angstrom, from the recorded photon
+        energy) is needed to go beyond the hit stage."""
+        result = ImageResult(chunk, event, timestamp)
+        clock = time.perf_counter
+        t0 = clock()
+        photons = calibrate(raw, self.calibration_plan)
+        t1 = clock()
+        spots = find_spots(photons, self.spot_plan)
+        t2 = clock()
+        result.timings = {"calibrate": t1 - t0, "spotfind": t2 - t1}
+        result.n_spots = len(spots)
+        result.hit = is_hit(len(spots), self.params.hitfinder)
+        if not result.hit:
+            result.status, result.reason = (
+                "miss",
+                f"{len(spots)} spots < {self.params.hitfinder.min_spots}",
+            )
+            return result
+        result.status, result.spots = "hit", spots
+        if wavelength is None or not wavelength > 0:
+            result.reason = "no photon energy recorded: cannot index"
+            return result
+        result.wavelength = float(wavelength)
+        self._index_refine_integrate(photons, spots, result)
+        return result
+
+    def _index_refine_integrate(
+        self, photons: np.ndarray, spots: Spots, result: ImageResult
+    ) -> None:
+        """The crystal stages of a hit; each failure ends the image with its reason."""
+        clock = time.perf_counter
+        wavelength = result.wavelength
+        t0 = clock()
+        try:
+            solution = index_still(
+                spots.col, spots.row, wavelength, self.geometry, self.indexing_plan
+            )
+        except IndexingError as exc:
+            result.timings["index"] = clock() - t0
+            result.reason = f"not indexed: {exc}"
+            return
+        t1 = clock()
+        result.timings["index"] = t1 - t0
+        result.status, result.n_indexed, result.index_residual = (
+            "indexed",
+            solution.n_indexed,
+            solution.residual,
+        )
+        on = solution.indexed
+        try:
+            refined = refine_orientation(
+                solution.U,
+                self.symmetry,
+                solution.hkl[on],
+                spots.col[on],
+                spots.row[on],
+                spots.intensity[on],
+                wavelength,
+                self.geometry,
+                self.params.refinement,
+            )
+        except RefinementError as exc:
+            result.timings["refine"] = clock() - t1
+            result.reason = f"refinement rejected: {exc}"
+            return
+        t2 = clock()
+        result.timings["refine"] = t2 - t1
+        result.status, result.n_refined, result.rmsd_px = "refined", refined.n_used, refined.rmsd_px
+        result.U, result.cell = refined.U, refined.cell
+        reflections = integrate_still(
+            photons, refined.U, wavelength, self.geometry, self.integration_plan, refined.B
+        )
+        result.timings["integrate"] = clock() - t2
+        result.n_integrated = len(reflections)
+        if len(reflections) == 0:
+            result.reason = "no predicted reflection could be integrated"
+            return
+        result.status, result.reflections = "integrated", reflections

@@ -1,0 +1,83 @@
+"""Checkpoint files detect corruption; the weather plot has one lane per rank."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import pytest
+
+from kernels.io.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
+from kernels.io.weather import plot_weather, stage_segments
+
+
+def sample() -> Checkpoint:
+    return Checkpoint(
+        "r0001",
+        "default",
+        "ab" * 32,
+        10,
+        done={(0, 1), (1, 3)},
+        parts=["parts/a.pkl"],
+        logged=False,
+        sessions=2,
+    )
+
+
+def test_roundtrip_and_missing(tmp_path):
+    path = tmp_path / "checkpoint.json"
+    assert read_checkpoint(path, "r0001", "default", "ab" * 32) is None
+    write_checkpoint(path, sample())
+    assert read_checkpoint(path, "r0001", "default", "ab" * 32) == sample()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda text: text.replace("[0,1]", "[0,2]").replace("[0, 1]", "[0, 2]"),
+            "checksum mismatch",
+        ),
+        (lambda text: text[: len(text) // 2], "unreadable"),
+        (lambda text: "", "unreadable"),
+    ],
+)
+def test_corruption_is_detected(tmp_path, damage, message):
+    path = tmp_path / "checkpoint.json"
+    write_checkpoint(path, sample())
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(CheckpointError, match=message) as err:
+        read_checkpoint(path, "r0001", "default", "ab" * 32)
+    assert str(path) in str(err.value)
+
+
+def test_foreign_checkpoint_refused(tmp_path):
+    path = tmp_path / "checkpoint.json"
+    write_checkpoint(path, sample())
+    with pytest.raises(CheckpointError, match="trial 'default', not 'other'"):
+        read_checkpoint(path, "r0001", "other", "ab" * 32)
+    with pytest.raises(CheckpointError, match="params_sha256"):
+        read_checkpoint(path, "r0001", "default", "cd" * 32)
+
+
+def test_stage_segments_back_to_back():
+    assert stage_segments(3, 10.0, {"read": 1.0, "calibrate": 0.5}) == [
+        (3, 10.0, 11.0, "read"),
+        (3, 11.0, 11.5, "calibrate"),
+    ]
+
+
+def test_weather_png_one_lane_per_rank(tmp_path):
+    def segments(ranks):
+        return [
+            seg
+            for r in ranks
+            for i in range(5)
+            for seg in stage_segments(r, 100.0 + i, {"read": 0.1, "spotfind": 0.5, "index": 0.2})
+        ]
+
+    one = matplotlib.image.imread(plot_weather(segments([1]), tmp_path / "one.png"))
+    eight = matplotlib.image.imread(plot_weather(segments(range(1, 9)), tmp_path / "eight.png"))
+    assert one.shape[1] == eight.shape[1]
+    assert eight.shape[0] - one.shape[0] == pytest.approx(
+        7 * 35, abs=2
+    )  # 0.35 in at 100 dpi per lane
