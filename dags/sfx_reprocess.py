@@ -18,10 +18,10 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from operators.beamtime import Beamtime
-from operators.reprocess import concluded_runs, parse_run_range, run_requests
+from operators.pipeline.reprocess import concluded_runs, parse_run_range, run_requests
+from operators.settings import load_beamtime
 
-beamtime = Beamtime.load()
+beamtime = load_beamtime()
 
 
 @dag(
@@ -50,7 +50,7 @@ def sfx_reprocess():
     def select_runs(
         params=None, data_interval_start=None, data_interval_end=None, dag_run=None
     ) -> list[dict]:
-        bt = Beamtime.load()
+        bt = load_beamtime()
         if params["runs"].strip():
             runs = parse_run_range(params["runs"])
         elif dag_run.run_type == "manual":

@@ -12,21 +12,20 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
 from operators.analysis_job import SfApiJobOperator
-from operators.beamtime import Beamtime
 from operators.download import DownloadResultsOperator
-from operators.facility_status import WaitForFacilityOperator
-from operators.job_script import NAME_PATTERN, RUN_NAME
-from operators.run_pipeline import (
+from operators.pipeline.job_script import NAME_PATTERN, RUN_NAME
+from operators.pipeline.run import (
     OPTIONAL_RESULT_FILES,
     RESULT_FILES,
     at_center_asset_uri,
     merged_asset_uri,
     prepare_run,
     publish_run,
-    transfer_run_files,
 )
+from operators.sensors.facility import FacilityAvailableSensor
+from operators.settings import load_beamtime
 
-beamtime = Beamtime.load()
+beamtime = load_beamtime()
 
 
 def prepared(key: str) -> str:
@@ -65,7 +64,7 @@ def sfx_run():
     def prepare(params=None) -> dict:
         """Validate the trial, register it, and build the job scripts (no secret in them)."""
         return prepare_run(
-            Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"]
+            load_beamtime(), params["run"], params["trial"], params["trial_params"], params["ranks"]
         )
 
     @task(
@@ -76,7 +75,10 @@ def sfx_run():
     )
     def transfer(info: dict, outlet_events=None) -> dict:
         """Copy the run (with its calibration snapshot) to the center, verified and resumable."""
-        report = transfer_run_files(Beamtime.load(), info)
+        # imported when the task runs: the DAG file is parsed often, the transfer code is heavier
+        from operators.transfer import transfer_run_files
+
+        report = transfer_run_files(load_beamtime(), info)
         outlet_events[Asset(at_center_asset_uri(beamtime.experiment))].extra = {
             "run": info["run"],
             "bytes": report["total_bytes"],
@@ -89,7 +91,7 @@ def sfx_run():
         info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None
     ) -> dict:
         """Record the run's results and announce them for dataset merges."""
-        summary = publish_run(Beamtime.load(), info, process, merge, downloaded)
+        summary = publish_run(load_beamtime(), info, process, merge, downloaded)
         outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
             "run": info["run"],
             "trial": info["trial"],
@@ -97,7 +99,7 @@ def sfx_run():
         return summary
 
     info = prepare()
-    facility = WaitForFacilityOperator(
+    facility = FacilityAvailableSensor(
         task_id="wait_for_facility",
         system=beamtime.machine,
         sfapi_conn_id=beamtime.sfapi_conn_id,

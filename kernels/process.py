@@ -12,11 +12,10 @@ import numpy as np
 
 from kernels.atomic_io import write_json
 from kernels.calibration import load_calibration
+from kernels.funnel import FUNNEL
 from kernels.pipeline import STAGES, ImageResult, ProcessingParams, Processor
 from kernels.reflections import INTEGRATED_FILE, IntegratedImage, write_integrated
 from kernels.runformat import open_run
-
-FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order images pass them
 
 
 def default_calibration(run_dir: Path) -> Path:

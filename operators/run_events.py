@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from kernels.runformat import MARKER
-from operators.job_script import RUN_NAME
+from operators.pipeline.job_script import RUN_NAME
 
 MARKER_NAME = MARKER
 RUNS_FOLDER = "runs"

@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from operators.job_script import run_order
+from operators.pipeline.job_script import run_order
 from operators.run_events import (
     MARKER_NAME,
     RUNS_FOLDER,
@@ -194,7 +195,7 @@ class RunConcludedTrigger(BaseEventTrigger):
         try:
             while True:
                 try:
-                    reply = await asyncio.to_thread(
+                    reply: Any = await asyncio.to_thread(  # a list of (stream, messages) in RESP2
                         client.xread, {self.stream: last_id}, count=100, block=block_ms
                     )
                     backoff = self.poll_interval
@@ -220,7 +221,7 @@ class RunConcludedTrigger(BaseEventTrigger):
 def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
     """Run folders under ``runs_dir`` that hold a marker and are not in ``emitted``, oldest first.
 
-    Runs sort in run order (:func:`~operators.job_script.run_order`). A missing ``runs_dir`` is
+    Runs sort in run order (:func:`~operators.pipeline.job_script.run_order`). A missing ``runs_dir`` is
     an experiment that has not started yet: no runs.
     """
     try:

@@ -9,6 +9,8 @@ import math
 from html import escape
 from urllib.parse import urlencode
 
+from kernels.funnel import LOGGED_COUNTS
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}
@@ -23,7 +25,8 @@ OVERALL_COLUMNS = (
     ("cc_half", "CC½"),
     ("n_unique", "unique"),
 )
-RUN_COLUMNS = ("state", "images", "hits", "indexed", "integrated", "turnaround_s")
+RUN_COLUMNS = ("state", *LOGGED_COUNTS, "turnaround_s")
+PASSED = LOGGED_COUNTS[1:]  # the funnel's bars: fractions of the images seen
 
 
 def esc(value) -> str:
@@ -74,7 +77,7 @@ def funnel_cell(row: dict) -> str:
     total = max(row["images"], 1)
     return "".join(
         f'<progress data-field="{key}" value="{row[key]}" max="{total}" title="{key}"></progress>'
-        for key in ("hits", "indexed", "integrated")
+        for key in PASSED
     )
 
 
@@ -86,19 +89,8 @@ def run_cell(key: str, value) -> str:
 
 
 def runs_table(experiment: str, trial_id: int, rows: list[dict]) -> str:
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "run",
-            "state",
-            "images",
-            "hits",
-            "indexed",
-            "integrated",
-            "turnaround",
-            "funnel (hits / indexed / integrated)",
-        )
-    )
+    labels = ("run", *RUN_COLUMNS[:-1], "turnaround", f"funnel ({' / '.join(PASSED)})")
+    head = "".join(f"<th>{h}</th>" for h in labels)
     body = "".join(
         f'<tr data-run-id="{row["run_id"]}"><td class="name">'
         f'<a href="{href("run", run_id=row["run_id"], trial_id=trial_id)}">{esc(row["run"])}</a></td>'
@@ -180,7 +172,7 @@ def run_page(
     """One run and trial: live funnel, image counts by status, jobs and the weather plot."""
     funnel = "".join(
         f'<tr><td class="name">{key}</td><td data-field="{key}">{counts[key]}</td></tr>'
-        for key in ("images", "hits", "indexed", "integrated")
+        for key in LOGGED_COUNTS
     )
     statuses = "".join(
         f'<tr><td class="name">{esc(s)}</td><td>{n}</td></tr>'

@@ -5,7 +5,7 @@ from airflow.sdk import DAG
 
 from operators.analysis_job import SfApiJobOperator
 from operators.download import DownloadResultsOperator
-from operators.facility_status import WaitForFacilityOperator
+from operators.sensors.facility import FacilityAvailableSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -26,7 +26,7 @@ with DAG("t_job_deferred", schedule=None, start_date=START) as deferred_job_dag:
     SfApiJobOperator(**JOB, sync_wait=0)  # always waits in the triggerer
 
 with DAG("t_facility", schedule=None, start_date=START) as facility_dag:
-    WaitForFacilityOperator(task_id="wait", system="perlmutter", poll_seconds=0.5)
+    FacilityAvailableSensor(task_id="wait", system="perlmutter", poll_seconds=0.5)
 
 with DAG("t_download", schedule=None, start_date=START) as download_dag:
     DownloadResultsOperator(

@@ -13,10 +13,10 @@ from airflow.utils.state import DagRunState, TaskInstanceState
 
 from operators.analysis_job import JobFailedError, SfApiJobOperator
 from operators.download import DownloadResultsOperator
-from operators.job_script import batch_script
+from operators.pipeline.job_script import batch_script
 from operators.triggers import job as job_trigger
 from operators.triggers.job import JobFinishedTrigger
-from tests.dag_fixtures.operator_dags import deferred_job_dag, download_dag, facility_dag, job_dag
+from tests.operators.dags.operator_dags import deferred_job_dag, download_dag, facility_dag, job_dag
 
 HOME = "/global/homes/s/sfxflow"
 

@@ -13,12 +13,12 @@ from airflow.sdk.definitions.param import ParamValidationError
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.runformat import MARKER, write_marker
-from operators.beamtime import Beamtime
-from operators.job_script import batch_script
-from operators.reprocess import concluded_runs, parse_run_range
-from operators.run_pipeline import RunRequestError, prepare_run
+from operators.pipeline.beamtime import Beamtime
+from operators.pipeline.job_script import batch_script
+from operators.pipeline.reprocess import concluded_runs, parse_run_range
+from operators.pipeline.run import RunRequestError, prepare_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_script_quotes_values_and_embeds_files(tmp_path):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from facility.xrootd import XRootDServer, free_port, hand_over, server_pair
-from tests.transfer.fake_runs import shared_tmp_dir
+from tests.operators.fake_runs import shared_tmp_dir
 
 
 @pytest.fixture(scope="module")

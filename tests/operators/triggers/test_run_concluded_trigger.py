@@ -11,7 +11,7 @@ import redis
 
 from operators.run_events import MARKER_NAME, marker_to_stream_fields
 from operators.triggers.run_concluded import RunConcludedTrigger
-from tests.transfer.fake_runs import make_run
+from tests.operators.fake_runs import make_run
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -94,7 +94,8 @@ def test_bearer_token_works_for_the_api(client, token, beamtime):
         "/api/runs", params=page_params(beamtime), headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
-    assert [row["run"] for row in response.json()["runs"]] == [EVIL, "r0001", "r0003"]
+    # in run order (length, then name), no longer by name: the odd name sorts last
+    assert [row["run"] for row in response.json()["runs"]] == ["r0001", "r0003", EVIL]
 
 
 # -- content ----------------------------------------------------------------------------------
@@ -266,3 +267,13 @@ def test_names_with_html_are_shown_as_text_never_as_markup(viewer, beamtime, whi
     assert all(tag != "img" or attrs["src"].startswith("plots/") for tag, attrs in elements.tags)
     assert not any(key.startswith("on") for _, attrs in elements.tags for key in attrs)
     assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_runs_are_listed_in_run_order_past_r9999(viewer, beamtime):
+    with ResultsDB(beamtime["url"]) as db:
+        for name in ("r10000", "r9999"):
+            db.ensure_run(EXPERIMENT, name, concluded=1300.0)
+    runs = [
+        row["run"] for row in viewer.get("/api/runs", params=page_params(beamtime)).json()["runs"]
+    ]
+    assert runs == ["r0001", "r0003", "r9999", "r10000", EVIL]

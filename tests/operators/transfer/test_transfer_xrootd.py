@@ -16,9 +16,9 @@ import pytest
 from kernels.runformat import adler32_file
 from operators.hooks.xrootd import XRootDHook
 from operators.transfer import REPORT_NAME, SourceFileMissing, load_marker, transfer_run
-from tests.transfer.fake_runs import make_run
+from tests.operators.fake_runs import make_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def assert_complete(dest_run: Path, marker: dict) -> None:
@@ -140,3 +140,33 @@ def test_destination_down_mid_run_is_retried_until_it_is_back(exp_runs, throttle
     assert "error" not in outcome, outcome.get("error")
     assert outcome["report"].files_copied == 3
     assert_complete(throttled_dest.data_dir / "outage" / "r0001", marker)
+
+
+def test_xrootd_connections_give_the_transfer_its_ends(monkeypatch, exp_runs, scratch, xrootd_pair):
+    """Connections of type xrootd (host, port, schema = folder) name both ends; the files come
+    from the source's marker."""
+    source, dest = xrootd_pair
+    runs, _ = exp_runs
+    scratch_dir, _ = scratch
+    marker = make_run(runs, 1, [1_000_000, 500])
+    for conn_id, server, folder in (
+        ("XRD_BEAMLINE", source, runs),
+        ("XRD_CENTER", dest, scratch_dir),
+    ):
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id}",
+            json.dumps(
+                {
+                    "conn_type": "xrootd",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "schema": str(folder.relative_to(server.data_dir)),
+                }
+            ),
+        )
+    from_url = XRootDHook.from_connection("xrd_beamline").url
+    to_url = XRootDHook.from_connection("xrd_center").url
+    files = load_marker(from_url, "r0001")["files"]
+    transfer_run(from_url, to_url, "r0001", files, backoff_seconds=0.1)
+    for entry in marker["files"]:
+        assert adler32_file(scratch_dir / "r0001" / entry["name"]) == entry["adler32"]

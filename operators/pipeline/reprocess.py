@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from operators.job_script import RUN_NAME, check_name, run_order
+from operators.pipeline.job_script import RUN_NAME, check_name, run_order
 
 
 def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) -> list[dict]:
@@ -25,7 +25,7 @@ def parse_run_range(text: str) -> list[str]:
     """``"1-3,7"`` -> ``["r0001", "r0002", "r0003", "r0007"]``; ValueError on anything else."""
     from kernels.runformat import run_name  # h5py loads when a task runs, not at each DAG parse
 
-    runs = set()
+    runs: set[str] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"(\d{1,9})(?:\s*-\s*(\d{1,9}))?", part)
         if not m:

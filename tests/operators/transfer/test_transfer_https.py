@@ -10,7 +10,7 @@ from facility.xrootd import XRootDServer, ensure_service_user, free_port, hand_o
 from kernels.runformat import adler32_file
 from operators.hooks.xrootd import XRootDError, XRootDHook
 from operators.transfer import transfer_run
-from tests.transfer.fake_runs import make_run, shared_tmp_dir
+from tests.operators.fake_runs import make_run, shared_tmp_dir
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from operators.run_events import (
     read_marker,
     validate_marker,
 )
-from tests.transfer.fake_runs import make_run
+from tests.operators.fake_runs import make_run
 
 
 def test_adler32_matches_xrdadler32(tmp_path):

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from kernels.resultsdb import ResultsDB
-from operators.beamtime import Beamtime
-from operators.job_script import batch_script
+from operators.pipeline.beamtime import Beamtime
+from operators.pipeline.job_script import batch_script
 
 
 def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:

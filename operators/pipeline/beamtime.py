@@ -1,8 +1,9 @@
 """The beamtime's settings, from the Airflow Variable ``sfxflow_beamtime`` (JSON).
 
 One place says where the experiment lives on both sides, how runs move, which results DB and
-which default trial. DAG files read it at parse time (cheap: environment-backed variables, e.g.
-``AIRFLOW_VAR_SFXFLOW_BEAMTIME``). Nothing secret belongs in it.
+which default trial. DAG files read it at parse time through :func:`operators.settings.load_beamtime`
+(cheap: environment-backed variables, e.g. ``AIRFLOW_VAR_SFXFLOW_BEAMTIME``). Nothing secret
+belongs in it. This module imports no Airflow: the settings are testable without it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from operators.job_script import check_name
+from operators.pipeline.job_script import check_name
 
 VARIABLE = "sfxflow_beamtime"
 REPO_VAR = Path(__file__).resolve().parent.parent / "var"
@@ -88,10 +89,8 @@ class Beamtime:
         return cls(**{**d, "job_poll": tuple(d.get("job_poll", cls.job_poll))})
 
     @classmethod
-    def load(cls) -> Beamtime:
-        from airflow.sdk import Variable
-
-        raw = Variable.get(VARIABLE, default=None)
+    def from_json(cls, raw: str | None) -> Beamtime:
+        """Settings from the Variable's JSON text; the defaults when it is unset or empty."""
         return cls.from_dict(json.loads(raw)) if raw else cls()
 
     def to_json(self) -> str:

@@ -1,19 +1,18 @@
-"""Operator: go on only when the HPC system is usable; otherwise defer until it is."""
+"""Sensor: go on only when the HPC system is usable; otherwise defer until it is."""
 
 from __future__ import annotations
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseSensorOperator
 
-from operators.hooks.sfapi import SfApiHook
-from operators.triggers.facility import FacilityAvailableTrigger, check_system
-from sfapi_client.errors import SfApiError
+from operators.triggers.facility import FacilityAvailableTrigger, system_usable
 
 
-class WaitForFacilityOperator(BaseOperator):
+class FacilityAvailableSensor(BaseSensorOperator):
     """Check ``/status/{system}`` and planned outages once; defer while down or in an outage.
 
-    A down center delays the run, it never fails it: the trigger polls every `poll_seconds`
-    and the run resumes by itself when the system is back.
+    Always deferrable: the waiting happens in the triggerer (no worker slot), which polls every
+    `poll_seconds`. A down center delays the run, it never fails it: there is no sensor timeout,
+    and an unreachable status API counts as "not yet". Returns the status line (XCom).
     """
 
     def __init__(
@@ -24,17 +23,18 @@ class WaitForFacilityOperator(BaseOperator):
         poll_seconds: float = 30.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(poke_interval=poll_seconds, timeout=None, **kwargs)
         self.system = system
         self.sfapi_conn_id = sfapi_conn_id
         self.poll_seconds = poll_seconds
 
+    def poke(self, context) -> bool:
+        usable, why = system_usable(self.sfapi_conn_id, self.system)
+        self.log.info("%s", why)
+        return usable
+
     def execute(self, context):
-        try:
-            with SfApiHook(self.sfapi_conn_id, retries=0).get_client() as client:
-                usable, why = check_system(client, self.system)
-        except SfApiError as exc:
-            usable, why = False, f"status unavailable: {exc}"
+        usable, why = system_usable(self.sfapi_conn_id, self.system)
         if usable:
             self.log.info("%s", why)
             return why

@@ -15,7 +15,7 @@ from operators.transfer import (
     TransferReport,
     transfer_run,
 )
-from tests.transfer.fake_runs import make_run
+from tests.operators.fake_runs import make_run
 
 
 def assert_complete(dest_run, marker):
@@ -96,3 +96,22 @@ def test_mixed_locations_are_refused(tmp_path):
     marker = make_run(tmp_path / "runs", 1, [10])
     with pytest.raises(ValueError, match="both"):
         transfer_run(tmp_path / "runs", "root://127.0.0.1:1//x", "r0001", marker["files"])
+
+
+def test_returns_the_report_it_writes_beside_the_run(tmp_path):
+    """(formerly through TransferRunOperator, which only wrapped this function)"""
+    marker = make_run(tmp_path / "exp" / "runs", 1, [200_000, 3000])
+    report = transfer_run(tmp_path / "exp" / "runs", tmp_path / "hpc", "r0001", marker["files"])
+    for entry in marker["files"]:
+        assert adler32_file(tmp_path / "hpc" / "r0001" / entry["name"]) == entry["adler32"]
+    written = json.loads((tmp_path / "hpc" / "r0001" / REPORT_NAME).read_text())
+    assert written["files_copied"] == 2 and written["bytes"] == 203_000
+    assert report.to_dict() == written
+
+
+def test_a_source_file_missing_fails_before_anything_is_named_final(tmp_path):
+    marker = make_run(tmp_path / "exp" / "runs", 1, [100, 100])
+    (tmp_path / "exp" / "runs" / "r0001" / "r0001-c00.h5").unlink()
+    with pytest.raises(SourceFileMissing, match="r0001-c00.h5"):
+        transfer_run(tmp_path / "exp" / "runs", tmp_path / "hpc", "r0001", marker["files"])
+    assert not (tmp_path / "hpc" / "r0001" / "r0001-c00.h5").exists()

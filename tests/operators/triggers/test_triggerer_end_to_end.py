@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from facility.xrootd import free_port
-from tests.transfer.fake_runs import make_run
+from tests.operators.fake_runs import make_run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DAGS = Path(__file__).parent / "dags"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAG_ID = "t_on_run_concluded"

@@ -17,7 +17,7 @@ from kernels.resultsdb import ResultsDB
 
 from .conftest import EVIL, add_images, fill_beamtime
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -1,0 +1,27 @@
+"""How the dashboard reads the results DB: one read-only session per request, rows in run order."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+from kernels.resultsdb import ResultsDB
+from operators.pipeline.job_script import run_order
+
+
+def database(request: Request):
+    """A read-only results DB session for one request (the app's ``state.db_url``)."""
+    with ResultsDB(request.app.state.db_url, retry_for=5.0, read_only=True) as db:
+        yield db
+
+
+def trial_by_id(db: ResultsDB, trial_id: int) -> dict:
+    """The trial with that id, or 404 naming it."""
+    for trial in db.trials():
+        if trial["id"] == trial_id:
+            return trial
+    raise HTTPException(404, f"no trial with id {trial_id}")
+
+
+def run_rows(db: ResultsDB, experiment: str, trial_id: int) -> list[dict]:
+    """The runs table of an experiment and trial, in the project's run order (r9999 before r10000)."""
+    return sorted(db.run_table(experiment, trial_id), key=lambda row: run_order(row["run"]))
