@@ -22,6 +22,7 @@ from operators.pipeline.run import (
     prepare_run,
     publish_run,
 )
+from operators.pipeline.trial_params import parameter_keys_help
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
@@ -52,7 +53,8 @@ def prepared(key: str) -> str:
         "trial_params": Param(
             beamtime.trial_params,
             type="object",
-            description='processing parameters, e.g. {"spotfinder": {"snr": 5}}',
+            description='processing parameters by section, e.g. {"spotfinder": {"snr": 5}}; '
+            f"keys: {parameter_keys_help()}",
         ),
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },

@@ -1,4 +1,5 @@
-"""Which runs to (re)process, as requests for ``sfx_run`` DAG runs."""
+"""Which runs to (re)process, as requests for ``sfx_run`` DAG runs; the checks of a reprocess
+request made before anything starts."""
 
 from __future__ import annotations
 
@@ -53,3 +54,68 @@ def concluded_runs(
         if (start is None or when >= start) and (end is None or when < end):
             found.append(run_dir.name)
     return found
+
+
+CONF_KEYS = ("trial", "trial_params", "runs", "ranks")  # the Params of sfx_reprocess
+ALL_RUNS = "all"
+
+
+class ReprocessRequestError(ValueError):
+    """A reprocess request refused before anything started; the message says what to change."""
+
+
+def check_conf_keys(conf: dict) -> None:
+    """Refuse keys that are not Params of ``sfx_reprocess`` (a typo like ``"runz"`` would
+    otherwise be dropped silently and change what is reprocessed)."""
+    unknown = sorted(set(conf or {}) - set(CONF_KEYS))
+    if unknown:
+        raise ReprocessRequestError(
+            f"unknown conf key(s) {unknown} for sfx_reprocess; known: {list(CONF_KEYS)}"
+        )
+
+
+def missing_runs(exp_dir, runs: list[str]) -> list[str]:
+    """Why each of ``runs`` cannot be processed: it does not exist, or it is not concluded yet."""
+    from kernels.runformat import MARKER
+
+    runs_dir = Path(exp_dir) / "runs"
+    problems = []
+    for run in runs:
+        if not (runs_dir / run).is_dir():
+            problems.append(f"run {run} does not exist under {runs_dir}")
+        elif not (runs_dir / run / MARKER).exists():
+            problems.append(f"run {run} is not concluded yet (no {MARKER})")
+    return problems
+
+
+def runs_to_reprocess(
+    exp_dir,
+    runs_text: str | None,
+    manual: bool,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[str]:
+    """The runs a reprocess request names, every one checked.
+
+    ``"all"``: every concluded run; a range (``"1-3,7"``): those runs, each of which must exist
+    and be concluded; empty: nothing when triggered by hand (an explicit ``"all"`` is needed to
+    reprocess everything), the runs concluded in [start, end) for scheduled and backfill runs.
+
+    Raises
+    ------
+    ReprocessRequestError
+        A malformed range, or runs that do not exist or are not concluded (all named at once).
+    """
+    text = (runs_text or "").strip()
+    if text == ALL_RUNS:
+        return concluded_runs(exp_dir)
+    if not text:
+        return [] if manual else concluded_runs(exp_dir, start, end)
+    try:
+        runs = parse_run_range(text)
+    except ValueError as exc:
+        raise ReprocessRequestError(f"{exc}, or {ALL_RUNS!r}") from None
+    problems = missing_runs(exp_dir, runs)
+    if problems:
+        raise ReprocessRequestError("; ".join(problems) + ": nothing was started")
+    return runs
