@@ -23,6 +23,7 @@ from operators.pipeline.run import (
     publish_run,
 )
 from operators.pipeline.trial_params import parameter_keys_help
+from operators.run_state import record_step_failed, record_step_started
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
@@ -59,6 +60,11 @@ def prepared(key: str) -> str:
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },
     render_template_as_native_obj=True,
+    # the pipeline state on the dashboard follows the steps; a failure is shown with its reason
+    default_args={
+        "on_execute_callback": record_step_started,
+        "on_failure_callback": record_step_failed,
+    },
     doc_md=__doc__,
 )
 def sfx_run():

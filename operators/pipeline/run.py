@@ -15,6 +15,7 @@ from pathlib import Path
 from kernels.funnel import COUNTS
 from operators.pipeline.beamtime import Beamtime
 from operators.pipeline.job_script import batch_script, check_name
+from operators.pipeline.state import PUBLISHED, WAITING
 
 # images.csv: the per-image table (status and reason of every event) comes back with the results
 RESULT_FILES = ["merged.mtz", "merge_stats.json", "summary.json", "images.csv"]
@@ -49,11 +50,12 @@ def trial_name_suggestion(trial: str, taken: set[str]) -> str:
 
 
 def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> tuple[dict, dict]:
-    """The trial's full parameters and the run's marker, or :class:`RunRequestError` saying what
-    the user can do (names, parameters, a run that does not exist or is not concluded yet)."""
+    """The trial's full parameters and the run's marker (plus its number of ``images``), or
+    :class:`RunRequestError` saying what the user can do (names, parameters, a run that does not
+    exist, is not concluded yet or is unreadable)."""
     # kernels (numpy, scipy, h5py) load only when a task runs, not each time the DAG is parsed
     from kernels.pipeline import ParamsError, ProcessingParams
-    from kernels.runformat import RunFormatError, read_marker
+    from kernels.runformat import RunFormatError, open_run, read_marker
 
     try:
         check_name("run", run)
@@ -65,7 +67,9 @@ def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> 
     if not (runs_dir / run).is_dir():
         raise RunRequestError(f"run not concluded: run {run} does not exist under {runs_dir}")
     try:
-        return params, read_marker(runs_dir / run)
+        marker = read_marker(runs_dir / run)
+        with open_run(runs_dir / run) as opened:  # its index files only
+            return params, {**marker, "images": opened.n_events}
     except RunFormatError as exc:
         raise RunRequestError(
             f"run {run} is not concluded yet ({exc}): wait for its CONCLUDED.json"
@@ -74,7 +78,8 @@ def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> 
 
 def register_run(bt: Beamtime, run: str, trial: str, params: dict, marker: dict) -> tuple[int, int]:
     """(run id, trial id) in the results DB: the run with its tags and datasets, the trial with
-    its parameters (immutable: a name used with other parameters is refused, with a new name)."""
+    its parameters (immutable: a name used with other parameters is refused, with a new name);
+    the pipeline is now "waiting"."""
     from kernels.resultsdb import ResultsDB, TrialParamsChangedError
 
     with ResultsDB(bt.results_db) as db:
@@ -86,13 +91,15 @@ def register_run(bt: Beamtime, run: str, trial: str, params: dict, marker: dict)
         for dataset, tags in bt.datasets.items():
             db.ensure_dataset(bt.experiment, dataset, tags)
         try:
-            return run_id, db.ensure_trial(trial, params)
+            trial_id = db.ensure_trial(trial, params)
         except TrialParamsChangedError:
             taken = {t["name"] for t in db.trials()}
             raise RunRequestError(
                 f"trial {trial} exists with other parameters: pick a new trial name, "
                 f"e.g. {trial_name_suggestion(trial, taken)}"
             ) from None
+        db.record_pipeline_state(run_id, trial_id, WAITING, total=marker["images"])
+    return run_id, trial_id
 
 
 def job_scripts(bt: Beamtime, run: str, trial: str, params: dict, ranks: int) -> dict:
@@ -171,6 +178,7 @@ def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded
             stats.get("shells", []),
             run_id=info["run_id"],
         )
+        db.record_pipeline_state(info["run_id"], info["trial_id"], PUBLISHED)
     return {
         "run": info["run"],
         "trial": info["trial"],

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from kernels.resultsdb import ResultsDB
 
 from .auth import api_user
-from .data import database, run_rows
+from .data import database, pipelines, run_rows
 
 router = APIRouter(prefix="/api", dependencies=[Depends(api_user)])
 
@@ -27,10 +27,13 @@ def finite(value):
 
 @router.get("/runs")
 def runs_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
+    rows = run_rows(db, experiment, trial_id)
     return {
         "experiment": experiment,
         "trial_id": trial_id,
-        "runs": run_rows(db, experiment, trial_id),
+        "runs": rows,
+        # by run id: pipeline state in words, task log of a failure, touched by the trial at all
+        "pipelines": {str(k): v for k, v in pipelines(db, trial_id, rows).items()},
         "merged_at": db.merges_updated(trial_id),
     }
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 from kernels.resultsdb import ResultsDB
+from operators.pipeline.state import state_words
 
-from . import pages
+from . import pages, settings_page
 from .auth import api_user, page_user
-from .data import database, run_rows, trial_by_id
+from .data import database, pipelines, run_rows, trial_by_id
 
 JS = (Path(__file__).parent / "dashboard.js").read_text()
 
@@ -36,11 +37,13 @@ def overview(
         pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
         for d in db.datasets(experiment)
     ]
+    rows = run_rows(db, experiment, trial["id"])
+    view = pipelines(db, trial["id"], rows)
     return pages.dashboard(
         picker,
         experiment,
         trial,
-        run_rows(db, experiment, trial["id"]),
+        [{**row, **view[row["run_id"]]} for row in rows],
         sections,
         db.merges_updated(trial["id"]),
     )
@@ -51,15 +54,25 @@ def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
     names = db.run_name(run_id)
     if names is None:
         raise HTTPException(404, f"no run with id {run_id}")
+    counts = db.image_counts(run_id, trial_id)
+    record = db.pipeline_states(trial_id).get(run_id)
     return pages.run_page(
         names[0],
         names[1],
         run_id,
         trial_by_id(db, trial_id),
-        db.image_counts(run_id, trial_id),
+        counts,
         db.jobs(run_id, trial_id),
         db.run_summary(run_id, trial_id),
+        state_words(record, counts["images"]),
+        (record or {}).get("log_url") or "",
     )
+
+
+@router.get("/settings", response_class=HTMLResponse, dependencies=[Depends(page_user)])
+def settings(db: ResultsDB = Depends(database)):
+    trials = [db.get_trial(t["name"], t["version"]) for t in db.trials()]
+    return settings_page.settings_page(*settings_page.active_beamtime(), trials)
 
 
 @router.get("/dashboard.js", dependencies=[Depends(api_user)])

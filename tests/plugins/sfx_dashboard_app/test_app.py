@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from html.parser import HTMLParser
 
@@ -277,3 +278,59 @@ def test_runs_are_listed_in_run_order_past_r9999(viewer, beamtime):
         row["run"] for row in viewer.get("/api/runs", params=page_params(beamtime)).json()["runs"]
     ]
     assert runs == ["r0001", "r0003", "r9999", "r10000", EVIL]
+
+
+# -- pipeline states, failures, settings --------------------------------------------------------
+
+LOG_URL = "http://127.0.0.1:8080/dags/sfx_run/runs/r0001__t/tasks/process?try_number=1"
+
+
+def test_each_run_says_its_pipeline_state_and_a_failure_its_reason_and_log(viewer, beamtime):
+    trial = beamtime["trial_id"]
+    with ResultsDB(beamtime["url"]) as db:
+        db.record_pipeline_state(beamtime["running"], trial, "processing", total=40)
+        db.record_pipeline_state(beamtime["done"], trial, "published")
+    data = viewer.get("/api/runs", params=page_params(beamtime)).json()
+    rows = {r["run"]: data["pipelines"][str(r["run_id"])] for r in data["runs"]}
+    assert rows[EVIL]["pipeline"] == "processing 12/40"
+    assert rows["r0001"]["pipeline"] == "published"
+    assert rows["r0003"]["pipeline"] == "not processed with this trial"
+    assert rows["r0003"]["touched"] is False
+
+    reason = "process: job 102 on perlmutter ended FAILED (exit 1:0)"
+    with ResultsDB(beamtime["url"]) as db:
+        db.record_pipeline_state(beamtime["running"], trial, "failed", reason, LOG_URL)
+    page = viewer.get("/", params=page_params(beamtime)).text
+    failed_row = page.split(f'data-run-id="{beamtime["running"]}"')[1].split("</tr>")[0]
+    assert f'data-field="pipeline">failed: {reason}<' in failed_row
+    assert f'href="{LOG_URL.replace("&", "&amp;")}" target="_top">task log<' in failed_row
+    untouched = page.split(f'data-run-id="{beamtime["new"]}"')[1].split("</tr>")[0]
+    assert 'data-field="images">–<' in untouched and 'data-field="hits">–<' in untouched
+    run_page = viewer.get("/run", params={"run_id": beamtime["running"], "trial_id": trial})
+    assert f"pipeline: failed: {reason}" in run_page.text and "task log" in run_page.text
+
+
+def test_a_log_link_is_only_ever_an_http_link(viewer, beamtime):
+    with ResultsDB(beamtime["url"]) as db:
+        db.record_pipeline_state(
+            beamtime["done"], beamtime["trial_id"], "failed", "x", "javascript:alert(4)"
+        )
+    page = viewer.get("/", params=page_params(beamtime)).text
+    assert 'href="javascript' not in page
+
+
+def test_settings_page_shows_the_beamtime_and_every_trials_parameters(
+    viewer, beamtime, monkeypatch
+):
+    settings = {"experiment": "cxi42", "results_db": "mysql://sfx:hunter2@db.example/results"}
+    monkeypatch.setenv("AIRFLOW_VAR_SFXFLOW_BEAMTIME", json.dumps(settings))
+    page = viewer.get("/settings")
+    assert page.status_code == 200
+    assert (
+        "cxi42" in page.text and "hunter2" not in page.text and "contains a password" in page.text
+    )
+    assert "spot_threshold" in page.text  # the trial's own parameters (fill_beamtime)
+    keys = page.text.split("<h2>Trial parameters</h2>")[1]
+    assert "spotfinder" in keys and ">snr<" in keys and "box edge for sums and centroids" in keys
+    monkeypatch.setenv("AIRFLOW_VAR_SFXFLOW_BEAMTIME", json.dumps({"experimnt": "x"}))
+    assert "unknown setting(s) [&#x27;experimnt&#x27;]" in viewer.get("/settings").text
