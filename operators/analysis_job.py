@@ -148,7 +148,10 @@ class SfApiJobOperator(BaseOperator):
             )
         if not event.get("succeeded"):
             if output is not None:
-                tail = "; last lines of its output:\n" + "\n".join(output.splitlines()[-20:])
+                # the first line is the one-line reason shown on the dashboard: the job's last word
+                lines = [line for line in output.splitlines() if line.strip()]
+                tail = f": {lines[-1].strip()}" if lines else ""
+                tail += "\nlast lines of its output:\n" + "\n".join(lines[-20:])
             else:
                 tail = f"; output unavailable: {unavailable}" if unavailable else ""
             raise JobFailedError(
