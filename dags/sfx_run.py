@@ -21,7 +21,10 @@ from operators.pipeline.run import (
     merged_asset_uri,
     prepare_run,
     publish_run,
+    published_results,
+    run_note,
 )
+from operators.pipeline.state import NOTE_KEY
 from operators.pipeline.trial_params import parameter_keys_help
 from operators.run_state import record_step_failed, record_step_started
 from operators.sensors.facility import FacilityAvailableSensor
@@ -96,10 +99,12 @@ def sfx_run():
 
     @task
     def publish(
-        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None
+        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None, ti=None
     ) -> dict:
         """Record the run's results and announce them for dataset merges."""
         summary = publish_run(load_beamtime(), info, process, merge, downloaded)
+        # the DAG run's note (operators.listeners.run_notes)
+        ti.xcom_push(key=NOTE_KEY, value=run_note(*published_results(info)))
         outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
             "run": info["run"],
             "trial": info["trial"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from kernels.resultsdb import ResultsDB
-from operators.pipeline.state import FAILED, TASK_STATES, failure_reason
+from operators.pipeline.state import FAILED, NOTE_KEY, TASK_STATES, failure_reason
 from operators.settings import load_beamtime
 
 log = logging.getLogger(__name__)
@@ -39,4 +39,5 @@ def record_step_failed(context) -> None:
     """``on_failure_callback``: the run failed at this task, for this reason (see its log)."""
     ti = context["ti"]
     reason = f"{ti.task_id}: {failure_reason(context.get('exception'))}"
+    ti.xcom_push(key=NOTE_KEY, value=f"failed at {reason}")  # the DAG run's note
     _record(context, FAILED, reason, getattr(ti, "log_url", "") or "")

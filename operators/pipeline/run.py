@@ -8,6 +8,7 @@ idempotent.
 from __future__ import annotations
 
 import json
+import math
 import os
 from datetime import datetime
 from pathlib import Path
@@ -152,13 +153,21 @@ def prepare_run(bt: Beamtime, run: str, trial: str, trial_params: dict, ranks: i
     }
 
 
+def published_results(info: dict) -> tuple[dict, dict]:
+    """(summary.json, merge_stats.json) of a run's downloaded results."""
+    local = Path(info["local_results"])
+    return (
+        json.loads((local / "summary.json").read_text()),
+        json.loads((local / "merge_stats.json").read_text()),
+    )
+
+
 def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded: dict) -> dict:
     """Record the run's summary, merged statistics and jobs in the results DB; return the funnel."""
     from kernels.resultsdb import ResultsDB
 
     local = Path(info["local_results"])
-    summary = json.loads((local / "summary.json").read_text())
-    stats = json.loads((local / "merge_stats.json").read_text())
+    summary, stats = published_results(info)
     with ResultsDB(bt.results_db) as db:
         for job in (process, merge):
             db.record_job(
@@ -186,3 +195,13 @@ def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded
         "files": sorted(downloaded),
         "results": str(local),
     }
+
+
+def run_note(summary: dict, stats: dict) -> str:
+    """The one-line note of a published run, e.g. "55/200 hits (27.5 %), 55 indexed, CC½ 0.986"."""
+    images, hits = summary.get("images", 0), summary.get("hits", 0)
+    rate = f" ({100 * hits / images:.1f} %)" if images else ""
+    note = f"{hits}/{images} hits{rate}, {summary.get('indexed', 0)} indexed"
+    cc_half = stats.get("overall", {}).get("cc_half")
+    known = isinstance(cc_half, (int, float)) and math.isfinite(cc_half)
+    return note + (f", CC½ {cc_half:.3f}" if known else "")

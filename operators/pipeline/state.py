@@ -20,6 +20,7 @@ TASK_STATES = {
     "publish": MERGING,
 }
 NOT_STARTED = "not processed with this trial"
+NOTE_KEY = "run_note"  # XCom key of the one-line note a finished sfx_run DAG run gets
 
 
 def failure_reason(error: BaseException | str | None) -> str:
