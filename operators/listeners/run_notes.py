@@ -40,9 +40,12 @@ def _annotate(dag_run) -> None:
             dag_run.note = note
         return
     with create_session() as own:  # a run not attached to a session (e.g. dag.test())
-        note = _newest_note(own, dag_run.dag_id, dag_run.run_id)
-        if note is not None:
-            own.get(DagRun, dag_run.id).note = note
+        note, stored = (
+            _newest_note(own, dag_run.dag_id, dag_run.run_id),
+            own.get(DagRun, dag_run.id),
+        )
+        if note is not None and stored is not None:
+            stored.note = note
 
 
 @hookimpl
