@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.state import state_words
 
-from . import pages, settings_page
+from . import pages
 from .auth import api_user, page_user
 from .data import database, pipelines, run_rows, trial_by_id
 
@@ -71,6 +71,10 @@ def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
 
 @router.get("/settings", response_class=HTMLResponse, dependencies=[Depends(page_user)])
 def settings(db: ResultsDB = Depends(database)):
+    # the kernels' parameter definitions (numpy, h5py) load only when this page is asked for:
+    # every Airflow process loads the plugin
+    from . import settings_page
+
     trials = [db.get_trial(t["name"], t["version"]) for t in db.trials()]
     return settings_page.settings_page(*settings_page.active_beamtime(), trials)
 
