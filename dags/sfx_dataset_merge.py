@@ -6,12 +6,12 @@ import pendulum
 from airflow.sdk import Asset, dag, task
 
 from operators.analysis_job import SfApiJobOperator
-from operators.beamtime import Beamtime
-from operators.dataset_merge import dataset_merge_requests, record_dataset_stats
 from operators.download import DownloadResultsOperator
-from operators.run_pipeline import merged_asset_uri
+from operators.pipeline.dataset_merge import dataset_merge_requests, record_dataset_stats
+from operators.pipeline.run import merged_asset_uri
+from operators.settings import load_beamtime
 
-beamtime = Beamtime.load()
+beamtime = load_beamtime()
 merged_runs = Asset(merged_asset_uri(beamtime.experiment))
 
 
@@ -28,7 +28,7 @@ def sfx_dataset_merge():
     @task
     def plan(triggering_asset_events=None) -> list[dict]:
         published = [e.extra for e in triggering_asset_events[merged_runs] if "run" in e.extra]
-        return dataset_merge_requests(Beamtime.load(), published)
+        return dataset_merge_requests(load_beamtime(), published)
 
     @task
     def job_kwargs(requests: list[dict]) -> list[dict]:
@@ -40,7 +40,7 @@ def sfx_dataset_merge():
 
     @task
     def record(requests: list[dict]) -> list[dict]:
-        return [record_dataset_stats(Beamtime.load(), r) for r in requests]
+        return [record_dataset_stats(load_beamtime(), r) for r in requests]
 
     requests = plan()
     merge = SfApiJobOperator.partial(

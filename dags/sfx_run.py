@@ -13,21 +13,25 @@ from airflow.sdk import Asset, Param, dag, task
 
 from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
-from operators.beamtime import Beamtime
 from operators.download import DownloadResultsOperator
-from operators.facility_status import WaitForFacilityOperator
-from operators.job_script import NAME_PATTERN
-from operators.run_pipeline import (
+from operators.pipeline.job_script import NAME_PATTERN
+from operators.pipeline.run import (
     OPTIONAL_RESULT_FILES,
     RESULT_FILES,
     at_center_asset_uri,
     merged_asset_uri,
     prepare_run,
     publish_run,
-    transfer_run_files,
+    published_results,
+    run_note,
 )
+from operators.pipeline.state import NOTE_KEY
+from operators.pipeline.trial_params import parameter_keys_help
+from operators.run_state import record_step_failed, record_step_started
+from operators.sensors.facility import FacilityAvailableSensor
+from operators.settings import load_beamtime
 
-beamtime = Beamtime.load()
+beamtime = load_beamtime()
 
 
 def prepared(key: str) -> str:
@@ -54,11 +58,17 @@ def prepared(key: str) -> str:
         "trial_params": Param(
             beamtime.trial_params,
             type="object",
-            description='processing parameters, e.g. {"spotfinder": {"snr": 5}}',
+            description='processing parameters by section, e.g. {"spotfinder": {"snr": 5}}; '
+            f"keys: {parameter_keys_help()}",
         ),
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },
     render_template_as_native_obj=True,
+    # the pipeline state on the dashboard follows the steps; a failure is shown with its reason
+    default_args={
+        "on_execute_callback": record_step_started,
+        "on_failure_callback": record_step_failed,
+    },
     doc_md=__doc__,
 )
 def sfx_run():
@@ -66,7 +76,7 @@ def sfx_run():
     def prepare(params=None) -> dict:
         """Validate the trial, register it, and build the job scripts (no secret in them)."""
         return prepare_run(
-            Beamtime.load(), params["run"], params["trial"], params["trial_params"], params["ranks"]
+            load_beamtime(), params["run"], params["trial"], params["trial_params"], params["ranks"]
         )
 
     @task(
@@ -77,7 +87,10 @@ def sfx_run():
     )
     def transfer(info: dict, outlet_events=None) -> dict:
         """Copy the run (with its calibration snapshot) to the center, verified and resumable."""
-        report = transfer_run_files(Beamtime.load(), info)
+        # imported when the task runs: the DAG file is parsed often, the transfer code is heavier
+        from operators.transfer import transfer_run_files
+
+        report = transfer_run_files(load_beamtime(), info)
         outlet_events[Asset(at_center_asset_uri(beamtime.experiment))].extra = {
             "run": info["run"],
             "bytes": report["total_bytes"],
@@ -87,10 +100,12 @@ def sfx_run():
 
     @task
     def publish(
-        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None
+        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None, ti=None
     ) -> dict:
         """Record the run's results and announce them for dataset merges."""
-        summary = publish_run(Beamtime.load(), info, process, merge, downloaded)
+        summary = publish_run(load_beamtime(), info, process, merge, downloaded)
+        # the DAG run's note (operators.listeners.run_notes)
+        ti.xcom_push(key=NOTE_KEY, value=run_note(*published_results(info)))
         outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
             "run": info["run"],
             "trial": info["trial"],
@@ -98,7 +113,7 @@ def sfx_run():
         return summary
 
     info = prepare()
-    facility = WaitForFacilityOperator(
+    facility = FacilityAvailableSensor(
         task_id="wait_for_facility",
         system=beamtime.machine,
         sfapi_conn_id=beamtime.sfapi_conn_id,

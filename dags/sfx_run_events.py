@@ -11,11 +11,11 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
-from operators.beamtime import Beamtime
-from operators.reprocess import run_requests
+from operators.pipeline.reprocess import run_requests
+from operators.settings import load_beamtime
 from operators.triggers.run_concluded import RunConcludedTrigger
 
-beamtime = Beamtime.load()
+beamtime = load_beamtime()
 concluded_runs = Asset(
     f"sfxflow://{beamtime.experiment}/concluded-runs",
     watchers=[
@@ -41,7 +41,7 @@ def sfx_run_events():
     @task
     def new_runs(triggering_asset_events=None) -> list[dict]:
         runs = [e.extra["payload"]["run_name"] for e in triggering_asset_events[concluded_runs]]
-        bt = Beamtime.load()
+        bt = load_beamtime()
         return run_requests(sorted(set(runs)), bt.trial, bt.trial_params, bt.ranks)
 
     TriggerDagRunOperator.partial(

@@ -19,7 +19,7 @@ import requests
 
 from facility.airflow_stack import AirflowStack, free_port
 from facility.sfapi.testing import RunningEmulator, running_emulator
-from operators.beamtime import VARIABLE, Beamtime
+from operators.pipeline.beamtime import VARIABLE, Beamtime
 
 LOOPBACK_MPI_ENV = {"UCX_NET_DEVICES": "lo", "UCX_TLS": "self,sm,tcp"}
 
@@ -162,7 +162,7 @@ def running_beamtime(
 ):
     """Start the emulated center, transfer servers (optional) and Airflow for one beamtime.
 
-    `settings` override :class:`~operators.beamtime.Beamtime` fields (ranks, trial, polls, ...).
+    `settings` override :class:`~operators.pipeline.beamtime.Beamtime` fields (ranks, trial, polls, ...).
     Yields a :class:`RunningBeamtime`; everything is stopped on exit.
     """
     workdir = Path(workdir).resolve()

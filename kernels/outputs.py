@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.funnel import FUNNEL
 from kernels.io.atomic import atomic_path
 from kernels.io.reflections import IntegratedImage, write_integrated
 from kernels.stages.pipeline import STAGES, ImageResult, ProcessingParams
 
-FUNNEL = ("hit", "indexed", "refined", "integrated")  # statuses in the order images pass them
 SUMMARY_FILE = "summary.json"
 IMAGES_FILE = "images.csv"
 

@@ -18,6 +18,8 @@ from operators.hooks.sfapi import SfApiHook
 from operators.triggers.job import JobFinishedTrigger
 from sfapi_client.errors import WaitTimeout
 
+LOG_LINES = 2000  # of a job's output copied into the task log
+
 
 class JobFailedError(RuntimeError):
     """The batch job ended in a state other than COMPLETED."""
@@ -32,8 +34,8 @@ class SfApiJobOperator(BaseOperator):
     script : str (templated)
     key : str (templated) — stable per (run, trial, step)
     workdir : str (templated), optional — the job's facility working directory: created before
-        submission (sbatch refuses a missing one); the tail of its ``slurm-<jobid>.out`` is put in
-        the error when the job fails
+        submission (sbatch refuses a missing one); its ``slurm-<jobid>.out`` is downloaded when the
+        job ends and copied into the task log, and its tail is put in the error when the job fails
     poll : (first, factor, max) seconds between state polls
     sync_wait : seconds to watch the job from the worker before deferring: short jobs finish
         without a deferral round trip (lower latency), and the trigger of a deferred long job
@@ -132,22 +134,40 @@ class SfApiJobOperator(BaseOperator):
         )
 
     def execute_complete(self, context, event: dict):
+        output, unavailable = self._job_output(event["jobid"])
+        if output is not None:
+            # the job's own stdout/stderr, where staff look: the task log
+            lines = output.splitlines()
+            self.log.info(
+                "output of job %s (%s, last %d of %d lines):\n%s",
+                event["jobid"],
+                f"{self.workdir}/slurm-{event['jobid']}.out",
+                min(len(lines), LOG_LINES),
+                len(lines),
+                "\n".join(lines[-LOG_LINES:]),
+            )
         if not event.get("succeeded"):
+            if output is not None:
+                # the first line is the one-line reason shown on the dashboard: the job's last word
+                lines = [line for line in output.splitlines() if line.strip()]
+                tail = f": {lines[-1].strip()}" if lines else ""
+                tail += "\nlast lines of its output:\n" + "\n".join(lines[-20:])
+            else:
+                tail = f"; output unavailable: {unavailable}" if unavailable else ""
             raise JobFailedError(
                 f"job {event['jobid']} on {self.machine} ended {event['state']} "
-                f"(exit {event.get('exit_code') or '?'}){self._output_tail(event['jobid'])}"
+                f"(exit {event.get('exit_code') or '?'}){tail}"
             )
         self.log.info("job %s completed", event["jobid"])
         return {"jobid": event["jobid"], "state": event["state"], "machine": self.machine}
 
-    def _output_tail(self, jobid: str, lines: int = 20) -> str:
+    def _job_output(self, jobid: str) -> tuple[str | None, str]:
+        """(text of the job's ``slurm-<jobid>.out`` at the center, why it is unavailable)."""
         if not self.workdir:
-            return ""
+            return None, ""
         try:
             with SfApiHook(self.sfapi_conn_id).get_client() as client:
-                text = client.download(self.machine, f"{self.workdir}/slurm-{jobid}.out").decode(
-                    errors="replace"
-                )
-        except Exception as exc:  # the failure itself is what matters; the tail is a courtesy
-            return f"; output unavailable: {exc}"
-        return "; last lines of its output:\n" + "\n".join(text.splitlines()[-lines:])
+                data = client.download(self.machine, f"{self.workdir}/slurm-{jobid}.out")
+        except Exception as exc:  # the job's outcome is what matters; its output is a courtesy
+            return None, str(exc)
+        return data.decode(errors="replace"), ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from airflow.sdk import BaseOperator
@@ -27,7 +28,7 @@ class DownloadResultsOperator(BaseOperator):
         remote_dir: str,
         local_dir: str,
         files: list[str],
-        optional: list[str] = (),
+        optional: Sequence[str] = (),
         sfapi_conn_id: str = "sfapi_default",
         **kwargs,
     ):

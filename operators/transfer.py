@@ -1,4 +1,4 @@
-"""Move one concluded run to the HPC center: verified, atomic, resumable; and its Airflow operator.
+"""The transfer step: move one concluded run to the HPC center, verified, atomic, resumable.
 
 ``transfer_run`` copies the files of a run from ``<source>/<run_name>/`` to
 ``<destination>/<run_name>/`` either by XRootD third-party copy (both ends ``root://`` URLs; the
@@ -27,8 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from airflow.sdk import BaseOperator
-
 from kernels.io.marker import (
     MARKER,
     RunMarker,
@@ -37,7 +35,9 @@ from kernels.io.marker import (
     check_files,
     check_run_name,
 )
+from kernels.resultsdb import ResultsDB
 from operators.hooks.xrootd import XRootDError, XRootDHook
+from operators.pipeline.beamtime import Beamtime
 
 REPORT_NAME = "TRANSFERRED.json"
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes read and checksummed at a time
@@ -219,14 +219,54 @@ def transfer_run(
             f"source and destination must both be root:// URLs or both folders: {source}, {destination}"
         )
     started = time.monotonic()
-    copied_bytes = copied = skipped = 0
+    copied, skipped = copy_files(
+        source_store,
+        dest_store,
+        run_name,
+        entries,
+        parallel_files,
+        attempts,
+        backoff_seconds,
+    )
+    seconds = round(time.monotonic() - started, 3)  # the rate is computed from what is reported
+    copied_bytes = sum(entry["bytes"] for entry in copied)
+    report = TransferReport(
+        run_name=run_name,
+        bytes=copied_bytes,
+        total_bytes=sum(entry["bytes"] for entry in entries),
+        seconds=seconds,
+        rate=round(copied_bytes / seconds, 1) if seconds > 0 else 0.0,
+        files_copied=len(copied),
+        files_skipped=skipped,
+        files=[entry["name"] for entry in entries],
+    )
+    write_atomically(dest_store, f"{run_name}/{REPORT_NAME}", json.dumps(report.to_dict()).encode())
+    return report
+
+
+def copy_files(
+    source: Store,
+    dest: Store,
+    run_name: str,
+    files: list[dict],
+    parallel_files: int,
+    attempts: int,
+    backoff_seconds: float,
+) -> tuple[list[dict], int]:
+    """Bring every file over in a bounded pool; return (entries copied, number already there).
+
+    On the first error the files not yet started are cancelled, those in flight finish, then
+    the error is raised.
+    """
+    copied: list[dict] = []
+    skipped = 0
     errors: list[Exception] = []
-    with ThreadPoolExecutor(max_workers=min(parallel_files, len(entries))) as pool:
+    with ThreadPoolExecutor(max_workers=min(parallel_files, len(files))) as pool:
         futures = {
             pool.submit(
-                transfer_file, source_store, dest_store, run_name, entry, attempts, backoff_seconds
+                transfer_file, source, dest, run_name, entry, attempts, backoff_seconds
             ): entry
-            for entry in entries
+            for entry in files
         }
         for future in as_completed(futures):
             try:
@@ -237,25 +277,12 @@ def transfer_run(
                     pending.cancel()
                 continue
             if was_copied:
-                copied += 1
-                copied_bytes += futures[future]["bytes"]
+                copied.append(futures[future])
             else:
                 skipped += 1
     if errors:
         raise errors[0]
-    seconds = round(time.monotonic() - started, 3)  # the rate is computed from what is reported
-    report = TransferReport(
-        run_name=run_name,
-        bytes=copied_bytes,
-        total_bytes=sum(entry["bytes"] for entry in entries),
-        seconds=seconds,
-        rate=round(copied_bytes / seconds, 1) if seconds > 0 else 0.0,
-        files_copied=copied,
-        files_skipped=skipped,
-        files=[entry["name"] for entry in entries],
-    )
-    write_atomically(dest_store, f"{run_name}/{REPORT_NAME}", json.dumps(report.to_dict()).encode())
-    return report
+    return copied, skipped
 
 
 def transfer_file(
@@ -313,81 +340,16 @@ def write_atomically(store: Store, relative: str, data: bytes) -> None:
     store.rename(temporary, relative)
 
 
-class TransferRunOperator(BaseOperator):
-    """Transfer one concluded run to the HPC center; returns the :class:`TransferReport` as a dict.
-
-    Locations come from plain kwargs (``source``, ``destination``: URLs or folders) or from
-    Airflow connections of type ``xrootd`` (``source_conn_id``, ``dest_conn_id``). Bound the
-    number of concurrent transfers with ``pool`` and run older runs first with
-    ``priority_weight``, as for any operator.
-
-    Parameters
-    ----------
-    run_name : str
-        Run folder name (templated), e.g. ``"{{ params.run_name }}"``.
-    files : list of dict, optional
-        The marker's file list (templated). Read from the source's ``CONCLUDED.json`` if omitted.
-    source, destination : str, optional
-        ``root://`` URLs or local folders.
-    source_conn_id, dest_conn_id : str, optional
-        Connections used instead of ``source`` / ``destination``.
-    parallel_files, attempts, backoff_seconds
-        Passed to :func:`transfer_run`.
-    """
-
-    template_fields = ("run_name", "files", "source", "destination")
-
-    def __init__(
-        self,
-        *,
-        run_name: str,
-        files: list[dict] | None = None,
-        source: str | None = None,
-        destination: str | None = None,
-        source_conn_id: str | None = None,
-        dest_conn_id: str | None = None,
-        parallel_files: int = 4,
-        attempts: int = 5,
-        backoff_seconds: float = 1.0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if (source is None) == (source_conn_id is None) or (destination is None) == (
-            dest_conn_id is None
-        ):
-            raise ValueError(
-                f"{self.task_id}: give exactly one of source/source_conn_id and of destination/dest_conn_id"
-            )
-        self.run_name = run_name
-        self.files = files
-        self.source = source
-        self.destination = destination
-        self.source_conn_id = source_conn_id
-        self.dest_conn_id = dest_conn_id
-        self.parallel_files = parallel_files
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
-
-    def execute(self, context) -> dict:
-        source = self.source or XRootDHook.from_connection(self.source_conn_id).url
-        destination = self.destination or XRootDHook.from_connection(self.dest_conn_id).url
-        files = self.files or load_marker(source, self.run_name)["files"]
-        report = transfer_run(
-            source,
-            destination,
-            self.run_name,
-            files,
-            parallel_files=self.parallel_files,
-            attempts=self.attempts,
-            backoff_seconds=self.backoff_seconds,
-        )
-        self.log.info(
-            "run %s: %d files copied, %d already there, %d bytes in %.1f s (%.0f MB/s)",
-            report.run_name,
-            report.files_copied,
-            report.files_skipped,
-            report.bytes,
-            report.seconds,
-            report.rate / 1e6,
-        )
-        return report.to_dict()
+def transfer_run_files(bt: Beamtime, info: dict) -> dict:
+    """The ``transfer`` task of ``sfx_run``: copy the run's files (as its marker lists them, from
+    ``prepare``'s ``info``) to the center and record the transfer in the results DB."""
+    report = transfer_run(
+        f"{bt.transfer_source}/runs",
+        f"{bt.transfer_dest}/runs",
+        info["run"],
+        info["files"],
+        parallel_files=bt.transfer_parallel_files,
+    )
+    with ResultsDB(bt.results_db) as db:
+        db.record_transfer(info["run_id"], report.total_bytes, report.seconds, report.rate)
+    return report.to_dict()

@@ -34,7 +34,7 @@ os.environ.setdefault(
             }
             for name, path in (
                 ("dags-folder", _REPO / "dags"),
-                ("test-dags", _REPO / "tests" / "dag_fixtures"),
+                ("test-dags", _REPO / "tests" / "operators" / "dags"),
             )
         ]
     ),

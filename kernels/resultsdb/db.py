@@ -5,10 +5,11 @@ from __future__ import annotations
 from .catalog import CatalogQueries
 from .images import ImageQueries
 from .records import RecordQueries
+from .states import StateQueries
 from .views import ViewQueries
 
 
-class ResultsDB(CatalogQueries, RecordQueries, ImageQueries, ViewQueries):
+class ResultsDB(CatalogQueries, RecordQueries, StateQueries, ImageQueries, ViewQueries):
     """One connection to the results DB (SQLite file or MySQL/MariaDB), schema applied.
 
     Parameters
@@ -30,6 +31,6 @@ class ResultsDB(CatalogQueries, RecordQueries, ImageQueries, ViewQueries):
     the whole transaction after a dropped connection; all writes are idempotent so a replay
     of a transaction that did commit changes nothing.
 
-    The queries live in one mixin per concern (catalogue, records, images, views) over the
+    The queries live in one mixin per concern (catalogue, records, pipeline states, images, views) over the
     shared :class:`~kernels.resultsdb.connection.Connection`.
     """

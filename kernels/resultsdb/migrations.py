@@ -105,6 +105,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX IF NOT EXISTS transfers_run ON transfers (run_id)",
         ),
     ),
+    Migration(
+        3,
+        "pipeline state per run and trial",
+        (
+            # Written by the orchestration as each step of a run's pipeline starts, fails or
+            # publishes: what the dashboard says about a run, with the reason of a failure and
+            # a link to the task log. total: the run's number of images (for "processing n/N").
+            """CREATE TABLE IF NOT EXISTS pipeline_states (
+                run_id BIGINT NOT NULL, trial_id BIGINT NOT NULL, state VARCHAR(32) NOT NULL,
+                detail VARCHAR(1024) NOT NULL, log_url VARCHAR(1024) NOT NULL, total INT NULL,
+                updated DOUBLE NOT NULL, PRIMARY KEY (run_id, trial_id)){engine}""",
+        ),
+    ),
 )
 
 

@@ -206,7 +206,9 @@ class XRootDHook(BaseHook):
             ) as reply:
                 last = ""
                 for line in reply.iter_lines(decode_unicode=True):
-                    last = line.strip() or last
+                    # bytes when the reply names no encoding
+                    text = line.decode(errors="replace") if isinstance(line, bytes) else line
+                    last = text.strip() or last
                 status = reply.status_code
         except requests.RequestException as error:
             raise XRootDError(

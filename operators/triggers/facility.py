@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from sfapi_client.errors import SfApiError
+from operators.hooks.sfapi import SfApiHook
+from sfapi_client.errors import FacilityUnavailable, SfApiError
 
 
 def current_outage(outages: list[dict], now: datetime) -> dict | None:
@@ -20,10 +21,12 @@ def current_outage(outages: list[dict], now: datetime) -> dict | None:
 
 
 def check_system(client, system: str) -> tuple[bool, str]:
-    """(usable, why) of `system`: active or degraded and not inside a planned outage."""
-    status = client.status(system)
-    if status.get("status") not in ("active", "degraded"):
-        return False, f"{system} is {status.get('status')}: {'; '.join(status.get('notes') or [])}"
+    """(usable, why) of `system`: usable by the client's own rule (``require_available``) and
+    not inside a planned outage."""
+    try:
+        status = client.require_available(system)
+    except FacilityUnavailable as exc:
+        return False, str(exc)
     outage = current_outage(client.outages(system), datetime.now(UTC))
     if outage:
         return (
@@ -31,6 +34,16 @@ def check_system(client, system: str) -> tuple[bool, str]:
             f"{system} in planned outage until {outage['end_at']}: {outage.get('description', '')}",
         )
     return True, f"{system} is {status['status']}"
+
+
+def system_usable(sfapi_conn_id: str, system: str) -> tuple[bool, str]:
+    """:func:`check_system` through the connection; an API error is "not usable", with its reason
+    (the center may be the thing that is down)."""
+    try:
+        with SfApiHook(sfapi_conn_id, retries=0).get_client() as client:
+            return check_system(client, system)
+    except SfApiError as exc:
+        return False, f"status of {system} unavailable: {exc}"
 
 
 class FacilityAvailableTrigger(BaseTrigger):
@@ -58,18 +71,9 @@ class FacilityAvailableTrigger(BaseTrigger):
             },
         )
 
-    def _check(self) -> tuple[bool, str]:
-        from operators.hooks.sfapi import SfApiHook
-
-        try:
-            with SfApiHook(self.sfapi_conn_id, retries=0).get_client() as client:
-                return check_system(client, self.system)
-        except SfApiError as exc:
-            return False, f"status of {self.system} unavailable: {exc}"
-
     async def run(self):
         while True:
-            usable, why = await asyncio.to_thread(self._check)
+            usable, why = await asyncio.to_thread(system_usable, self.sfapi_conn_id, self.system)
             if usable:
                 yield TriggerEvent({"available": True, "status": why})
                 return

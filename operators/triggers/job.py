@@ -6,6 +6,7 @@ import asyncio
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from operators.hooks.sfapi import SfApiHook
 from sfapi_client.errors import NotFound, SfApiError
 
 SETTLE_SECONDS = 5.0
@@ -58,8 +59,6 @@ class JobFinishedTrigger(BaseTrigger):
         }
 
     async def run(self):
-        from operators.hooks.sfapi import SfApiHook
-
         delay, factor, maximum = self.poll
         missing = 0
         # let the deferring worker exit before a first event could resume the task (apache/airflow#71580)

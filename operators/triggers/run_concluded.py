@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -194,7 +195,7 @@ class RunConcludedTrigger(BaseEventTrigger):
         try:
             while True:
                 try:
-                    reply = await asyncio.to_thread(
+                    reply: Any = await asyncio.to_thread(  # a list of (stream, messages) in RESP2
                         client.xread, {self.stream: last_id}, count=100, block=block_ms
                     )
                     backoff = self.poll_interval

@@ -19,6 +19,8 @@
       var key = cell.getAttribute("data-field"), value = values[key];
       if (key === "turnaround_s") {
         cell.textContent = value === null ? "\u2013" : Math.round(value) + " s";
+      } else if (values.touched === false && typeof value === "number") {
+        cell.textContent = "\u2013";  // a run this trial never touched: no counts, not zeros
       } else {
         cell.textContent = String(value);
       }
@@ -33,9 +35,14 @@
       window.location.reload();  // a new run or a new merge: redraw the whole page, plots included
       return;
     }
-    rows.forEach(function (row) {
-      var tr = runs.querySelector('tr[data-run-id="' + Number(row.run_id) + '"]');
+    rows.forEach(function (counts) {
+      var tr = runs.querySelector('tr[data-run-id="' + Number(counts.run_id) + '"]');
       if (!tr) { return; }
+      var row = Object.assign({}, counts, data.pipelines[String(Number(counts.run_id))]);
+      if (tr.getAttribute("data-log") !== String(row.log_url)) {
+        window.location.reload();  // a run failed: the page gets the link to its task log
+        return;
+      }
       showCells(tr, row);
       tr.querySelectorAll("progress[data-field]").forEach(function (bar) {
         bar.max = Math.max(Number(row.images), 1);

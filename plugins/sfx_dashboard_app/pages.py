@@ -9,6 +9,8 @@ import math
 from html import escape
 from urllib.parse import urlencode
 
+from kernels.funnel import LOGGED_COUNTS
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}
@@ -23,7 +25,8 @@ OVERALL_COLUMNS = (
     ("cc_half", "CC½"),
     ("n_unique", "unique"),
 )
-RUN_COLUMNS = ("state", "images", "hits", "indexed", "integrated", "turnaround_s")
+RUN_COLUMNS = ("state", *LOGGED_COUNTS, "turnaround_s")
+PASSED = LOGGED_COUNTS[1:]  # the funnel's bars: fractions of the images seen
 
 
 def esc(value) -> str:
@@ -74,35 +77,36 @@ def funnel_cell(row: dict) -> str:
     total = max(row["images"], 1)
     return "".join(
         f'<progress data-field="{key}" value="{row[key]}" max="{total}" title="{key}"></progress>'
-        for key in ("hits", "indexed", "integrated")
+        for key in PASSED
     )
 
 
-def run_cell(key: str, value) -> str:
-    shown = (
-        (f"{value:.0f} s" if value is not None else "–") if key == "turnaround_s" else esc(value)
-    )
+def run_cell(key: str, value, touched: bool = True) -> str:
+    if key == "turnaround_s":
+        shown = f"{value:.0f} s" if value is not None else "–"
+    elif key in LOGGED_COUNTS and not touched:
+        shown = "–"  # the trial never touched the run: no counts, not zeros
+    else:
+        shown = esc(value)
     return f'<td data-field="{key}">{shown}</td>'
 
 
+def log_link(url: str) -> str:
+    """A link to an Airflow task log (only http(s) URLs; opened in the whole window)."""
+    if not url.startswith(("http://", "https://", "/")):
+        return ""
+    return f'<a class="log" href="{esc(url)}" target="_top">task log</a>'
+
+
 def runs_table(experiment: str, trial_id: int, rows: list[dict]) -> str:
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "run",
-            "state",
-            "images",
-            "hits",
-            "indexed",
-            "integrated",
-            "turnaround",
-            "funnel (hits / indexed / integrated)",
-        )
-    )
+    labels = ("run", "pipeline", "log", "job", *RUN_COLUMNS[1:-1], "turnaround")
+    head = "".join(f"<th>{h}</th>" for h in (*labels, f"funnel ({' / '.join(PASSED)})"))
     body = "".join(
-        f'<tr data-run-id="{row["run_id"]}"><td class="name">'
+        f'<tr data-run-id="{row["run_id"]}" data-log="{esc(row["log_url"])}"><td class="name">'
         f'<a href="{href("run", run_id=row["run_id"], trial_id=trial_id)}">{esc(row["run"])}</a></td>'
-        + "".join(run_cell(key, row[key]) for key in RUN_COLUMNS)
+        f'<td class="name" data-field="pipeline">{esc(row["pipeline"])}</td>'
+        f'<td class="name">{log_link(row["log_url"])}</td>'
+        + "".join(run_cell(key, row[key], row["touched"]) for key in RUN_COLUMNS)
         + f"<td>{funnel_cell(row)}</td></tr>"
         for row in rows
     )
@@ -159,6 +163,7 @@ def dashboard(
         )
     body = (
         f"<h1>Beamtime: {esc(experiment)}</h1>{picker_html}"
+        '<p><a href="settings">settings and trial parameters</a></p>'
         f"<h2>Runs — trial {esc(trial['name'])} v{trial['version']}</h2>"
         + runs_table(experiment, trial["id"], rows)
         + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'
@@ -176,11 +181,13 @@ def run_page(
     counts: dict,
     jobs: list[dict],
     summary: dict | None,
+    pipeline: str,
+    log_url: str,
 ) -> str:
-    """One run and trial: live funnel, image counts by status, jobs and the weather plot."""
+    """One run and trial: pipeline state, live funnel, images by status, jobs, weather plot."""
     funnel = "".join(
         f'<tr><td class="name">{key}</td><td data-field="{key}">{counts[key]}</td></tr>'
-        for key in ("images", "hits", "indexed", "integrated")
+        for key in LOGGED_COUNTS
     )
     statuses = "".join(
         f'<tr><td class="name">{esc(s)}</td><td>{n}</td></tr>'
@@ -198,6 +205,7 @@ def run_page(
     body = (
         f'<p><a href="{back}">← {esc(experiment)}</a></p>'
         f"<h1>Run {esc(run)} — trial {esc(trial['name'])} v{trial['version']}</h1>"
+        f"<p>pipeline: {esc(pipeline)} {log_link(log_url)}</p>"
         f"<p>status: {esc(summary['status']) if summary else 'running or not started'}</p>"
         f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
         f'<h2>Images by status</h2><table id="by-status">{statuses}</table>'

@@ -7,6 +7,7 @@ center (local backend, real MPI jobs), XRootD third-party copy, MariaDB results 
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -235,3 +236,36 @@ def test_dashboard_shows_the_beamtime_from_the_real_pipeline(beamtime):
         ).status_code
         == 401
     )
+
+
+def test_each_pipeline_run_says_what_it_found_in_its_note(beamtime):
+    run = beamtime.api("dags/sfx_run/dagRuns/r0001__default")
+    assert re.fullmatch(
+        rf"\d+/{IMAGES} hits \(\d+\.\d %\), \d+ indexed, CC½ [0-9.]+", run["note"] or ""
+    ), run["note"]
+
+
+def test_a_reprocess_fails_when_its_pipeline_fails_and_a_typo_starts_nothing(beamtime):
+    s = beamtime.airflow.session()
+    url = f"{beamtime.airflow.base_url}/api/v2/dags/sfx_reprocess/dagRuns"
+
+    def reprocess(run_id: str, conf: dict) -> str:
+        r = s.post(url, json={"logical_date": None, "dag_run_id": run_id, "conf": conf})
+        assert r.status_code == 200, r.text
+        return beamtime.wait_for_dag_run("sfx_reprocess", run_id, timeout=240)["state"]
+
+    # "snr5" was used with other parameters (test_reprocessing_with_a_new_trial_keeps_both_results)
+    conf = {"trial": "snr5", "trial_params": {"spotfinder": {"snr": 4.0}}, "runs": "2"}
+    assert reprocess("clash", conf) == "failed"
+    assert beamtime.wait_for_dag_run("sfx_run", "r0002__snr5", timeout=120)["state"] == "failed"
+    log = s.get(
+        f"{beamtime.airflow.base_url}/api/v2/dags/sfx_run/dagRuns/r0002__snr5/taskInstances/prepare/logs/1",
+        timeout=10,
+    ).text
+    assert "trial snr5 exists with other parameters: pick a new trial name, e.g. snr5-2" in log
+    assert reprocess("typo", {"trial": "t9", "runz": "1"}) == "failed"
+    states = task_states(beamtime, "sfx_reprocess", "typo")
+    assert states["select_runs"] == "failed"
+    assert states.get("start_pipeline") in (None, "upstream_failed")
+    assert reprocess("nothing", {"trial": "t9", "runs": ""}) == "success"
+    assert task_states(beamtime, "sfx_run", "r0001__t9") == {}  # never created
