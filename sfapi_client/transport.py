@@ -93,12 +93,8 @@ class Transport:
     base_url : str
         API root (already without userinfo).
     session : requests.Session
-    timeout : float
-        Seconds per HTTP request.
-    retries : int
-        Extra attempts after a transient failure.
-    backoff : (float, float, float)
-        ``(initial, factor, maximum)`` seconds between retries.
+    timeout, retries, backoff
+        As :class:`~sfapi_client.Client` takes them.
     auth : requests.auth.AuthBase
         Sets the bearer token of each request (:class:`~sfapi_client.auth.BearerAuth`).
     """

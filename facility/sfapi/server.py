@@ -52,8 +52,7 @@ def build_app(config: EmulatorConfig) -> FastAPI:
     return create_app(config, tokens, accounts, admin_token)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
-    """Command line of ``python -m facility.sfapi serve``."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m facility.sfapi", description="Superfacility API v1.2 emulator"
     )
@@ -115,6 +114,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
         "can reach --root), server, or a user name",
     )
     serve.add_argument("--log-level", default="warning")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
+    """Command line of ``python -m facility.sfapi serve``."""
+    parser = _parser()
     args = parser.parse_args(argv)
     machine_roots = {}
     for item in args.machine_root:

@@ -1,12 +1,3 @@
-"""The SF API fixtures (tests/facility/sfapi/fixtures.py)."""
+"""The client's tests use the SF API fixtures of tests/facility/sfapi/fixtures.py."""
 
-from tests.facility.sfapi.fixtures import (  # noqa: F401 — fixtures shared with the other SF API tests
-    alice,
-    bob,
-    client_for,
-    emu,
-    local_emulator,
-    run_official,
-    slurm_cluster,
-    slurm_emulator,
-)
+from tests.facility.sfapi.fixtures import alice, bob, client_for, emu, local_emulator  # noqa: F401

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 
@@ -26,31 +28,30 @@ def set_status(name: str, body: StatusUpdate, svc: Svc):
     return svc.status.status(name)
 
 
-@router.post("/outages")
-def add_outage(body: Outage, svc: Svc):
+def _applied(change: Callable[[], object]) -> dict:
+    """``{"status": "OK"}`` once ``change`` is made; HTTP 422 with its reason if it is invalid."""
     try:
-        svc.status.add_outage(body)
+        change()
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"status": "OK"}
 
 
-@router.delete("/outages")
-def clear_outages(svc: Svc):
-    svc.status.clear_outages()
-    return {"status": "OK"}
+@router.post("/outages")
+def add_outage(body: Outage, svc: Svc):
+    return _applied(lambda: svc.status.add_outage(body))
 
 
 @router.post("/faults")
 def add_fault(body: FaultRule, svc: Svc):
-    try:
-        svc.faults.add(body)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    return {"status": "OK"}
+    return _applied(lambda: svc.faults.add(body))
+
+
+@router.delete("/outages")
+def clear_outages(svc: Svc):
+    return _applied(svc.status.clear_outages)
 
 
 @router.delete("/faults")
 def clear_faults(svc: Svc):
-    svc.faults.clear()
-    return {"status": "OK"}
+    return _applied(svc.faults.clear)
