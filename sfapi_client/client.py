@@ -2,8 +2,8 @@
 
 Every call retries transient failures (connection errors, HTTP 429/5xx) with exponential
 backoff (:mod:`.transport`); a job submission is made exactly-once by a key in the job's comment
-(:mod:`.submission`), so a lost response or a slow, asynchronous ``sbatch`` never yields a second
-job.
+(:mod:`.submission`, which states its one timing assumption), so a lost response or a slow,
+asynchronous ``sbatch`` never yields a second job.
 """
 
 from __future__ import annotations

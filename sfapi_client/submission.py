@@ -10,6 +10,9 @@ first cannot yield a job:
   ``task_timeout``, cancel it, and only a confirmed cancellation ends the call (with the key);
 - the outcome is unknown (response lost, read timeout): never POST again in this call; look the
   key up until the job shows or ``task_timeout`` passes, then raise with the key.
+
+The one assumption: a request whose answer was lost lands (its job shows) within
+``task_timeout``; the real API's tasks carry no key, so nothing else could tell.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def post_submit(client: Client, machine: str, tagged: str) -> str:
         raise _Refused(f"HTTP {r.status_code}")
     try:
         return str(decode(r)["task_id"])
-    except (KeyError, TypeError, requests.exceptions.ChunkedEncodingError):
+    except (KeyError, TypeError):
         raise _Unknown("no task id in the answer") from None
 
 

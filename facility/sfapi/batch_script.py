@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 NOT_A_SCRIPT = (
     "This does not look like a batch script. The first line must start with #! "
@@ -88,12 +89,13 @@ def parse_time_limit(text: str) -> int | None:
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", t)
     if not m:
         raise BatchScriptError(f"Invalid time limit specification: {text!r}")
-    days, a, b, c = (int(x) if x is not None else None for x in m.groups())
+    days, first, second, third = m.groups()
+    a, b, c = int(first), int(second or 0), int(third or 0)
     if days is not None:  # d-h[:m[:s]]
-        return days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
-    if c is not None:  # h:m:s
+        return int(days) * 86400 + a * 3600 + b * 60 + c
+    if third is not None:  # h:m:s
         return a * 3600 + b * 60 + c
-    if b is not None:  # m:s
+    if second is not None:  # m:s
         return a * 60 + b
     return a * 60  # minutes
 
@@ -192,7 +194,7 @@ def parse_batch_script(text: str) -> BatchOptions:
         raise BatchScriptError(NOT_A_SCRIPT)
     if "\0" in text:
         raise BatchScriptError("Batch script contains NULL character")
-    opts: dict[str, object] = {}
+    opts: dict[str, Any] = {}
     for line in text.splitlines()[1:]:
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):

@@ -38,9 +38,8 @@ def make_backend(config: EmulatorConfig, job_user: JobUser):
 
         from .slurm_backend import SlurmBackend
 
-        return SlurmBackend(
-            SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve()), config.state_dir
-        )
+        cluster = SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve())
+        return SlurmBackend(cluster, config.state_dir, job_user)
     raise ValueError(f"unknown backend {config.backend!r}; use local or slurm")
 
 

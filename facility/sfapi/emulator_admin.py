@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import requests
@@ -20,7 +21,7 @@ class EmulatorAdmin:
         r.raise_for_status()
         return r.json()
 
-    def set_status(self, system: str, status: str, notes: list[str] = ()) -> dict:
+    def set_status(self, system: str, status: str, notes: Sequence[str] = ()) -> dict:
         """Force ``system``'s status (active, unavailable, degraded, other)."""
         return self._call("PUT", f"/status/{system}", {"status": status, "notes": list(notes)})
 

@@ -73,9 +73,22 @@ class JobUser:
             return cls(None)
         return cls(account)
 
-    @property
-    def name(self) -> str:
-        return self.account.pw_name if self.account else "(server user)"
+    def reaching(self, directory: Path) -> JobUser:
+        """This user if it can traverse to ``directory`` too, else the server's (with a warning)."""
+        if self.account is None or reachable_by_others(directory.resolve()):
+            return self
+        log.warning(
+            "%s cannot reach %s: jobs run as the server's user and can read its secrets",
+            self.account.pw_name,
+            directory,
+        )
+        return JobUser(None)
+
+    def sbatch_options(self) -> list[str]:
+        """``sbatch`` options that run the job as this user (root may set them)."""
+        if self.account is None:
+            return []
+        return [f"--uid={self.account.pw_uid}", f"--gid={self.account.pw_gid}"]
 
     def popen_kwargs(self) -> dict[str, Any]:
         """``subprocess`` arguments that start a child as this user."""

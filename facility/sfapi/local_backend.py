@@ -145,6 +145,8 @@ class LocalBackend:
                     run.proc.wait()
 
     def _signal(self, run: _Run, sig: int) -> None:
+        if run.proc is None:
+            return
         try:
             os.killpg(run.proc.pid, sig)
         except ProcessLookupError:
@@ -207,27 +209,19 @@ class LocalBackend:
     def _tick(self) -> None:
         now = time.time()
         with self._lock:
-            running = [r for r in self._runs.values() if r.proc is not None]
-            for run in running:
-                rc = run.proc.poll()
+            running = [(r, r.proc) for r in self._runs.values() if r.proc is not None]
+            for run, proc in running:
+                rc = proc.poll()
                 if rc is not None:
                     self._reap(run, rc)
                     continue
                 limit = run.job.time_limit_s
                 spec = run.options.signal_spec
-                if (
-                    limit is not None
-                    and spec
-                    and not run.warned
-                    and now - run.job.start_time >= limit - spec[1]
-                ):
+                ran = now - (run.job.start_time or now)
+                if limit is not None and spec and not run.warned and ran >= limit - spec[1]:
                     run.warned = True
                     self._signal(run, spec[0])
-                if (
-                    limit is not None
-                    and run.end_state is None
-                    and now - run.job.start_time >= limit
-                ):
+                if limit is not None and run.end_state is None and ran >= limit:
                     self._terminate(run, "TIMEOUT")
                 if run.kill_at is not None and now >= run.kill_at:
                     self._signal(run, signal.SIGKILL)

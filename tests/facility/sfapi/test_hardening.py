@@ -18,6 +18,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
+from facility import slurm
 from facility.sfapi.server import build_app, parse_args
 from facility.sfapi.testing import running_emulator
 from sfapi_client import BadRequest
@@ -272,11 +273,17 @@ def test_e9_concurrent_commands_are_bounded(raw):
     assert answers.count(200) <= 4 and answers.count(429) >= 6, answers
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run jobs as another user")
-def test_e10_jobs_cannot_read_the_emulators_secrets(client_for):
-    top = Path(tempfile.mkdtemp(prefix="sfapi-e10-", dir="/tmp"))
-    top.chmod(0o755)  # reachable by the job user, unlike pytest's private tmp folders
-    with running_emulator(top, job_user="auto", users={"carol": ["/global/homes/carol"]}) as emu:
+def reachable_dir(prefix: str) -> Path:
+    """A fresh folder the job user can reach, unlike pytest's private tmp folders."""
+    top = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    top.chmod(0o755)
+    return top
+
+
+def leaked_secrets(top: Path, client_for, **emulator) -> str:
+    """Output of a job that tries to read every secret file of an emulator kept under ``top``."""
+    users = {"carol": ["/global/homes/carol"]}
+    with running_emulator(top, job_user="auto", users=users, **emulator) as emu:
         secret_files = [top / "secrets/admin_token", top / "secrets/clients.json"]
         secret_files += [p for p in (top / "state").iterdir() if p.is_file()]
         script = "#!/bin/bash\n#SBATCH -o leak.out\nid -u\n" + "".join(
@@ -284,10 +291,39 @@ def test_e10_jobs_cannot_read_the_emulators_secrets(client_for):
         )
         with client_for(emu, "carol") as carol:
             job = carol.submit_job(M, script)
-            assert carol.wait(M, job.jobid, poll=(0.05, 1.5, 0.5), timeout=30).state
-            out = carol.download(M, "/global/homes/carol/leak.out").decode()
-    admin_token = (top / "secrets/admin_token").read_text()
-    shutil.rmtree(top)
-    assert admin_token not in out and "BEGIN" not in out
+            assert carol.wait(M, job.jobid, poll=(0.05, 1.5, 0.5), timeout=60).finished
+            return carol.download(M, "/global/homes/carol/leak.out").decode()
+
+
+def assert_no_secret_in(out: str, top: Path) -> None:
+    assert (top / "secrets/admin_token").read_text() not in out and "BEGIN" not in out
     assert out.splitlines()[0] != "0", out  # not root
     assert "Permission denied" in out
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="only root can run jobs as another user")
+
+
+@ROOT_ONLY
+def test_e10_jobs_cannot_read_the_emulators_secrets(client_for):
+    top = reachable_dir("sfapi-e10-")
+    try:
+        assert_no_secret_in(leaked_secrets(top, client_for), top)
+    finally:
+        shutil.rmtree(top)
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(not shutil.which("slurmctld"), reason="slurm-wlm is not installed")
+def test_e10_slurm_jobs_cannot_read_the_emulators_secrets(client_for):
+    top = reachable_dir("sfapi-e10-slurm-")
+    cluster = slurm.SlurmCluster(top / "slurm", slurm.free_port(), slurm.free_port())
+    try:
+        slurm.up(cluster)
+        out = leaked_secrets(
+            top / "center", client_for, backend="slurm", slurm_var_dir=cluster.var_dir
+        )
+        assert_no_secret_in(out, top / "center")
+    finally:
+        slurm.down(cluster)
+        shutil.rmtree(top)
