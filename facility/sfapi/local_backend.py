@@ -87,7 +87,10 @@ class LocalBackend:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._kill_wait_s = kill_wait_s
         self._max_running = max_running
-        self._job_user = job_user or JobUser(None)
+        # the job user must reach its scripts and the server's Python too
+        self._job_user = (
+            (job_user or JobUser(None)).reaching(self._dir).reaching(Path(sys.executable).parent)
+        )
         # Ids differ from a previous run's so a stale id held by a client never names a new job.
         self._ids = itertools.count(int(time.time()) % 100000 * 10 + 1)
         self._runs: dict[str, _Run] = {}
