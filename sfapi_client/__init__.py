@@ -4,7 +4,7 @@ Note: the official NERSC package installs a top-level module of the same name; t
 package shadows it when the project root is first on ``sys.path``.
 """
 
-from .client import Client, backoff_delays
+from .client import Client
 from .errors import (
     AuthError,
     BadRequest,
@@ -16,6 +16,7 @@ from .errors import (
     WaitTimeout,
 )
 from .jobs import TERMINAL_STATES, Job, tag_script
+from .transport import backoff_delays
 
 __all__ = [
     "Client",

@@ -11,9 +11,11 @@ import stat
 import time
 import uuid
 from pathlib import Path
+from typing import Any, Protocol
 
 import jwt
 import requests
+from requests.auth import AuthBase
 
 from .errors import AuthError, TransientError
 
@@ -46,6 +48,43 @@ def read_credentials_file(path: str | Path) -> dict:
     if not isinstance(doc, dict) or not ("token" in doc or "client_id" in doc):
         raise AuthError(f"credentials file {p} needs 'token' or 'client_id' + 'secret'")
     return doc
+
+
+class TokenSource(Protocol):
+    """Where a bearer token comes from."""
+
+    def header(self) -> str: ...
+
+    def invalidate(self) -> bool: ...
+
+
+class BearerAuth(AuthBase):
+    """``requests`` auth: the source's bearer token on every request, renewed once after a 401.
+
+    Parameters
+    ----------
+    source : StaticToken or ClientCredentials
+    """
+
+    def __init__(self, source: TokenSource):
+        self.source = source
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self.source.header()
+        r.register_hook("response", self._renew_on_401)
+        return r
+
+    def _renew_on_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        if r.status_code != 401 or not self.source.invalidate():
+            return r
+        r.close()
+        again = r.request.copy()
+        again.deregister_hook("response", self._renew_on_401)  # once only
+        again.headers["Authorization"] = self.source.header()
+        renewed = r.connection.send(again, **kwargs)
+        renewed.history.append(r)
+        renewed.request = again
+        return renewed
 
 
 class StaticToken:

@@ -1,23 +1,22 @@
 """A small synchronous client of the Superfacility API v1.2 (requests-based, no Airflow).
 
 Every call retries transient failures (connection errors, HTTP 429/5xx) with exponential
-backoff; a job submission is made idempotent by a key in the job's comment, which is looked up
-before any resubmission, so a lost response never yields a second job.
+backoff (:mod:`.transport`); a job submission is made exactly-once by a key in the job's comment
+(:mod:`.submission`, which states its one timing assumption), so a lost response or a slow,
+asynchronous ``sbatch`` never yields a second job.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import logging
 import time
 from pathlib import Path
-from typing import BinaryIO
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlsplit
 
 import requests
 
-from .auth import ClientCredentials, StaticToken, read_credentials_file
+from .auth import BearerAuth, ClientCredentials, StaticToken, TokenSource, read_credentials_file
 from .errors import (
     AuthError,
     BadRequest,
@@ -25,59 +24,11 @@ from .errors import (
     JobFailed,
     NotFound,
     SfApiError,
-    TransientError,
     WaitTimeout,
 )
 from .jobs import KEY_PREFIX, Job, job_from_row, new_key, stored_key, tag_script
-
-log = logging.getLogger(__name__)
-
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_NETWORK_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
-
-
-def backoff_delays(initial: float, factor: float, maximum: float):
-    """Endless delays ``initial, initial*factor, ...`` capped at ``maximum`` (seconds)."""
-    delay = initial
-    while True:
-        yield delay
-        delay = min(maximum, delay * factor)
-
-
-def _error_message(body) -> str:
-    if isinstance(body, dict):
-        detail = body.get("error") or body.get("detail") or body
-        if isinstance(detail, list):  # FastAPI validation errors
-            detail = "; ".join(
-                f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
-                for d in detail
-                if isinstance(d, dict)
-            )
-        return str(detail)
-    return str(body)[:500]
-
-
-def without_userinfo(url: str) -> str:
-    """``url`` without a ``user:password@`` part.
-
-    A URL ends up in logs and error messages, and requests would turn its userinfo into a Basic
-    header in place of our bearer token: credentials belong in the client's arguments only.
-    """
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _api_error(message: str) -> SfApiError:
-    """The typed error for an ``{"status": "ERROR"}`` body."""
-    if "No such file or directory" in message or "Invalid job id" in message:
-        return NotFound(message)
-    return BadRequest(message)
+from .submission import submit_once, task_result
+from .transport import Transport, backoff_delays, without_userinfo
 
 
 class Client:
@@ -119,27 +70,29 @@ class Client:
         backoff: tuple[float, float, float] = (0.5, 2.0, 30.0),
     ):
         self.base_url = without_userinfo(base_url).rstrip("/")
-        self._session = requests.Session()
-        self._session.headers["Accept"] = "application/json"
-        self._timeout, self._retries, self._backoff = timeout, retries, backoff
+        session = requests.Session()
+        session.headers["Accept"] = "application/json"
         if credentials_file is not None:
             doc = read_credentials_file(credentials_file)
             token = doc.get("token")
             client_id = doc.get("client_id")
             private_key = doc.get("private_key") or doc.get("secret")
             token_url = token_url or doc.get("token_url")
+        source: TokenSource
         if token:
-            self._auth = StaticToken(token)
+            source = StaticToken(token)
         elif client_id and private_key:
             parts = urlsplit(self.base_url)
             token_url = without_userinfo(
                 token_url or f"{parts.scheme}://{parts.netloc}/oauth2/token"
             )
-            self._auth = ClientCredentials(
-                client_id, private_key, token_url, self._session, timeout
-            )
+            source = ClientCredentials(client_id, private_key, token_url, session, timeout)
         else:
             raise AuthError("give token=, client_id= and private_key=, or credentials_file=")
+        # Set per request, not on the session: the token request itself must go without it.
+        self._auth = source
+        self.auth = BearerAuth(source)
+        self.transport = Transport(self.base_url, session, timeout, retries, backoff, self.auth)
         self._user: str | None = None
 
     def __enter__(self) -> Client:
@@ -149,74 +102,11 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        self._session.close()
+        self.transport.close()
 
-    # --- HTTP ------------------------------------------------------------------------------
-
-    def _send(self, method: str, path: str, **kwargs) -> requests.Response:
-        """One request with a valid token; a 401 refreshes the token once."""
-        url = f"{self.base_url}/{path.lstrip('/')}"
-
-        def send() -> requests.Response:
-            return self._session.request(
-                method,
-                url,
-                headers={"Authorization": self._auth.header()},
-                timeout=self._timeout,
-                **kwargs,
-            )
-
-        r = send()
-        if r.status_code == 401 and self._auth.invalidate():
-            r = send()
-        return r
-
-    def _request(self, method: str, path: str, *, retry: bool = True, **kwargs):
-        """JSON body of a call, with retries on transient failures when ``retry``.
-
-        Raises
-        ------
-        AuthError, NotFound, BadRequest
-            Final answers of the API (401/403, 404, 400/413/422).
-        TransientError
-            Network failure or HTTP 429/5xx, after the retries (at once when not ``retry``).
-        """
-        delays = backoff_delays(*self._backoff)
-        problem = ""
-        for attempt in range(self._retries + 1 if retry else 1):
-            if attempt:
-                delay = next(delays)
-                log.warning("retrying %s %s in %.1fs after: %s", method, path, delay, problem)
-                time.sleep(delay)
-            try:
-                r = self._send(method, path, **kwargs)
-            except _NETWORK_ERRORS as exc:
-                problem = f"{type(exc).__name__}"
-                continue
-            except TransientError as exc:  # token endpoint unreachable
-                problem = str(exc)
-                continue
-            if r.status_code in RETRY_STATUS:
-                problem = f"HTTP {r.status_code}"
-                continue
-            return self._decode(r)
-        raise TransientError(f"{method} {path} failed: {problem}")
-
-    @staticmethod
-    def _decode(r: requests.Response):
-        try:
-            body = r.json()
-        except ValueError:
-            body = r.text
-        if r.status_code in (401, 403):
-            raise AuthError(f"HTTP {r.status_code}: {_error_message(body)}")
-        if r.status_code == 404:
-            raise NotFound(_error_message(body))
-        if r.status_code >= 400:
-            raise BadRequest(f"HTTP {r.status_code}: {_error_message(body)}")
-        if isinstance(body, dict) and body.get("status") == "ERROR":
-            raise _api_error(_error_message(body))
-        return body
+    def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """JSON body of one API call (see :meth:`Transport.request`)."""
+        return self.transport.request(method, path, retry=retry, **kwargs)
 
     # --- status ----------------------------------------------------------------------------
 
@@ -279,7 +169,7 @@ class Client:
             if len(found) == len(wanted):
                 break
             for row in self._rows(machine, sacct, [f"user={self.user()}"]):
-                key = wanted.get(row.get("comment"))
+                key = wanted.get(str(row.get("comment") or ""))
                 if key is not None and key not in found:
                     found[key] = job_from_row(machine, row)
         return found
@@ -288,26 +178,13 @@ class Client:
         """The caller's job whose comment carries idempotency ``key``, if any."""
         return self.find_jobs(machine, [key]).get(key)
 
-    def _wait_task(self, task_id: str, timeout: float) -> dict:
-        """The decoded ``result`` of a task once it leaves ``new``; WaitTimeout if it never does."""
-        deadline = time.monotonic() + timeout
-        delays = backoff_delays(0.05, 2.0, 2.0)
-        while True:
-            task = self._request("GET", f"tasks/{task_id}")
-            if task.get("status") != "new":
-                result = task.get("result")
-                result = json.loads(result) if isinstance(result, str) else (result or {})
-                if task["status"] != "completed" and result.get("status") != "error":
-                    result = {"status": "error", "error": f"task {task_id} {task['status']}"}
-                return result
-            if time.monotonic() >= deadline:
-                raise WaitTimeout(f"task {task_id} still 'new' after {timeout:.0f}s")
-            time.sleep(min(next(delays), max(0.0, deadline - time.monotonic())))
-
     def submit_job(
         self, machine: str, script: str, key: str | None = None, task_timeout: float = 120.0
     ) -> Job:
         """Submit a batch script exactly once and return the job.
+
+        The center submits asynchronously (the POST returns a task; ``sbatch`` runs later), so a
+        second POST is made only when the first provably made no job (see :mod:`.submission`).
 
         Parameters
         ----------
@@ -319,60 +196,29 @@ class Client:
             caller itself may retry: an existing job with this key is returned instead of
             submitting again. Default: a fresh key, still used to look up lost responses.
         task_timeout : float
-            Seconds to wait for the submission task to finish.
+            Seconds to wait for the submission task to finish (and for a lost answer's job to
+            show).
 
         Raises
         ------
         BadRequest
             The center refused the script (the message is sbatch's).
         TransientError
-            The center stayed unreachable, or the task stayed ``new``; the error's ``key``
-            attribute is the key to call again with, so a late job is found, not duplicated.
+            The center stayed unreachable, the answer was lost and no job showed in time, or the
+            task stayed ``new`` (it is cancelled first).
+        SfApiError
+            Every error raised here carries ``key``, the key to call again with: a job that
+            exists or is about to is then found, not duplicated.
         """
-        caller_key = key is not None
+        look_first = key is not None
         key = key or new_key()
         tagged = tag_script(script, key)
-        delays = backoff_delays(*self._backoff)
-        for attempt in range(self._retries + 1):
-            if attempt:
-                time.sleep(next(delays))
-            if attempt or caller_key:
-                try:
-                    found = self.find_job(machine, key)
-                except TransientError as exc:  # never resubmit without knowing
-                    log.warning("looking up key %s on %s: %s", key, machine, exc)
-                    continue
-                if found is not None:
-                    log.info("job with key %s already exists: %s", key, found.jobid)
-                    return found
-            try:
-                body = self._request(
-                    "POST",
-                    f"compute/jobs/{machine}",
-                    retry=False,
-                    data={"job": tagged, "isPath": "false"},
-                )
-            except TransientError as exc:
-                log.warning(
-                    "submit to %s: %s; will look key %s up before resubmitting", machine, exc, key
-                )
-                continue
-            try:
-                result = self._wait_task(str(body["task_id"]), task_timeout)
-            except WaitTimeout as exc:
-                if (found := self.find_job(machine, key)) is not None:
-                    return found
-                raise TransientError(f"submit to {machine}: {exc}", key=key) from None
-            if result.get("status") == "error" or not result.get("jobid"):
-                raise BadRequest(f"submit to {machine} refused: {result.get('error')}")
-            return Job(
-                machine, str(result["jobid"]), "PENDING", comment=KEY_PREFIX + stored_key(key)
-            )
-        raise TransientError(
-            f"submit to {machine} failed after {self._retries + 1} attempts; "
-            "no job with its key was found",
-            key=key,
-        )
+        try:
+            return submit_once(self, machine, tagged, key, look_first, task_timeout)
+        except SfApiError as exc:
+            if exc.key is None:
+                exc.key = key
+            raise
 
     def wait(
         self,
@@ -464,7 +310,7 @@ class Client:
         body = self._request(
             "POST", f"utilities/command/{machine}", retry=False, data={"executable": command}
         )
-        result = self._wait_task(str(body["task_id"]), timeout)
+        result = task_result(self, str(body["task_id"]), timeout)
         if result.get("status") == "error" or result.get("error"):
             raise BadRequest(f"command on {machine} failed: {result.get('error')}")
         return result.get("output") or ""

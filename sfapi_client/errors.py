@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class SfApiError(Exception):
-    """Any failure talking to the Superfacility API."""
+    """Any failure talking to the Superfacility API.
+
+    ``key`` is the idempotency key when the error followed a job submission: submitting again
+    with it returns the job if it exists instead of making a second one.
+    """
+
+    key: str | None = None
 
 
 class AuthError(SfApiError):

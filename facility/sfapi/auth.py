@@ -8,14 +8,20 @@ hash of each token is kept, and tokens are never logged.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
 
 from .config import Account, Client
+
+log = logging.getLogger(__name__)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 3660  # authlib, used by the official client, signs 1-hour assertions
@@ -43,6 +49,38 @@ class _Grant:
     expires_at: float
 
 
+class ReplayCache:
+    """Assertion ids (jti) already used, until their assertion expires; kept in a 0600 file.
+
+    The file survives a restart, so an assertion captured before it cannot be replayed after.
+    """
+
+    def __init__(self, path: Path | None):
+        self._path = path
+        self._seen: dict[str, float] = {}
+        if path is not None and path.exists():
+            try:
+                self._seen = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, AttributeError):
+                log.warning("replay cache %s unreadable: starting empty", path)
+
+    def add(self, key: str, expires_at: float, now: float) -> bool:
+        """Record ``key``; False if it was seen before and has not expired (a replay)."""
+        self._seen = {k: t for k, t in self._seen.items() if t > now}
+        if key in self._seen:
+            return False
+        self._seen[key] = expires_at
+        if self._path is not None:
+            temp = self._path.with_name(self._path.name + ".tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(self._seen, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, self._path)
+        return True
+
+
 class TokenService:
     """Issues and checks access tokens.
 
@@ -55,6 +93,11 @@ class TokenService:
     static_token : str or None
         A token that never expires, for ``static_account``.
     static_account : Account or None
+    token_url : str
+        The token endpoint's public URL: the one audience an assertion may name (never taken from
+        the request, whose Host header the caller chooses).
+    replay_file : Path or None
+        Where used assertion ids are kept across restarts.
     """
 
     def __init__(
@@ -63,23 +106,27 @@ class TokenService:
         lifetime_s: int,
         static_token: str | None = None,
         static_account: Account | None = None,
+        *,
+        token_url: str,
+        replay_file: Path | None = None,
     ):
         self._clients = clients
         self._lifetime_s = lifetime_s
+        self._token_url = token_url
         self._grants: dict[str, _Grant] = {}
-        self._seen_jti: dict[str, float] = {}
+        self._replays = ReplayCache(replay_file)
         self._lock = threading.Lock()
-        if static_token:
+        if static_token and static_account is not None:
             self._grants[_digest(static_token)] = _Grant(static_account, float("inf"))
 
-    def issue(self, form: dict[str, str], token_url: str) -> dict:
+    def issue(self, form: dict[str, str]) -> dict:
         """Answer a client-credentials token request (the form of ``POST /oauth2/token``).
 
         Raises
         ------
         OAuthError
             Wrong grant type, unknown client, or an assertion that is invalid, expired, replayed or
-            not addressed to ``token_url``.
+            not addressed to the configured token URL.
         """
         if form.get("grant_type") != "client_credentials":
             raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
@@ -101,7 +148,7 @@ class TokenService:
                 assertion,
                 client.public_key_pem,
                 algorithms=["RS256"],
-                audience=token_url,
+                audience=self._token_url,
                 issuer=client.client_id,
                 options={"require": ["exp", "iss", "sub", "aud", "jti"]},
             )
@@ -114,11 +161,8 @@ class TokenService:
             raise OAuthError("invalid_client", "client assertion lives too long")
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._seen_jti = {j: t for j, t in self._seen_jti.items() if t > now}
-            key = f"{client.client_id}:{claims['jti']}"
-            if key in self._seen_jti:
+            if not self._replays.add(f"{client.client_id}:{claims['jti']}", claims["exp"], now):
                 raise OAuthError("invalid_client", "client assertion replayed")
-            self._seen_jti[key] = claims["exp"]
             self._grants = {d: g for d, g in self._grants.items() if g.expires_at > now}
             self._grants[_digest(token)] = _Grant(client.account, now + self._lifetime_s)
         return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 NOT_A_SCRIPT = (
     "This does not look like a batch script. The first line must start with #! "
@@ -50,6 +51,22 @@ class BatchOptions:
     signal_spec: tuple[int, int] | None = None
 
 
+#: sbatch's long options: getopt_long takes any unambiguous prefix (``--outp`` is ``--output``).
+SBATCH_LONG_OPTIONS = frozenset(
+    """account acctg-freq array batch bb bbf begin chdir cluster-constraint clusters comment
+    constraint container contiguous core-spec cores-per-socket cpu-freq cpus-per-gpu
+    cpus-per-task deadline delay-boot dependency distribution error exclude exclusive export
+    export-file extra-node-info get-user-env gid gpu-bind gpu-freq gpus gpus-per-node
+    gpus-per-socket gpus-per-task gres gres-flags help hint hold ignore-pbs input job-name
+    kill-on-invalid-dep licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu
+    mem-per-gpu mincpus network nice no-kill no-requeue nodefile nodelist nodes ntasks
+    ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket open-mode output overcommit
+    oversubscribe parsable partition power prefer priority profile propagate qos quiet reboot
+    requeue reservation signal sockets-per-node spread-job switches test-only thread-spec
+    threads-per-core time time-min tmp uid usage use-min-nodes verbose version wait
+    wait-all-nodes wckey wrap""".split()
+)
+
 _SHORT = {
     "-J": "job-name",
     "-o": "output",
@@ -72,12 +89,13 @@ def parse_time_limit(text: str) -> int | None:
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", t)
     if not m:
         raise BatchScriptError(f"Invalid time limit specification: {text!r}")
-    days, a, b, c = (int(x) if x is not None else None for x in m.groups())
+    days, first, second, third = m.groups()
+    a, b, c = int(first), int(second or 0), int(third or 0)
     if days is not None:  # d-h[:m[:s]]
-        return days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
-    if c is not None:  # h:m:s
+        return int(days) * 86400 + a * 3600 + b * 60 + c
+    if third is not None:  # h:m:s
         return a * 3600 + b * 60 + c
-    if b is not None:  # m:s
+    if second is not None:  # m:s
         return a * 60 + b
     return a * 60  # minutes
 
@@ -96,6 +114,33 @@ def _parse_signal(text: str) -> tuple[int, int]:
         raise BatchScriptError(f"Invalid --signal specification: {text!r}") from None
 
 
+def long_option(name: str) -> str:
+    """The full sbatch option ``name`` stands for (an exact name or an unambiguous prefix).
+
+    Raises
+    ------
+    BatchScriptError
+        ``name`` is a prefix of several options.
+    """
+    if name in SBATCH_LONG_OPTIONS:
+        return name
+    matches = sorted(o for o in SBATCH_LONG_OPTIONS if o.startswith(name))
+    if len(matches) > 1:
+        raise BatchScriptError(f"option '--{name}' is ambiguous; possibilities: {matches}")
+    return matches[0] if matches else name
+
+
+def expand_names(pattern: str, job_name: str, user: str) -> str:
+    """``%x`` (job name), ``%u`` (user) of a file name pattern; ``%j`` and ``%%`` kept for later."""
+    values = {"x": job_name.replace("%", "%%"), "u": user, "j": "%j", "%": "%%"}
+    return re.sub(r"%([%xuj])", lambda m: values[m.group(1)], pattern)
+
+
+def expand_job_id(pattern: str, jobid: str) -> str:
+    """The file name of a pattern from :func:`expand_names` for job ``jobid``."""
+    return re.sub(r"%([%j])", lambda m: jobid if m.group(1) == "j" else "%", pattern)
+
+
 def _directive_options(line: str) -> list[tuple[str, str]]:
     """``(long option name, value)`` pairs of one ``#SBATCH`` line."""
     tokens = line.split()[1:]
@@ -108,7 +153,7 @@ def _directive_options(line: str) -> list[tuple[str, str]]:
             name, eq, value = tok[2:].partition("=")
             if not eq and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
                 value, i = tokens[i + 1], i + 1
-            pairs.append((name, value))
+            pairs.append((long_option(name), value))
         elif tok[:2] in _SHORT:
             value = tok[2:]
             if not value and i + 1 < len(tokens):
@@ -149,7 +194,7 @@ def parse_batch_script(text: str) -> BatchOptions:
         raise BatchScriptError(NOT_A_SCRIPT)
     if "\0" in text:
         raise BatchScriptError("Batch script contains NULL character")
-    opts: dict[str, object] = {}
+    opts: dict[str, Any] = {}
     for line in text.splitlines()[1:]:
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):

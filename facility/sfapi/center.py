@@ -1,88 +1,45 @@
 """What the emulated center does for a request, independent of HTTP: jobs, files, commands.
 
 Every method takes the calling :class:`~facility.sfapi.config.Account` and confines what it
-touches to that account's jobs and paths.
+touches to that account's jobs and paths (:mod:`.filesystem`, :mod:`.commands`).
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import shlex
-import shutil
+import stat
 import subprocess
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-from .batch_script import BatchScriptError, parse_batch_script
-from .config import COMPUTE_MACHINES, Account, EmulatorConfig
-from .filesystem import PathError, list_path, normalize, resolve
+from . import files
+from .batch_script import BatchScriptError, expand_names, parse_batch_script
+from .commands import COMMAND_TIMEOUT_S, CommandError, command_argv
+from .config import COMPUTE_MACHINES, MACHINES, Account, EmulatorConfig
+from .filesystem import PathError, normalize, open_confined, resolve
+from .job_user import JobUser
 from .jobs import Job, JobRegistry, sacct_row, squeue_row
 from .local_backend import LocalBackend
 
-
-# Commands /utilities/command may run: read-mostly tools whose path arguments are confined.
-def names_a_path(text: str) -> bool:
-    """True for text that could reach outside the working directory: absolute, or with ``..``."""
-    return text.startswith("/") or ".." in text.split("/")
-
-
-def confine_argument(root: Path, account: Account, arg: str) -> str:
-    """A command argument with any path in it confined (see :func:`resolve`).
-
-    Paths are plain arguments or the value of ``--option=PATH``; a path glued to a short
-    option (``-f/etc/x``) is refused rather than guessed at.
-    """
-    if arg.startswith("-"):
-        option, equals, value = arg.partition("=")
-        if equals and names_a_path(value):
-            return f"{option}={resolve(root, account, value)}"
-        if not equals and "/" in arg:
-            raise PathError(f"{arg}: give the path as its own argument or as --option=PATH")
-        return arg
-    return str(resolve(root, account, arg)) if names_a_path(arg) else arg
-
-
-ALLOWED_COMMANDS = frozenset(
-    {
-        "ls",
-        "cat",
-        "head",
-        "tail",
-        "wc",
-        "stat",
-        "du",
-        "md5sum",
-        "sha256sum",
-        "echo",
-        "pwd",
-        "date",
-        "hostname",
-        "true",
-        "false",
-        "mkdir",
-        "touch",
-        "sleep",
-    }
-)
-COMMAND_TIMEOUT_S = 60
+DEFAULT_OUTPUT = "slurm-%j.out"
+MAX_SCRIPT_BYTES = 1024 * 1024
 
 
 class RequestError(Exception):
     """The request cannot be carried out; the message is what the API reports."""
 
 
-def make_backend(config: EmulatorConfig):
+def make_backend(config: EmulatorConfig, job_user: JobUser):
     """The job backend named by ``config.backend``."""
     if config.backend == "local":
-        return LocalBackend(config.state_dir, config.kill_wait_s, config.max_running_jobs)
+        return LocalBackend(config.state_dir, config.kill_wait_s, config.max_running_jobs, job_user)
     if config.backend == "slurm":
         from facility.slurm import SlurmCluster
 
         from .slurm_backend import SlurmBackend
 
-        return SlurmBackend(
-            SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve()), config.state_dir
-        )
+        cluster = SlurmCluster(config.slurm_var_dir or Path("var/slurm").resolve())
+        return SlurmBackend(cluster, config.state_dir, job_user)
     raise ValueError(f"unknown backend {config.backend!r}; use local or slurm")
 
 
@@ -106,7 +63,8 @@ class Center:
 
     def __init__(self, config: EmulatorConfig, backend=None):
         self.config = config
-        self.backend = backend or make_backend(config)
+        self.job_user = JobUser.choose(config.job_user, config.root)
+        self.backend = backend or make_backend(config, self.job_user)
         self.jobs = JobRegistry()
 
     def root(self, machine: str) -> Path:
@@ -114,18 +72,44 @@ class Center:
 
     def ensure_homes(self, accounts: list[Account]) -> None:
         """Create every account's directories on every machine (the first is its home)."""
-        for machine in ("perlmutter", "dtns", "dtn01"):
+        for machine in MACHINES:
             for account in accounts:
                 for path in account.paths:
-                    resolve(self.root(machine), account, path).mkdir(parents=True, exist_ok=True)
+                    host = resolve(self.root(machine), account, path)
+                    host.mkdir(parents=True, exist_ok=True)
+                    self.job_user.give(host)
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def _host_pattern(self, machine: str, account: Account, pattern: str | None) -> str | None:
-        if not pattern or not pattern.startswith("/"):
-            return pattern
-        p = PurePosixPath(pattern)
-        return str(resolve(self.root(machine), account, str(p.parent)) / p.name)
+    def _output(self, root: Path, account: Account, workdir: str, pattern: str, name: str) -> str:
+        """The confined host path pattern of ``--output``/``--error`` (``%j`` left to expand)."""
+        text = expand_names(pattern, name, account.user)
+        path = normalize(text if text.startswith("/") else f"{workdir}/{text}")
+        parent, leaf = PurePosixPath(path).parent, PurePosixPath(path).name
+        host_dir = resolve(root, account, str(parent))
+        if not leaf or not host_dir.is_dir():
+            raise PathError(f"{path}: No such file or directory")
+        return str(host_dir / leaf)
+
+    def _script(self, root: Path, account: Account, job_text: str, is_path: bool, args: list):
+        """``(script text, default working directory)`` of a submission."""
+        if not is_path:
+            if args:
+                raise RequestError("sbatch: error: args require isPath=true")
+            return job_text, _home(account)
+        unable = RequestError(f"sbatch: error: Unable to open file {normalize(job_text)}")
+        try:
+            fd, _ = open_confined(root, account, job_text, os.O_RDONLY)
+        except PathError as exc:
+            if "No such file" in str(exc):
+                raise unable from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise unable
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(MAX_SCRIPT_BYTES).decode(errors="replace")
+        return text, str(PurePosixPath(normalize(job_text)).parent)
 
     def submit(
         self, account: Account, machine: str, job_text: str, is_path: bool, args: list[str]
@@ -136,32 +120,23 @@ class Center:
         ------
         RequestError
             Not a compute machine, unreadable script path, malformed script, bad working
-            directory, or the backend refusing the job.
+            directory or output path, or the backend refusing the job.
         """
         if machine not in COMPUTE_MACHINES:
             raise RequestError(f"sbatch: error: {machine} does not accept batch jobs")
         root = self.root(machine)
         try:
-            if is_path:
-                script_host = resolve(root, account, job_text)
-                if not script_host.is_file():
-                    raise RequestError(f"sbatch: error: Unable to open file {normalize(job_text)}")
-                script_text = script_host.read_text(errors="replace")
-                default_dir = str(PurePosixPath(normalize(job_text)).parent)
-            else:
-                if args:
-                    raise RequestError("sbatch: error: args require isPath=true")
-                script_text, default_dir = job_text, _home(account)
+            script_text, default_dir = self._script(root, account, job_text, is_path, args)
             options = parse_batch_script(script_text)
             workdir = normalize(options.chdir or default_dir)
             host_workdir = resolve(root, account, workdir)
             if not host_workdir.is_dir():
                 raise RequestError(f"sbatch: error: chdir to {workdir}: No such file or directory")
-            output = self._host_pattern(machine, account, options.output)
-            error = self._host_pattern(machine, account, options.error)
+            name = options.job_name or (PurePosixPath(job_text).name if is_path else "sbatch")
+            output = self._output(root, account, workdir, options.output or DEFAULT_OUTPUT, name)
+            error = options.error and self._output(root, account, workdir, options.error, name)
         except (BatchScriptError, PathError) as exc:
             raise RequestError(f"sbatch: error: {exc}") from None
-        name = options.job_name or (PurePosixPath(job_text).name if is_path else "sbatch")
         job = Job(
             "",
             machine,
@@ -176,7 +151,7 @@ class Center:
             options.ntasks,
         )
         try:
-            self.backend.submit(job, script_text, options, list(args), output, error)
+            self.backend.submit(job, script_text, options, list(args), output, error or None)
         except RuntimeError as exc:
             raise RequestError(str(exc)) from None
         self.jobs.add(job)
@@ -215,70 +190,44 @@ class Center:
 
     def ls(self, account: Account, machine: str, path: str) -> list[dict]:
         try:
-            return list_path(self.root(machine), account, path)
+            return files.ls(self.root(machine), account, path)
         except PathError as exc:
             raise RequestError(str(exc)) from None
 
     def download(self, account: Account, machine: str, path: str, binary: bool) -> tuple[str, bool]:
         """File contents as ``(text or base64, is_binary)``."""
+        limit = self.config.max_upload_bytes
         try:
-            host = resolve(self.root(machine), account, path)
+            return files.download(self.root(machine), account, path, binary, limit)
         except PathError as exc:
             raise RequestError(str(exc)) from None
-        if not host.is_file():
-            kind = "Is a directory" if host.is_dir() else "No such file or directory"
-            raise RequestError(f"{normalize(path)}: {kind}")
-        if host.stat().st_size > self.config.max_upload_bytes:
-            raise RequestError(
-                f"{normalize(path)}: File too large to download "
-                f"(limit {self.config.max_upload_bytes} bytes)"
-            )
-        data = host.read_bytes()
-        if binary:
-            return base64.b64encode(data).decode(), True
-        try:
-            return data.decode(), False
-        except UnicodeDecodeError:
-            raise RequestError(
-                f"{normalize(path)}: binary file; download with binary=true"
-            ) from None
 
-    def upload(self, account: Account, machine: str, path: str, source) -> str:
-        """Write the file-like ``source`` to ``path`` (into it if ``path`` is a directory)."""
+    def upload(self, account: Account, machine: str, path: str, source: BinaryIO) -> str:
+        """Write the file-like ``source`` to ``path``."""
         try:
-            host = resolve(self.root(machine), account, path)
+            written = files.upload(self.root(machine), account, path, source)
+            self.job_user.give(resolve(self.root(machine), account, path))
         except PathError as exc:
             raise RequestError(str(exc)) from None
-        if host.is_dir():
-            raise RequestError(f"{normalize(path)}: Is a directory")
-        if not host.parent.is_dir():
-            raise RequestError(f"{normalize(path)}: No such file or directory")
-        tmp = host.with_name(f".{host.name}.upload")
-        with open(tmp, "wb") as out:
-            shutil.copyfileobj(source, out)
-        os.replace(tmp, host)
-        return normalize(path)
+        return written
 
     def run_command(self, account: Account, machine: str, command: str) -> dict:
-        """Run an allowed command with its path arguments confined; the task result dict."""
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise RequestError(f"cannot parse command: {exc}") from None
-        if not argv or argv[0] not in ALLOWED_COMMANDS:
-            raise RequestError(
-                f"command not allowed: {argv[0] if argv else ''!r}; "
-                f"allowed: {', '.join(sorted(ALLOWED_COMMANDS))}"
-            )
+        """Run an allowed command with its paths confined, as the job user; the task result."""
         root = self.root(machine)
         try:
-            args = [confine_argument(root, account, a) for a in argv[1:]]
+            argv = command_argv(root, account, command)
             cwd = resolve(root, account, _home(account))
-        except PathError as exc:
+        except (CommandError, PathError) as exc:
             raise RequestError(str(exc)) from None
         try:
             proc = subprocess.run(
-                [argv[0], *args], cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+                argv,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                errors="backslashreplace",
+                timeout=COMMAND_TIMEOUT_S,
+                **self.job_user.popen_kwargs(),
             )
         except subprocess.TimeoutExpired:
             return {"status": "error", "output": "", "error": "command timed out", "exit_code": -1}

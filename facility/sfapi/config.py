@@ -69,6 +69,14 @@ class EmulatorConfig:
     kill_wait_s: float = 5.0
     max_running_jobs: int = 8
     slurm_var_dir: Path | None = None
+    #: The token endpoint's URL as clients reach it: the only audience client assertions may name.
+    token_url: str = "http://127.0.0.1:8001/oauth2/token"
+    #: Seconds between a submission's POST and its sbatch (the real API is asynchronous too).
+    submit_delay_s: float = 0.0
+    #: Commands of /utilities/command running at once; more are refused with HTTP 429.
+    max_commands: int = 4
+    #: Whom jobs and commands run as: auto (nobody when root and possible), server, or a name.
+    job_user: str = "auto"
 
     def machine_root(self, machine: str) -> Path:
         """Directory on this host that holds ``machine``'s filesystem (shared by default)."""

@@ -6,7 +6,8 @@ Kinds:
 - ``http_error``: answer ``status`` (default 503) without handling the request.
 - ``drop``: handle the request, then cut the connection after the response headers, so the
   caller never learns the outcome (the case idempotent submission exists for).
-- ``task_stuck``: a job submission's task stays ``new`` forever and no job is created.
+- ``task_stuck``: a job submission's task stays ``new`` (until cancelled) and no job is created.
+- ``submit_delay``: a job submission's ``sbatch`` runs ``seconds`` after the POST was answered.
 
 Each rule applies to requests whose path starts with ``path`` (and whose method is ``method``
 if given), ``count`` times or, with ``count`` null, until cleared.
@@ -19,7 +20,7 @@ import json
 import threading
 from dataclasses import dataclass
 
-FAULT_KINDS = ("latency", "http_error", "drop", "task_stuck")
+FAULT_KINDS = ("latency", "http_error", "drop", "task_stuck", "submit_delay")
 ADMIN_PREFIX = "/_emulator"
 
 

@@ -18,21 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch_script import BatchOptions
+from .batch_script import BatchOptions, expand_job_id
+from .filesystem import open_in_dir
+from .job_user import JobUser
 from .jobs import Job
 
 TICK_S = 0.05
-
-
-def expand_pattern(pattern: str, job: Job) -> str:
-    """Replace Slurm's ``%j`` (job id), ``%x`` (job name), ``%u`` (user) and ``%%``."""
-    return (
-        pattern.replace("%%", "\0")
-        .replace("%j", job.jobid)
-        .replace("%x", job.name)
-        .replace("%u", job.user)
-        .replace("\0", "%")
-    )
 
 
 def job_environment(job: Job) -> dict[str, str]:
@@ -67,7 +58,7 @@ class _Run:
     kill_at: float | None = None
     end_state: str | None = None
     warned: bool = False
-    files: list = field(default_factory=list)
+    files: list[int] = field(default_factory=list)
 
 
 class LocalBackend:
@@ -81,13 +72,25 @@ class LocalBackend:
         Seconds between SIGTERM and SIGKILL on cancel or timeout (Slurm's KillWait).
     max_running : int
         Jobs running at once; the rest stay PENDING (reason ``Resources``).
+    job_user : JobUser
+        Whom the scripts run as (see :mod:`.job_user`).
     """
 
-    def __init__(self, state_dir: Path, kill_wait_s: float = 5.0, max_running: int = 8):
+    def __init__(
+        self,
+        state_dir: Path,
+        kill_wait_s: float = 5.0,
+        max_running: int = 8,
+        job_user: JobUser | None = None,
+    ):
         self._dir = state_dir / "jobs"
         self._dir.mkdir(parents=True, exist_ok=True)
         self._kill_wait_s = kill_wait_s
         self._max_running = max_running
+        # the job user must reach its scripts and the server's Python too
+        self._job_user = (
+            (job_user or JobUser(None)).reaching(self._dir).reaching(Path(sys.executable).parent)
+        )
         # Ids differ from a previous run's so a stale id held by a client never names a new job.
         self._ids = itertools.count(int(time.time()) % 100000 * 10 + 1)
         self._runs: dict[str, _Run] = {}
@@ -105,11 +108,15 @@ class LocalBackend:
         output: str | None,
         error: str | None,
     ) -> str:
-        """Queue ``job`` (its ``jobid`` is set here) and return the job id."""
+        """Queue ``job`` (its ``jobid`` is set here) and return the job id.
+
+        ``output`` and ``error`` are confined host path patterns (``%j`` still to expand).
+        """
         job.jobid = str(next(self._ids))
         script = self._dir / f"{job.jobid}.sh"
         script.write_text(script_text)
         script.chmod(0o700)
+        self._job_user.give(script)
         run = _Run(job, script, args, options, output or "slurm-%j.out", error)
         with self._lock:
             self._runs[job.jobid] = run
@@ -141,6 +148,8 @@ class LocalBackend:
                     run.proc.wait()
 
     def _signal(self, run: _Run, sig: int) -> None:
+        if run.proc is None:
+            return
         try:
             os.killpg(run.proc.pid, sig)
         except ProcessLookupError:
@@ -154,12 +163,12 @@ class LocalBackend:
 
     def _start(self, run: _Run) -> None:
         job = run.job
-        out_path = job.host_workdir / expand_pattern(run.output, job)
-        err_path = job.host_workdir / expand_pattern(run.error, job) if run.error else None
         try:
-            out = open(out_path, "ab")
-            err = open(err_path, "ab") if err_path else subprocess.STDOUT
-            run.files = [out] + ([err] if err_path else [])
+            run.files = []
+            out = self._open_output(run.output, job)
+            run.files = [out]
+            err = self._open_output(run.error, job) if run.error else subprocess.STDOUT
+            run.files += [err] if run.error else []
             run.proc = subprocess.Popen(
                 [str(run.script), *run.args],
                 cwd=job.host_workdir,
@@ -168,20 +177,29 @@ class LocalBackend:
                 stderr=err,
                 env=job_environment(job),
                 start_new_session=True,
+                **self._job_user.popen_kwargs(),
             )
         except OSError as exc:
-            for f in run.files:
-                f.close()
+            for fd in run.files:
+                os.close(fd)
             job.state, job.reason, job.exit_code = "FAILED", f"launch failed: {exc.strerror}", "1:0"
             job.start_time = job.end_time = time.time()
             del self._runs[job.jobid]
             return
         job.state, job.reason, job.start_time = "RUNNING", "None", time.time()
 
+    def _open_output(self, pattern: str, job: Job) -> int:
+        """The job's output file, appended to, never through a symlink at its name."""
+        path = Path(expand_job_id(pattern, job.jobid))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        fd = open_in_dir(path.parent, path.name, flags, 0o644)
+        self._job_user.give_fd(fd)
+        return fd
+
     def _reap(self, run: _Run, rc: int) -> None:
         job = run.job
-        for f in run.files:
-            f.close()
+        for fd in run.files:
+            os.close(fd)
         job.end_time = time.time()
         job.exit_code = f"{rc}:0" if rc >= 0 else f"0:{-rc}"
         if run.end_state is not None:
@@ -194,27 +212,19 @@ class LocalBackend:
     def _tick(self) -> None:
         now = time.time()
         with self._lock:
-            running = [r for r in self._runs.values() if r.proc is not None]
-            for run in running:
-                rc = run.proc.poll()
+            running = [(r, r.proc) for r in self._runs.values() if r.proc is not None]
+            for run, proc in running:
+                rc = proc.poll()
                 if rc is not None:
                     self._reap(run, rc)
                     continue
                 limit = run.job.time_limit_s
                 spec = run.options.signal_spec
-                if (
-                    limit is not None
-                    and spec
-                    and not run.warned
-                    and now - run.job.start_time >= limit - spec[1]
-                ):
+                ran = now - (run.job.start_time or now)
+                if limit is not None and spec and not run.warned and ran >= limit - spec[1]:
                     run.warned = True
                     self._signal(run, spec[0])
-                if (
-                    limit is not None
-                    and run.end_state is None
-                    and now - run.job.start_time >= limit
-                ):
+                if limit is not None and run.end_state is None and ran >= limit:
                     self._terminate(run, "TIMEOUT")
                 if run.kill_at is not None and now >= run.kill_at:
                     self._signal(run, signal.SIGKILL)

@@ -10,11 +10,10 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from .app import create_app
+from .app import TOKEN_PATH, create_app
 from .auth import TokenService
 from .config import (
     Account,
-    ConfigError,
     EmulatorConfig,
     ensure_token_file,
     load_clients,
@@ -42,12 +41,18 @@ def build_app(config: EmulatorConfig) -> FastAPI:
     admin_token = (
         read_private_file(config.admin_token_file).strip() if config.admin_token_file else None
     )
-    tokens = TokenService(clients, config.token_lifetime_s, static_token, static_account)
+    tokens = TokenService(
+        clients,
+        config.token_lifetime_s,
+        static_token,
+        static_account,
+        token_url=config.token_url,
+        replay_file=config.state_dir / "assertion_ids.json",
+    )
     return create_app(config, tokens, accounts, admin_token)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
-    """Command line of ``python -m facility.sfapi serve``."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m facility.sfapi", description="Superfacility API v1.2 emulator"
     )
@@ -93,7 +98,28 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
         default=Path("var/slurm"),
         help="var dir of `python -m facility.slurm up`",
     )
+    serve.add_argument(
+        "--public-url",
+        help="URL clients reach the server at (default http://HOST:PORT); client assertions "
+        "must name PUBLIC_URL/oauth2/token as their audience",
+    )
+    serve.add_argument(
+        "--submit-delay", type=float, default=0.0, help="seconds from a job's POST to its sbatch"
+    )
+    serve.add_argument("--max-commands", type=int, default=4, help="commands running at once")
+    serve.add_argument(
+        "--job-user",
+        default="auto",
+        help="whom jobs and commands run as: auto (nobody when the server is root and nobody "
+        "can reach --root), server, or a user name",
+    )
     serve.add_argument("--log-level", default="warning")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, EmulatorConfig]:
+    """Command line of ``python -m facility.sfapi serve``."""
+    parser = _parser()
     args = parser.parse_args(argv)
     machine_roots = {}
     for item in args.machine_root:
@@ -120,6 +146,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Emula
         kill_wait_s=args.kill_wait,
         max_running_jobs=args.max_running,
         slurm_var_dir=args.slurm_var_dir.resolve(),
+        token_url=(args.public_url or f"http://{args.host}:{args.port}").rstrip("/") + TOKEN_PATH,
+        submit_delay_s=args.submit_delay,
+        max_commands=args.max_commands,
+        job_user=args.job_user,
     )
     return args, config
 
@@ -129,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper())
     try:
         app = build_app(config)
-    except ConfigError as exc:
+    except ValueError as exc:  # a ConfigError, or a --job-user that cannot be
         print(f"facility.sfapi: error: {exc}", file=sys.stderr)
         return 2
     logging.getLogger(__name__).warning(

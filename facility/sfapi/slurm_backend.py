@@ -18,6 +18,7 @@ from pathlib import Path
 from facility.slurm import SlurmCluster, slurm_env
 
 from .batch_script import BatchOptions, parse_time_limit
+from .job_user import JobUser
 from .jobs import Job
 
 MIN_REFRESH_S = 0.25
@@ -49,9 +50,13 @@ class SlurmBackend:
     cluster : SlurmCluster
     state_dir : Path
         Where job scripts are written before ``sbatch`` reads them.
+    job_user : JobUser
+        Whom the jobs run as (``sbatch --uid``); the server's user unless slurmd's spool
+        directory is reachable by that user too.
     """
 
-    def __init__(self, cluster: SlurmCluster, state_dir: Path):
+    def __init__(self, cluster: SlurmCluster, state_dir: Path, job_user: JobUser | None = None):
+        self._job_user = (job_user or JobUser(None)).reaching(cluster.var_dir / "spool")
         self._env = slurm_env(cluster)
         self._env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + self._env.get("PATH", "")
         self._dir = state_dir / "jobs"
@@ -78,6 +83,7 @@ class SlurmBackend:
         script = self._dir / f"{time.time_ns()}.sh"
         script.write_text(script_text)
         cmd = ["sbatch", "--parsable", f"--chdir={job.host_workdir}", f"--job-name={job.name}"]
+        cmd += self._job_user.sbatch_options()
         cmd += [f"--output={output}"] if output else []
         cmd += [f"--error={error}"] if error else []
         try:

@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,7 +35,8 @@ from facility.private_files import write_private
 from facility.slurm import free_port
 
 from .app import API_PREFIX, TOKEN_PATH
-from .server import build_app
+from .emulator_admin import EmulatorAdmin
+from .server import build_app, parse_args
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_USERS = {"sfxflow": ["/"]}
@@ -67,72 +67,6 @@ class Credentials:
     token_url: str
     credentials_file: Path
     static_token: str | None = None
-
-
-class EmulatorAdmin:
-    """Calls the emulator's ``/_emulator`` admin routes."""
-
-    def __init__(self, server_url: str, admin_token: str):
-        self._url = server_url + "/_emulator"
-        self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {admin_token}"
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        r = self._session.request(method, self._url + path, json=body, timeout=10)
-        r.raise_for_status()
-        return r.json()
-
-    def set_status(self, system: str, status: str, notes: list[str] = ()) -> dict:
-        """Force ``system``'s status (active, unavailable, degraded, other)."""
-        return self._call("PUT", f"/status/{system}", {"status": status, "notes": list(notes)})
-
-    def schedule_outage(
-        self,
-        system: str,
-        start: datetime,
-        end: datetime,
-        description: str = "scheduled maintenance",
-    ) -> None:
-        """Add an outage; while it is current, ``GET /status/{system}`` says unavailable."""
-        self._call(
-            "POST",
-            "/outages",
-            {
-                "name": system,
-                "start_at": start.isoformat(),
-                "end_at": end.isoformat(),
-                "description": description,
-            },
-        )
-
-    def clear_outages(self) -> None:
-        self._call("DELETE", "/outages")
-
-    def inject_fault(
-        self,
-        kind: str,
-        path: str = "/",
-        method: str | None = None,
-        count: int | None = 1,
-        seconds: float = 0.0,
-        status: int = 503,
-    ) -> None:
-        """Add a fault rule (see :mod:`facility.sfapi.faults`); ``path`` is a URL path prefix."""
-        self._call(
-            "POST",
-            "/faults",
-            {
-                "kind": kind,
-                "path": path,
-                "method": method,
-                "count": count,
-                "seconds": seconds,
-                "status": status,
-            },
-        )
-
-    def clear_faults(self) -> None:
-        self._call("DELETE", "/faults")
 
 
 class RunningEmulator(NamedTuple):
@@ -184,6 +118,73 @@ def _wait_ready(url: str, timeout: float, proc: subprocess.Popen | None, log: Pa
     raise RuntimeError(f"emulator not ready at {url} after {timeout}s; log: {log}")
 
 
+class _Secrets(NamedTuple):
+    credentials: dict[str, Credentials]
+    clients_file: Path
+    static_file: Path
+    admin_file: Path
+    admin_token: str
+
+
+def _register(users: dict[str, list[str]], token_url: str, secrets_dir: Path) -> _Secrets:
+    """Fresh keys per user, a static token for the first and an admin token, in 0600 files."""
+    secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    creds, registrations = {}, []
+    for uid, (user, paths) in enumerate(users.items(), start=2001):
+        creds[user], reg = _new_client(user, paths, uid, token_url, secrets_dir)
+        registrations.append(reg)
+    first = next(iter(creds))
+    static_token = secrets.token_urlsafe(32)
+    creds[first] = Credentials(**{**creds[first].__dict__, "static_token": static_token})
+    admin_token = secrets.token_urlsafe(32)
+    return _Secrets(
+        creds,
+        write_private(secrets_dir / "clients.json", json.dumps({"clients": registrations})),
+        write_private(secrets_dir / "static_token", static_token),
+        write_private(secrets_dir / "admin_token", admin_token),
+        admin_token,
+    )
+
+
+@contextmanager
+def _serve_in_process(args: list[str], port: int, base_url: str, log: Path) -> Iterator[None]:
+    _, config = parse_args(args)
+    server = uvicorn.Server(
+        uvicorn.Config(build_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="sfapi-emulator", daemon=True)
+    thread.start()
+    try:
+        _wait_ready(base_url, 20, None, log)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextmanager
+def _serve_subprocess(args: list[str], base_url: str, log: Path) -> Iterator[None]:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "facility.sfapi", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(base_url, 30, proc, log)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def running_emulator(
     tmp_path: Path,
@@ -196,6 +197,8 @@ def running_emulator(
     kill_wait: float = 2.0,
     slurm_var_dir: Path | None = None,
     machine_roots: dict[str, Path] | None = None,
+    submit_delay: float = 0.0,
+    job_user: str = "server",
 ) -> Iterator[RunningEmulator]:
     """Run an emulator on a free 127.0.0.1 port for the duration of the ``with`` block.
 
@@ -212,7 +215,9 @@ def running_emulator(
         The first user also gets a static token.
     token_lifetime : int
         Access token lifetime in seconds (short values let tests see tokens expire).
-    max_upload_bytes, kill_wait : as ``serve``'s ``--max-upload-bytes`` and ``--kill-wait``.
+    max_upload_bytes, kill_wait, submit_delay, job_user : as ``serve``'s options.
+        ``job_user`` defaults to ``server`` here: the beamtime stack writes into the center's
+        folders behind the API's back, as root.
     machine_roots : dict of str to Path
         Give a machine its own filesystem root instead of ``tmp_path/fs``.
 
@@ -221,92 +226,40 @@ def running_emulator(
     RunningEmulator
         ``(base_url, credentials, admin, root, all_credentials)``.
     """
-    users = users or DEFAULT_USERS
     port = free_port()
     server_url = f"http://127.0.0.1:{port}"
-    base_url, token_url = server_url + API_PREFIX, server_url + TOKEN_PATH
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    creds, registrations = {}, []
-    for uid, (user, paths) in enumerate(users.items(), start=2001):
-        creds[user], reg = _new_client(user, paths, uid, token_url, secrets_dir)
-        registrations.append(reg)
-    first = next(iter(creds))
-    static_token = secrets.token_urlsafe(32)
-    creds[first] = Credentials(**{**creds[first].__dict__, "static_token": static_token})
-    admin_token = secrets.token_urlsafe(32)
-    clients_file = write_private(
-        secrets_dir / "clients.json", json.dumps({"clients": registrations})
-    )
-    static_file = write_private(secrets_dir / "static_token", static_token)
-    admin_file = write_private(secrets_dir / "admin_token", admin_token)
+    base_url = server_url + API_PREFIX
+    kept = _register(users or DEFAULT_USERS, server_url + TOKEN_PATH, tmp_path / "secrets")
+    first = next(iter(kept.credentials))
     root = tmp_path / "fs"
-    args = [
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend",
-        backend,
-        "--root",
-        str(root),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--clients",
-        str(clients_file),
-        "--static-token-file",
-        str(static_file),
-        "--static-token-user",
-        first,
-        "--admin-token-file",
-        str(admin_file),
-        "--token-lifetime",
-        str(token_lifetime),
-        "--max-upload-bytes",
-        str(max_upload_bytes),
-        "--kill-wait",
-        str(kill_wait),
-    ]
-    args += ["--slurm-var-dir", str(slurm_var_dir)] if slurm_var_dir else []
+    options = {
+        "--host": "127.0.0.1",
+        "--port": port,
+        "--backend": backend,
+        "--root": root,
+        "--state-dir": tmp_path / "state",
+        "--clients": kept.clients_file,
+        "--static-token-file": kept.static_file,
+        "--static-token-user": first,
+        "--admin-token-file": kept.admin_file,
+        "--token-lifetime": token_lifetime,
+        "--max-upload-bytes": max_upload_bytes,
+        "--kill-wait": kill_wait,
+        "--submit-delay": submit_delay,
+        "--job-user": job_user,
+    }
+    if slurm_var_dir:
+        options["--slurm-var-dir"] = slurm_var_dir
+    args = ["serve", *(str(x) for item in options.items() for x in item)]
     for machine, directory in (machine_roots or {}).items():
         args += ["--machine-root", f"{machine}={directory}"]
     log = tmp_path / "emulator.log"
-    emulator = RunningEmulator(
-        base_url, creds[first], EmulatorAdmin(server_url, admin_token), root, creds
+    admin = EmulatorAdmin(server_url, kept.admin_token)
+    emulator = RunningEmulator(base_url, kept.credentials[first], admin, root, kept.credentials)
+    serving = (
+        _serve_in_process(args, port, base_url, log)
+        if in_process
+        else _serve_subprocess(args, base_url, log)
     )
-    if in_process:
-        from .server import parse_args
-
-        _, config = parse_args(args)
-        server = uvicorn.Server(
-            uvicorn.Config(build_app(config), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, name="sfapi-emulator", daemon=True)
-        thread.start()
-        try:
-            _wait_ready(base_url, 20, None, log)
-            yield emulator
-        finally:
-            server.should_exit = True
-            thread.join(timeout=15)
-        return
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "facility.sfapi", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(base_url, 30, proc, log)
+    with serving:
         yield emulator
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

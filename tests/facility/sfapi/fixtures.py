@@ -1,4 +1,5 @@
-"""Fixtures: emulators on free ports (local and Slurm backends), a local Slurm cluster, clients."""
+"""Fixtures of the SF API tests: emulators on free ports (local and Slurm backends), a local Slurm
+cluster, clients. Imported by the conftests of tests/sfapi_client and tests/facility/sfapi."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The emulator's HTTP routes, one FastAPI router per concern of the real API."""
