@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request
 
+from kernels.io.marker import run_order
 from kernels.resultsdb import ResultsDB
-from operators.pipeline.job_script import run_order
 from operators.pipeline.state import state_words
 
 
