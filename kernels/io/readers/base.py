@@ -45,8 +45,9 @@ class FrameReader(ABC):
     def wavelength(self, index: int) -> float:
         """Wavelength (Angstrom) of frame `index`."""
 
+    @abstractmethod
     def close(self) -> None:
-        """Release open files (nothing by default)."""
+        """Release the files the reader holds open."""
 
     def __enter__(self) -> FrameReader:
         return self

@@ -61,6 +61,9 @@ class CbfReader(FrameReader):
             raise ReaderError(f"{path}: its header's geometry differs from {self.paths[0]}'s")
         return handle
 
+    def close(self) -> None:
+        """Nothing stays open: each frame reads its own file."""
+
     def frame(self, index: int) -> np.ndarray:
         path = self.paths[index]
         arrays = _arrays(self._read(index), path)

@@ -99,7 +99,9 @@ class AxisChain:
 def read_cbf_geometry(handle, path: str) -> tuple[Detector, list[Section]]:
     """Panels (sfxflow frame) and where each one's pixels lie in the file's arrays."""
     try:
-        chain = AxisChain(path, cbf_table(handle, "axis"), cbf_table(handle, "diffrn_scan_frame_axis"))
+        chain = AxisChain(
+            path, cbf_table(handle, "axis"), cbf_table(handle, "diffrn_scan_frame_axis")
+        )
         increments = {
             r["axis_id"]: float(r["displacement_increment"])
             for r in cbf_table(handle, "array_structure_list_axis")
