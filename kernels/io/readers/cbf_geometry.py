@@ -113,7 +113,8 @@ def read_cbf_geometry(handle, path: str) -> tuple[Detector, list[Section]]:
     ranges: dict[str, dict[str, dict[str, str]]] = {}
     for row in sections:
         ranges.setdefault(row["id"], {})[row["index"]] = row
-    panels, places = [], []
+    panels: list[Panel] = []
+    places: list[Section] = []
     for name, by_index in ranges.items():
         axis = name.replace("ARRAY_", "AXIS_", 1)
         fast_axis, slow_axis = f"{axis}_F", f"{axis}_S"

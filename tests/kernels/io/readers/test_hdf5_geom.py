@@ -1,0 +1,105 @@
+"""HDF5/CXI frames through a CrystFEL geometry, written here with hdf5plugin compression."""
+
+from __future__ import annotations
+
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+
+from kernels.io.geom import GeometryFileError, read_geom
+from kernels.io.readers.base import ReaderError
+from kernels.io.readers.hdf5_geom import Hdf5GeomReader
+from tests.kernels.realdata import realdata
+
+
+def cspad_geom():
+    return read_geom(realdata("geometry_files", "crystfel_examples", "cspad-cxiformat.geom"))
+
+
+def data_shape(geom):
+    ss = max(int(v["max_ss"]) for v in geom.panels.values()) + 1
+    fs = max(int(v["max_fs"]) for v in geom.panels.values()) + 1
+    return ss, fs
+
+
+def write_cheetah_cxi(path, geom, frames, compression, shape=None):
+    """A Cheetah-style CXI file: (events, ss, fs) stack, LCLS encoder and photon energy."""
+    shape = shape or data_shape(geom)
+    data = np.random.default_rng(len(str(path))).integers(0, 3000, (frames, *shape), dtype=np.int16)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/entry_1/data_1/data", data=data, chunks=(1, *shape), **compression)
+        f["/LCLS/detector_1/EncoderValue"] = -500.0 + 20.0  # mm, as the LCLS encoder reads
+        f["/LCLS/photon_energy_eV"] = np.linspace(9500, 9510, frames)
+    return data
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [hdf5plugin.Bitshuffle(cname="lz4"), hdf5plugin.Zstd(clevel=3)],
+    ids=["bitshuffle-lz4", "zstd"],
+)
+def test_compressed_cxi_frames_follow_the_geometry(tmp_path, compression):
+    geom = cspad_geom()
+    a = write_cheetah_cxi(tmp_path / "r1.cxi", geom, 3, dict(compression))
+    b = write_cheetah_cxi(tmp_path / "r2.cxi", geom, 2, dict(compression))
+    with h5py.File(tmp_path / "r1.cxi") as f:
+        plist = f["/entry_1/data_1/data"].id.get_create_plist()
+        assert plist.get_filter(0)[0] == dict(compression)["compression"]  # the plugin's id
+    with Hdf5GeomReader([tmp_path / "r1.cxi", tmp_path / "r2.cxi"], geom) as reader:
+        assert len(reader) == 5 and reader.events[3].event == 0
+        assert reader.events[3].file.endswith("r2.cxi")
+        frame = reader.frame(4)
+        assert frame.shape == (64, 185, 194)
+        q0a1 = reader.detector.panel_index("q0a1")
+        assert np.array_equal(frame[q0a1], b[1, 0:185, 194:388])
+        assert np.array_equal(reader.frame(0)[0], a[0, 0:185, 0:194])
+        assert reader.wavelength(2) == pytest.approx(12398.419843 / 9510)
+        # clen from the encoder (mm) + coffset (m): 0.573224 - 0.48 m
+        assert reader.detector.corners[0, 2] == pytest.approx(1000 * (0.573224 - 0.480))
+
+
+def test_missing_dataset_names_file_and_geometry_line(tmp_path):
+    geom = cspad_geom()
+    with h5py.File(tmp_path / "empty.cxi", "w") as f:
+        f["/LCLS/detector_1/EncoderValue"] = -480.0
+        f["/other"] = np.zeros(3)
+    with pytest.raises(
+        GeometryFileError, match=r"cspad-cxiformat.geom:\d+: .*empty.cxi has no dataset"
+    ):
+        Hdf5GeomReader([tmp_path / "empty.cxi"], geom)
+
+
+def test_data_smaller_than_the_geometry_is_refused(tmp_path):
+    geom = cspad_geom()
+    ss, fs = data_shape(geom)
+    write_cheetah_cxi(tmp_path / "small.cxi", geom, 1, {}, shape=(ss, fs - 10))
+    with pytest.raises(
+        GeometryFileError, match=r"cspad-cxiformat.geom:\d+: panel .* outside the data"
+    ):
+        Hdf5GeomReader([tmp_path / "small.cxi"], geom)
+
+
+def test_missing_field_and_unreadable_file_are_named(tmp_path):
+    geom = cspad_geom()
+    (tmp_path / "junk.cxi").write_bytes(b"no hdf5 here")
+    with pytest.raises(ReaderError, match="junk.cxi: not a readable HDF5 file"):
+        Hdf5GeomReader([tmp_path / "junk.cxi"], geom)
+    with h5py.File(tmp_path / "noclen.cxi", "w") as f:
+        f["/entry_1/data_1/data"] = np.zeros((1, 4, 4))
+    with pytest.raises(ReaderError, match="noclen.cxi: the field /LCLS/detector_1/EncoderValue"):
+        Hdf5GeomReader([tmp_path / "noclen.cxi"], geom)
+
+
+def test_module_stacked_layout_reads_each_module(tmp_path):
+    """AGIPD as EXtra-geom writes it: dim1 is the module, (%, module, ss, fs)."""
+    path = realdata("geometry_files", "euxfel_extra_geom", "agipd1m_nominal_from_quadpos.geom")
+    geom = read_geom(path)
+    data = np.random.default_rng(3).random((2, 16, 512, 128), dtype=np.float32)
+    with h5py.File(tmp_path / "agipd.h5", "w") as f:
+        f.create_dataset("/entry_1/instrument_1/detector_1/data", data=data, **hdf5plugin.LZ4())
+    with Hdf5GeomReader([tmp_path / "agipd.h5"], geom) as reader:
+        frame = reader.frame(1)
+        assert len(reader) == 2 and frame.shape == (128, 64, 128)
+        assert np.array_equal(frame[reader.detector.panel_index("p3a5")], data[1, 3, 320:384, :])
+        assert reader.wavelength(0) == pytest.approx(12398.419843 / 9300)
