@@ -12,7 +12,7 @@ from kernels.io.readers.cbf import CbfReader
 from kernels.io.readers.hdf5_geom import Hdf5GeomReader
 from kernels.io.readers.nexus import NexusReader
 
-HDF5_SUFFIXES = {".h5", ".hdf5", ".cxi", ".nxs"}
+HDF5_SUFFIXES = {".h5", ".hdf5", ".cxi", ".nxs", ".json"}  # EuXFEL runs hold a JSON map
 
 
 def _is_nexus_master(path: Path) -> bool:
@@ -38,7 +38,8 @@ def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
     """A reader for the run's files, chosen by what they are.
 
     CBF files -> :class:`CbfReader`; one NeXus master (its data files beside it) ->
-    :class:`NexusReader`; HDF5/CXI files with a CrystFEL `geometry` -> :class:`Hdf5GeomReader`.
+    :class:`NexusReader`; HDF5/CXI files with a CrystFEL `geometry` -> :class:`Hdf5GeomReader`;
+    a EuXFEL run folder (RAW-/CORR- files) with a geometry -> ``EuxfelReader``.
 
     Raises
     ------
@@ -53,6 +54,13 @@ def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
         return CbfReader([str(f) for f in files])
     if not suffixes <= HDF5_SUFFIXES:
         raise ReaderError(f"{files[0].parent}: files of kinds {sorted(suffixes)} have no reader")
+    h5_names = [f.name for f in files if f.suffix == ".h5"]
+    if h5_names and all(n.startswith(("RAW-", "CORR-")) for n in h5_names):
+        if geometry is None:
+            raise ReaderError(f"{files[0].parent}: a EuXFEL run needs a CrystFEL geometry")
+        from kernels.io.readers.euxfel import EuxfelReader  # EXtra-data only for EuXFEL runs
+
+        return EuxfelReader(files[0].parent, geometry)
     masters = [f for f in files if _is_nexus_master(f)]
     if masters and geometry is None:
         if len(masters) > 1:

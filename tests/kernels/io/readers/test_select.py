@@ -38,3 +38,13 @@ def test_runs_without_a_reader_are_named(tmp_path):
         open_frames([tmp_path])
     with pytest.raises(ReaderError, match="nothere.cbf: no such file"):
         open_frames([tmp_path / "nothere.cbf"])
+
+
+def test_euxfel_run_folder_gets_the_euxfel_reader():
+    pytest.importorskip("extra_data")
+    run = realdata("euxfel_mock_runs", "agipd1m_corr_r0142")
+    geom = realdata("geometry_files", "euxfel_extra_geom", "agipd1m_nominal_from_quadpos.geom")
+    with open_frames([run], str(geom)) as reader:
+        assert type(reader).__name__ == "EuxfelReader" and len(reader) == 2048
+    with pytest.raises(ReaderError, match="a EuXFEL run needs a CrystFEL geometry"):
+        open_frames([run])
