@@ -127,9 +127,9 @@ class Detector:
             corner = R @ (np.asarray(p.corner) - pivot) + pivot + np.asarray(shift_mm)
             panels[i] = replace(
                 p,
-                corner=_vec(corner),
-                fast=_vec(R @ np.asarray(p.fast)),
-                slow=_vec(R @ np.asarray(p.slow)),
+                corner=vector3(corner),
+                fast=vector3(R @ np.asarray(p.fast)),
+                slow=vector3(R @ np.asarray(p.slow)),
             )
         return replace(self, panels=tuple(panels))
 
@@ -182,8 +182,17 @@ def lab_to_s(lab_mm: np.ndarray, wavelength: float) -> np.ndarray:
     return (ray - np.array([0.0, 0.0, 1.0])) / wavelength
 
 
-def _vec(v) -> tuple[float, float, float]:
+def vector3(v) -> tuple[float, float, float]:
+    """A 3-vector as a tuple of floats (the panels' immutable form)."""
     return (float(v[0]), float(v[1]), float(v[2]))
+
+
+def axis_rotation(axis, degrees: float) -> np.ndarray:
+    """Rotation matrix of `degrees` about `axis` (right-handed, Rodrigues)."""
+    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    angle = np.radians(degrees)
+    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
 
 
 def from_flat(geometry: DetectorGeometry, split_panels: bool = False) -> Detector:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.crystal.detector import Detector, Panel
+from kernels.crystal.detector import Detector, Panel, axis_rotation
 from kernels.crystal.dials_frame import DIALS_TO_SFXFLOW
 
 
@@ -54,13 +54,6 @@ def cbf_table(handle, name: str) -> list[dict[str, str]]:
     return rows
 
 
-def _rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
-    axis = axis / np.linalg.norm(axis)
-    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    angle = np.radians(degrees)
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
-
-
 class AxisChain:
     """The ``_axis`` table with this frame's settings: maps points through axis chains."""
 
@@ -87,7 +80,7 @@ class AxisChain:
             offset = np.array([self._number(axis, f"offset[{i}]") for i in (1, 2, 3)])
             setting = self.settings.get(axis_id, {})
             if axis["type"] == "rotation":
-                point = _rotation(vector, self._number(setting, "angle")) @ point
+                point = axis_rotation(vector, self._number(setting, "angle")) @ point
             else:
                 shift = self._number(setting, "displacement") + extra.get(axis_id, 0.0)
                 point = point + vector * shift

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from kernels.crystal.detector import Detector, Panel
+from kernels.crystal.detector import Detector, Panel, axis_rotation, vector3
 from kernels.io.readers.base import FrameId, FrameReader, ReaderError
 
 LENGTH_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "microns": 1e-6}
@@ -23,13 +23,6 @@ LENGTH_M = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "microns": 1e-6}
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _rotation(axis, degrees: float) -> np.ndarray:
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    angle = np.radians(degrees)
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
 
 
 def transform_chain(f: h5py.File, name: str, step: float | None = None) -> np.ndarray:
@@ -48,7 +41,7 @@ def transform_chain(f: h5py.File, name: str, step: float | None = None) -> np.nd
         scale = LENGTH_M.get(_text(t.attrs.get("units", "m")), 1.0) * 1000.0
         vector = np.asarray(t.attrs.get("vector", (0, 0, 1)), float)
         if kind == "rotation":
-            point = _rotation(vector, value) @ point
+            point = axis_rotation(vector, value) @ point
         else:
             point = point + vector * value * scale
         offset_scale = LENGTH_M.get(
@@ -80,11 +73,9 @@ def _module_panel(f: h5py.File, module: str, frame_shape: tuple) -> Panel:
         size, start = size[::-1], start[::-1]
     (nss, nfs), (ss0, fs0) = size, start
     name = module.rsplit("/", 1)[-1]
-    return Panel(name, _v(origin), _v(fast), _v(slow), fs0, fs0 + nfs, ss0, ss0 + nss)
-
-
-def _v(a) -> tuple[float, float, float]:
-    return (float(a[0]), float(a[1]), float(a[2]))
+    return Panel(
+        name, vector3(origin), vector3(fast), vector3(slow), fs0, fs0 + nfs, ss0, ss0 + nss
+    )
 
 
 def _flat_panel(f: h5py.File, detector: str) -> Panel:
@@ -99,7 +90,7 @@ def _flat_panel(f: h5py.File, detector: str) -> Panel:
     axes = np.ravel(d[orientation][()]) if orientation in d else np.array([1, 0, 0, 0, 1, 0])
     fast, slow = axes[:3] * px_x, axes[3:6] * px_y
     corner = -bx * fast - by * slow + np.array([0.0, 0.0, distance])  # beam centre in pixels
-    return Panel("detector", _v(corner), _v(fast), _v(slow), 0, nfs, 0, nss)
+    return Panel("detector", vector3(corner), vector3(fast), vector3(slow), 0, nfs, 0, nss)
 
 
 def _data_files(f: h5py.File, master: Path) -> list[tuple[str, Path]]:

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.crystal.detector import Detector, Panel, from_flat
+from kernels.crystal.detector import Detector, Panel, axis_rotation, from_flat
 from kernels.geometry import default_geometry, pixel_to_s
-
-
-def rotation_about(axis, angle):
-    axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
 
 
 @pytest.mark.parametrize("split", [False, True])
@@ -37,8 +31,8 @@ def tilted_detector() -> Detector:
         for q in range(4)
     }
     det = Detector(base.panels, {**quads, "detector": tuple(quads)})
-    det = det.moved("q1", rotation_about([1, 0.3, 0], 0.004), (0.2, -0.1, 0.5))
-    return det.moved("p8", rotation_about([0, 0, 1], 0.01), (0.05, 0.0, -0.3))
+    det = det.moved("q1", axis_rotation([1, 0.3, 0], np.degrees(0.004)), (0.2, -0.1, 0.5))
+    return det.moved("p8", axis_rotation([0, 0, 1], np.degrees(0.01)), (0.05, 0.0, -0.3))
 
 
 def test_project_inverts_pixel_to_s_on_a_tilted_detector():
