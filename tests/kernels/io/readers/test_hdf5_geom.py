@@ -10,7 +10,7 @@ import pytest
 from kernels.io.geom import GeometryFileError, read_geom
 from kernels.io.readers.base import ReaderError
 from kernels.io.readers.hdf5_geom import Hdf5GeomReader
-from tests.kernels.realdata import realdata
+from tests.kernels.realdata import REALDATA, realdata
 
 
 def cspad_geom():
@@ -103,3 +103,60 @@ def test_module_stacked_layout_reads_each_module(tmp_path):
         assert len(reader) == 2 and frame.shape == (128, 64, 128)
         assert np.array_equal(frame[reader.detector.panel_index("p3a5")], data[1, 3, 320:384, :])
         assert reader.wavelength(0) == pytest.approx(12398.419843 / 9300)
+
+
+GEOM_FILES = sorted((REALDATA / "geometry_files").rglob("*.geom"))
+
+
+def layout_shape(geom, frames: int) -> dict[str, tuple]:
+    """Dataset shape per data path that the panels' dim layout and ranges need."""
+    shapes: dict[str, list] = {}
+    for v in geom.panels.values():
+        dims = [v[f"dim{i}"] for i in range(10) if f"dim{i}" in v] or ["%", "ss", "fs"]
+        size = {"%": frames, "ss": int(float(v["max_ss"])) + 1, "fs": int(float(v["max_fs"])) + 1}
+        want = [size[d] if d in size else int(d) + 1 for d in dims]
+        have = shapes.setdefault(v.get("data", "/data/data"), want)
+        shapes[v.get("data", "/data/data")] = [max(a, b) for a, b in zip(have, want)]
+    return {k: tuple(s) for k, s in shapes.items()}
+
+
+@pytest.mark.parametrize("path", GEOM_FILES, ids=lambda p: p.name)
+def test_every_real_layout_reads_back_its_panels(tmp_path, path):
+    geom = read_geom(path)
+    if (
+        len(
+            {
+                (
+                    int(float(v["max_ss"])) - int(float(v["min_ss"])),
+                    int(float(v["max_fs"])) - int(float(v["min_fs"])),
+                )
+                for v in geom.panels.values()
+            }
+        )
+        > 1
+    ):
+        pytest.skip(f"{path.name}: panels of different sizes cannot be stacked")
+    for v in geom.panels.values():
+        v.setdefault("data", "/data/data")  # files that leave the data path to the program
+    rng = np.random.default_rng(0)
+    arrays = {}
+    with h5py.File(tmp_path / "frames.h5", "w") as f:
+        for name, shape in layout_shape(geom, 1).items():
+            arrays[name] = rng.integers(0, 60000, shape, dtype=np.uint16)
+            f.create_dataset(name, data=arrays[name], **hdf5plugin.Bitshuffle(cname="lz4"))
+        for field in {v.get("clen", geom.globals.get("clen", "")) for v in geom.panels.values()}:
+            if field.startswith("/"):
+                f[field] = 100.0
+    with Hdf5GeomReader([tmp_path / "frames.h5"], geom) as reader:
+        frame = reader.frame(0)
+        for i, (values, panel) in enumerate(zip(geom.panels.values(), reader.panels)):
+            dims = [values[f"dim{k}"] for k in range(10) if f"dim{k}" in values] or [
+                "%",
+                "ss",
+                "fs",
+            ]
+            where = {"%": 0, "ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
+            expected = arrays[values["data"]][
+                tuple(where[d] if d in where else int(d) for d in dims)
+            ]
+            assert np.array_equal(frame[i], expected)
