@@ -26,7 +26,7 @@ FLOAT_KEYS |= {"flag_lessthan", "flag_morethan", "flag_equal"}
 TEXT_KEYS = {"data", "mask", "mask_file", "saturation_map", "saturation_map_file"}
 TEXT_KEYS |= {"mask_good", "mask_bad"}
 PANEL_KEYS = INT_KEYS | FLOAT_KEYS | TEXT_KEYS | {"fs", "ss", "clen", "coffset", "no_index"}
-PANEL_KEYS |= {"badrow_direction"}
+PANEL_KEYS |= {"badrow_direction", "mask_edge_pixels"}
 GLOBAL_KEYS = {"photon_energy", "photon_energy_bandwidth", "photon_energy_scale", "wavelength"}
 GLOBAL_KEYS |= {"electron_voltage", "bandwidth", "peak_list", "peak_list_type"}
 GLOBAL_KEYS |= {"detector_shift_x", "detector_shift_y"}
@@ -102,7 +102,7 @@ def _check_value(geom: GeomFile, key: str, value: str, line: int) -> None:
     try:
         if key in FLOAT_KEYS:
             float(value)
-        if key in ("clen", "coffset"):
+        if key in ("clen", "coffset", "detector_shift_x", "detector_shift_y"):
             parse_length(value)
     except (ValueError, KeyError, IndexError):
         raise bad("a number (lengths in m, or with 'mm')") from None

@@ -41,6 +41,15 @@ def _camera_length_m(geom: GeomFile, name: str, values: dict[str, str], clen_m) 
     return clen + (parse_length(values.get("coffset", "0")) or 0.0)
 
 
+def _detector_shift_mm(geom: GeomFile, axis: str) -> float:
+    """detector_shift_x/y in mm (metres unless stated); a data field is not supported yet."""
+    key = f"detector_shift_{axis}"
+    shift = parse_length(geom.globals.get(key, "0"))
+    if shift is None:
+        raise geom.error(f"{key} from a data field is not supported", "", key)
+    return 1000.0 * shift
+
+
 def to_detector(geom: GeomFile, clen_m: float | None = None) -> Detector:
     """The detector a geometry file describes (mm, sfxflow frame).
 
@@ -50,13 +59,18 @@ def to_detector(geom: GeomFile, clen_m: float | None = None) -> Detector:
         Camera length in metres where the file names a data field for it.
     """
     blocks = data_blocks(geom)
+    shift = [_detector_shift_mm(geom, axis) for axis in "xy"]
     panels = []
     for name, v in geom.panels.items():
         px_mm = 1000.0 / float(v["res"])
         z_mm = 1000.0 * _camera_length_m(geom, name, v, clen_m)
         fast = np.array(parse_vector(v["fs"])) * px_mm
         slow = np.array(parse_vector(v["ss"])) * px_mm
-        corner = (float(v["corner_x"]) * px_mm, float(v["corner_y"]) * px_mm, z_mm)
+        corner = (
+            float(v["corner_x"]) * px_mm + shift[0],
+            float(v["corner_y"]) * px_mm + shift[1],
+            z_mm,
+        )
         panels.append(
             Panel(
                 name=name,

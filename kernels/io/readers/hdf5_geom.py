@@ -3,8 +3,9 @@
 Each panel reads ``data`` at the index its ``dim0..dimN`` give: ``%`` the event, ``ss``/``fs``
 its pixel ranges, a number a fixed index (a module of a stacked array). Compressed datasets
 (bitshuffle/LZ4, LZ4, zstd, ...) decode through ``hdf5plugin``'s filters. Camera length and
-photon energy may name fields of the file, as CrystFEL allows; such a camera length is in mm
-unless the field's ``units`` attribute says ``m`` (CrystFEL reads it so too).
+photon energy (or wavelength) may name fields of the file, with a unit after the name, as
+CrystFEL allows; without one, the field's ``units`` attribute decides, else CrystFEL's defaults
+(camera length in mm, energy in eV). A panel without ``data`` reads CrystFEL's ``/data/data``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from kernels.io.readers.base import (
 )
 
 ENERGY_UNITS = {"eV": 1.0, "keV": 1000.0}
+WAVELENGTH_UNITS = {"m": 1e10, "A": 1.0}  # to Angstrom
+LENGTH_UNITS = {"m": 1.0, "mm": 1e-3}
 
 
 def panel_dims(values: dict[str, str], ndim: int) -> list[str]:
@@ -47,7 +50,7 @@ class Hdf5GeomReader(FrameReader):
         self.paths = [str(p) for p in paths]
         self.files: dict[str, h5py.File] = {}
         full = to_detector(self.geom, clen_m=self._clen_m(self.paths[0]))
-        self.panel_values = list(self.geom.panels.values())
+        self.panel_values = [{"data": "/data/data", **v} for v in self.geom.panels.values()]
         self.panels = full.panels
         self.events = []
         for path in self.paths:
@@ -63,27 +66,42 @@ class Hdf5GeomReader(FrameReader):
                 raise ReaderError(f"{path}: not a readable HDF5 file ({exc})") from None
         return self.files[path]
 
+    def _quantity(self, key: str, event: FrameId, units: dict[str, float], default: str):
+        """A global value in `units` (scale to the base unit): a number with an optional unit,
+        or a data field (per event or one for the file) with an optional unit after it."""
+        text = self.geom.globals[key]
+        value, *unit = text.split()
+        name = (unit[0] if unit else None) or default
+        if value.startswith("/"):
+            field = _field(self._file(event.file), value, event.file)
+            values = np.ravel(field[()])
+            number = float(values[event.event] if len(values) > 1 else values[0])
+            if not unit:
+                stated = field.attrs.get("units", default.encode())
+                name = stated.decode() if isinstance(stated, bytes) else str(stated)
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise self.geom.error(f"{key} = {text!r} is not a number", "", key) from None
+        if name not in units:
+            raise self.geom.error(
+                f"{key} = {text!r}: unit {name!r} is not one of {sorted(units)}", "", key
+            )
+        return number * units[name]
+
     def _clen_m(self, path: str) -> float | None:
-        names = {
-            v.get("clen", self.geom.globals.get("clen", "")) for v in self.geom.panels.values()
-        }
-        fields = [n for n in names if n.startswith("/")]
-        if not fields:
+        """The camera length from the first file where the geometry names a field for it
+        (CrystFEL: a field without units is in mm)."""
+        if not self.geom.globals.get("clen", "").startswith("/"):
             return None
-        field = _field(self._file(path), fields[0], path)
-        unit = field.attrs.get("units", b"mm")
-        unit = unit.decode() if isinstance(unit, bytes) else str(unit)
-        return float(np.ravel(field[()])[0]) * (1.0 if unit == "m" else 1e-3)
+        return self._quantity("clen", FrameId(path, 0), LENGTH_UNITS, "mm")
 
     def _check_file(self, path: str, detector) -> int:
         """Every panel's data is there, big enough and with one event count: that count."""
         f = self._file(path)
         counts = set()
         for values, panel in zip(self.panel_values, detector.panels):
-            if "data" not in values:
-                raise self.geom.error(
-                    f"panel {panel.name} has no data path ('data = ...')", panel.name
-                )
             if values["data"] not in f:
                 raise self.geom.error(
                     f"{path} has no dataset {values['data']} for panel {panel.name}",
@@ -123,20 +141,11 @@ class Hdf5GeomReader(FrameReader):
 
     def wavelength(self, index: int) -> float:
         event = self.events[index]
-        text = self.geom.globals.get("photon_energy")
-        if text is None:
-            raise self.geom.error("no photon_energy: the wavelength is unknown")
-        if text.startswith("/"):
-            values = np.ravel(_field(self._file(event.file), text, event.file)[()])
-            energy = float(values[event.event] if len(values) > 1 else values[0])
-        else:
-            number, *unit = text.split()
-            try:
-                energy = float(number) * ENERGY_UNITS[unit[0] if unit else "eV"]
-            except (ValueError, KeyError):
-                raise self.geom.error(
-                    f"photon_energy = {text!r} is not a number of eV", "", "photon_energy"
-                ) from None
+        if "wavelength" in self.geom.globals:
+            return self._quantity("wavelength", event, WAVELENGTH_UNITS, "m")
+        if "photon_energy" not in self.geom.globals:
+            raise self.geom.error("no photon_energy or wavelength: the wavelength is unknown")
+        energy = self._quantity("photon_energy", event, ENERGY_UNITS, "eV")
         return photon_energy_to_wavelength(energy, f"{event.file} event {event.event}")
 
     def close(self) -> None:

@@ -160,3 +160,29 @@ def test_every_real_layout_reads_back_its_panels(tmp_path, path):
                 tuple(where[d] if d in where else int(d) for d in dims)
             ]
             assert np.array_equal(frame[i], expected)
+
+
+def test_crystfel_defaults_units_and_shift(tmp_path):
+    """No data line reads /data/data; clen field with a unit; wavelength in A; detector shift."""
+    text = """clen = /geometry/clen m
+wavelength = /beam/lambda A
+detector_shift_x = 2 mm
+res = 10000
+p/min_fs = 0
+p/max_fs = 9
+p/min_ss = 0
+p/max_ss = 4
+p/corner_x = -5
+p/corner_y = -2
+p/fs = x
+p/ss = y
+"""
+    (tmp_path / "d.geom").write_text(text)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["/data/data"] = np.arange(2 * 5 * 10).reshape(2, 5, 10)
+        f["/geometry/clen"] = 0.25
+        f["/beam/lambda"] = [1.1, 1.2]
+    with Hdf5GeomReader([tmp_path / "f.h5"], str(tmp_path / "d.geom")) as reader:
+        assert len(reader) == 2 and reader.frame(1)[0, 0, 0] == 50
+        assert reader.wavelength(1) == pytest.approx(1.2)
+        assert np.allclose(reader.detector.panels[0].corner, (-0.5 + 2.0, -0.2, 250.0))
