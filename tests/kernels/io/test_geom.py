@@ -150,3 +150,43 @@ def test_agipd_geometry_matches_extra_geom_pixel_by_pixel():
         worst = max(worst, np.abs(ours[..., :2] - ref[..., :2]).max())
         assert np.allclose(ours[..., 2] - 121.7, ref[..., 2], atol=1e-9)
     assert len(det.panels) == 128 and worst < 1e-9
+
+
+@pytest.mark.parametrize(
+    "kind, metrology, quadrants, tolerance_mm",
+    [
+        # quadrant positions of EXtra-geom's documentation examples
+        (
+            "LPD_1MGeometry",
+            "lpd_mar_18.h5",
+            [(11.4, 299), (-11.5, 8), (254.5, -16), (278.5, 275)],
+            1e-9,
+        ),
+        # DSSC's hexagonal pixels: CrystFEL's rectangles sit up to half a pixel (0.118 mm) off
+        (
+            "DSSC_1MGeometry",
+            "dssc_geo_june19.h5",
+            [(-130, 5), (-130, -125), (5, -125), (5, 5)],
+            0.1181,
+        ),
+    ],
+)
+def test_euxfel_metrology_through_a_geom_file_matches_extra_geom(
+    tmp_path, kind, metrology, quadrants, tolerance_mm
+):
+    extra_geom = pytest.importorskip("extra_geom")
+    path = realdata("geometry_files", "euxfel_extra_geom", metrology)
+    theirs = getattr(extra_geom, kind).from_h5_file_and_quad_positions(str(path), quadrants)
+    theirs.write_crystfel_geom(
+        str(tmp_path / "det.geom"), photon_energy=9300, clen=0.2, adu_per_ev=1
+    )
+    det = to_detector(read_geom(tmp_path / "det.geom"))
+    positions = theirs.get_pixel_positions() * 1000.0
+    worst = 0.0
+    for i, p in enumerate(det.panels):
+        ss, fs = np.mgrid[0 : p.ss1 - p.ss0, 0 : p.fs1 - p.fs0]
+        ours = det.lab_position(i, fs + 0.5, ss + 0.5)[..., :2]
+        worst = max(
+            worst, np.abs(ours - positions[p.block, p.ss0 : p.ss1, p.fs0 : p.fs1, :2]).max()
+        )
+    assert worst < tolerance_mm
