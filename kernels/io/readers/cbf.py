@@ -15,7 +15,9 @@ def _open(path: str):
 
     handle = pycbf.cbf_handle_struct()
     try:
-        handle.read_file(path.encode(), pycbf.MSG_DIGEST)
+        # the wide reader: cctbx writes header lines longer than CIF 1's 80 characters, which
+        # the plain reader accepts only with a warning per line on stderr
+        handle.read_widefile(path.encode(), pycbf.MSG_DIGEST)
     except Exception as exc:  # pycbf raises bare Exceptions carrying CBFlib's error codes
         raise ReaderError(f"{path}: not a readable CBF file ({exc})") from None
     return handle
