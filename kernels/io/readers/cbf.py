@@ -51,8 +51,11 @@ class CbfReader(FrameReader):
         except CbfFileError as exc:
             raise ReaderError(str(exc)) from None
         self.events = [FrameId(p, 0) for p in self.paths]
+        self._last: tuple[int, object] | None = None  # the file read last (frame then wavelength)
 
     def _read(self, index: int):
+        if self._last is not None and self._last[0] == index:
+            return self._last[1]
         path = self.paths[index]
         handle = _open(path)
         try:
@@ -61,10 +64,12 @@ class CbfReader(FrameReader):
             raise ReaderError(str(exc)) from None
         if not np.allclose(detector.corners, self.detector.corners, atol=1e-6):
             raise ReaderError(f"{path}: its header's geometry differs from {self.paths[0]}'s")
+        self._last = (index, handle)
         return handle
 
     def close(self) -> None:
-        """Nothing stays open: each frame reads its own file."""
+        """Forget the last file read (CBFlib holds no file open after reading)."""
+        self._last = None
 
     def frame(self, index: int) -> np.ndarray:
         path = self.paths[index]
