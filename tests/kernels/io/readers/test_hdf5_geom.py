@@ -10,6 +10,7 @@ import pytest
 from kernels.io.geom import GeometryFileError, read_geom
 from kernels.io.readers.base import ReaderError
 from kernels.io.readers.hdf5_geom import Hdf5GeomReader
+from tests.kernels.io.test_geom import SIMPLE
 from tests.kernels.realdata import REALDATA, realdata
 
 
@@ -164,25 +165,15 @@ def test_every_real_layout_reads_back_its_panels(tmp_path, path):
 
 def test_crystfel_defaults_units_and_shift(tmp_path):
     """No data line reads /data/data; clen field with a unit; wavelength in A; detector shift."""
-    text = """clen = /geometry/clen m
-wavelength = /beam/lambda A
-detector_shift_x = 2 mm
-res = 10000
-p/min_fs = 0
-p/max_fs = 9
-p/min_ss = 0
-p/max_ss = 4
-p/corner_x = -5
-p/corner_y = -2
-p/fs = x
-p/ss = y
-"""
-    (tmp_path / "d.geom").write_text(text)
+    header = "clen = /geometry/clen m\nwavelength = /beam/lambda A\ndetector_shift_x = 2 mm\n"
+    panels = SIMPLE.split("dim2 = fs\n", 1)[1]  # the test geometry's panels, no data line
+    (tmp_path / "d.geom").write_text(header + "res = 10000\n" + panels)
     with h5py.File(tmp_path / "f.h5", "w") as f:
-        f["/data/data"] = np.arange(2 * 5 * 10).reshape(2, 5, 10)
+        f["/data/data"] = np.arange(2 * 100 * 100).reshape(2, 100, 100)
         f["/geometry/clen"] = 0.25
         f["/beam/lambda"] = [1.1, 1.2]
     with Hdf5GeomReader([tmp_path / "f.h5"], str(tmp_path / "d.geom")) as reader:
-        assert len(reader) == 2 and reader.frame(1)[0, 0, 0] == 50
+        assert len(reader) == 2 and reader.frame(1)[0, 0, 0] == 100 * 100
         assert reader.wavelength(1) == pytest.approx(1.2)
-        assert np.allclose(reader.detector.panels[0].corner, (-0.5 + 2.0, -0.2, 250.0))
+        # corner (-50, -60) px of 0.1 mm, shifted 2 mm in x; clen 0.25 m
+        assert np.allclose(reader.detector.panels[0].corner, (-5.0 + 2.0, -6.0, 250.0))
