@@ -183,6 +183,21 @@ def index_still(
 ) -> IndexingSolution:
     """Find the orientation of the known cell that puts the most spots on lattice points.
 
+    Spots are flat-detector pixel positions; see :func:`index_s` for the rest.
+    """
+    s = pixel_to_s(col, row, wavelength, geometry)
+    return index_s(s, plan, batch, screen_spots, shortlist)
+
+
+def index_s(
+    s: np.ndarray,
+    plan: IndexingPlan,
+    batch: int = 1024,
+    screen_spots: int = 40,
+    shortlist: int = 32,
+) -> IndexingSolution:
+    """Index spots given as scattering vectors s (n, 3) on the Ewald sphere, from any detector.
+
     Hypotheses are screened on the `screen_spots` lowest-resolution spots in batches; the
     `shortlist` best of each batch are then scored on every spot.
 
@@ -192,10 +207,9 @@ def index_still(
         Too few spots, no hypotheses, or no orientation indexing enough spots (wrong cell).
     """
     params, B = plan.params, plan.B
-    n = len(col)
+    n = len(s)
     if n < params.min_indexed:
         raise IndexingError(f"{n} spots < {params.min_indexed} needed to index")
-    s = pixel_to_s(col, row, wavelength, geometry)
     hypotheses = orientation_hypotheses(s, plan)
     if len(hypotheses) == 0:
         raise IndexingError("no spot triplet matches the target cell's lattice vectors")
