@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/sfxflow
 COPY constraints.txt ./
 RUN pip install --no-cache-dir -c constraints.txt \
-        numpy scipy h5py gemmi mpi4py mpich PyMySQL matplotlib \
+        numpy scipy h5py gemmi mpi4py mpich PyMySQL matplotlib hdf5plugin pycbf EXtra-data EXtra-geom \
     && useradd --create-home --uid 1000 sfx
 COPY kernels/ ./kernels/
 

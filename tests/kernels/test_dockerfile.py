@@ -8,6 +8,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 IMPORT_NAMES = {
     "PyMySQL": "pymysql",
+    "EXtra-data": "extra_data",
+    "EXtra-geom": "extra_geom",
     "mpich": None,
 }  # distribution -> import name (None: no module)
 
