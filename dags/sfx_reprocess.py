@@ -29,7 +29,7 @@ from operators.pipeline.reprocess import (
     run_requests,
     runs_to_reprocess,
 )
-from operators.pipeline.trial_params import parameter_keys_help, validated_trial_params
+from operators.pipeline.trial_params import trial_params_description, validated_trial_params
 from operators.settings import load_beamtime
 
 beamtime = load_beamtime()
@@ -48,8 +48,7 @@ beamtime = load_beamtime()
         "trial_params": Param(
             beamtime.trial_params,
             type="object",
-            description='processing parameters by section, e.g. {"spotfinder": {"snr": 5}}; '
-            f"keys: {parameter_keys_help()}",
+            description=trial_params_description(),
         ),
         # null allowed: the form may leave it empty (a required string would be refused)
         "runs": Param(

@@ -26,7 +26,7 @@ from operators.pipeline.run import (
     run_note,
 )
 from operators.pipeline.state import NOTE_KEY
-from operators.pipeline.trial_params import parameter_keys_help
+from operators.pipeline.trial_params import trial_params_description
 from operators.run_state import record_step_failed, record_step_started
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
@@ -58,8 +58,7 @@ def prepared(key: str) -> str:
         "trial_params": Param(
             beamtime.trial_params,
             type="object",
-            description='processing parameters by section, e.g. {"spotfinder": {"snr": 5}}; '
-            f"keys: {parameter_keys_help()}",
+            description=trial_params_description(),
         ),
         "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
     },

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def _record(context, state: str, detail: str = "", log_url: str = "") -> None:
     info = context["ti"].xcom_pull(task_ids="prepare")
-    if not info:  # before prepare registered the run: its failure is the DAG run's own
+    if not info:  # prepare failed before registering the run: the failure is the DAG run's own
         return
     try:
         with ResultsDB(load_beamtime().results_db, retry_for=10.0) as db:

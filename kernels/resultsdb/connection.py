@@ -146,5 +146,8 @@ class Connection:
         row = {**key, **(extra or {})}
         cursor.execute(self.dialect.insert_ignore(table, tuple(row)), tuple(row.values()))
         where = " AND ".join(f"{column}=?" for column in key)
-        cursor.execute(self._q(f"SELECT id FROM {table} WHERE {where}"), tuple(key.values()))
+        # a locking read: the row may come from a transaction that committed while this one
+        # waited on the insert, after this transaction's snapshot was taken
+        query = f"SELECT id FROM {table} WHERE {where}{self.dialect.latest_read}"
+        cursor.execute(self._q(query), tuple(key.values()))
         return int(cursor.fetchone()[0])

@@ -37,6 +37,9 @@ class Dialect:
 
     name = ""
     ddl_tokens: dict[str, str] = {}
+    # appended to a SELECT that must see rows other transactions committed since this one's
+    # first read (MariaDB's repeatable read would otherwise answer from that first snapshot)
+    latest_read = ""
 
     def __init__(self, url: DbUrl):
         self.url = url
@@ -145,6 +148,8 @@ class SqliteDialect(Dialect):
 
 class MysqlDialect(Dialect):
     """MySQL/MariaDB through PyMySQL."""
+
+    latest_read = " FOR UPDATE"
 
     name = "mysql"
     ddl_tokens = {

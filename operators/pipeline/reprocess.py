@@ -7,8 +7,9 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from kernels.io.marker import MARKER, RUN_NAME, MarkerError, read_marker, run_name, run_order
+from kernels.io.marker import RUN_NAME, MarkerError, read_marker, run_name, run_order
 from operators.pipeline.job_script import check_name
+from operators.pipeline.run import run_problem
 
 
 def run_requests(runs: list[str], trial: str, trial_params: dict, ranks: int) -> list[dict]:
@@ -71,18 +72,6 @@ def check_conf_keys(conf: dict) -> None:
         )
 
 
-def missing_runs(exp_dir, runs: list[str]) -> list[str]:
-    """Why each of ``runs`` cannot be processed: it does not exist, or it is not concluded yet."""
-    runs_dir = Path(exp_dir) / "runs"
-    problems = []
-    for run in runs:
-        if not (runs_dir / run).is_dir():
-            problems.append(f"run {run} does not exist under {runs_dir}")
-        elif not (runs_dir / run / MARKER).exists():
-            problems.append(f"run {run} is not concluded yet (no {MARKER})")
-    return problems
-
-
 def runs_to_reprocess(
     exp_dir,
     runs_text: str | None,
@@ -110,7 +99,7 @@ def runs_to_reprocess(
         runs = parse_run_range(text)
     except ValueError as exc:
         raise ReprocessRequestError(f"{exc}, or {ALL_RUNS!r}") from None
-    problems = missing_runs(exp_dir, runs)
+    problems = [p for run in runs if (p := run_problem(Path(exp_dir) / "runs", run))]
     if problems:
         raise ReprocessRequestError("; ".join(problems) + ": nothing was started")
     return runs

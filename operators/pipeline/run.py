@@ -50,6 +50,17 @@ def trial_name_suggestion(trial: str, taken: set[str]) -> str:
     return f"{trial}-{n}"
 
 
+def run_problem(runs_dir: Path, run: str) -> str | None:
+    """Why ``run`` cannot be processed yet (it does not exist, or is not concluded), or None."""
+    from kernels.io.marker import MARKER
+
+    if not (runs_dir / run).is_dir():
+        return f"run not concluded: run {run} does not exist under {runs_dir}"
+    if not (runs_dir / run / MARKER).exists():
+        return f"run {run} is not concluded yet (no {MARKER}): wait for it"
+    return None
+
+
 def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> tuple[dict, dict]:
     """The trial's full parameters and the run's marker (plus its number of ``images``), or
     :class:`RunRequestError` saying what the user can do (names, parameters, a run that does not
@@ -66,16 +77,15 @@ def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> 
     except (ValueError, ParamsError) as exc:
         raise RunRequestError(str(exc)) from None
     runs_dir = Path(bt.exp_dir) / "runs"
-    if not (runs_dir / run).is_dir():
-        raise RunRequestError(f"run not concluded: run {run} does not exist under {runs_dir}")
+    problem = run_problem(runs_dir, run)
+    if problem:
+        raise RunRequestError(problem)
     try:
         marker = read_marker(runs_dir / run).to_dict()
         with open_run(runs_dir / run) as opened:  # its index files only
             return params, {**marker, "images": opened.n_events}
     except (MarkerError, RunFormatError) as exc:
-        raise RunRequestError(
-            f"run {run} is not concluded yet ({exc}): wait for its CONCLUDED.json"
-        ) from None
+        raise RunRequestError(f"run {run} cannot be read: {exc}") from None
 
 
 def register_run(bt: Beamtime, run: str, trial: str, params: dict, marker: dict) -> tuple[int, int]:

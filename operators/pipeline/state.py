@@ -9,9 +9,9 @@ from __future__ import annotations
 
 WAITING, TRANSFERRING, PROCESSING, MERGING = "waiting", "transferring", "processing", "merging"
 PUBLISHED, FAILED = "published", "failed"
-# the stored state while each task of sfx_run runs
+# the stored state while each task of sfx_run runs ("prepare" records "waiting" itself, with the
+# run's image count, once run and trial are registered)
 TASK_STATES = {
-    "prepare": WAITING,
     "wait_for_facility": WAITING,
     "transfer": TRANSFERRING,
     "process": PROCESSING,

@@ -55,11 +55,19 @@ def parameter_table() -> list[dict]:
 
 
 def parameter_keys_help() -> str:
-    """The sections and keys a trial may set, in one line (for the UI's Param descriptions)."""
+    """The sections and keys a trial may set, in one line."""
     sections: dict[str, list[str]] = {}
     for row in parameter_table():
         sections.setdefault(row["section"], []).append(row["key"])
     return "; ".join(f"{section}: {', '.join(keys)}" for section, keys in sections.items())
+
+
+def trial_params_description() -> str:
+    """The help of the ``trial_params`` Param in the UI: an example, then every key."""
+    return (
+        'processing parameters by section, e.g. {"spotfinder": {"snr": 5}}; '
+        f"keys: {parameter_keys_help()}"
+    )
 
 
 def validated_trial_params(trial_params) -> dict:

@@ -137,3 +137,14 @@ def test_runs_past_r9999_are_swept_and_accepted_by_the_run_dag(beamtime, tmp_pat
     assert run_param.resolve("r10000") == "r10000"
     with pytest.raises(ParamValidationError):
         run_param.resolve("r123")
+
+
+def test_refusals_say_what_the_user_can_do(beamtime):
+    with pytest.raises(RunRequestError, match=r"run r0099 does not exist under .*/runs$"):
+        prepare_run(beamtime, "r0099", "t1", {}, 2)
+    prepare_run(beamtime, "r0001", "snr5", {"spotfinder": {"snr": 5}}, 2)
+    with pytest.raises(
+        RunRequestError,
+        match="trial snr5 exists with other parameters: pick a new trial name, e.g. snr5-2",
+    ):
+        prepare_run(beamtime, "r0001", "snr5", {"spotfinder": {"snr": 4}}, 2)
