@@ -49,9 +49,15 @@ def parse_args(argv=None):
         "--results", required=True, nargs="+", help="result directories of processed runs"
     )
     mrg.add_argument(
-        "--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)"
+        "--out",
+        required=True,
+        help="merged MTZ file (merge_stats.json and shells.png are written beside it)",
     )
     mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
+    table = commands.add_parser(
+        "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
+    )
+    table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +72,10 @@ def main(argv=None) -> int:
             from kernels.merge import main as merge_main
 
             return merge_main(args)
+        if args.command == "params":
+            from kernels.params_table import main as params_main
+
+            return params_main(args)
     except (
         RunFormatError,
         CalibrationError,

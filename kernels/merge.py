@@ -1,10 +1,14 @@
-"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``."""
+"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``.
+
+Writes the MTZ, ``merge_stats.json`` and ``shells.png`` (per-shell plot) in the MTZ's folder.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +17,7 @@ from kernels.merge_stats import merge_statistics
 from kernels.merging import MergeError, MergeParams, Observations, merge
 from kernels.mtz_io import read_intensities, write_merged_mtz
 from kernels.reflections import INTEGRATED_FILE, read_integrated
+from kernels.shells_plot import PNG_FILE, plot_shells
 from kernels.symmetry import CrystalSymmetry, SymmetryError, unpack
 
 
@@ -27,7 +32,8 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     """
     if not result_dirs:
         raise MergeError("no result directories given")
-    parts, labels = [], []
+    parts: list[tuple] = []
+    labels: list[tuple[str, Any, Any, tuple[float, ...]]] = []  # HDF5 attributes: any type
     for d in result_dirs:
         path = Path(d) / INTEGRATED_FILE if Path(d).is_dir() else Path(d)
         if not path.exists():
@@ -38,7 +44,7 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
                 str(path),
                 attrs.get("trial"),
                 attrs.get("space_group"),
-                tuple(np.round(attrs.get("cell"), 3)),
+                tuple(float(x) for x in np.round(np.asarray(attrs.get("cell")), 3)),
             )
         )
         parts.append((images, refl))
@@ -53,7 +59,10 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
         raise MergeError(
             f"results were processed with different crystals (space group, cell): {crystals}"
         )
-    offset, columns = 0, {k: [] for k in ("image", "hkl", "intensity", "sigma", "partiality")}
+    offset = 0
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("image", "hkl", "intensity", "sigma", "partiality")
+    }
     for images, refl in parts:
         columns["image"].append(refl["image"].astype(np.int64) + offset)
         for k in ("hkl", "intensity", "sigma", "partiality"):
@@ -63,7 +72,7 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     if n == 0:
         raise MergeError(f"no integrated reflections in {', '.join(map(str, result_dirs))}")
     obs = Observations(
-        *(np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")),
+        **{k: np.concatenate(c) for k, c in columns.items()},
         n_images=offset,
     )
     space_group, cell = crystals[0]
@@ -88,7 +97,8 @@ def clean(value):
 def merge_results(
     result_dirs, out_mtz, truth_mtz=None, params: MergeParams = MergeParams()
 ) -> dict:
-    """Merge runs' integrated reflections; write the MTZ and ``merge_stats.json`` beside it."""
+    """Merge runs' integrated reflections; write the MTZ, ``merge_stats.json`` and the per-shell
+    plot ``shells.png`` beside it."""
     started = time.perf_counter()
     obs, symmetry, trial = load_observations(result_dirs)
     truth = None
@@ -119,6 +129,7 @@ def merge_results(
         mtz=str(out_mtz),
     )
     write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
+    plot_shells(clean(stats), out_mtz.with_name(PNG_FILE), title=f"{out_mtz} ({trial})")
     return stats
 
 

@@ -15,7 +15,7 @@ from operators.beamtime import Beamtime
 from operators.job_script import batch_script, check_name
 
 RESULT_FILES = ["merged.mtz", "merge_stats.json", "summary.json"]
-OPTIONAL_RESULT_FILES = ["weather.png"]
+OPTIONAL_RESULT_FILES = ["weather.png", "shells.png"]
 
 
 class RunRequestError(ValueError):
