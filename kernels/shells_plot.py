@@ -1,62 +1,61 @@
-"""Per-shell quality of a merge: completeness, CC1/2 and mean I/sigma against resolution."""
+"""Per-shell quality of a merge: completeness, CC½ and ⟨I/σ⟩ against resolution.
+
+One figure for both the merge CLI (``shells.png`` beside every merged MTZ) and the dashboard.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 SHELL_PANELS = (
     ("completeness", "completeness"),
-    ("cc_half", "CC1/2"),
-    ("mean_i_over_sigma", "<I/sigma>"),
+    ("cc_half", "CC½"),
+    ("mean_i_over_sigma", "⟨I/σ⟩"),
 )
 PNG_FILE = "shells.png"
 
 
-def shell_series(stats: dict) -> tuple[list[float], dict[str, list[float]]]:
-    """Each shell's resolution (Angstrom, its high-resolution edge) and value of every panel.
+def _finite(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
-    Missing values (None or NaN, e.g. CC1/2 of a sparse shell) become NaN: a gap in the line.
+
+def shells_figure(shells: list[dict], title: str = ""):
+    """A matplotlib figure of the shells (``merge_stats.json``'s ``shells``), a panel per statistic.
+
+    Shells are placed at 1/d² of their high-resolution edge, labelled in Å; values that are
+    missing or not finite (e.g. CC½ of a shell with under 3 pairs) leave a gap.
     """
-    shells = stats.get("shells", [])
-    nan = float("nan")
-
-    def value(shell: dict, key: str) -> float:
-        v = shell.get(key)
-        return float(v) if isinstance(v, (int, float)) else nan
-
-    d_min = [value(shell, "d_min") for shell in shells]
-    return d_min, {key: [value(shell, key) for shell in shells] for key, _ in SHELL_PANELS}
-
-
-def shells_figure(stats: dict, title: str = ""):
-    """A matplotlib figure of the merge's shells: one panel per statistic, x = 1/d^2."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d_min, series = shell_series(stats)
-    x = [1.0 / d**2 if d > 0 else float("nan") for d in d_min]
+    x = [1.0 / _finite(shell.get("d_min")) ** 2 for shell in shells]
     fig, axes = plt.subplots(1, len(SHELL_PANELS), figsize=(11, 3.2))
     for ax, (key, label) in zip(axes, SHELL_PANELS, strict=True):
-        ax.plot(x, series[key], marker="o")
-        ax.set_ylabel(label)
-        ax.set_xlabel("resolution (A)")
-        ticks = x[:: max(len(x) // 5, 1)]
-        ax.set_xticks(ticks, [f"{1 / t**0.5:.1f}" for t in ticks])
+        ax.plot(x, [_finite(shell.get(key)) for shell in shells], "o-")
+        ax.set_title(label)
+        ax.set_xlabel("resolution (Å)")
+        ticks = [v for v in x if math.isfinite(v)]
+        ax.set_xticks(ticks, [f"{v**-0.5:.2f}" for v in ticks], rotation=60, fontsize="small")
         ax.grid(alpha=0.3)
-    axes[0].set_ylim(0, 1.05)
-    fig.suptitle(title or f"{len(d_min)} resolution shells")
+    fig.suptitle(title or f"{len(shells)} resolution shells")
     fig.tight_layout()
     return fig
 
 
-def plot_shells(stats: dict, path, title: str = "") -> Path:
-    """Write the per-shell plot of merge statistics (``merge_stats.json`` content) as a PNG."""
+def save_figure(fig, target, dpi: int = 100, description: str = "") -> None:
+    """Write `fig` as PNG to a path or binary file object and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    fig = shells_figure(stats, title)
-    fig.savefig(path, dpi=100, metadata={"Description": f"{len(stats.get('shells', []))} shells"})
+    fig.savefig(target, format="png", dpi=dpi, metadata={"Description": description})
     plt.close(fig)
+
+
+def plot_shells(stats: dict, path, title: str = "") -> Path:
+    """Write the per-shell plot of merge statistics (``merge_stats.json`` content) as a PNG."""
+    path = Path(path)
+    shells = stats.get("shells", [])
+    save_figure(shells_figure(shells, title), path, description=f"{len(shells)} shells")
     return path

@@ -22,22 +22,21 @@ def test_merge_writes_a_shells_png_of_its_shells(lysozyme, tmp_path):
         pixels = np.asarray(png.convert("L"))
     assert pixels.std() > 10  # drawn, not blank
 
-    fig = shells_figure(stats)
+    fig = shells_figure(stats["shells"])
     for ax, (key, label) in zip(fig.axes, SHELL_PANELS, strict=True):
         (line,) = ax.get_lines()
         expected = [s[key] if s[key] is not None else math.nan for s in stats["shells"]]
         np.testing.assert_allclose(line.get_ydata(), expected)
-        assert ax.get_ylabel() == label
+        np.testing.assert_allclose(line.get_xdata(), [s["d_min"] ** -2 for s in stats["shells"]])
+        assert ax.get_title() == label
     assert len(stats["shells"]) == 10
 
 
-def test_shells_with_missing_values_are_gaps(tmp_path):
-    stats = {
-        "shells": [
-            {"d_min": 3.0, "completeness": 1.0, "cc_half": 0.9, "mean_i_over_sigma": 5.0},
-            {"d_min": 2.0, "completeness": 0.5, "cc_half": None, "mean_i_over_sigma": 1.0},
-        ]
-    }
-    fig = shells_figure(stats)
+def test_shells_with_missing_values_are_gaps():
+    shells = [
+        {"d_min": 3.0, "completeness": 1.0, "cc_half": 0.9, "mean_i_over_sigma": 5.0},
+        {"d_min": 2.0, "completeness": 0.5, "cc_half": None, "mean_i_over_sigma": 1.0},
+    ]
+    fig = shells_figure(shells)
     cc = fig.axes[1].get_lines()[0].get_ydata()
     assert cc[0] == 0.9 and math.isnan(cc[1])
