@@ -26,6 +26,15 @@ REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
+def executor_parallelism(cores: int | None = None) -> int:
+    """Task slots of the LocalExecutor: two per core (at least 4), not Airflow's fixed 32.
+
+    Each slot is a worker process of ~150 MB; waiting on the center is deferred to the triggerer,
+    so a slot is busy only while a task really works, and two per core keep the cores fed.
+    """
+    return max(4, 2 * (cores or os.cpu_count() or 1))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,6 +81,7 @@ class AirflowStack:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder or REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(executor_parallelism()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
