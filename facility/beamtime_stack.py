@@ -96,33 +96,52 @@ class RunningBeamtime:
 
         return self._wait(idle, timeout, f"{dag_id}: no finished run since {since}")
 
+    def task_errors(self, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+        """(task id, error) of each failed or retrying task: the last errors of its log files."""
+        found = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] not in ("failed", "up_for_retry"):
+                continue
+            folder = (
+                self.airflow.home
+                / "logs"
+                / f"dag_id={dag_id}"
+                / f"run_id={run_id}"
+                / f"task_id={ti['task_id']}"
+            )
+            for log in sorted(folder.glob("**/*.log")):
+                errors = [
+                    json.loads(line)
+                    for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith("{") and '"level":"error"' in line
+                ]
+                for e in errors[-2:]:
+                    detail = (e.get("error_detail") or [{}])[0]
+                    message = f"{detail.get('exc_type', '')} {detail.get('exc_value', '')}".strip()
+                    found.append((ti["task_id"], f"{e.get('event')}: {message}".rstrip(": ")))
+        return found
+
+    def failure_reason(self, dag_id: str, run_id: str) -> str:
+        """One line saying which task failed and why (its error, or the task states)."""
+        errors = self.task_errors(dag_id, run_id)
+        if errors:
+            task, error = errors[-1]
+            return f"task {task} failed: {' '.join(error.split())[:400]}"
+        states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+        started = {task: state for task, state in states.items() if state}
+        if not started:
+            return "no task has started yet (is the DAG paused, or the scheduler busy?)"
+        active = [f"{task}={state}" for task, state in started.items() if state != "success"]
+        if active:
+            return "tasks " + ", ".join(active)
+        waiting = [task for task, state in states.items() if not state]
+        return f"task {waiting[0]} not started yet" if waiting else "every task succeeded"
+
     def explain(self, dag_id: str, run_id: str) -> str:
         """Task states of a DAG run and the error of each failed task (for test and demo output)."""
         tis = self.task_instances(dag_id, run_id)
         lines = [f"{dag_id}/{run_id}: " + ", ".join(f"{ti['task_id']}={ti['state']}" for ti in tis)]
-        for ti in tis:
-            if ti["state"] != "failed":
-                continue
-            for log in sorted(
-                (
-                    self.airflow.home
-                    / "logs"
-                    / f"dag_id={dag_id}"
-                    / f"run_id={run_id}"
-                    / f"task_id={ti['task_id']}"
-                ).glob("**/*.log")
-            ):
-                errors = [
-                    json.loads(line)
-                    for line in log.read_text().splitlines()
-                    if line.startswith("{") and '"level":"error"' in line
-                ]
-                for e in errors[-2:]:
-                    detail = e.get("error_detail") or [{}]
-                    lines.append(
-                        f"  {ti['task_id']}: {e.get('event')}: {detail[0].get('exc_type', '')} "
-                        f"{str(detail[0].get('exc_value', ''))[:1500]}"
-                    )
+        lines += [f"  {task}: {error[:1500]}" for task, error in self.task_errors(dag_id, run_id)]
         return "\n".join(lines)
 
 
