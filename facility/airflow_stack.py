@@ -90,6 +90,9 @@ class AirflowStack:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.base_url,
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            # a worker's calls to the Execution API time out after 5 s by default: too short on
+            # a small loaded machine, where the task then fails without having run
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             # a task whose worker died, or that a killed scheduler left behind, is reset and retried
@@ -170,8 +173,14 @@ class AirflowStack:
     def start(self, components=COMPONENTS, timeout: float = 120) -> AirflowStack:
         if not self.prepared:
             self.prepare()
+        # the api-server first: it serves the Execution API, and a task a scheduler hands to a
+        # worker before it answers fails after a few timed-out calls, never having run
+        if "api-server" in components:
+            self.start_component("api-server")
+            self.wait_healthy(timeout)
         for name in components:
-            self.start_component(name)
+            if name not in self.processes:
+                self.start_component(name)
         self.wait_healthy(timeout)
         return self
 
