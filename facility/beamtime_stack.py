@@ -49,6 +49,17 @@ class RunningBeamtime:
             self._session = None
         raise PermissionError(f"Airflow refused {path} twice with 401")
 
+    def dag_runs(self, dag_id: str, limit: int = 100) -> list[dict]:
+        """The newest DAG runs of `dag_id`, newest first; none while the DAG is not parsed yet."""
+        try:
+            return self.api(f"dags/{dag_id}/dagRuns", order_by="-run_after", limit=limit)[
+                "dag_runs"
+            ]
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return []
+            raise
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.api(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
@@ -131,6 +142,12 @@ class RunningBeamtime:
         started = {task: state for task, state in states.items() if state}
         if not started:
             return "no task has started yet (is the DAG paused, or the scheduler busy?)"
+        failed = [task for task, state in started.items() if state == "failed"]
+        if failed:  # failed without an error of its own: its worker never ran it
+            return (
+                f"task {failed[0]} failed before it ran (no error in its log; the worker's "
+                f"output is in {self.airflow.home / 'scheduler.log'})"
+            )
         active = [f"{task}={state}" for task, state in started.items() if state != "success"]
         if active:
             return "tasks " + ", ".join(active)

@@ -122,6 +122,8 @@ def demo(workdir: Path, runs: int, images: int) -> int:
             pruner.published(name)
         datasets = wait_for_dataset_merges(beamtime, names, timeout=PIPELINE_TIMEOUT)
         report(beamtime.exp_dir, names, beamtime.beamtime.trial, datasets)
+        print(f"results DB: {beamtime.beamtime.results_db}")
+        print(f"task logs: {beamtime.airflow.home / 'logs'}")
     print(f"demo done in {time.monotonic() - started:.0f} s; everything it started is stopped")
     print(f"this session's folder (kept): {workdir}")
     return 0
@@ -149,7 +151,7 @@ def up(workdir: Path, images: int, every: float, keep_raw: int) -> int:
                 if time.monotonic() >= next_run:
                     simulate_run(beamtime.exp_dir, number, images)
                     number, next_run = number + 1, next_run + every
-                for news in watch.poll():
+                for news in _poll(watch):
                     print(news.line, flush=True)
                     if news.dag_id == "sfx_run" and news.state == "success":
                         pruner.published(news.run_id.split("__")[0])
@@ -160,13 +162,22 @@ def up(workdir: Path, images: int, every: float, keep_raw: int) -> int:
     return 0
 
 
-def one_paragraph(exc: BaseException, workdir: Path) -> str:
+def _poll(watch: PipelineWatch) -> list:
+    """The watch's news; a slow or restarting api-server is said, not fatal, on a console."""
+    try:
+        return watch.poll()
+    except requests.RequestException as exc:
+        print(f"(Airflow's REST API did not answer: {exc}; asking again)", flush=True)
+        return []
+
+
+def one_paragraph(mode: str, exc: BaseException, workdir: Path) -> str:
     """What failed and why, in one paragraph (no traceback), and where to read more."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if len(text) > 800:
         text = text[:800] + " ..."
     return (
-        f"make demo failed: {text}. Logs: Airflow components and tasks under "
+        f"make {mode} failed: {text}. Logs: Airflow components and tasks under "
         f"{workdir / 'airflow'}, analysis jobs under {workdir / 'center'}."
     )
 
@@ -192,7 +203,7 @@ def main(argv=None) -> int:
             return up(workdir, args.images, args.every, args.keep_raw)
         return demo(workdir, args.runs, args.images)
     except (RuntimeError, TimeoutError, OSError, ValueError, requests.RequestException) as exc:
-        print(one_paragraph(exc, workdir), file=sys.stderr)
+        print(one_paragraph(args.mode, exc, workdir), file=sys.stderr)
         return 1
 
 

@@ -53,8 +53,7 @@ class PipelineWatch:
         """The DAG runs that finished or became stuck since the last poll."""
         found = []
         for dag_id in self.dag_ids:
-            runs = self.beamtime.api(f"dags/{dag_id}/dagRuns", order_by="-run_after", limit=100)
-            for run in runs["dag_runs"]:
+            for run in self.beamtime.dag_runs(dag_id):
                 news = self._news(dag_id, run)
                 if news:
                     found.append(news)
@@ -132,9 +131,9 @@ def wait_for_dataset_merges(bt: RunningBeamtime, runs: list[str], timeout: float
     deadline = time.monotonic() + timeout
     failed_since = None
     while True:
-        dag_runs = bt.api("dags/sfx_dataset_merge/dagRuns", order_by="-run_after", limit=100)
-        latest = dag_runs["dag_runs"][:1]
-        unfinished = [r for r in dag_runs["dag_runs"] if r["state"] not in FINISHED]
+        dag_runs = bt.dag_runs("sfx_dataset_merge")
+        latest = dag_runs[:1]
+        unfinished = [r for r in dag_runs if r["state"] not in FINISHED]
         missing = [f for f in folders if not set(runs) <= merged_runs(f / "merge_stats.json")]
         if not missing and not unfinished:
             return folders

@@ -129,7 +129,8 @@ def merge_results(
         mtz=str(out_mtz),
     )
     write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
-    plot_shells(clean(stats), out_mtz.with_name(PNG_FILE), title=f"{out_mtz} ({trial})")
+    title = f"trial {trial}: {len(result_dirs)} result(s), {obs.n_images} images merged"
+    plot_shells(clean(stats), out_mtz.with_name(PNG_FILE), title=title)
     return stats
 
 
