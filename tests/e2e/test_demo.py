@@ -66,6 +66,7 @@ def test_demo_finishes_under_load_and_prints_the_merged_statistics(tmp_path, bus
     for run in runs:
         assert session / "experiment" / "results" / "default" / run / "weather.png" in printed
         assert not (session / "experiment" / "runs" / run).exists()  # raw data pruned
+    assert (session / "center").is_dir() and not list((session / "center").glob("**/runs/r0*"))
     assert gemmi.read_mtz_file(str(merged / "merged.mtz")).nreflections > 100
 
 
