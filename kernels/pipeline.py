@@ -77,8 +77,9 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
     },
     "hitfinder": {"min_spots": ParamInfo("a frame with at least this many spots is a hit")},
     "crystal": {
-        **{a: ParamInfo(f"unit cell {a} (A)", 1) for a in "abc"},
-        **{a: ParamInfo(f"unit cell {a} (degrees)", 1, 179) for a in ("alpha", "beta", "gamma")},
+        # the cell as a whole is checked against the space group (CrystalSymmetry.create)
+        **{a: ParamInfo(f"unit cell {a} (A)") for a in "abc"},
+        **{a: ParamInfo(f"unit cell {a} (degrees)", 0, 180) for a in ("alpha", "beta", "gamma")},
         "space_group": ParamInfo("space group (Hermann-Mauguin symbol, e.g. P 43 21 2)"),
     },
     "indexing": {

@@ -55,7 +55,7 @@ def test_row_shows_default_and_range():
             "indexing.min_indexed_fraction must be at most 1",
         ),
         ({"spotfinder": {"window": 0}}, "spotfinder.window must be at least 1"),
-        ({"crystal": {"alpha": 180.0}}, "crystal.alpha must be at most 179"),
+        ({"crystal": {"alpha": 181.0}}, "crystal.alpha must be at most 180"),
     ],
 )
 def test_values_out_of_the_documented_range_are_refused(params, words):
