@@ -216,7 +216,7 @@ class AirflowStack:
         r = requests.post(
             f"{self.base_url}/auth/token",
             json={"username": self.username, "password": self.password},
-            timeout=10,
+            timeout=30,
         )
         r.raise_for_status()
         return r.json()["access_token"]

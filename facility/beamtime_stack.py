@@ -41,7 +41,7 @@ class RunningBeamtime:
             if self._session is None:
                 self._session = self.airflow.session()
             r = self._session.get(
-                f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=10
+                f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=30
             )
             if r.status_code != 401:
                 r.raise_for_status()
@@ -82,7 +82,7 @@ class RunningBeamtime:
         def reached():
             try:
                 last.update(self.api(f"dags/{dag_id}/dagRuns/{run_id}"))
-            except requests.HTTPError:  # not created yet
+            except (requests.HTTPError, requests.Timeout):  # not created yet, or a slow server
                 return None
             return dict(last) if last["state"] in states else None
 

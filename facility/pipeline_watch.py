@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+import requests
+
 from facility.beamtime_stack import RunningBeamtime
 
 WATCHED_DAGS = ("sfx_run", "sfx_dataset_merge", "sfx_reprocess")
@@ -131,7 +133,10 @@ def wait_for_dataset_merges(bt: RunningBeamtime, runs: list[str], timeout: float
     deadline = time.monotonic() + timeout
     failed_since = None
     while True:
-        dag_runs = bt.dag_runs("sfx_dataset_merge")
+        try:
+            dag_runs = bt.dag_runs("sfx_dataset_merge")
+        except requests.Timeout:  # a loaded api-server: counted as unfinished, asked again
+            dag_runs = [{"dag_run_id": "?", "state": "unknown"}]
         latest = dag_runs[:1]
         unfinished = [r for r in dag_runs if r["state"] not in FINISHED]
         missing = [f for f in folders if not set(runs) <= merged_runs(f / "merge_stats.json")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from facility.beamtime_stack import running_beamtime
 from facility.pipeline_watch import PipelineWatch
@@ -17,6 +18,13 @@ from facility.pipeline_watch import PipelineWatch
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with running_beamtime(tmp_path_factory.mktemp("console"), experiment="console") as bt:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # the dag-processor has parsed sfx_run
+            try:
+                bt.api("dags/sfx_run")
+                break
+            except (requests.HTTPError, requests.Timeout):
+                time.sleep(1.0)
         yield bt
 
 
@@ -24,7 +32,7 @@ def trigger(bt, dag_id: str, run_id: str, conf: dict) -> None:
     r = bt.airflow.session().post(
         f"{bt.airflow.base_url}/api/v2/dags/{dag_id}/dagRuns",
         json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
-        timeout=10,
+        timeout=60,
     )
     assert r.status_code == 200, r.text
 
@@ -55,7 +63,7 @@ def test_a_failed_pipeline_is_printed_once_with_its_reason(stack):
 def test_a_stuck_pipeline_is_printed_with_what_it_waits_on(stack):
     session = stack.airflow.session()
     paused = session.patch(
-        f"{stack.airflow.base_url}/api/v2/dags/sfx_run", json={"is_paused": True}, timeout=10
+        f"{stack.airflow.base_url}/api/v2/dags/sfx_run", json={"is_paused": True}, timeout=60
     )
     assert paused.status_code == 200, paused.text
     try:
@@ -68,5 +76,5 @@ def test_a_stuck_pipeline_is_printed_with_what_it_waits_on(stack):
         assert all(n.state != "stuck" for n in watch.poll())  # reported once
     finally:
         session.patch(
-            f"{stack.airflow.base_url}/api/v2/dags/sfx_run", json={"is_paused": False}, timeout=10
+            f"{stack.airflow.base_url}/api/v2/dags/sfx_run", json={"is_paused": False}, timeout=60
         )
