@@ -53,6 +53,7 @@ def sfx_dataset_merge():
         task_id="download",
         machine=beamtime.machine,
         files=["merged.mtz", "merge_stats.json"],
+        optional=["shells.png"],
         sfapi_conn_id=beamtime.sfapi_conn_id,
     ).expand_kwargs(download_kwargs(requests))
     merge >> download >> record(requests)

@@ -26,6 +26,15 @@ REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
+def executor_parallelism(cores: int | None = None) -> int:
+    """Task slots of the LocalExecutor: two per core (at least 4), not Airflow's fixed 32.
+
+    Each slot is a worker process of ~150 MB; waiting on the center is deferred to the triggerer,
+    so a slot is busy only while a task really works, and two per core keep the cores fed.
+    """
+    return max(4, 2 * (cores or os.cpu_count() or 1))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,6 +81,7 @@ class AirflowStack:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder or REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(executor_parallelism()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{username}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -80,6 +90,9 @@ class AirflowStack:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.base_url,
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            # a worker's calls to the Execution API time out after 5 s by default: too short on
+            # a small loaded machine, where the task then fails without having run
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             # a task whose worker died, or that a killed scheduler left behind, is reset and retried
@@ -160,8 +173,14 @@ class AirflowStack:
     def start(self, components=COMPONENTS, timeout: float = 120) -> AirflowStack:
         if not self.prepared:
             self.prepare()
+        # the api-server first: it serves the Execution API, and a task a scheduler hands to a
+        # worker before it answers fails after a few timed-out calls, never having run
+        if "api-server" in components:
+            self.start_component("api-server")
+            self.wait_healthy(timeout)
         for name in components:
-            self.start_component(name)
+            if name not in self.processes:
+                self.start_component(name)
         self.wait_healthy(timeout)
         return self
 
@@ -197,7 +216,7 @@ class AirflowStack:
         r = requests.post(
             f"{self.base_url}/auth/token",
             json={"username": self.username, "password": self.password},
-            timeout=10,
+            timeout=30,
         )
         r.raise_for_status()
         return r.json()["access_token"]

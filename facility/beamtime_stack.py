@@ -41,13 +41,24 @@ class RunningBeamtime:
             if self._session is None:
                 self._session = self.airflow.session()
             r = self._session.get(
-                f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=10
+                f"{self.airflow.base_url}/api/v2/{path}", params=params, timeout=30
             )
             if r.status_code != 401:
                 r.raise_for_status()
                 return r.json()
             self._session = None
         raise PermissionError(f"Airflow refused {path} twice with 401")
+
+    def dag_runs(self, dag_id: str, limit: int = 100) -> list[dict]:
+        """The newest DAG runs of `dag_id`, newest first; none while the DAG is not parsed yet."""
+        try:
+            return self.api(f"dags/{dag_id}/dagRuns", order_by="-run_after", limit=limit)[
+                "dag_runs"
+            ]
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return []
+            raise
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.api(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -71,7 +82,7 @@ class RunningBeamtime:
         def reached():
             try:
                 last.update(self.api(f"dags/{dag_id}/dagRuns/{run_id}"))
-            except requests.HTTPError:  # not created yet
+            except (requests.HTTPError, requests.Timeout):  # not created yet, or a slow server
                 return None
             return dict(last) if last["state"] in states else None
 
@@ -96,33 +107,58 @@ class RunningBeamtime:
 
         return self._wait(idle, timeout, f"{dag_id}: no finished run since {since}")
 
+    def task_errors(self, dag_id: str, run_id: str) -> list[tuple[str, str]]:
+        """(task id, error) of each failed or retrying task: the last errors of its log files."""
+        found = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] not in ("failed", "up_for_retry"):
+                continue
+            folder = (
+                self.airflow.home
+                / "logs"
+                / f"dag_id={dag_id}"
+                / f"run_id={run_id}"
+                / f"task_id={ti['task_id']}"
+            )
+            for log in sorted(folder.glob("**/*.log")):
+                errors = [
+                    json.loads(line)
+                    for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith("{") and '"level":"error"' in line
+                ]
+                for e in errors[-2:]:
+                    detail = (e.get("error_detail") or [{}])[0]
+                    message = f"{detail.get('exc_type', '')} {detail.get('exc_value', '')}".strip()
+                    found.append((ti["task_id"], f"{e.get('event')}: {message}".rstrip(": ")))
+        return found
+
+    def failure_reason(self, dag_id: str, run_id: str) -> str:
+        """One line saying which task failed and why (its error, or the task states)."""
+        errors = self.task_errors(dag_id, run_id)
+        if errors:
+            task, error = errors[-1]
+            return f"task {task} failed: {' '.join(error.split())[:400]}"
+        states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+        started = {task: state for task, state in states.items() if state}
+        if not started:
+            return "no task has started yet (is the DAG paused, or the scheduler busy?)"
+        failed = [task for task, state in started.items() if state == "failed"]
+        if failed:  # failed without an error of its own: its worker never ran it
+            return (
+                f"task {failed[0]} failed before it ran (no error in its log; the worker's "
+                f"output is in {self.airflow.home / 'scheduler.log'})"
+            )
+        active = [f"{task}={state}" for task, state in started.items() if state != "success"]
+        if active:
+            return "tasks " + ", ".join(active)
+        waiting = [task for task, state in states.items() if not state]
+        return f"task {waiting[0]} not started yet" if waiting else "every task succeeded"
+
     def explain(self, dag_id: str, run_id: str) -> str:
         """Task states of a DAG run and the error of each failed task (for test and demo output)."""
         tis = self.task_instances(dag_id, run_id)
         lines = [f"{dag_id}/{run_id}: " + ", ".join(f"{ti['task_id']}={ti['state']}" for ti in tis)]
-        for ti in tis:
-            if ti["state"] != "failed":
-                continue
-            for log in sorted(
-                (
-                    self.airflow.home
-                    / "logs"
-                    / f"dag_id={dag_id}"
-                    / f"run_id={run_id}"
-                    / f"task_id={ti['task_id']}"
-                ).glob("**/*.log")
-            ):
-                errors = [
-                    json.loads(line)
-                    for line in log.read_text().splitlines()
-                    if line.startswith("{") and '"level":"error"' in line
-                ]
-                for e in errors[-2:]:
-                    detail = e.get("error_detail") or [{}]
-                    lines.append(
-                        f"  {ti['task_id']}: {e.get('event')}: {detail[0].get('exc_type', '')} "
-                        f"{str(detail[0].get('exc_value', ''))[:1500]}"
-                    )
+        lines += [f"  {task}: {error[:1500]}" for task, error in self.task_errors(dag_id, run_id)]
         return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ from kernels.merging.algorithm import MergeError  # noqa: E402
 from kernels.merging.cli import merge_results  # noqa: E402
 from kernels.process import load_params, process_run  # noqa: E402
 from kernels.stages.calibration import CalibrationError  # noqa: E402
+from kernels.stages.params_table import markdown  # noqa: E402
 from kernels.stages.pipeline import ParamsError  # noqa: E402
 
 BAD_INPUT = (
@@ -77,9 +78,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--results", required=True, nargs="+", help="result directories of processed runs"
     )
     mrg.add_argument(
-        "--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)"
+        "--out",
+        required=True,
+        help="merged MTZ file (merge_stats.json and shells.png are written beside it)",
     )
     mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
+    table = commands.add_parser(
+        "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
+    )
+    table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
     return parser.parse_args(argv)
 
 
@@ -134,6 +141,17 @@ def merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def parameter_table(out: str | None) -> int:
+    """``params``: the table of trial parameters as Markdown, printed or written to ``out``."""
+    text = markdown()
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     configure_logging(launched_rank())
@@ -142,6 +160,8 @@ def main(argv=None) -> int:
             return process(process_options(args))
         if args.command == "merge":
             return merge(args)
+        if args.command == "params":
+            return parameter_table(args.out)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,10 +22,10 @@ def segments_from_rows(rows: Iterable) -> list[Segment]:
     return [seg for row in rows for seg in stage_segments(row.rank, row.t_start, row.timings)]
 
 
-def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
-    """Draw ranks (rows) against time since the first image, coloured by stage, as a PNG.
+def weather_figure(segments: list[Segment], title: str = ""):
+    """A matplotlib figure of ranks (rows) against time since the first image, by stage.
 
-    Returns the path written. One horizontal lane per rank that processed an image.
+    One horizontal lane per rank that processed an image; the legend names every stage.
     """
     import matplotlib
 
@@ -33,12 +33,13 @@ def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    path = Path(path)
     ranks = sorted({seg[0] for seg in segments})
     stages = list(dict.fromkeys(seg[3] for seg in segments))
     colours = {stage: plt.get_cmap("tab10")(i % 10) for i, stage in enumerate(stages)}
     t0 = min((seg[1] for seg in segments), default=0.0)
-    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.35 * max(len(ranks), 1)))
+    # constrained layout reserves room for the legend above the lanes, so every stage's entry
+    # fits whatever the number of ranks (beside a 2-rank plot it was clipped)
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.35 * max(len(ranks), 1)), layout="constrained")
     for lane, rank in enumerate(ranks):
         mine = [seg for seg in segments if seg[0] == rank]
         for stage in stages:
@@ -50,13 +51,22 @@ def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
     ax.set_xlabel("seconds since the first image")
     ax.set_ylabel("rank")
     ax.set_title(title or "computational weather")
-    ax.legend(
+    fig.legend(
         handles=[Patch(color=colours[s], label=s) for s in stages],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
+        loc="outside upper center",
+        ncols=max(len(stages), 1),
         fontsize="small",
+        frameon=False,
     )
-    fig.tight_layout()
+    return fig
+
+
+def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
+    """Write :func:`weather_figure` as a PNG; returns the path written."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig = weather_figure(segments, title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -1,4 +1,7 @@
-"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``."""
+"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``.
+
+Writes the MTZ, ``merge_stats.json`` and ``shells.png`` (per-shell plot) in the MTZ's folder.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from kernels.io.atomic import write_json
 from kernels.io.mtz import read_intensities, write_merged_mtz
 from kernels.io.reflections import INTEGRATED_FILE, read_integrated
 from kernels.merging.algorithm import MergeError, MergeParams, Observations, merge
+from kernels.merging.shells_plot import PNG_FILE, plot_shells
 from kernels.merging.statistics import merge_statistics
 
 
@@ -92,7 +96,8 @@ def clean(value):
 def merge_results(
     result_dirs, out_mtz, truth_mtz=None, params: MergeParams = MergeParams()
 ) -> dict:
-    """Merge runs' integrated reflections; write the MTZ and ``merge_stats.json`` beside it."""
+    """Merge runs' integrated reflections; write the MTZ, ``merge_stats.json`` and the per-shell
+    plot ``shells.png`` beside it."""
     started = time.perf_counter()
     obs, symmetry, trial = load_observations(result_dirs)
     truth = None
@@ -123,4 +128,6 @@ def merge_results(
         mtz=str(out_mtz),
     )
     write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
+    title = f"trial {trial}: {len(result_dirs)} result(s), {obs.n_images} images merged"
+    plot_shells(clean(stats), out_mtz.with_name(PNG_FILE), title=title)
     return stats

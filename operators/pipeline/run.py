@@ -20,7 +20,7 @@ from operators.pipeline.state import PUBLISHED, WAITING
 
 # images.csv: the per-image table (status and reason of every event) comes back with the results
 RESULT_FILES = ["merged.mtz", "merge_stats.json", "summary.json", "images.csv"]
-OPTIONAL_RESULT_FILES = ["weather.png"]
+OPTIONAL_RESULT_FILES = ["weather.png", "shells.png"]
 
 
 class RunRequestError(ValueError):

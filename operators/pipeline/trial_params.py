@@ -1,57 +1,19 @@
 """A trial's parameters as the user sees them: the table of keys, the UI help, the validation.
 
-Everything is generated from the kernels' own definition (:class:`kernels.stages.pipeline.ProcessingParams`:
-its sections, their fields, defaults and inline comments), so the documentation cannot drift.
+Everything comes from the kernels' own definition (:class:`kernels.stages.pipeline.ProcessingParams`
+and the meaning and range beside each field, ``PARAM_INFO``), so the documentation cannot drift.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
-
+from kernels.stages.params_table import parameter_rows
 from kernels.stages.pipeline import ParamsError, ProcessingParams
-
-_FIELD_COMMENT = re.compile(r"^\s*(\w+)\s*:[^=]+=[^#]*#\s*(.+?)\s*$")
-
-
-def _comments(cls) -> dict[str, str]:
-    """Field name -> its inline comment in the class source (the field's meaning)."""
-    return {
-        m[1]: m[2]
-        for line in inspect.getsource(cls).splitlines()
-        if (m := _FIELD_COMMENT.match(line))
-    }
-
-
-def _value_range(default) -> str:
-    if isinstance(default, str):
-        return "text"
-    return "integer ≥ 0" if isinstance(default, int) else "number ≥ 0"
 
 
 def parameter_table() -> list[dict]:
-    """One row per trial parameter: ``section``, ``key``, ``meaning``, ``default``, ``range``.
-
-    ``meaning`` is the field's comment in the kernels' source (empty where it has none);
-    ``range`` is what :meth:`ProcessingParams.from_dict` accepts for it.
-    """
-    rows = []
-    for section in dataclasses.fields(ProcessingParams):
-        defaults = getattr(ProcessingParams(), section.name)
-        comments = _comments(type(defaults))
-        for field in dataclasses.fields(defaults):
-            default = getattr(defaults, field.name)
-            rows.append(
-                {
-                    "section": section.name,
-                    "key": field.name,
-                    "meaning": comments.get(field.name, ""),
-                    "default": default,
-                    "range": _value_range(default),
-                }
-            )
-    return rows
+    """One row per trial parameter: ``section``, ``key``, ``meaning``, ``default``, ``range``
+    (the kernels' own table, :func:`kernels.stages.params_table.parameter_rows`)."""
+    return parameter_rows()
 
 
 def parameter_keys_help() -> str:

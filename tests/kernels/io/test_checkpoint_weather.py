@@ -6,7 +6,7 @@ import matplotlib.image
 import pytest
 
 from kernels.io.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
-from kernels.io.weather import plot_weather, stage_segments
+from kernels.io.weather import plot_weather, stage_segments, weather_figure
 
 
 def sample() -> Checkpoint:
@@ -81,3 +81,21 @@ def test_weather_png_one_lane_per_rank(tmp_path):
     assert eight.shape[0] - one.shape[0] == pytest.approx(
         7 * 35, abs=2
     )  # 0.35 in at 100 dpi per lane
+
+
+def test_weather_legend_shows_every_stage_inside_the_figure():
+    stages = {"read": 0.05, "calibrate": 0.1, "spotfind": 0.2, "index": 0.3, "refine": 0.1}
+    segments = [
+        seg
+        for r in (1, 2)
+        for i in range(5)
+        for seg in stage_segments(r, 100.0 + i, {**stages, "integrate": 0.2})
+    ]
+    fig = weather_figure(segments, "r0001: 2 ranks")
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [*stages, "integrate"]
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    # nor does it cover the lanes
+    assert not box.overlaps(fig.axes[0].get_window_extent())

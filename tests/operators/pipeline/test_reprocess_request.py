@@ -57,9 +57,9 @@ def test_trial_parameters_are_validated_and_their_keys_listed():
         validated_trial_params("snr=5")
     rows = parameter_table()
     snr = next(r for r in rows if (r["section"], r["key"]) == ("spotfinder", "snr"))
-    assert snr["default"] == 6.0 and snr["range"] == "number ≥ 0"
+    assert snr["default"] == 6.0 and snr["range"] == ">= 0"
     window = next(r for r in rows if r["key"] == "window")
-    assert window["meaning"] == "box edge for sums and centroids, odd"
+    assert window["meaning"] == "edge of a spot's box (pixels; an even one is used as the next odd)"
     assert {r["section"] for r in rows} == {
         "spotfinder",
         "hitfinder",
