@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from operators.hooks.sfapi import SfApiHook
+from operators.triggers.job import SETTLE_SECONDS
 from sfapi_client.errors import FacilityUnavailable, SfApiError
 
 
@@ -72,6 +73,9 @@ class FacilityAvailableTrigger(BaseTrigger):
         )
 
     async def run(self):
+        # let the deferring worker exit before a first event could resume the task (Airflow 3.3
+        # fails a task resumed that early: apache/airflow#71580; seen with a short outage left)
+        await asyncio.sleep(SETTLE_SECONDS)
         while True:
             usable, why = await asyncio.to_thread(system_usable, self.sfapi_conn_id, self.system)
             if usable:

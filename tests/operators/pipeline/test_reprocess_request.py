@@ -10,6 +10,7 @@ from operators.pipeline.reprocess import (
     runs_to_reprocess,
 )
 from operators.pipeline.trial_params import (
+    PARAMETER_KEYS,
     parameter_keys_help,
     parameter_table,
     validated_trial_params,
@@ -69,4 +70,5 @@ def test_trial_parameters_are_validated_and_their_keys_listed():
         "integration",
     }
     assert "spotfinder: snr, min_photons" in parameter_keys_help()
+    assert PARAMETER_KEYS == parameter_keys_help()  # the UI help's constant never drifts
     assert "space_group" in parameter_keys_help()
