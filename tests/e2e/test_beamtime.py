@@ -182,8 +182,10 @@ def test_invalid_params_are_refused_with_a_clear_message(beamtime):
 
 def test_planned_outage_delays_a_run_which_then_completes(beamtime):
     now = datetime.now(UTC)
+    # an outage with no end in sight while the run gets there (however slow the machine), ended
+    # once the pipeline is seen waiting for it
     beamtime.center.admin.schedule_outage(
-        "perlmutter", now, now + timedelta(seconds=25), "maintenance"
+        "perlmutter", now, now + timedelta(hours=1), "maintenance"
     )
     run = conclude_run(beamtime, 4)
     wait_for_task_state(beamtime, "sfx_run", f"{run}__default", "wait_for_facility", {"deferred"})
@@ -192,8 +194,8 @@ def test_planned_outage_delays_a_run_which_then_completes(beamtime):
         "none",
         "scheduled",
     )
+    beamtime.center.admin.clear_outages()
     assert_succeeds(beamtime, f"{run}__default")
-    assert datetime.now(UTC) >= now + timedelta(seconds=25)
 
 
 def test_killed_scheduler_restarts_and_the_run_completes_without_a_second_job(beamtime):
