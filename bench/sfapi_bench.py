@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facility import slurm  # noqa: E402
+from facility.ports import free_port
 from facility.sfapi.testing import running_emulator  # noqa: E402
 from sfapi_client import Client  # noqa: E402
 
@@ -70,7 +71,7 @@ def main() -> int:
         (tmp / "local").mkdir()
         with running_emulator(tmp / "local", "local") as emu:
             local = measure(emu, args.jobs, args.seconds)
-        cluster = slurm.SlurmCluster(tmp / "slurm", slurm.free_port(), slurm.free_port())
+        cluster = slurm.SlurmCluster(tmp / "slurm", free_port(), free_port())
         (tmp / "emu-slurm").mkdir()
         try:
             slurm.up(cluster)

@@ -35,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facility.xrootd import free_port, hand_over, local_pki, server_pair  # noqa: E402
+from facility.ports import free_port  # noqa: E402
+from facility.xrootd import hand_over, local_pki, server_pair  # noqa: E402
 from kernels.io.marker import write_marker  # noqa: E402
 from operators.hooks.xrootd import XRootDHook  # noqa: E402
 from operators.transfer import transfer_run  # noqa: E402

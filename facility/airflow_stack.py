@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from facility.ports import free_port
 from facility.private_files import write_private
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,12 +33,6 @@ def executor_parallelism(cores: int | None = None) -> int:
     so a slot is busy only while a task really works, and two per core keep the cores fed.
     """
     return max(4, 2 * (cores or os.cpu_count() or 1))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AirflowStack:

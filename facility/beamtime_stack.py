@@ -17,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-from facility.airflow_stack import AirflowStack, free_port
+from facility.airflow_stack import AirflowStack
+from facility.ports import free_port
 from facility.sfapi.testing import RunningEmulator, running_emulator
 from operators.pipeline.beamtime import VARIABLE, Beamtime
 

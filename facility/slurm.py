@@ -17,7 +17,6 @@ import getpass
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -231,13 +230,6 @@ def down(cluster: SlurmCluster, timeout: float = 10.0) -> None:
             time.sleep(0.1)
         if _pid_alive(cluster.pid_file(daemon)) == pid:
             os.kill(pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

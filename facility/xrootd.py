@@ -146,13 +146,6 @@ def local_pki(directory: Path, user: str | None = None) -> tuple[Path, Path, Pat
     return ca_path, cert_path, key_path
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class XRootDServer:
     """One xrootd data server exporting ``data_dir`` on ``port``.

@@ -31,8 +31,8 @@ import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from facility.ports import free_port
 from facility.private_files import write_private
-from facility.slurm import free_port
 
 from .app import API_PREFIX, TOKEN_PATH
 from .emulator_admin import EmulatorAdmin

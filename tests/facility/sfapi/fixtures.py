@@ -14,6 +14,7 @@ import pytest
 
 import sfapi_client
 from facility import slurm
+from facility.ports import free_port
 from facility.sfapi.testing import running_emulator
 
 FAST_BACKOFF = (0.05, 2.0, 0.4)
@@ -77,9 +78,7 @@ def slurm_cluster(tmp_path_factory):
     """A one-node Slurm cluster (munged, slurmctld, slurmd) on 127.0.0.1, stopped at the end."""
     if not shutil.which("slurmctld"):
         pytest.skip("slurm-wlm is not installed (make sysdeps)")
-    cluster = slurm.SlurmCluster(
-        tmp_path_factory.mktemp("slurm"), slurm.free_port(), slurm.free_port()
-    )
+    cluster = slurm.SlurmCluster(tmp_path_factory.mktemp("slurm"), free_port(), free_port())
     try:
         yield slurm.up(cluster)
     finally:

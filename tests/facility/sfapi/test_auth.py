@@ -13,9 +13,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from facility.ports import free_port
 from facility.sfapi.config import ConfigError, read_private_file
 from facility.sfapi.testing import running_emulator
-from facility.slurm import free_port
 from sfapi_client import AuthError, Client, TransientError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

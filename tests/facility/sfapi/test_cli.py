@@ -13,11 +13,12 @@ import pytest
 import requests
 
 from facility import slurm
+from facility.ports import free_port
 from facility.sfapi.testing import PROJECT_ROOT
 
 
 def test_serve_creates_private_static_and_admin_tokens(tmp_path):
-    port = slurm.free_port()
+    port = free_port()
     state = tmp_path / "state"
     proc = subprocess.Popen(
         [
@@ -91,9 +92,9 @@ def test_slurm_up_and_down_command(tmp_path, capsys):
         "--var-dir",
         str(tmp_path),
         "--ctld-port",
-        str(slurm.free_port()),
+        str(free_port()),
         "--node-port",
-        str(slurm.free_port()),
+        str(free_port()),
     ]
     assert slurm.main(["up", *args]) == 0
     try:

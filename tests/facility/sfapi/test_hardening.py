@@ -19,6 +19,7 @@ import requests
 from fastapi.testclient import TestClient
 
 from facility import slurm
+from facility.ports import free_port
 from facility.sfapi.server import build_app, parse_args
 from facility.sfapi.testing import running_emulator
 from sfapi_client import BadRequest
@@ -317,7 +318,7 @@ def test_e10_jobs_cannot_read_the_emulators_secrets(client_for):
 @pytest.mark.skipif(not shutil.which("slurmctld"), reason="slurm-wlm is not installed")
 def test_e10_slurm_jobs_cannot_read_the_emulators_secrets(client_for):
     top = reachable_dir("sfapi-e10-slurm-")
-    cluster = slurm.SlurmCluster(top / "slurm", slurm.free_port(), slurm.free_port())
+    cluster = slurm.SlurmCluster(top / "slurm", free_port(), free_port())
     try:
         slurm.up(cluster)
         out = leaked_secrets(

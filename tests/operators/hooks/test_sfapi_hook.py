@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from facility.slurm import free_port
+from facility.ports import free_port
 from operators.hooks.sfapi import SfApiHook
 from sfapi_client import TransientError
 

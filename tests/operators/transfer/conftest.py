@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from facility.xrootd import XRootDServer, free_port, hand_over, server_pair
+from facility.ports import free_port
+from facility.xrootd import XRootDServer, hand_over, server_pair
 from tests.operators.fake_runs import shared_tmp_dir
 
 

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from facility.xrootd import XRootDServer, ensure_service_user, free_port, hand_over, local_pki
+from facility.ports import free_port
+from facility.xrootd import XRootDServer, ensure_service_user, hand_over, local_pki
 from kernels.io.marker import adler32_file
 from operators.hooks.xrootd import XRootDError, XRootDHook
 from operators.transfer import transfer_run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from facility.xrootd import free_port
+from facility.ports import free_port
 from tests.operators.fake_runs import make_run
 
 REPO = Path(__file__).resolve().parents[3]
