@@ -31,6 +31,7 @@ import requests
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from facility.beamtime_stack import RunningBeamtime, running_beamtime
 from facility.pipeline_watch import PipelineWatch, wait_for_dataset_merges, wait_for_pipeline
+from kernels.funnel import LOGGED_COUNTS
 
 PIPELINE_TIMEOUT = 900.0  # seconds a run's pipeline or the dataset merge may take on a busy machine
 
@@ -89,9 +90,7 @@ def report(exp_dir: Path, runs: list[str], trial: str, datasets: list[Path]) -> 
         results = exp_dir / "results" / trial / run
         summary = json.loads((results / "summary.json").read_text())
         overall = json.loads((results / "merge_stats.json").read_text()).get("overall", {})
-        funnel = " -> ".join(
-            f"{summary.get(k, '?')} {k}" for k in ("images", "hits", "indexed", "integrated")
-        )
+        funnel = " -> ".join(f"{summary.get(k, '?')} {k}" for k in LOGGED_COUNTS)
         print(f"run {run}: {funnel}; merged {_stats(overall)}")
     for folder in datasets:
         overall = json.loads((folder / "merge_stats.json").read_text()).get("overall", {})

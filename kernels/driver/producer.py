@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kernels.funnel import COUNTS
 from kernels.io.checkpoint import Checkpoint
 from kernels.resultsdb.logger import ImageLogger, ImageRow, LoggerFailedError
 
@@ -64,11 +65,7 @@ class Producer:
         if self.log_failed:
             logger.db.close()
             return
-        funnel = {
-            k: summary[k]
-            for k in ("images", "hits", "indexed", "refined", "integrated")
-            if k in summary
-        }
+        funnel = {k: summary[k] for k in COUNTS if k in summary}
         funnel.setdefault("images", len(self.checkpoint.done))
         try:
             logger.db.record_run_summary(

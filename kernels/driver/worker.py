@@ -6,6 +6,7 @@ import socket
 import time
 
 from kernels.driver.parts import ResultCache
+from kernels.funnel import FUNNEL
 from kernels.io.runformat import Run
 from kernels.resultsdb.logger import ImageRow
 from kernels.stages.pipeline import ImageResult, Processor
@@ -18,7 +19,7 @@ def image_row(result: ImageResult, rank: int, host: str, t_start: float, timings
         event=result.event,
         hit=result.hit,
         n_spots=result.n_spots,
-        indexed=result.status in ("indexed", "refined", "integrated"),
+        indexed=result.status in FUNNEL[1:],
         n_refined=result.n_refined,
         n_integrated=result.n_integrated,
         status=result.status,
