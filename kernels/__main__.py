@@ -148,7 +148,8 @@ def merge(args: argparse.Namespace) -> int:
     print(
         f"merged {stats['images']} images, {stats['observations']} observations -> "
         f"{o['n_unique']} unique to {o['d_min']:.2f} A: completeness {o['completeness']:.3f}, "
-        f"multiplicity {o['multiplicity']:.1f}, CC1/2 {o['cc_half']:.3f}{truth} "
+        f"multiplicity {o['multiplicity']:.1f}, CC1/2 {o['cc_half']:.3f}{truth}, error model "
+        f"a={stats['error_model']['a']:.2f} b={stats['error_model']['b']:.3f} "
         f"in {stats['seconds']:.1f} s -> {args.out}"
     )
     return 0
