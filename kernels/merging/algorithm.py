@@ -20,14 +20,15 @@ import numpy as np
 
 from kernels.crystal.symmetry import CrystalSymmetry, KeyIndex, pack, unpack
 from kernels.merging.anomalous import FriedelMerge, merge_friedel_mates
-from kernels.merging.error_model import (
-    ErrorModel,
-    fit_error_model,
-    normal_probability_slope,
-    normalised_deviations,
-)
+from kernels.merging.error_model import ErrorModel, normal_probability_slope, normalised_deviations
 from kernels.merging.rejection import per_image_cc, reject_images
-from kernels.merging.scaling import ImageModel, ProfileTerms, merged_intensities, refine_images
+from kernels.merging.scaling import (
+    ImageModel,
+    ProfileTerms,
+    ScaleFit,
+    merged_intensities,
+    scale_and_merge,
+)
 
 
 class MergeError(Exception):
@@ -230,69 +231,6 @@ def resolve_ambiguity(
     ccs = np.nan_to_num(np.array(ccs), nan=-2.0)
     choice = np.where(subset, choice, np.argmax(ccs, axis=0))
     return best_settings(obs.image, y, index, choice, obs.n_images, n_keys)
-
-
-@dataclass
-class ScaleFit:
-    """The converged model: merged I_h, its inverse variances, per-image model, error model."""
-
-    intensity: np.ndarray
-    wsum: np.ndarray
-    images: ImageModel
-    error: ErrorModel
-    kept: np.ndarray  # per observation: not an outlier, refined partiality above the cut
-    factor: np.ndarray  # per observation: G exp(-B q) p^kappa
-
-
-def scale_and_merge(
-    obs: Observations, index, n_keys, q, terms, params: MergeParams, reference=None, start=None
-):
-    """Alternate per-image refinement and merged intensities, refitting errors, rejecting outliers.
-
-    q : 1 / (2 d^2) per observation; terms : the trial's partiality profile. reference :
-    optional I_h per key (NaN where absent) that the images are scaled against instead of the
-    current merge. start : a ScaleFit to continue from (after rejections), for half the cycles.
-    """
-    if start is None:
-        state, error, Ih = (
-            ImageModel.start(obs.n_images),
-            ErrorModel(1.0, params.error_fraction),
-            np.zeros(n_keys),
-        )
-        cycles = range(params.cycles)
-    else:
-        state, error, Ih = start.images, start.error, start.intensity
-        cycles = range(2, 2 + max(2, params.cycles // 2))
-    kept = np.ones(len(obs), dtype=bool)
-    I, sigma2 = obs.intensity, obs.sigma**2
-    for cycle in cycles:
-        gp = state.factor(obs.image, q, terms)
-        Ih, _, w = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
-        Ih = np.nan_to_num(Ih)
-        target = Ih
-        if reference is not None:
-            w = np.where(np.isfinite(reference[index]), w, 0.0)
-            target = np.nan_to_num(reference)
-        # B and the profile only once the scales have settled on a first merge
-        refine = dict(
-            refine_b=params.scale_b and cycle >= 1, postrefine=params.postrefine and cycle >= 2
-        )
-        state = refine_images(
-            state, obs.image, I, target[index], w, q, terms, **refine, relative=reference is None
-        )
-        if cycle >= 1:  # errors and outliers against a model that has seen the data once
-            log_p = state.log_partiality(obs.image, terms)
-            gp = state.factor(obs.image, q, terms, log_p)
-            if params.error_model == "fit" and cycle % 2 == 1:  # it changes slowly
-                # on every observation (the fit is robust): fitting the kept ones only would
-                # let a too-small b reject exactly the observations that show it is too small
-                error = fit_error_model(index, I, sigma2, gp, Ih[index], n_keys, error)
-            model = gp * Ih[index]
-            kept = (I - model) ** 2 / error.variance(sigma2, model) < params.outlier_sigma**2
-            kept &= log_p >= np.log(params.min_partiality)
-    gp = state.factor(obs.image, q, terms)
-    Ih, wsum, _ = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
-    return ScaleFit(Ih, wsum, state, error, kept, gp)
 
 
 def prefilter(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams) -> Observations:

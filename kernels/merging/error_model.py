@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 FIT_BINS = 20  # intensity bins of equal counts the parameters are fitted over
 FIT_ROUNDS = 2  # leave-one-out variances depend on the model (each merge cycle refits too)
 FIT_SAMPLE = 200_000  # observations the bins are made of
+A_LIMITS = (0.2, 20.0)
+B_MAX = 0.5  # a model error beyond half the intensity is no model
 CHI2_MEDIAN = 0.4549364  # median of chi-squared with one degree of freedom
 
 
@@ -73,8 +75,11 @@ def fit_step(model: ErrorModel, z2, expected, others_var, sigma2, prediction) ->
     weight = 1.0 / np.maximum(model.a * (s2 + model.b**2 * m2), 1e-30)
     design = np.column_stack([s2, m2]) * weight[:, None]
     (a, c), *_ = np.linalg.lstsq(design, target * weight, rcond=None)
-    a = float(np.clip(a, 0.05, 100.0))
-    return ErrorModel(a, float(np.sqrt(max(c, 0.0) / a)))
+    # a and a b^2 trade off against each other over few bins: keep them physical, and move
+    # halfway (geometrically) from the current model so that a poor early merge cannot run away
+    a = float(np.clip(a, *A_LIMITS))
+    b = float(np.clip(np.sqrt(max(c, 0.0) / a), 0.0, B_MAX))
+    return ErrorModel(float(np.sqrt(a * model.a)), 0.5 * (b + model.b))
 
 
 def fit_error_model(index, intensity, sigma2, factor, merged, n_keys, start: ErrorModel):

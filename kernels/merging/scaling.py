@@ -18,10 +18,14 @@ assembled with ``np.bincount``, alternating with the merge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kernels.merging.error_model import ErrorModel
+from kernels.merging.error_model import ErrorModel, fit_error_model
+
+if TYPE_CHECKING:
+    from kernels.merging.algorithm import MergeParams, Observations
 
 B_LIMITS = (-60.0, 150.0)  # A^2, relative B factors a crystal can plausibly have
 LOG_WIDTH_LIMITS = (-5.0, 5.0)  # a, c: width terms within e^5 of the trial's
@@ -185,3 +189,67 @@ def refine_images(
         a = np.clip(a + np.clip(step[:, -2], -MAX_LOG_STEP, MAX_LOG_STEP), *LOG_WIDTH_LIMITS)
         c = np.clip(c + np.clip(step[:, -1], -MAX_LOG_STEP, MAX_LOG_STEP), *LOG_WIDTH_LIMITS)
     return ImageModel(G, B, a, c)
+
+
+@dataclass
+class ScaleFit:
+    """The converged model: merged I_h, its inverse variances, per-image model, error model."""
+
+    intensity: np.ndarray
+    wsum: np.ndarray
+    images: ImageModel
+    error: ErrorModel
+    kept: np.ndarray  # per observation: not an outlier, refined partiality above the cut
+    factor: np.ndarray  # per observation: G exp(-B q) p^kappa
+
+
+def scale_and_merge(
+    obs: Observations, index, n_keys, q, terms, params: MergeParams, reference=None, start=None
+):
+    """Alternate per-image refinement and merged intensities, refitting errors, rejecting outliers.
+
+    q : 1 / (2 d^2) per observation; terms : the trial's partiality profile. reference :
+    optional I_h per key (NaN where absent) that the images are scaled against instead of the
+    current merge. start : a ScaleFit to continue from (after rejections), for half the cycles.
+    """
+    if start is None:
+        state, error, Ih = (
+            ImageModel.start(obs.n_images),
+            ErrorModel(1.0, params.error_fraction),
+            np.zeros(n_keys),
+        )
+        cycles = range(params.cycles)
+    else:
+        state, error, Ih = start.images, start.error, start.intensity
+        cycles = range(2, 2 + max(2, params.cycles // 2))
+    kept = np.ones(len(obs), dtype=bool)
+    I, sigma2 = obs.intensity, obs.sigma**2
+    for cycle in cycles:
+        gp = state.factor(obs.image, q, terms)
+        Ih, _, w = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
+        Ih = np.nan_to_num(Ih)
+        target = Ih
+        if reference is not None:
+            w = np.where(np.isfinite(reference[index]), w, 0.0)
+            target = np.nan_to_num(reference)
+        # B and the profile only once the scales have settled on a first merge
+        refine = dict(
+            refine_b=params.scale_b and cycle >= 1, postrefine=params.postrefine and cycle >= 2
+        )
+        state = refine_images(
+            state, obs.image, I, target[index], w, q, terms, **refine, relative=reference is None
+        )
+        if cycle >= 1:  # errors and outliers against a model that has seen the data once
+            log_p = state.log_partiality(obs.image, terms)
+            gp = state.factor(obs.image, q, terms, log_p)
+            # from the first post-refined merge on, every other cycle (it changes slowly)
+            if params.error_model == "fit" and cycle >= 3 and cycle % 2 == 1:
+                # on every observation (the fit is robust): fitting the kept ones only would
+                # let a too-small b reject exactly the observations that show it is too small
+                error = fit_error_model(index, I, sigma2, gp, Ih[index], n_keys, error)
+            model = gp * Ih[index]
+            kept = (I - model) ** 2 / error.variance(sigma2, model) < params.outlier_sigma**2
+            kept &= log_p >= np.log(params.min_partiality)
+    gp = state.factor(obs.image, q, terms)
+    Ih, wsum, _ = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
+    return ScaleFit(Ih, wsum, state, error, kept, gp)
