@@ -25,6 +25,7 @@ from kernels.io.reflections import ReflectionFileError  # noqa: E402
 from kernels.io.runformat import RunFormatError  # noqa: E402
 from kernels.merging.algorithm import MergeError  # noqa: E402
 from kernels.merging.cli import merge_results  # noqa: E402
+from kernels.merging.settings import merge_params  # noqa: E402
 from kernels.process import load_params, process_run  # noqa: E402
 from kernels.stages.calibration import CalibrationError  # noqa: E402
 from kernels.stages.params_table import markdown  # noqa: E402
@@ -83,6 +84,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="merged MTZ file (merge_stats.json and shells.png are written beside it)",
     )
     mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
+    mrg.add_argument(
+        "--reference", help="MTZ (IMEAN) of the same crystal to scale the images against"
+    )
+    mrg.add_argument(
+        "--params",
+        help="trial parameter JSON: its integration section is the partiality model, "
+        "its merge section merge parameters",
+    )
+    mrg.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a merge parameter (kernels.merging.MergeParams), repeatable",
+    )
+    mrg.add_argument("--unmerged-cif", help="also write the scaled unmerged reflections as mmCIF")
     table = commands.add_parser(
         "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
     )
@@ -129,13 +146,17 @@ def process(options: ProcessOptions) -> int:
 
 def merge(args: argparse.Namespace) -> int:
     """``merge``: merge the runs' reflections and print the headline statistics."""
-    stats = merge_results(args.results, args.out, args.truth)
+    params = merge_params(args.params, args.set)
+    stats = merge_results(
+        args.results, args.out, args.truth, params, args.reference, args.unmerged_cif
+    )
     o = stats["overall"]
     truth = f", CC to truth {o['cc_truth']:.3f}" if "cc_truth" in o else ""
     print(
         f"merged {stats['images']} images, {stats['observations']} observations -> "
         f"{o['n_unique']} unique to {o['d_min']:.2f} A: completeness {o['completeness']:.3f}, "
-        f"multiplicity {o['multiplicity']:.1f}, CC1/2 {o['cc_half']:.3f}{truth} "
+        f"multiplicity {o['multiplicity']:.1f}, CC1/2 {o['cc_half']:.3f}{truth}, error model "
+        f"a={stats['error_model']['a']:.2f} b={stats['error_model']['b']:.3f} "
         f"in {stats['seconds']:.1f} s -> {args.out}"
     )
     return 0

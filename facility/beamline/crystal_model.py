@@ -1,4 +1,9 @@
-"""A generated protein-like crystal: its model, structure factors and true merged intensities."""
+"""A generated protein-like crystal: its model, structure factors and true merged intensities.
+
+Optionally with anomalous scatterers (``AnomalousSites``: a few heavy atoms with f\" at the
+wavelength), whose imaginary scattering breaks Friedel's law: intensities are then computed per
+reflection of the full sphere and the truth MTZ carries I(+) and I(-) beside IMEAN.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 
 from kernels.crystal.geometry import reciprocal_basis
 
+ATOM_B = 20.0  # A^2, every atom's isotropic B
 ELEMENTS = ("C",) * 63 + ("N",) * 17 + ("O",) * 19 + ("S",)  # protein-like composition
 
 
@@ -33,6 +39,42 @@ class Crystal:
     intensity: np.ndarray
 
 
+@dataclass(frozen=True)
+class AnomalousSites:
+    """Heavy atoms added to the model at random positions, scattering with f\" (electrons)."""
+
+    element: str = "Se"
+    count: int = 0
+    f_double_prime: float = 4.0
+
+
+def add_sites(st: gemmi.Structure, sites: AnomalousSites, rng: np.random.Generator) -> np.ndarray:
+    """Add the heavy atoms to the model's chain; returns their fractional positions (n, 3)."""
+    frac = rng.random((sites.count, 3))
+    chain = st[0][0]
+    for i, f in enumerate(frac):
+        residue = gemmi.Residue()
+        residue.name = "HAT"
+        residue.seqid = gemmi.SeqId(len(chain) + i + 1, " ")
+        atom = gemmi.Atom()
+        atom.element = gemmi.Element(sites.element)
+        atom.name = atom.element.name.upper()
+        atom.b_iso, atom.occ = ATOM_B, 1.0
+        atom.pos = st.cell.orthogonalize(gemmi.Fractional(*f))
+        residue.add_atom(atom)
+        chain.add_residue(residue)
+    return frac
+
+
+def anomalous_part(hkl, frac, B, space_group: str, f_double_prime: float) -> np.ndarray:
+    """i f\" sum_j exp(2 pi i h.x_j) exp(-B_atom s^2 / 4) over every symmetry copy of the sites."""
+    ops = gemmi.SpaceGroup(space_group).operations()
+    copies = np.array([op.apply_to_xyz(list(map(float, x))) for x in frac for op in ops])
+    phases = np.exp(2j * np.pi * (hkl @ copies.T)).sum(axis=1)
+    s2 = np.sum((hkl @ B.T) ** 2, axis=1)
+    return 1j * f_double_prime * np.exp(-ATOM_B * s2 / 4.0) * phases
+
+
 def random_model(cell, space_group: str, n_atoms: int, rng: np.random.Generator) -> gemmi.Structure:
     """A structure of `n_atoms` atoms per asymmetric unit at random positions (B = 20 A^2)."""
     st = gemmi.Structure()
@@ -46,7 +88,7 @@ def random_model(cell, space_group: str, n_atoms: int, rng: np.random.Generator)
         atom = gemmi.Atom()
         atom.element = gemmi.Element(ELEMENTS[i % len(ELEMENTS)])
         atom.name = atom.element.name
-        atom.b_iso = 20.0
+        atom.b_iso = ATOM_B
         atom.occ = 1.0
         atom.pos = st.cell.orthogonalize(gemmi.Fractional(*frac))
         residue.add_atom(atom)
@@ -78,38 +120,61 @@ def sphere_hkl(B: np.ndarray, d_min: float) -> np.ndarray:
     return hkl[(s > 0) & (s <= 1.0 / d_min)]
 
 
-def lookup_intensity(grid: gemmi.ReciprocalComplexGrid, hkl: np.ndarray) -> np.ndarray:
-    """|F|^2 at `hkl` from a half-l grid, using Friedel's law for l < 0."""
+def lookup_f(grid: gemmi.ReciprocalComplexGrid, hkl: np.ndarray) -> np.ndarray:
+    """Complex F at `hkl` from a half-l grid, using Friedel's law (F(-h) = F(h)*) for l < 0."""
     arr = np.array(grid, copy=False)
     sign = np.where(hkl[:, 2] < 0, -1, 1)[:, None]
     h, k, l = (hkl * sign).T
-    return np.abs(arr[h % grid.nu, k % grid.nv, l]).astype(np.float64) ** 2
+    f = arr[h % grid.nu, k % grid.nv, l].astype(np.complex128)
+    return np.where(sign[:, 0] < 0, np.conj(f), f)
 
 
-def make_crystal(cell, space_group: str, d_min: float, seed: int, n_atoms: int = 1000) -> Crystal:
+def make_crystal(
+    cell,
+    space_group: str,
+    d_min: float,
+    seed: int,
+    n_atoms: int = 1000,
+    anomalous: AnomalousSites = AnomalousSites(),
+) -> Crystal:
     """Generate a model and compute the intensities of every reflection to `d_min`."""
     rng = np.random.default_rng([seed, 7919])
-    grid = structure_factor_grid(random_model(cell, space_group, n_atoms, rng), d_min)
+    st = random_model(cell, space_group, n_atoms, rng)
+    frac = add_sites(st, anomalous, np.random.default_rng([seed, 104729]))
+    grid = structure_factor_grid(st, d_min)
     B = reciprocal_basis(cell)
     hkl = sphere_hkl(B, d_min)
-    intensity = lookup_intensity(grid, hkl)
-    present = intensity > 1e-6 * intensity.max()  # drop systematic absences
+    f = lookup_f(grid, hkl)
+    normal = np.abs(f) ** 2  # obeys Friedel's law, so absences are dropped in pairs
+    if anomalous.count:
+        f = f + anomalous_part(hkl, frac, B, space_group, anomalous.f_double_prime)
+    intensity = np.abs(f) ** 2
+    present = normal > 1e-6 * normal.max()  # drop systematic absences
     hkl, intensity = hkl[present], intensity[present]
     return Crystal(tuple(cell), space_group, d_min, B, hkl, intensity / intensity.mean())
 
 
+def friedel_mate_intensity(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:
+    """I(-h) of each reflection h of `hkl` (all in the crystal's full sphere)."""
+    lookup = {tuple(h): i for h, i in zip(crystal.hkl.tolist(), crystal.intensity)}
+    return np.array([lookup[(-h, -k, -l)] for h, k, l in hkl.tolist()])
+
+
 def write_truth_mtz(path, crystal: Crystal) -> None:
-    """True merged intensities of the unique reflections (IMEAN, SIGIMEAN = 0) as MTZ."""
+    """True merged intensities of the unique reflections as MTZ: IMEAN (SIGIMEAN = 0), I(+), I(-)."""
     sg = gemmi.SpaceGroup(crystal.space_group)
     asu = gemmi.ReciprocalAsu(sg)
     in_asu = np.array([asu.is_in(list(map(int, h))) for h in crystal.hkl])
-    hkl, intensity = crystal.hkl[in_asu], crystal.intensity[in_asu]
+    hkl, i_plus = crystal.hkl[in_asu], crystal.intensity[in_asu]
+    i_minus = friedel_mate_intensity(crystal, hkl)
     mtz = gemmi.Mtz(with_base=True)
     mtz.spacegroup = sg
     mtz.set_cell_for_all(gemmi.UnitCell(*crystal.cell))
     mtz.add_dataset("truth")
-    mtz.add_column("IMEAN", "J")
-    mtz.add_column("SIGIMEAN", "Q")
-    data = np.column_stack([hkl, intensity, np.zeros(len(hkl))]).astype(np.float32)
+    for label, kind in (("IMEAN", "J"), ("SIGIMEAN", "Q"), ("I(+)", "K"), ("I(-)", "K")):
+        mtz.add_column(label, kind)
+    zero = np.zeros(len(hkl))
+    imean = (i_plus + i_minus) / 2
+    data = np.column_stack([hkl, imean, zero, i_plus, i_minus]).astype(np.float32)
     mtz.set_data(data)
     mtz.write_to_file(str(path))

@@ -72,6 +72,18 @@ def unpack(keys: np.ndarray) -> np.ndarray:
     )
 
 
+class KeyIndex:
+    """Maps packed Miller keys of observations to unique reflections, in O(n) with a lookup table."""
+
+    def __init__(self, raw_keys: np.ndarray):
+        present = np.zeros(N_KEYS, dtype=bool)
+        present[raw_keys] = True
+        self.unique = np.flatnonzero(present)
+        table = np.full(N_KEYS, -1, dtype=np.int32)
+        table[self.unique] = np.arange(len(self.unique), dtype=np.int32)
+        self.inverse = table[raw_keys]
+
+
 @dataclass(frozen=True)
 class CrystalSymmetry:
     """The target crystal: unit cell and space group, with the derived symmetry operators."""

@@ -1,4 +1,5 @@
-"""MTZ files of merged intensities (IMEAN, SIGIMEAN) via gemmi."""
+"""MTZ files of merged intensities (IMEAN, SIGIMEAN; I(+), SIGI(+), I(-), SIGI(-); FreeR_flag)
+via gemmi."""
 
 from __future__ import annotations
 
@@ -15,19 +16,35 @@ class MtzError(Exception):
 
 
 def write_merged_mtz(
-    path, symmetry: CrystalSymmetry, hkl: np.ndarray, intensity, sigma, multiplicity
+    path,
+    symmetry: CrystalSymmetry,
+    hkl: np.ndarray,
+    intensity,
+    sigma,
+    multiplicity,
+    anomalous=None,
+    free_flags=None,
 ) -> Path:
-    """Unique reflections (in gemmi's asymmetric unit) with IMEAN, SIGIMEAN and NOBS columns."""
+    """Unique reflections (in gemmi's asymmetric unit) with IMEAN, SIGIMEAN and NOBS columns.
+
+    anomalous : optional (I+, SIGI+, I-, SIGI-) in gemmi's Friedel convention (NaN: missing).
+    free_flags : optional FreeR_flag per reflection.
+    """
     mtz = gemmi.Mtz(with_base=True)
     mtz.spacegroup = symmetry.group
     mtz.set_cell_for_all(symmetry.unit_cell)
     mtz.add_dataset("sfxflow")
-    mtz.add_column("IMEAN", "J")
-    mtz.add_column("SIGIMEAN", "Q")
-    mtz.add_column("NOBS", "I")
-    data = np.column_stack([symmetry.to_asu(hkl), intensity, sigma, multiplicity]).astype(
-        np.float32
-    )
+    columns = [("IMEAN", "J", intensity), ("SIGIMEAN", "Q", sigma)]
+    if anomalous is not None:
+        labels = (("I(+)", "K"), ("SIGI(+)", "M"), ("I(-)", "K"), ("SIGI(-)", "M"))
+        columns += [(label, kind, values) for (label, kind), values in zip(labels, anomalous)]
+    columns.append(("NOBS", "I", multiplicity))
+    if free_flags is not None:
+        columns.append(("FreeR_flag", "I", free_flags))
+    for label, kind, _ in columns:
+        mtz.add_column(label, kind)
+    values = [np.asarray(v, dtype=np.float64) for *_, v in columns]
+    data = np.column_stack([symmetry.to_asu(hkl), *values]).astype(np.float32)
     mtz.set_data(data)
     mtz.write_to_file(str(path))
     return Path(path)

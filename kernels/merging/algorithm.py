@@ -14,11 +14,21 @@ keys of :mod:`kernels.crystal.symmetry`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels.crystal.symmetry import N_KEYS, CrystalSymmetry, pack, unpack
+from kernels.crystal.symmetry import CrystalSymmetry, KeyIndex, pack, unpack
+from kernels.merging.anomalous import FriedelMerge, merge_friedel_mates
+from kernels.merging.error_model import ErrorModel, normal_probability_slope, normalised_deviations
+from kernels.merging.rejection import per_image_cc, reject_images
+from kernels.merging.scaling import (
+    ImageModel,
+    ProfileTerms,
+    ScaleFit,
+    merged_intensities,
+    scale_and_merge,
+)
 
 
 class MergeError(Exception):
@@ -27,17 +37,53 @@ class MergeError(Exception):
 
 @dataclass(frozen=True)
 class MergeParams:
-    """Tunable merging parameters."""
+    """Tunable merging parameters (the trial's ``merge`` section; ``--set NAME=VALUE``)."""
 
     min_partiality: float = 0.2
     d_min: float = 0.0  # 0: keep every resolution
-    cycles: int = 6
+    cycles: int = 8
     outlier_sigma: float = 6.0
-    error_fraction: float = 0.1  # model error, as a fraction of the predicted intensity
+    error_model: str = (
+        "fit"  # "fit": var = a (sigma^2 + (b I)^2) fitted; "fixed": a=1, b=error_fraction
+    )
+    error_fraction: float = 0.1  # b of the fixed model, and the fit's start
+    scale_b: bool = True  # a relative B factor per image beside its scale
+    postrefine: bool = True  # refine each crystal's partiality width (exponent kappa)
+    partiality_model: str = "gaussian"  # "gaussian": the trial's estimate; "unity": p = 1
+    trial_domain_size_a: float = 5000.0  # the trial's partiality model (integration section)
+    trial_mosaicity_deg: float = 0.05
+    trial_bandwidth: float = 2.5e-3
+    reject_delta_cc_sigma: float = 0.0  # reject images whose removal raises CC1/2 this many sd
+    min_image_cc: float = 0.2  # images correlating less with the merge are rejected (<= -1: off)
+    crystal_resolution: bool = False  # cut each crystal where it stops carrying the signal
+    crystal_min_signal: float = 0.3  # fraction of the predicted signal (see rejection.py)
     ambiguity_cycles: int = 30
     ambiguity_subset: int = 2000  # images whose settings are resolved among themselves first
     shells: int = 10
+    free_fraction: float = 0.05  # of reflections flagged free (FreeR_flag 0) in the MTZ
     seed: int = 0
+
+    def __post_init__(self):
+        choices = {"error_model": ("fit", "fixed"), "partiality_model": ("gaussian", "unity")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise MergeError(
+                    f"merge parameter {name}={getattr(self, name)!r}: not one of {allowed}"
+                )
+
+    @classmethod
+    def classic(cls, **overrides) -> MergeParams:
+        """The merge before issue 18: one scale per image, fixed 10 % error, no rejection."""
+        base = dict(
+            cycles=6,
+            error_model="fixed",
+            scale_b=False,
+            postrefine=False,
+            reject_delta_cc_sigma=0.0,
+            min_image_cc=-2.0,
+            crystal_resolution=False,
+        )
+        return cls(**{**base, **overrides})
 
 
 @dataclass
@@ -50,6 +96,7 @@ class Observations:
     sigma: np.ndarray
     partiality: np.ndarray
     n_images: int
+    wavelength: np.ndarray | None = None  # per image (A); None: no bandwidth term in the profile
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -62,6 +109,7 @@ class Observations:
             self.sigma[keep],
             self.partiality[keep],
             self.n_images,
+            self.wavelength,
         )
 
 
@@ -78,18 +126,24 @@ class Merged:
     scales: np.ndarray  # per image
     reindex: np.ndarray  # per image: index into the ambiguity operators applied
     n_rejected: int = 0
+    images: ImageModel | None = None  # per image: scale, relative B, partiality exponent
+    error_model: ErrorModel = ErrorModel()
+    normal_probability_slope: float = float("nan")
+    rejected_images: dict[str, int] = field(default_factory=dict)  # reason -> images
+    anomalous: FriedelMerge | None = None
+    half_sigma: tuple[np.ndarray, np.ndarray] | None = None
+    half_multiplicity: tuple[np.ndarray, np.ndarray] | None = None
+    scaled: ScaledObservations | None = None  # what was merged, for the unmerged export
 
 
-class KeyIndex:
-    """Maps packed Miller keys of observations to unique reflections, in O(n) with a lookup table."""
+@dataclass
+class ScaledObservations:
+    """The merged observations, scaled and partiality-corrected (reindexed hkl)."""
 
-    def __init__(self, raw_keys: np.ndarray):
-        present = np.zeros(N_KEYS, dtype=bool)
-        present[raw_keys] = True
-        self.unique = np.flatnonzero(present)
-        table = np.full(N_KEYS, -1, dtype=np.int32)
-        table[self.unique] = np.arange(len(self.unique), dtype=np.int32)
-        self.inverse = table[raw_keys]
+    image: np.ndarray
+    hkl: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray
 
 
 def canonical_index(obs: Observations, symmetry: CrystalSymmetry) -> tuple[np.ndarray, np.ndarray]:
@@ -106,21 +160,6 @@ def canonical_index(obs: Observations, symmetry: CrystalSymmetry) -> tuple[np.nd
     keys, inverse = np.unique(np.concatenate(per_op), return_inverse=True)
     maps = inverse.reshape(len(per_op), -1)
     return maps[:, raw.inverse], keys
-
-
-def per_image_cc(image, x, y, n_images):
-    """Pearson correlation of x and y within each image (NaN with fewer than 3 pairs)."""
-
-    def s(v):
-        return np.bincount(image, v, minlength=n_images)
-
-    n = s(np.ones_like(x))
-    sx, sy = s(x), s(y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cov = s(x * y) - sx * sy / n
-        var = (s(x * x) - sx * sx / n) * (s(y * y) - sy * sy / n)
-        cc = cov / np.sqrt(var)
-    return np.where(n >= 3, cc, np.nan)
 
 
 def normalised_intensities(obs: Observations) -> np.ndarray:
@@ -194,68 +233,63 @@ def resolve_ambiguity(
     return best_settings(obs.image, y, index, choice, obs.n_images, n_keys)
 
 
-def merged_intensities(index, gp, intensity, sigma2, prior, kept, n_keys, error_fraction):
-    """Weighted least squares I_h = sum(w gp I) / sum(w gp^2) for the model I = gp * I_h.
-
-    ``gp`` is scale times partiality per observation; w = kept / (sigma^2 + (e gp I_prior)^2).
-    Returns I_h (NaN where unobserved), sum(w gp^2) (the inverse variance) and w.
-    """
-    var = gp * np.maximum(prior[index], 0.0)
-    var *= error_fraction
-    var *= var
-    var += sigma2
-    w = kept / var
-    wgp = w * gp
-    den = np.bincount(index, wgp * gp, minlength=n_keys)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.bincount(index, wgp * intensity, minlength=n_keys) / den, den, w
-
-
-def scale_and_merge(obs: Observations, index: np.ndarray, n_keys: int, params: MergeParams):
-    """Alternate image scales and merged intensities, rejecting outliers.
-
-    Returns
-    -------
-    intensity, wsum (sum of weights G^2 p^2 / var per reflection), scales, kept (bool per obs)
-    """
-    G = np.ones(obs.n_images)
-    kept = np.ones(len(obs), dtype=bool)
-    p, I = obs.partiality, obs.intensity
-    sigma2 = obs.sigma**2
-    Ih = np.zeros(n_keys)
-    for cycle in range(params.cycles):
-        Ih, _, w = merged_intensities(
-            index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction
-        )
-        Ih = np.nan_to_num(Ih)
-        x = p * Ih[index]
-        wx = w * x
-        with np.errstate(invalid="ignore", divide="ignore"):
-            G_new = np.bincount(obs.image, wx * I, minlength=obs.n_images) / np.bincount(
-                obs.image, wx * x, minlength=obs.n_images
-            )
-        G = np.where(np.isfinite(G_new) & (G_new > 0), G_new, G)
-        G /= np.median(G)
-        if cycle >= 1:  # reject against a model that has seen the data once
-            model = G[obs.image] * x
-            z2 = (I - model) ** 2 / (sigma2 + (params.error_fraction * model) ** 2)
-            kept = z2 < params.outlier_sigma**2
-    Ih, wsum, _ = merged_intensities(
-        index, G[obs.image] * p, I, sigma2, Ih, kept, n_keys, params.error_fraction
-    )
-    return Ih, wsum, G, kept
-
-
-def merge(
-    obs: Observations, symmetry: CrystalSymmetry, params: MergeParams = MergeParams()
-) -> Merged:
-    """Merge observations into unique reflections (see module docstring)."""
+def prefilter(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams) -> Observations:
+    """Observations worth merging: estimated partiality, positive sigma, resolution cut."""
     keep = (obs.partiality >= params.min_partiality) & (obs.sigma > 0) & np.isfinite(obs.intensity)
     if params.d_min > 0:
         keep &= symmetry.resolution(obs.hkl) >= params.d_min
     obs = obs.select(keep)
+    if params.partiality_model == "unity":
+        obs.partiality = np.ones(len(obs))
     if len(obs) == 0:
         raise MergeError("no observation passes the partiality and resolution cuts")
+    return obs
+
+
+def profile_terms(obs: Observations, d: np.ndarray, params: MergeParams) -> ProfileTerms:
+    """The trial's partiality profile per observation (flat for the unity model)."""
+    wavelength = None if obs.wavelength is None else obs.wavelength[obs.image]
+    return ProfileTerms.create(
+        obs.partiality,
+        d,
+        wavelength,
+        params.trial_domain_size_a,
+        params.trial_mosaicity_deg,
+        params.trial_bandwidth,
+    )
+
+
+def half_sets(obs: Observations, index, n_keys, fit: ScaleFit, halves):
+    """(I_h, sigma, multiplicity) merged from each random half of the images with the final model."""
+    result = []
+    for h in (0, 1):
+        use = fit.kept & (halves[obs.image] == h)
+        Ih, wsum, _ = merged_intensities(
+            index,
+            fit.factor,
+            obs.intensity,
+            obs.sigma**2,
+            np.nan_to_num(fit.intensity),
+            use,
+            n_keys,
+            fit.error,
+        )
+        with np.errstate(divide="ignore"):
+            result.append((Ih, 1.0 / np.sqrt(wsum), np.bincount(index[use], minlength=n_keys)))
+    return result
+
+
+def merge(
+    obs: Observations,
+    symmetry: CrystalSymmetry,
+    params: MergeParams = MergeParams(),
+    reference=None,
+) -> Merged:
+    """Merge observations into unique reflections (see module docstring).
+
+    reference : optional (hkl, intensity) that the images are scaled against.
+    """
+    obs = prefilter(obs, symmetry, params)
     index, keys = canonical_index(obs, symmetry)
     reindex = (
         resolve_ambiguity(obs, index, len(keys), params)
@@ -263,35 +297,61 @@ def merge(
         else np.zeros(obs.n_images, dtype=int)
     )
     index = index[reindex[obs.image], np.arange(len(obs))]
-    Ih, wsum, G, kept = scale_and_merge(obs, index, len(keys), params)
-    mult = np.bincount(index[kept], minlength=len(keys))
+    ref = None if reference is None else reference_on_keys(symmetry, keys, *reference)
+    d = symmetry.resolution(obs.hkl)
+    terms = profile_terms(obs, d, params)
     halves = np.random.default_rng([params.seed, 1]).permutation(obs.n_images) % 2
-    in_half = halves[obs.image]
-    gp, sigma2 = G[obs.image] * obs.partiality, obs.sigma**2
-    half = [
-        merged_intensities(
-            index,
-            gp,
-            obs.intensity,
-            sigma2,
-            np.nan_to_num(Ih),
-            kept & (in_half == h),
-            len(keys),
-            params.error_fraction,
-        )[0]
-        for h in (0, 1)
-    ]
+    fit = scale_and_merge(obs, index, len(keys), 0.5 / d**2, terms, params, ref)
+    drop, rejected = reject_images(obs, index, d, fit, halves, params)
+    if drop.any():
+        obs, index, d, terms = obs.select(~drop), index[~drop], d[~drop], terms.select(~drop)
+        fit = scale_and_merge(obs, index, len(keys), 0.5 / d**2, terms, params, ref, fit)
+    mult = np.bincount(index[fit.kept], minlength=len(keys))
+    half = half_sets(obs, index, len(keys), fit, halves)
     seen = mult > 0
     with np.errstate(divide="ignore"):
-        sigma = 1.0 / np.sqrt(wsum)
+        sigma = 1.0 / np.sqrt(fit.wsum)
+    y = obs.intensity / fit.factor
+    z = normalised_deviations(
+        index[fit.kept],
+        y[fit.kept],
+        (obs.sigma / fit.factor)[fit.kept] ** 2,
+        fit.intensity[index][fit.kept],
+        len(keys),
+        fit.error,
+    )
+    hkl = obs.hkl
+    if reindex.any():
+        hkl = np.einsum("ni,nij->nj", hkl, symmetry.ambiguity_rotations[reindex[obs.image]])
+    friedel = merge_friedel_mates(symmetry, hkl, index, obs, fit, halves, keys, seen)
     return Merged(
         keys[seen],
-        Ih[seen],
+        fit.intensity[seen],
         sigma[seen],
         mult[seen],
-        half[0][seen],
-        half[1][seen],
-        G,
+        half[0][0][seen],
+        half[1][0][seen],
+        fit.images.G,
         reindex,
-        n_rejected=int((~kept).sum()),
+        n_rejected=int((~fit.kept).sum()),
+        images=fit.images,
+        error_model=fit.error,
+        normal_probability_slope=normal_probability_slope(z),
+        rejected_images=rejected,
+        anomalous=friedel,
+        half_sigma=(half[0][1][seen], half[1][1][seen]),
+        half_multiplicity=(half[0][2][seen], half[1][2][seen]),
+        scaled=ScaledObservations(
+            obs.image[fit.kept], hkl[fit.kept], y[fit.kept], (obs.sigma / fit.factor)[fit.kept]
+        ),
     )
+
+
+def reference_on_keys(symmetry: CrystalSymmetry, keys, hkl, intensity) -> np.ndarray:
+    """Reference intensities on the merge's unique keys (NaN where the reference has none)."""
+    ref_keys = symmetry.canonical_keys(hkl)
+    order = np.argsort(ref_keys)
+    ref_keys, intensity = ref_keys[order], intensity[order]
+    pos = np.clip(np.searchsorted(ref_keys, keys), 0, max(len(ref_keys) - 1, 0))
+    found = ref_keys[pos] == keys if len(ref_keys) else np.zeros(len(keys), dtype=bool)
+    return np.where(found, intensity[pos] if len(ref_keys) else np.nan, np.nan)

@@ -1,6 +1,8 @@
-"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]``.
+"""``python -m kernels merge --results DIR... --out merged.mtz [--truth truth.mtz]
+[--reference ref.mtz] [--params trial.json] [--set NAME=VALUE...] [--unmerged-cif FILE]``.
 
-Writes the MTZ, ``merge_stats.json`` and ``shells.png`` (per-shell plot) in the MTZ's folder.
+Writes the MTZ, ``merge_stats.json``, ``shells.png`` (per-shell plot) and the .hkl half sets in
+the MTZ's folder.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import numpy as np
 
 from kernels.crystal.symmetry import CrystalSymmetry, SymmetryError, unpack
 from kernels.io.atomic import write_json
-from kernels.io.mtz import read_intensities, write_merged_mtz
+from kernels.io.mtz import MtzError, read_intensities, write_merged_mtz
 from kernels.io.reflections import INTEGRATED_FILE, read_integrated
 from kernels.merging.algorithm import MergeError, MergeParams, Observations, merge
+from kernels.merging.exports import free_flags, write_half_sets, write_unmerged_cif
+from kernels.merging.settings import load_reference
 from kernels.merging.shells_plot import PNG_FILE, plot_shells
 from kernels.merging.statistics import merge_statistics
 
@@ -73,7 +77,8 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     image, hkl, intensity, sigma, partiality = (
         np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")
     )
-    obs = Observations(image, hkl, intensity, sigma, partiality, n_images=offset)
+    wavelength = np.concatenate([images["wavelength"] for images, _ in parts])
+    obs = Observations(image, hkl, intensity, sigma, partiality, offset, wavelength)
     space_group, cell = crystals[0]
     try:
         symmetry = CrystalSymmetry.create(cell, space_group)
@@ -93,28 +98,88 @@ def clean(value):
     return value
 
 
+def read_truth(truth_mtz, symmetry: CrystalSymmetry):
+    """(hkl, IMEAN) of a truth MTZ, and (hkl, I+, I-) when it has them; refused if another crystal."""
+    truth_hkl, truth_i, truth_symmetry = read_intensities(truth_mtz)
+    if truth_symmetry.group.point_group_hm() != symmetry.group.point_group_hm():
+        raise MergeError(
+            f"truth {truth_mtz} is in {truth_symmetry.space_group}, results in {symmetry.space_group}"
+        )
+    try:
+        plus = read_intensities(truth_mtz, "I(+)")
+        minus = read_intensities(truth_mtz, "I(-)")
+    except MtzError:
+        return (truth_hkl, truth_i), None
+    return (truth_hkl, truth_i), (plus[0], plus[1], minus[1])
+
+
+def write_outputs(out_mtz: Path, symmetry: CrystalSymmetry, merged, params, unmerged_cif=None):
+    """The MTZ (IMEAN, anomalous columns, FreeR_flag), the .hkl half sets and the unmerged mmCIF."""
+    friedel = merged.anomalous
+    anomalous = (
+        None
+        if friedel is None
+        else (friedel.i_plus, friedel.sig_plus, friedel.i_minus, friedel.sig_minus)
+    )
+    write_merged_mtz(
+        out_mtz,
+        symmetry,
+        unpack(merged.keys),
+        merged.intensity,
+        merged.sigma,
+        merged.multiplicity,
+        anomalous,
+        free_flags(merged.keys, params.free_fraction),
+    )
+    outputs: dict[str, object] = {"mtz": str(out_mtz)}
+    half1, half2 = write_half_sets(out_mtz.with_suffix(""), symmetry, merged)
+    outputs["half_sets"] = [str(half1), str(half2)]
+    if unmerged_cif is not None:
+        outputs["unmerged_cif"] = str(write_unmerged_cif(unmerged_cif, symmetry, merged.scaled))
+    return outputs
+
+
+def model_summary(merged) -> dict:
+    """The fitted error model and the spread of the per-image model, for merge_stats.json."""
+    images = merged.images
+    summary = {
+        "error_model": {
+            "a": merged.error_model.a,
+            "b": merged.error_model.b,
+            "normal_probability_slope": merged.normal_probability_slope,
+        },
+        "rejected": merged.rejected_images,
+        "merged_observations": 0 if merged.scaled is None else len(merged.scaled.intensity),
+    }
+    if images is not None:
+        summary["images_model"] = {
+            "relative_b_sd": float(np.std(images.B)),
+            "domain_size_factor_median": float(np.median(images.domain_size_factor())),
+            "mosaicity_factor_median": float(np.median(images.mosaicity_factor())),
+        }
+    return summary
+
+
 def merge_results(
-    result_dirs, out_mtz, truth_mtz=None, params: MergeParams = MergeParams()
+    result_dirs,
+    out_mtz,
+    truth_mtz=None,
+    params: MergeParams = MergeParams(),
+    reference_mtz=None,
+    unmerged_cif=None,
 ) -> dict:
     """Merge runs' integrated reflections; write the MTZ, ``merge_stats.json`` and the per-shell
     plot ``shells.png`` beside it."""
     started = time.perf_counter()
     obs, symmetry, trial = load_observations(result_dirs)
-    truth = None
-    if truth_mtz is not None:
-        truth_hkl, truth_i, truth_symmetry = read_intensities(truth_mtz)
-        if truth_symmetry.group.point_group_hm() != symmetry.group.point_group_hm():
-            raise MergeError(
-                f"truth {truth_mtz} is in {truth_symmetry.space_group}, results in {symmetry.space_group}"
-            )
-        truth = (truth_hkl, truth_i)
-    merged = merge(obs, symmetry, params)
+    truth, truth_anomalous = (None, None) if truth_mtz is None else read_truth(truth_mtz, symmetry)
+    reference = None if reference_mtz is None else load_reference(reference_mtz, symmetry)
+    merged = merge(obs, symmetry, params, reference)
     out_mtz = Path(out_mtz)
     out_mtz.parent.mkdir(parents=True, exist_ok=True)
-    write_merged_mtz(
-        out_mtz, symmetry, unpack(merged.keys), merged.intensity, merged.sigma, merged.multiplicity
-    )
-    stats = merge_statistics(symmetry, merged, params.shells, truth)
+    outputs = write_outputs(out_mtz, symmetry, merged, params, unmerged_cif)
+    stats = merge_statistics(symmetry, merged, params.shells, truth, truth_anomalous)
+    stats.update(model_summary(merged))
     stats.update(
         trial=trial,
         space_group=symmetry.space_group,
@@ -125,7 +190,8 @@ def merge_results(
         rejected_observations=merged.n_rejected,
         reindexed_images=int((merged.reindex != 0).sum()),
         seconds=time.perf_counter() - started,
-        mtz=str(out_mtz),
+        reference=None if reference_mtz is None else str(reference_mtz),
+        **outputs,
     )
     write_json(out_mtz.with_name("merge_stats.json"), clean(stats))
     title = f"trial {trial}: {len(result_dirs)} result(s), {obs.n_images} images merged"

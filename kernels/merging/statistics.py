@@ -1,7 +1,8 @@
 """Quality statistics of merged intensities, overall and per resolution shell.
 
-Completeness, multiplicity, mean I/sigma, CC1/2 and Rsplit between two random halves of the
-images, and (when the true intensities are known) the correlation with the truth.
+Completeness, multiplicity, mean I/sigma, CC1/2, CC* and Rsplit between two random halves of
+the images, CCano, a suggested resolution cut-off and the Wilson B (:mod:`quality`), and (when
+the true intensities are known) the correlation with the truth, also of the anomalous ΔF.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.crystal.symmetry import CrystalSymmetry, unpack
+from kernels.merging.quality import amplitude_difference, cc_star, suggested_d_min, wilson_b
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -50,10 +52,47 @@ def truth_correlation(symmetry: CrystalSymmetry, keys, intensity, truth_hkl, tru
     return best
 
 
-def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, truth=None) -> dict:
+def anomalous_truth(symmetry: CrystalSymmetry, keys, truth_anomalous):
+    """True ΔF on the merge's keys (NaN where the truth has none); truth is (hkl, I+, I-)."""
+    hkl, i_plus, i_minus = truth_anomalous
+    truth_keys = symmetry.canonical_keys(hkl)
+    order = np.argsort(truth_keys)
+    pos = np.clip(np.searchsorted(truth_keys[order], keys), 0, len(order) - 1)
+    found = truth_keys[order][pos] == keys
+    delta = amplitude_difference(i_plus, i_minus)[order][pos]
+    return np.where(found, delta, np.nan)
+
+
+def anomalous_columns(merged, truth_delta) -> dict[str, np.ndarray]:
+    """Per reflection: both half sets' anomalous differences, ours and the true ΔF (acentrics)."""
+    friedel = merged.anomalous
+    diff1, diff2 = friedel.half_differences()
+    acentric = ~friedel.centric
+    ours = amplitude_difference(friedel.i_plus, friedel.i_minus)
+    columns = {"acentric": acentric, "half1": diff1, "half2": diff2, "ours": ours}
+    if truth_delta is not None:
+        columns["truth"] = truth_delta
+    return columns
+
+
+def anomalous_stats(ano: dict[str, np.ndarray], sel: np.ndarray) -> dict:
+    """CCano between half sets, and the correlation of ΔF with the truth, over `sel`."""
+    sel = sel & ano["acentric"]
+    halves = sel & np.isfinite(ano["half1"]) & np.isfinite(ano["half2"])
+    rec = {"cc_ano": pearson(ano["half1"][halves], ano["half2"][halves])}
+    if "truth" in ano:
+        m = sel & np.isfinite(ano["truth"]) & np.isfinite(ano["ours"])
+        rec["cc_ano_truth"] = pearson(ano["ours"][m], ano["truth"][m])
+    return rec
+
+
+def merge_statistics(
+    symmetry: CrystalSymmetry, merged, n_shells: int = 10, truth=None, truth_anomalous=None
+) -> dict:
     """Overall and per-shell statistics of a :class:`kernels.merging.Merged` result.
 
-    truth : optional (hkl, intensity) of the true unique intensities.
+    truth : optional (hkl, intensity) of the true unique intensities; truth_anomalous :
+    optional (hkl, I+, I-) of the true Friedel mates.
     """
     hkl = unpack(merged.keys)
     d = symmetry.resolution(hkl)
@@ -71,6 +110,15 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
             symmetry, merged.keys, merged.intensity, *truth
         )
 
+    ano = None
+    if merged.anomalous is not None:
+        truth_delta = (
+            None
+            if truth_anomalous is None
+            else anomalous_truth(symmetry, merged.keys, truth_anomalous)
+        )
+        ano = anomalous_columns(merged, truth_delta)
+
     def stats(sel: np.ndarray, n_possible: int) -> dict:
         both = sel & np.isfinite(merged.half1) & np.isfinite(merged.half2)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -84,6 +132,9 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
             "cc_half": pearson(merged.half1[both], merged.half2[both]),
             "rsplit": rsplit(merged.half1[both], merged.half2[both]),
         }
+        rec["cc_star"] = cc_star(rec["cc_half"])
+        if ano is not None:
+            rec.update(anomalous_stats(ano, sel))
         if truth_match is not None:
             match, truth_values = truth_match
             m = match & sel
@@ -91,7 +142,10 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
         return rec
 
     overall = stats(np.ones(len(d), dtype=bool), len(possible))
-    overall.update(d_min=d_min, d_max=d_max)
+    overall.update(d_min=d_min, d_max=d_max, wilson_b=wilson_b(d, merged.intensity))
+    if ano is not None:
+        low_half = shell < n_shells // 2
+        overall["low_resolution_half"] = anomalous_stats(ano, low_half)
     if truth is not None:
         overall["cc_truth"], overall["truth_reindex_op"] = (
             cc_truth,
@@ -105,4 +159,10 @@ def merge_statistics(symmetry: CrystalSymmetry, merged, n_shells: int = 10, trut
             float(edges[i + 1] ** (-1 / 3)),
         )
         shells.append(rec)
+    overall["suggested_d_min"] = suggested_d_min(
+        [s["d_max"] for s in shells],
+        [s["d_min"] for s in shells],
+        [s["cc_half"] for s in shells],
+        d_min,
+    )
     return {"overall": overall, "shells": shells}

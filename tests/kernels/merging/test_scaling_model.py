@@ -1,0 +1,119 @@
+"""Scaling with B, post-refinement and the fitted error model against the truth, on reflections
+synthesised from a generated crystal (crystals varied 3x in size and mosaicity, B factors and
+resolution limits per crystal, the trial's partiality settings 2x off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facility.beamline.crystal_model import make_crystal, write_truth_mtz
+from facility.beamline.reflections_from_truth import SyntheticParams, synthesise, trial_settings
+from kernels.crystal.symmetry import CrystalSymmetry
+from kernels.io.mtz import read_intensities
+from kernels.merging.algorithm import MergeError, MergeParams, merge
+from kernels.merging.error_model import ErrorModel, normal_probability_slope
+from kernels.merging.quality import cc_half_curve, cc_star, suggested_d_min, wilson_b
+from kernels.merging.statistics import merge_statistics
+
+CELL, SPACE_GROUP, D_MIN = (79.1, 79.1, 38.4, 90.0, 90.0, 90.0), "P 43 21 2", 1.9
+VARIED = SyntheticParams(images=2500, seed=4)
+
+
+@pytest.fixture(scope="module")
+def crystal(tmp_path_factory):
+    """The generated crystal and its truth (hkl, IMEAN) read back from its MTZ."""
+    crystal = make_crystal(CELL, SPACE_GROUP, D_MIN, seed=3)
+    path = tmp_path_factory.mktemp("truth") / "truth.mtz"
+    write_truth_mtz(path, crystal)
+    hkl, intensity, _ = read_intensities(path)
+    return crystal, (hkl, intensity), path
+
+
+@pytest.fixture(scope="module")
+def varied(crystal):
+    return synthesise(crystal[0], VARIED)
+
+
+def truth_stats(merged, truth):
+    return merge_statistics(CrystalSymmetry.create(CELL, SPACE_GROUP), merged, 10, truth)
+
+
+def test_scaling_and_postrefinement_beat_the_classic_merge(crystal, varied):
+    symmetry = CrystalSymmetry.create(CELL, SPACE_GROUP)
+    trial = trial_settings(VARIED)
+    classic = truth_stats(merge(varied, symmetry, MergeParams.classic(**trial)), crystal[1])
+    ours_merged = merge(varied, symmetry, MergeParams(**trial))
+    ours = truth_stats(ours_merged, crystal[1])
+    assert ours["overall"]["cc_truth"] >= 0.98
+    assert ours["overall"]["cc_truth"] >= classic["overall"]["cc_truth"] + 0.03
+    # the last shell is beyond nearly every crystal's limit (CC1/2 ~ 0 for both): the gain
+    # shows in the last shells that still hold signal
+    for shell in (-3, -2):
+        assert ours["shells"][shell]["cc_truth"] >= classic["shells"][shell]["cc_truth"] + 0.05
+    images = ours_merged.images
+    # the trial's domain size was 2x too small and its mosaicity 2x too large
+    assert 1.5 < np.median(images.domain_size_factor()) < 2.5
+    assert 0.4 < np.median(images.mosaicity_factor()) < 0.65
+    # relative B factors follow the crystals' (b_range -5..25 A^2, so an sd of ~8.7)
+    assert 4.0 < np.std(images.B) < 14.0
+    assert 0 < ours["overall"]["cc_star"] <= 1
+
+
+def test_error_model_is_fitted_to_the_data(crystal):
+    """Uniform crystals, right partiality, 20 % model error: a ~ 1, b ~ 0.2, slope ~ 1."""
+    clean = SyntheticParams(
+        images=1500, spread=1.0, trial_width_factor=1.0, b_range=(0.0, 0.0),
+        limit_range=(1.0, 1.0), bad_fraction=0.0, model_error=0.2, seed=5,
+    )  # fmt: skip
+    obs = synthesise(crystal[0], clean)
+    merged = merge(
+        obs, CrystalSymmetry.create(CELL, SPACE_GROUP), MergeParams(**trial_settings(clean))
+    )
+    assert merged.error_model.a == pytest.approx(1.0, abs=0.15)
+    assert merged.error_model.b == pytest.approx(0.2, abs=0.03)
+    assert merged.normal_probability_slope == pytest.approx(1.0, abs=0.1)
+    fixed = merge(obs, CrystalSymmetry.create(CELL, SPACE_GROUP), MergeParams.classic())
+    assert fixed.error_model == ErrorModel(1.0, 0.1)
+
+
+def test_low_correlation_crystals_are_rejected(crystal, varied):
+    symmetry = CrystalSymmetry.create(CELL, SPACE_GROUP)
+    merged = merge(varied, symmetry, MergeParams(**trial_settings(VARIED), min_image_cc=0.3))
+    # 3 % of the crystals are non-isomorphous (their intensities shuffled)
+    assert 0.5 * 0.03 * VARIED.images < merged.rejected_images["low_cc_to_merge"]
+    assert merged.rejected_images["low_cc_to_merge"] < 3 * 0.03 * VARIED.images
+    on = merge(varied, symmetry, MergeParams(**trial_settings(VARIED), reject_delta_cc_sigma=3.0))
+    assert on.rejected_images["delta_cc_half"] > 0
+    cut = merge(varied, symmetry, MergeParams(**trial_settings(VARIED), crystal_resolution=True))
+    assert cut.rejected_images["observations_beyond_crystal_limit"] > 0
+
+
+def test_unity_partiality_and_bad_parameters(crystal, varied):
+    symmetry = CrystalSymmetry.create(CELL, SPACE_GROUP)
+    unity = merge(varied, symmetry, MergeParams(partiality_model="unity"))
+    assert np.all(np.isfinite(unity.intensity))
+    with pytest.raises(MergeError, match="partiality_model='sphere'"):
+        MergeParams(partiality_model="sphere")
+    with pytest.raises(MergeError, match="error_model='none'"):
+        MergeParams(error_model="none")
+
+
+def test_quality_numbers():
+    assert cc_star(0.5) == pytest.approx(np.sqrt(2 / 3))
+    assert np.isnan(cc_star(-0.1))
+    # a CC1/2 curve that crosses 0.3 at d = 2.2 A, sampled in 10 shells to 1.8 A
+    s0, r = 2.2**-2 - 0.05 * np.arctanh(1 - 0.6), 0.05
+    edges = np.linspace(0, 1.8**-2, 11)
+    d_max, d_min = np.r_[np.inf, edges[1:-1] ** -0.5], edges[1:] ** -0.5
+    cc = cc_half_curve(0.5 * (edges[:-1] + edges[1:]), s0, r)
+    assert suggested_d_min(d_max, d_min, cc, 1.8) == pytest.approx(2.2, abs=0.02)
+    assert suggested_d_min(d_max, d_min, np.full(10, 0.99), 1.8) == 1.8
+    z = np.random.default_rng(0).normal(0, 1.3, 20000)
+    assert normal_probability_slope(z) == pytest.approx(1.3, abs=0.03)
+
+
+def test_wilson_b_of_the_truth(crystal):
+    """The generated model's atoms all have B = 20 A^2."""
+    (hkl, intensity), symmetry = crystal[1], CrystalSymmetry.create(CELL, SPACE_GROUP)
+    assert wilson_b(symmetry.resolution(hkl), intensity) == pytest.approx(20.0, abs=5.0)
