@@ -12,6 +12,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from kernels.cell import cli as cell_cli  # noqa: E402
 from kernels.driver import (  # noqa: E402
     JobInputError,
     ProcessOptions,
@@ -37,6 +38,7 @@ BAD_INPUT = (
     MtzError,
     ReflectionFileError,
     JobInputError,
+    *cell_cli.ERRORS,
 )
 
 
@@ -80,6 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--out", required=True, help="merged MTZ file (merge_stats.json is written beside it)"
     )
     mrg.add_argument("--truth", help="true intensities (MTZ with IMEAN) to report the CC to truth")
+    cell_cli.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -142,6 +145,8 @@ def main(argv=None) -> int:
             return process(process_options(args))
         if args.command == "merge":
             return merge(args)
+        if args.command in ("cell", "cell-index"):
+            return cell_cli.run(args)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

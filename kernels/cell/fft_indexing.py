@@ -21,6 +21,8 @@ from scipy.optimize import minimize
 
 from kernels.cell.metric import cell_of_metric
 
+RIDGE = 1e-3  # of the normal matrix's trace: weight of the current basis in its refinement
+
 
 @dataclass(frozen=True)
 class CellFreeParams:
@@ -85,7 +87,10 @@ def fft_candidates(s: np.ndarray, params: CellFreeParams) -> np.ndarray:
     amplitude = np.abs(np.fft.rfft(hist, axis=1))
     k_min = int(np.ceil(params.min_cell * 2 * pmax))
     k_max = min(int(params.max_cell * 2 * pmax), amplitude.shape[1] - 1)
-    band = amplitude[:, k_min : k_max + 1]
+    band = amplitude[:, k_min : k_max + 1].copy()
+    # only local maxima: the falling edge of the zero-frequency peak is no period
+    band[:, 1:-1] *= (band[:, 1:-1] > band[:, :-2]) & (band[:, 1:-1] >= band[:, 2:])
+    band[:, [0, -1]] = 0.0
     k = np.argmax(band, axis=1)
     strength = band[np.arange(len(u)), k]
     lengths = (k + k_min) / (2 * pmax)
@@ -136,7 +141,12 @@ def choose_basis(s: np.ndarray, vectors: np.ndarray, params: CellFreeParams) -> 
 
 
 def refine_basis(s: np.ndarray, basis: np.ndarray, tolerance: float, cycles: int = 4):
-    """Least-squares direct basis from the indexed spots (s . basis^T = hkl); basis, indexed."""
+    """Least-squares direct basis from the indexed spots (s . basis^T = hkl); basis, indexed.
+
+    A still's spots lie near a curved sheet, so along the beam few spots constrain the basis;
+    a ridge term towards the current basis keeps those directions where they are instead of
+    letting a handful of spots collapse the cell.
+    """
     indexed = np.zeros(len(s), dtype=bool)
     for _ in range(cycles):
         x = s @ basis.T
@@ -144,7 +154,10 @@ def refine_basis(s: np.ndarray, basis: np.ndarray, tolerance: float, cycles: int
         indexed = np.all(np.abs(x - hkl) < tolerance, axis=1)
         if indexed.sum() < 4:
             break
-        basis = np.linalg.lstsq(s[indexed], hkl[indexed], rcond=None)[0].T
+        normal = s[indexed].T @ s[indexed]
+        ridge = RIDGE * np.trace(normal) * np.eye(3)
+        rhs = s[indexed].T @ hkl[indexed] + ridge @ basis.T
+        basis = np.linalg.solve(normal + ridge, rhs).T
     if np.linalg.det(basis) < 0:
         basis = -basis
     return basis, indexed
@@ -165,6 +178,8 @@ def find_lattice(s: np.ndarray, params: CellFreeParams) -> Lattice:
         raise CellFreeError(f"{n} spots < {params.min_indexed} needed for cell-free indexing")
     low = s[np.argsort(np.linalg.norm(s, axis=1))[: params.fft_spots]]
     vectors = np.array([refine_vector(low, t) for t in fft_candidates(low, params)])
+    # sum cos(2 pi s . t) also peaks at t = 0: a candidate that slid there is no lattice vector
+    vectors = vectors[np.linalg.norm(vectors, axis=1) >= params.min_cell]
     basis = choose_basis(low, vectors, params)
     basis, _ = refine_basis(low, basis, params.index_tolerance)  # then extend in resolution
     basis, indexed = refine_basis(s, basis, params.index_tolerance)
