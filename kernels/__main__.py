@@ -12,6 +12,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from kernels.cell import cli as cell_cli  # noqa: E402
 from kernels.driver import (  # noqa: E402
     JobInputError,
     ProcessOptions,
@@ -39,6 +40,7 @@ BAD_INPUT = (
     MtzError,
     ReflectionFileError,
     JobInputError,
+    *cell_cli.ERRORS,
 )
 
 
@@ -104,6 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
     )
     table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
+    cell_cli.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -183,6 +186,8 @@ def main(argv=None) -> int:
             return merge(args)
         if args.command == "params":
             return parameter_table(args.out)
+        if args.command in ("cell", "cell-index"):
+            return cell_cli.run(args)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,50 @@
+"""``python -m kernels cell-index`` (a run's hits indexed cell-free) and ``python -m kernels
+cell`` (the unit cell of many runs' reduced cells)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from kernels.cell.determination import CellDeterminationError, determine_cell
+from kernels.cell.fft_indexing import CellFreeParams
+from kernels.cell.report import CELL_FILE, summary_line, write_report
+from kernels.cell.run_index import CELLFREE_FILE, index_run, read_cellfree
+
+ERRORS = (CellDeterminationError,)
+
+
+def add_commands(commands) -> None:
+    """Register the two subcommands on the kernels' argument parser."""
+    idx = commands.add_parser("cell-index", help="index a run's hits without a cell")
+    idx.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
+    idx.add_argument("--out", required=True, help=f"output directory ({CELLFREE_FILE})")
+    idx.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
+    idx.add_argument("--max-cell", type=float, default=250.0, help="longest cell axis, A")
+    idx.add_argument("--lattices", type=int, default=1, help="lattices sought per image")
+    cell = commands.add_parser("cell", help="determine the unit cell from cell-free results")
+    cell.add_argument("--results", required=True, nargs="+", help=f"dirs with {CELLFREE_FILE}")
+    cell.add_argument("--out", required=True, help=f"output directory ({CELL_FILE}, PNG)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `cell-index` or `cell`; prints what it found."""
+    started = time.perf_counter()
+    if args.command == "cell-index":
+        params = CellFreeParams(max_cell=args.max_cell, max_lattices=max(args.lattices, 1))
+        hits, lattices = index_run(args.run, args.out, args.calib, params)
+        print(
+            f"{args.run}: {hits} hits, {lattices} lattices indexed cell-free in "
+            f"{time.perf_counter() - started:.1f} s -> {args.out}/{CELLFREE_FILE}"
+        )
+        return 0
+    result = determine_cell(read_cellfree(args.results))
+    write_report(result, args.out)
+    print(f"cell: {summary_line(result.main)} of {result.n_cells} indexed images")
+    print(f"  space groups: {' '.join(result.main.space_groups())}")
+    for form in result.others:
+        print(f"  also a second cell: {summary_line(form)} (minority, not chosen)")
+    if result.unassigned:
+        print(f"  {result.unassigned} images in no cluster (outliers)")
+    print(f"  in {time.perf_counter() - started:.1f} s -> {args.out}/{CELL_FILE}")
+    return 0
