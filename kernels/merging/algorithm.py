@@ -78,6 +78,7 @@ class Merged:
     scales: np.ndarray  # per image
     reindex: np.ndarray  # per image: index into the ambiguity operators applied
     n_rejected: int = 0
+    image_cc: np.ndarray | None = None  # per image: CC with the merge of the other half (NaN: -)
 
 
 class KeyIndex:
@@ -281,6 +282,10 @@ def merge(
         )[0]
         for h in (0, 1)
     ]
+    # each image against the merge of the half it is not part of: no self-agreement
+    other = np.where(in_half == 0, half[1][index], half[0][index])
+    ok = kept & np.isfinite(other)
+    image_cc = per_image_cc(obs.image[ok], obs.intensity[ok] / gp[ok], other[ok], obs.n_images)
     seen = mult > 0
     with np.errstate(divide="ignore"):
         sigma = 1.0 / np.sqrt(wsum)
@@ -294,4 +299,5 @@ def merge(
         G,
         reindex,
         n_rejected=int((~kept).sum()),
+        image_cc=image_cc,
     )
