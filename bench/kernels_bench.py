@@ -7,13 +7,21 @@
    CC to the true intensities.
 3. Merging: the run's integrated reflections replicated to --merge-images images (random
    scales and noise), merged with and without an indexing ambiguity, against a 60 s budget.
+4. Robustness (issue 20), on the simulator's variants (--robust-images each, kept in --keep):
+   true hits indexed and ms per hit at 40 photons per reflection and in P 21 21 21; for spot
+   widths 0.7-2 px and domain sizes 500-5000 A not given to the trial, integrated reflections
+   per image over the true ones with partiality >= 0.1, median I/truth per spot width, merged CC
+   to truth; with the beam centre 1.5 px and the distance 1 mm off, what reaches the merge
+   with the default gates and with refinement.max_rmsd_px = 2, and whether the run is flagged.
 
     .venv/bin/python bench/kernels_bench.py [--images 300] [--merge-images 100000]
+        [--robust-images 300] [--keep DIR] [--skip-chain]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -31,7 +39,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from facility.beamline.simulate import simulate_experiment  # noqa: E402
+from facility.beamline.simulate import SimulationParams, simulate_experiment  # noqa: E402
 from kernels.crystal.symmetry import CrystalSymmetry  # noqa: E402
 from kernels.io.reflections import read_integrated  # noqa: E402
 from kernels.io.runformat import open_run  # noqa: E402
@@ -40,6 +48,34 @@ from kernels.merging.cli import load_observations, merge_results  # noqa: E402
 from kernels.process import process_run  # noqa: E402
 from kernels.stages.calibration import load_calibration  # noqa: E402
 from kernels.stages.pipeline import STAGES, Processor  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness import perturbed_run, score_run  # noqa: E402
+
+P212121_CELL = (52.1, 67.4, 82.9, 90.0, 90.0, 90.0)
+VARIANTS = {  # name: (simulation settings, trial parameters)
+    "weak": ({"photons_per_reflection": 40.0, "hit_rate": 0.5}, {}),
+    "P212121": (
+        {"space_group": "P 21 21 21", "cell": P212121_CELL, "hit_rate": 0.5},
+        {"crystal": dict(zip(("a", "b", "c"), P212121_CELL[:3]), space_group="P 21 21 21")},
+    ),
+    "spots": (
+        {"spot_sigma_px": 0.7, "spot_sigma_max_px": 2.0, "domain_size_min_a": 500.0},
+        {},
+    ),
+    "hard": (
+        {
+            "photons_per_reflection": 25.0,
+            "spot_sigma_px": 0.7,
+            "spot_sigma_max_px": 2.0,
+            "domain_size_min_a": 500.0,
+            "ice_fraction": 0.3,
+            "miss_diffuse_photons": 0.3,
+            "hit_rate": 0.5,
+        },
+        {},
+    ),
+}
 
 
 def chain_speed(exp: Path) -> None:
@@ -139,20 +175,69 @@ def merge_speed(out: Path, n_images: int) -> None:
         )
 
 
+def simulated(keep: Path, name: str, images: int, settings: dict) -> Path:
+    """The variant's experiment folder, simulated unless `keep` already holds it."""
+    exp = keep / name
+    if not (exp / "truth" / "r0001.h5").exists():
+        params = dataclasses.replace(SimulationParams(), chunk_size=100, **settings)
+        simulate_experiment(exp, 1, images, seed=11, params=params, workers=1, log=lambda *_: None)
+    return exp
+
+
+def robustness(keep: Path, images: int) -> None:
+    print(f"robustness on simulator variants ({images} images each):")
+    for name, (settings, trial) in VARIANTS.items():
+        exp = simulated(keep, name, images, settings)
+        s = score_run(exp, keep / f"{name}-out", trial, 100)
+        line = (
+            f"  {name:8s} true hits indexed {s['true_hits_indexed']:.3f} of {s['true_hits']} "
+            f"(goal >= 0.995), index {s['index_ms_per_hit']:.1f} ms/hit"
+        )
+        if "recall" in s:
+            ratios = ", ".join(f"{k} px {v:.3f}" for k, v in s["median_ratio_by_sigma"].items())
+            line += (
+                f"\n           integrated / true p>=0.1 per image {s['recall']:.3f} (goal >= 0.9); "
+                f"median I/truth {ratios}\n           merged CC to truth "
+                f"{s['merged']['cc_truth']:.4f} (goal >= 0.999 at 1000 images), "
+                f"> 1 deg wrong in merge {s['orientation_error_deg']['over_1deg']}"
+            )
+        print(line)
+    exp = simulated(keep, "default", images, {})
+    wrong = keep / "geometry-off" / "r0001"
+    if not wrong.exists():
+        perturbed_run(exp / "runs" / "r0001", wrong, 1.5, 1.0)
+    for label, trial in (
+        ("default gates", {}),
+        ("max_rmsd_px=2", {"refinement": {"max_rmsd_px": 2.0}}),
+    ):
+        s = score_run(exp, keep / f"geometry-off-{label[:7]}", trial, 100, wrong)
+        errors = s.get("orientation_error_deg", {"over_1deg": 0})
+        print(
+            f"  beam 1.5 px + distance 1 mm off, {label}: {s['integrated_images']} integrated, "
+            f"{errors['over_1deg']} > 1 deg wrong; run suspect: {bool(s['run_suspect'])}, "
+            f"merge suspect: {bool(s.get('merge_suspect'))}"
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--merge-images", type=int, default=100_000)
+    parser.add_argument("--robust-images", type=int, default=300)
+    parser.add_argument("--keep", type=Path, help="folder keeping the robustness variants")
+    parser.add_argument("--skip-chain", action="store_true", help="only the robustness part")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kernels_bench_") as tmp:
-        exp = Path(tmp) / "exp"
-        simulate_experiment(
-            exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None
-        )
-        chain_speed(exp)
-        accuracy(exp, Path(tmp) / "results")
-        merge_speed(Path(tmp) / "results", args.merge_images)
+        if not args.skip_chain:
+            exp = Path(tmp) / "exp"
+            simulate_experiment(
+                exp, runs=1, images=args.images, seed=args.seed, workers=1, log=lambda *_: None
+            )
+            chain_speed(exp)
+            accuracy(exp, Path(tmp) / "results")
+            merge_speed(Path(tmp) / "results", args.merge_images)
+        robustness(args.keep or Path(tmp) / "variants", args.robust_images)
     return 0
 
 

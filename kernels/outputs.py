@@ -11,6 +11,7 @@ import numpy as np
 from kernels.funnel import FUNNEL
 from kernels.io.atomic import atomic_path
 from kernels.io.reflections import IntegratedImage, write_integrated
+from kernels.stages.guards import run_suspect
 from kernels.stages.pipeline import STAGES, ImageResult, ProcessingParams
 
 SUMMARY_FILE = "summary.json"
@@ -22,7 +23,8 @@ def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, tr
     hits = [r for r in results if r.hit]
     passed = {stage: sum(r.status in FUNNEL[i:] for r in results) for i, stage in enumerate(FUNNEL)}
     stage_totals = {s: float(sum(r.timings.get(s, 0.0) for r in results)) for s in STAGES}
-    return {
+    suspect = run_suspect(results)
+    summary = {
         "run": run_name,
         "trial": trial,
         "status": "complete",
@@ -43,6 +45,9 @@ def summarise(results: list[ImageResult], wall_seconds: float, run_name: str, tr
             },
         },
     }
+    if suspect:  # shown by the dashboard: a run that should not be trusted as it is
+        summary["suspect"] = suspect
+    return summary
 
 
 def write_image_table(path: Path, results: list[ImageResult]) -> None:

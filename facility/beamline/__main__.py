@@ -1,4 +1,10 @@
-"""``python -m facility.beamline simulate --out DIR --runs N --images M [--seed S] [--hit-rate F]``"""
+"""``python -m facility.beamline simulate --out DIR --runs N --images M [--seed S] [--hit-rate F]``
+
+Variants of the data (see facility/beamline/variants.py): ``--spot-sigma-px 0.7
+--spot-sigma-max-px 2`` (per-crystal spot widths), ``--spot-elongation``, ``--domain-size-min-a``,
+``--mosaicity-max-deg``, ``--photons-per-reflection`` (weak data), ``--ice-fraction``,
+``--miss-diffuse-photons``, ``--space-group`` and ``--cell``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,20 @@ import dataclasses
 import sys
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
+
+VARIANT_OPTIONS = (
+    "spot_sigma_px",
+    "spot_sigma_max_px",
+    "spot_elongation",
+    "domain_size_a",
+    "domain_size_min_a",
+    "mosaicity_deg",
+    "mosaicity_max_deg",
+    "photons_per_reflection",
+    "ice_fraction",
+    "ice_ring_photons",
+    "miss_diffuse_photons",
+)
 
 
 def parse_args(argv=None):
@@ -29,11 +49,19 @@ def parse_args(argv=None):
         default=SimulationParams.cell,
         metavar=("A", "B", "C", "ALPHA", "BETA", "GAMMA"),
     )
+    for name in VARIANT_OPTIONS:
+        sim.add_argument(
+            "--" + name.replace("_", "-"), type=float, default=getattr(SimulationParams, name)
+        )
     sim.add_argument("--chunk-size", type=int, default=SimulationParams.chunk_size)
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = parser.parse_args(argv)
     if not 0.0 <= args.hit_rate <= 1.0:
         parser.error("--hit-rate must be between 0 and 1")
+    if any(getattr(args, name) < 0 for name in VARIANT_OPTIONS) or args.ice_fraction > 1:
+        parser.error("variant options must not be negative; --ice-fraction at most 1")
+    if args.spot_sigma_px <= 0 or args.domain_size_a <= 0 or args.spot_elongation < 1:
+        parser.error("--spot-sigma-px and --domain-size-a must be positive, --spot-elongation >= 1")
     if args.runs < 1 or args.images < 1 or args.chunk_size < 1:
         parser.error("--runs, --images and --chunk-size must be positive")
     return args
@@ -47,6 +75,7 @@ def main(argv=None) -> int:
         space_group=args.space_group,
         cell=tuple(args.cell),
         chunk_size=args.chunk_size,
+        **{name: getattr(args, name) for name in VARIANT_OPTIONS},
     )
     simulate_experiment(
         args.out,

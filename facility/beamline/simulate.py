@@ -6,8 +6,10 @@ An experiment folder gets
 * ``runs/r0001/`` — chunk + index files and a snapshot of the calibration, then ``CONCLUDED.json``
   once every file is closed;
 * ``truth/truth.mtz`` — true merged intensities of the crystal (unique reflections);
-* ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale;
-  and the visible reflections (event, hkl, detector position, expected photons, partiality).
+* ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale,
+  the crystal's spot width, domain size and mosaicity, whether ice rings were drawn; the visible
+  reflections (``spots``: event, hkl, detector position, expected photons, partiality) and every
+  excited reflection with partiality >= 0.1 (``excited``: event, hkl, col, row, partiality).
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ import numpy as np
 
 from facility.beamline.crystal_model import Crystal, make_crystal, write_truth_mtz
 from facility.beamline.detector_model import DetectorModel
+from facility.beamline.variants import (
+    CrystalDraw,
+    ExtraBackground,
+    draw_crystal,
+    spot_profiles,
+    spot_window,
+)
 from kernels.crystal.geometry import (
     default_geometry,
     excitation_error,
@@ -40,7 +49,7 @@ from kernels.stages.calibration import save_calibration
 
 LYSOZYME_CELL = (79.1, 79.1, 38.4, 90.0, 90.0, 90.0)
 LYSOZYME_SPACE_GROUP = "P 43 21 2"
-SPOT_WINDOW = 3  # render spots over +-3 pixels
+EXCITED_PARTIALITY = 0.1  # excited reflections recorded in the truth
 
 
 @dataclass(frozen=True)
@@ -53,16 +62,23 @@ class SimulationParams:
     wavelength_jitter: float = 1e-3  # shot-to-shot mean wavelength, fractional rms (recorded)
     bandwidth: float = 2.5e-3  # spectral width within a shot, fractional rms
     mosaicity_deg: float = 0.05
+    mosaicity_max_deg: float = 0.0  # > mosaicity_deg: each crystal's drawn log-uniform up to it
     domain_size_a: float = 5000.0
+    domain_size_min_a: float = 0.0  # > 0: each crystal's drawn log-uniform from it to domain_size_a
     d_min: float = 1.9
     hit_rate: float = 0.3
     weak_fraction: float = 0.5  # of the misses: a crystal too weak to see, else a blank shot
     photons_per_reflection: float = 60.0  # mean expected photons of a fully recorded reflection
     crystal_scale_spread: float = 0.4  # lognormal sigma of the crystal size effect
     spot_sigma_px: float = 0.9
+    spot_sigma_max_px: float = 0.0  # > spot_sigma_px: each crystal's drawn log-uniform up to it
+    spot_elongation: float = 1.0  # radial / tangential spot width
     diffuse_photons: float = 0.05
     water_ring_photons: float = 0.3
     water_ring_d: float = 3.7
+    ice_fraction: float = 0.0  # of the shots, with ice rings
+    ice_ring_photons: float = 2.0  # peak photons per pixel of the strongest ice ring
+    miss_diffuse_photons: float = 0.0  # peak photons per pixel of a miss's weak diffuse halo
     rep_rate_hz: float = 120.0
     chunk_size: int = 250
     n_atoms: int = 1000
@@ -108,16 +124,18 @@ def poisson_from_cdf(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
-def partiality(s: np.ndarray, epsilon: np.ndarray, params: SimulationParams) -> np.ndarray:
+def partiality(
+    s: np.ndarray, epsilon: np.ndarray, params: SimulationParams, crystal: CrystalDraw
+) -> np.ndarray:
     """Fraction of each reflection recorded on a still: Gaussian in its excitation error.
 
-    The width combines the finite domain size, the mosaic spread (grows with |s|) and the
-    spectral bandwidth (grows with |s|^2).
+    The width combines the crystal's finite domain size, its mosaic spread (grows with |s|) and
+    the spectral bandwidth (grows with |s|^2).
     """
     s_mag = np.linalg.norm(s, axis=1)
     width2 = (
-        (1.0 / params.domain_size_a) ** 2
-        + (np.radians(params.mosaicity_deg) * s_mag) ** 2
+        (1.0 / crystal.domain_size_a) ** 2
+        + (np.radians(crystal.mosaicity_deg) * s_mag) ** 2
         + (params.bandwidth * params.wavelength * s_mag**2 / 2.0) ** 2
     )
     return np.exp(-0.5 * epsilon**2 / width2)
@@ -132,33 +150,33 @@ class Renderer:
         self.params = params
         self.background = background_map(detector.geometry, params)
         self.background_cdf = poisson_cdf_table(self.background, BACKGROUND_LEVELS)
-        d = np.arange(-SPOT_WINDOW, SPOT_WINDOW + 1)
+        self.extra = ExtraBackground.build(detector.geometry, params)
+        self.window = spot_window(params)
+        d = np.arange(-self.window, self.window + 1)
         self.window_dr, self.window_dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
 
-    def reflections(self, A: np.ndarray, wavelength: float):
+    def reflections(self, A: np.ndarray, wavelength: float, crystal: CrystalDraw):
         """Reflections excited on this shot: indices into crystal.hkl, partiality, col, row."""
         s = scattering_vectors(A, self.crystal.hkl)
-        p = partiality(s, excitation_error(s, wavelength), self.params)
+        p = partiality(s, excitation_error(s, wavelength), self.params, crystal)
         near = np.flatnonzero(p > 1e-3)
         col, row = project_to_detector(s[near], wavelength, self.detector.geometry)
         rows, cols = self.detector.geometry.shape
-        on = (
-            (col >= SPOT_WINDOW)
-            & (col < cols - SPOT_WINDOW - 1)
-            & (row >= SPOT_WINDOW)
-            & (row < rows - SPOT_WINDOW - 1)
-        )
+        w = self.window
+        on = (col >= w) & (col < cols - w - 1) & (row >= w) & (row < rows - w - 1)
         return near[on], p[near][on], col[on], row[on]
 
-    def add_spots(self, image: np.ndarray, col, row, photons, rng: np.random.Generator) -> None:
-        """Add the photons of Gaussian spots of `photons` expected photons centred at (col, row)."""
-        c0 = np.rint(col).astype(np.int64)
-        r0 = np.rint(row).astype(np.int64)
-        rr = r0[:, None] + self.window_dr
-        cc = c0[:, None] + self.window_dc
-        sigma2 = 2.0 * self.params.spot_sigma_px**2
-        profile = np.exp(-((rr - row[:, None]) ** 2 + (cc - col[:, None]) ** 2) / sigma2)
-        profile /= profile.sum(axis=1, keepdims=True)
+    def add_spots(
+        self, image: np.ndarray, col, row, photons, sigma: float, rng: np.random.Generator
+    ) -> None:
+        """Add the photons of Gaussian spots (width `sigma` px, elongated radially by the run's
+        spot_elongation) of `photons` expected photons centred at (col, row)."""
+        rr = np.rint(row).astype(np.int64)[:, None] + self.window_dr
+        cc = np.rint(col).astype(np.int64)[:, None] + self.window_dc
+        g = self.detector.geometry
+        profile = spot_profiles(
+            rr, cc, col, row, sigma, self.params.spot_elongation, (g.beam_x, g.beam_y)
+        )
         counts = rng.poisson(profile * photons[:, None])
         np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), counts.ravel())
 
@@ -174,14 +192,18 @@ class Renderer:
         hit = roll < p.hit_rate
         weak = not hit and roll < p.hit_rate + (1.0 - p.hit_rate) * p.weak_fraction
         scale = rng.lognormal(0.0, p.crystal_scale_spread) if hit else (2e-3 if weak else 0.0)
+        drawn = draw_crystal(p, rng)
+        ice = p.ice_fraction > 0 and bool(rng.random() < p.ice_fraction)
+        self.extra.add(image, ice, not hit, rng)
         spots = None
         if scale > 0:
-            idx, part, col, row = self.reflections(A, wavelength)
+            idx, part, col, row = self.reflections(A, wavelength, drawn)
             photons = scale * p.photons_per_reflection * self.crystal.intensity[idx] * part
-            self.add_spots(image, col, row, photons, rng)
+            self.add_spots(image, col, row, photons, drawn.spot_sigma_px, rng)
             spots = (idx, part, col, row, photons)
         raw = self.detector.to_raw(image, rng)
-        return raw, wavelength, {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots}
+        truth = {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots, "ice": ice}
+        return raw, wavelength, truth | asdict(drawn)
 
 
 _renderer: Renderer | None = None  # set in each worker by _init_worker (fork inherits it too)
@@ -214,34 +236,45 @@ def _simulate_chunk(job):
     return chunk, first_event, wavelengths, truth
 
 
+PER_EVENT = ("hit", "U", "A", "scale", "ice", "spot_sigma_px", "domain_size_a", "mosaicity_deg")
+REFLECTION_KEYS = ("event", "h", "k", "l", "col", "row", "photons", "partiality")
+
+
+def _reflection_rows(crystal: Crystal, event: int, spots, select: np.ndarray) -> dict:
+    """The truth columns of the selected reflections of one event."""
+    idx, part, col, row, photons = (a[select] for a in spots)
+    hkl = crystal.hkl[idx]
+    values = (np.full(len(idx), event), *hkl.T, col, row, photons, part)
+    return dict(zip(REFLECTION_KEYS, values))
+
+
 def _write_run_truth(path, crystal: Crystal, results) -> None:
-    hits, Us, As, scales, wls = [], [], [], [], []
-    spot_cols = {k: [] for k in ("event", "h", "k", "l", "col", "row", "photons", "partiality")}
+    per_event: dict[str, list] = {key: [] for key in PER_EVENT}
+    groups: dict[str, dict[str, list]] = {
+        g: {k: [] for k in REFLECTION_KEYS} for g in ("spots", "excited")
+    }
+    wls = []
     for _, first_event, wavelengths, truth in sorted(results, key=lambda r: r[0]):
         for i, t in enumerate(truth):
-            event = first_event + i
-            hits.append(t["hit"]), Us.append(t["U"]), As.append(t["A"]), scales.append(t["scale"])
-            if t["spots"] is not None:
-                idx, part, col, row, photons = t["spots"]
-                visible = photons >= 5.0
-                spot_cols["event"].append(np.full(visible.sum(), event))
-                for j, key in enumerate("hkl"):
-                    spot_cols[key].append(crystal.hkl[idx[visible], j])
-                spot_cols["col"].append(col[visible]), spot_cols["row"].append(row[visible])
-                (
-                    spot_cols["photons"].append(photons[visible]),
-                    spot_cols["partiality"].append(part[visible]),
-                )
+            for key in PER_EVENT:
+                per_event[key].append(t[key])
+            if t["spots"] is None:
+                continue
+            photons, part = t["spots"][4], t["spots"][1]
+            for g, select in (("spots", photons >= 5.0), ("excited", part >= EXCITED_PARTIALITY)):
+                for key, values in _reflection_rows(
+                    crystal, first_event + i, t["spots"], select
+                ).items():
+                    groups[g][key].append(values)
         wls.append(wavelengths)
     with h5py.File(path, "w") as f:
-        f["hit"] = np.array(hits)
-        f["U"] = np.array(Us)
-        f["A"] = np.array(As)
-        f["scale"] = np.array(scales)
+        for key, values in per_event.items():
+            f[key] = np.array(values)
         f["wavelength"] = np.concatenate(wls)
-        g = f.create_group("spots")
-        for key, parts in spot_cols.items():
-            g[key] = np.concatenate(parts) if parts else np.zeros(0)
+        for g, columns in groups.items():
+            group = f.create_group(g)
+            for key, parts in columns.items():
+                group[key] = np.concatenate(parts) if parts else np.zeros(0)
 
 
 def simulate_experiment(

@@ -134,6 +134,7 @@ class Merged:
     half_sigma: tuple[np.ndarray, np.ndarray] | None = None
     half_multiplicity: tuple[np.ndarray, np.ndarray] | None = None
     scaled: ScaledObservations | None = None  # what was merged, for the unmerged export
+    image_cc: np.ndarray | None = None  # per image: CC with the merge of the other half (NaN: -)
 
 
 @dataclass
@@ -312,6 +313,10 @@ def merge(
     with np.errstate(divide="ignore"):
         sigma = 1.0 / np.sqrt(fit.wsum)
     y = obs.intensity / fit.factor
+    # each image against the merge of the half it is not part of: no self-agreement
+    other = np.where(halves[obs.image] == 0, half[1][0][index], half[0][0][index])
+    ok = fit.kept & np.isfinite(other)
+    image_cc = per_image_cc(obs.image[ok], y[ok], other[ok], obs.n_images)
     z = normalised_deviations(
         index[fit.kept],
         y[fit.kept],
@@ -344,6 +349,7 @@ def merge(
         scaled=ScaledObservations(
             obs.image[fit.kept], hkl[fit.kept], y[fit.kept], (obs.sigma / fit.factor)[fit.kept]
         ),
+        image_cc=image_cc,
     )
 
 

@@ -2,7 +2,10 @@
 
 Completeness, multiplicity, mean I/sigma, CC1/2, CC* and Rsplit between two random halves of
 the images, CCano, a suggested resolution cut-off and the Wilson B (:mod:`quality`), and (when
-the true intensities are known) the correlation with the truth, also of the anomalous ΔF.
+the true intensities are known) the correlation with the truth, also of the anomalous ΔF. A
+merge whose halves disagree (low CC1/2) or whose images do not correlate with the merge of the
+other half gets ``"suspect": {"reason": ...}``, so a trial that let wrong solutions through is
+visibly bad.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import numpy as np
 
 from kernels.crystal.symmetry import CrystalSymmetry, unpack
 from kernels.merging.quality import amplitude_difference, cc_star, suggested_d_min, wilson_b
+
+SUSPECT_CC_HALF = 0.5  # a merge whose CC1/2 is lower is flagged suspect
+SUSPECT_IMAGE_CC = 0.3  # ... or whose images correlate this little (median) with the other half
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -86,13 +92,38 @@ def anomalous_stats(ano: dict[str, np.ndarray], sel: np.ndarray) -> dict:
     return rec
 
 
+def suspect_reason(overall: dict, image_cc, min_cc_half: float, min_image_cc: float) -> str:
+    """Why a merge should not be trusted ("" when nothing is wrong)."""
+    reasons = []
+    if not overall["cc_half"] >= min_cc_half:
+        reasons.append(
+            f"CC1/2 {overall['cc_half']:.3f} < {min_cc_half}: the two halves of the images do not "
+            "agree, so most solutions are likely wrong (check the geometry and loosened gates)"
+        )
+    finite = image_cc[np.isfinite(image_cc)] if image_cc is not None else np.zeros(0)
+    median_cc = float(np.median(finite)) if len(finite) else float("nan")
+    if median_cc < min_image_cc:
+        reasons.append(
+            f"median image CC to the merge {median_cc:.3f} < {min_image_cc}: the images do not "
+            "measure the same intensities"
+        )
+    return "; ".join(reasons)
+
+
 def merge_statistics(
-    symmetry: CrystalSymmetry, merged, n_shells: int = 10, truth=None, truth_anomalous=None
+    symmetry: CrystalSymmetry,
+    merged,
+    n_shells: int = 10,
+    truth=None,
+    truth_anomalous=None,
+    suspect_cc_half: float = SUSPECT_CC_HALF,
+    suspect_image_cc: float = SUSPECT_IMAGE_CC,
 ) -> dict:
     """Overall and per-shell statistics of a :class:`kernels.merging.Merged` result.
 
     truth : optional (hkl, intensity) of the true unique intensities; truth_anomalous :
-    optional (hkl, I+, I-) of the true Friedel mates.
+    optional (hkl, I+, I-) of the true Friedel mates. The result has ``suspect``
+    ({"reason": ...}) when the merge fails the run-level checks.
     """
     hkl = unpack(merged.keys)
     d = symmetry.resolution(hkl)
@@ -165,4 +196,11 @@ def merge_statistics(
         [s["cc_half"] for s in shells],
         d_min,
     )
-    return {"overall": overall, "shells": shells}
+    image_cc = getattr(merged, "image_cc", None)
+    if image_cc is not None and np.isfinite(image_cc).any():
+        overall["median_image_cc"] = float(np.nanmedian(image_cc))
+    result: dict = {"overall": overall, "shells": shells}
+    reason = suspect_reason(overall, image_cc, suspect_cc_half, suspect_image_cc)
+    if reason:
+        result["suspect"] = {"reason": reason}
+    return result

@@ -6,14 +6,22 @@ vectors match a pair of lattice vectors of the target cell in length and in the 
 the triangle fixes an orientation (a two-vector alignment). The orientations of all such
 hypotheses are scored at once by how many spots they put on a lattice point; the best one is
 refined by a linear fit of A = U B to its indexed spots and a polar decomposition back to a
-rotation. Spurious spots only add hypotheses that score badly. A cell that does not match the
-data indexes too few spots with any orientation, so the image is refused with that reason
-rather than given a wrong solution.
+rotation. Spurious spots only add hypotheses that score badly.
+
+When that search finds nothing good enough, a second pass forms hypotheses from the
+``fallback_spots`` *strongest* spots, with longer difference vectors and a looser length
+tolerance: strong spots are the fully recorded ones, whose positions lie on the Ewald sphere
+where the lattice point is (a weak partial spot of a small-domain crystal is off by its
+excitation error), and few spots make few, long neighbour differences. Only failed images pay
+for it. A cell that does not match the data indexes too few spots with any orientation, so the
+image is refused; the reason says whether the spots' neighbour differences match the cell's
+lattice-vector lengths at all (a search failure) or no better than a 6 % different cell would
+(a cell mismatch).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -32,6 +40,9 @@ class IndexingParams:
     lattice_tolerance: float = 0.003  # 1/A, distance of an indexed spot from its lattice point
     min_indexed: int = 12  # spots that must be indexed
     min_indexed_fraction: float = 0.4  # of the spots
+    fallback_spots: int = 60  # strongest spots forming the second pass's hypotheses (0: none)
+    fallback_max_difference: float = 0.08  # 1/A
+    fallback_length_tolerance: float = 0.004  # 1/A
 
 
 class IndexingError(Exception):
@@ -68,10 +79,14 @@ def lattice_vectors(B: np.ndarray, max_length: float) -> np.ndarray:
     return grid[keep][np.argsort(length[keep])]
 
 
-def spot_triplets(s: np.ndarray, params: IndexingParams) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of difference vectors (d1, d2) from a spot to two of its neighbours, (t, 3) each."""
-    order = np.argsort(np.linalg.norm(s, axis=1))[: params.max_hypothesis_spots]
-    base = s[order]
+def spot_triplets(
+    s: np.ndarray, params: IndexingParams, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of difference vectors (d1, d2) from a spot to two of its neighbours, (t, 3) each,
+    among the first ``max_hypothesis_spots`` spots of `order` (default: lowest resolution)."""
+    if order is None:
+        order = np.argsort(np.linalg.norm(s, axis=1))
+    base = s[order[: params.max_hypothesis_spots]]
     k = min(params.neighbours + 1, len(base))
     _, nbr = cKDTree(base).query(base, k=k, distance_upper_bound=params.max_difference)
     j, m = np.triu_indices(k - 1, 1)
@@ -112,12 +127,24 @@ class IndexingPlan:
     B: np.ndarray
     vectors: np.ndarray
     first: np.ndarray
+    fallback: IndexingPlan | None = None  # the second pass's plan
 
 
 def plan_indexing(
     B: np.ndarray, lattice_rotations: np.ndarray, params: IndexingParams = IndexingParams()
 ) -> IndexingPlan:
-    """Precompute the lattice vectors of the target cell and their symmetry-unique subset."""
+    """Precompute the lattice vectors of the target cell and their symmetry-unique subset, for
+    the first search and (with ``fallback_spots``) for the second pass."""
+    fallback = None
+    if params.fallback_spots > 0:
+        wide = replace(
+            params,
+            max_difference=params.fallback_max_difference,
+            length_tolerance=params.fallback_length_tolerance,
+            max_hypothesis_spots=params.fallback_spots,
+            fallback_spots=0,
+        )
+        fallback = plan_indexing(B, lattice_rotations, wide)
     hkl = lattice_vectors(B, params.max_difference + params.length_tolerance)
     index = {tuple(h): i for i, h in enumerate(hkl)}
     first = np.zeros(len(hkl), dtype=bool)
@@ -126,13 +153,13 @@ def plan_indexing(
         if not seen[i]:
             first[i] = True
             seen[[index[tuple(m)] for m in h @ lattice_rotations if tuple(m) in index]] = True
-    return IndexingPlan(params, B, hkl @ B.T, first)
+    return IndexingPlan(params, B, hkl @ B.T, first, fallback)
 
 
-def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan) -> np.ndarray:
+def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan, order=None) -> np.ndarray:
     """Candidate rotations U (h, 3, 3) from spot triplets matched to lattice vector pairs."""
     params = plan.params
-    d1, d2 = spot_triplets(s, params)
+    d1, d2 = spot_triplets(s, params, order)
     v = plan.vectors
     vlen = np.linalg.norm(v, axis=1)
     tol = params.length_tolerance
@@ -171,6 +198,87 @@ def fit_orientation(s: np.ndarray, hkl: np.ndarray, B: np.ndarray) -> np.ndarray
     return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
+def best_hypothesis(
+    s: np.ndarray,
+    hypotheses: np.ndarray,
+    plan: IndexingPlan,
+    enough: float,
+    batch,
+    screen,
+    shortlist,
+) -> tuple[np.ndarray, int]:
+    """The hypothesis putting most spots on lattice points and that count.
+
+    Hypotheses are screened on the `screen` spots in batches; the `shortlist` best of each batch
+    are scored on every spot; the search stops once a count reaches `enough`.
+    """
+    tol, B = plan.params.lattice_tolerance, plan.B
+    best_U, best_count = hypotheses[0], -1  # replaced by the first batch (counts >= 0)
+    for start in range(0, len(hypotheses), batch):
+        U = hypotheses[start : start + batch]
+        _, distance = lattice_distance(screen, U, B)
+        U = U[np.argsort(-(distance < tol).sum(axis=1))[:shortlist]]
+        _, distance = lattice_distance(s, U, B)
+        counts = (distance < tol).sum(axis=1)
+        i = int(np.argmax(counts))
+        if counts[i] > best_count:
+            best_U, best_count = U[i], int(counts[i])
+        if best_count >= enough:
+            break  # clearly right; skip the remaining hypotheses
+    return best_U, best_count
+
+
+def lengths_match_fraction(s: np.ndarray, plan: IndexingPlan, scale: float = 1.0) -> float:
+    """Fraction of the spots' short nearest-neighbour differences whose length matches a lattice
+    vector of the cell (scaled by `scale`).
+
+    Only differences up to 2.5 times the shortest lattice vector count, and the tolerance is
+    a third of the search's: there the cell's lengths are sparse, so a wrong cell matches by
+    chance far less often than the right one matches.
+    """
+    lengths = np.sort(np.linalg.norm(plan.vectors, axis=1)) * scale
+    if len(s) < 4 or len(lengths) < 2:
+        return 0.0
+    distance, _ = cKDTree(s).query(s, k=4)
+    x = distance[:, 1:].ravel()
+    x = x[x <= 2.5 * lengths[0] / scale]
+    if len(x) == 0:
+        return 0.0
+    i = np.clip(np.searchsorted(lengths, x), 1, len(lengths) - 1)
+    nearest = np.minimum(np.abs(lengths[i] - x), np.abs(lengths[i - 1] - x))
+    return float(np.mean(nearest < plan.params.length_tolerance / 3))
+
+
+CONTROL_SCALES = (0.90, 0.93, 0.96, 1.04, 1.07, 1.10)  # cells a few % off: chance matching
+SEARCH_FAILURE_Z = 1.4  # the right cell matches > 2 controls' sigmas better, a wrong one < 1
+
+
+def failure_reason(s: np.ndarray, plan: IndexingPlan, n_indexed: int, needed: int) -> str:
+    """Why no orientation indexes enough spots: a search failure or a cell mismatch.
+
+    The spots' neighbour distances are matched against the cell's lattice-vector lengths and
+    against those of cells a few per cent larger and smaller (what chance gives): the right
+    cell stands out from those controls, a wrong one does not.
+    """
+    target = lengths_match_fraction(s, plan)
+    controls = np.array([lengths_match_fraction(s, plan, f) for f in CONTROL_SCALES])
+    z = (target - controls.mean()) / max(float(controls.std()), 0.02)
+    head = f"target cell indexes at most {n_indexed} of {len(s)} spots (< {needed})"
+    matches = (
+        f"{100 * target:.0f} % of the spot spacings match its lattice vectors "
+        f"(cells a few % off: {100 * controls.mean():.0f} %)"
+    )
+    if z > SEARCH_FAILURE_Z:
+        return (
+            f"{head} although {matches}: indexing search failure "
+            "(try indexing.fallback_spots or indexing.max_difference)"
+        )
+    return (
+        f"{head}; only {matches}: the target cell or space group (crystal.*) probably does not "
+        "match the crystal"
+    )
+
+
 def index_still(
     col,
     row,
@@ -180,13 +288,14 @@ def index_still(
     batch: int = 1024,
     screen_spots: int = 40,
     shortlist: int = 32,
+    intensity=None,
 ) -> IndexingSolution:
     """Find the orientation of the known cell that puts the most spots on lattice points.
 
     Spots are flat-detector pixel positions; see :func:`index_s` for the rest.
     """
     s = pixel_to_s(col, row, wavelength, geometry)
-    return index_s(s, plan, batch, screen_spots, shortlist)
+    return index_s(s, plan, batch, screen_spots, shortlist, intensity)
 
 
 def index_s(
@@ -195,39 +304,45 @@ def index_s(
     batch: int = 1024,
     screen_spots: int = 40,
     shortlist: int = 32,
+    intensity=None,
 ) -> IndexingSolution:
     """Index spots given as scattering vectors s (n, 3) on the Ewald sphere, from any detector.
 
     Hypotheses are screened on the `screen_spots` lowest-resolution spots in batches; the
-    `shortlist` best of each batch are then scored on every spot.
+    `shortlist` best of each batch are then scored on every spot. If that is not enough, the
+    second pass forms hypotheses from the strongest spots (by `intensity`, when given).
 
     Raises
     ------
     IndexingError
-        Too few spots, no hypotheses, or no orientation indexing enough spots (wrong cell).
+        Too few spots, no hypotheses, or no orientation indexing enough spots (the reason tells
+        a search failure from a cell mismatch).
     """
     params, B = plan.params, plan.B
     n = len(s)
     if n < params.min_indexed:
-        raise IndexingError(f"{n} spots < {params.min_indexed} needed to index")
-    hypotheses = orientation_hypotheses(s, plan)
-    if len(hypotheses) == 0:
-        raise IndexingError("no spot triplet matches the target cell's lattice vectors")
+        raise IndexingError(
+            f"{n} spots < {params.min_indexed} needed to index (indexing.min_indexed): a weak hit"
+        )
     needed = max(params.min_indexed, int(np.ceil(params.min_indexed_fraction * n)))
-    best_U, best_count = hypotheses[0], -1  # replaced by the first batch (counts >= 0)
+    enough = max(needed, 0.8 * n)
     screen = s[np.argsort(np.linalg.norm(s, axis=1))[:screen_spots]]
-    for start in range(0, len(hypotheses), batch):
-        U = hypotheses[start : start + batch]
-        _, distance = lattice_distance(screen, U, B)
-        U = U[np.argsort(-(distance < params.lattice_tolerance).sum(axis=1))[:shortlist]]
-        _, distance = lattice_distance(s, U, B)
-        counts = (distance < params.lattice_tolerance).sum(axis=1)
-        i = int(np.argmax(counts))
-        if counts[i] > best_count:
-            best_U, best_count = U[i], int(counts[i])
-        if best_count >= max(needed, 0.8 * n):
-            break  # clearly right; skip the remaining hypotheses
-    U = best_U
+    hypotheses = orientation_hypotheses(s, plan)
+    U, count = hypotheses[0] if len(hypotheses) else np.eye(3), -1
+    if len(hypotheses):
+        U, count = best_hypothesis(s, hypotheses, plan, enough, batch, screen, shortlist)
+    if count < needed and plan.fallback is not None:
+        strongest = None if intensity is None else np.argsort(-np.asarray(intensity, float))
+        more = orientation_hypotheses(s, plan.fallback, strongest)
+        if len(more):
+            U2, count2 = best_hypothesis(s, more, plan, enough, batch, screen, shortlist)
+            if count2 > count:
+                U, count, hypotheses = U2, count2, more
+    if len(hypotheses) == 0:
+        raise IndexingError(
+            "no spot triplet matches the target cell's lattice vectors: check the cell "
+            "(crystal.*) and the detector geometry"
+        )
     for _ in range(3):  # refit on the indexed spots, which may then gain a few more
         hkl, distance = lattice_distance(s, U, B)
         indexed = distance < params.lattice_tolerance
@@ -237,8 +352,6 @@ def index_s(
     hkl, distance = lattice_distance(s, U, B)
     indexed = distance < params.lattice_tolerance
     if indexed.sum() < needed:
-        raise IndexingError(
-            f"target cell indexes at most {int(indexed.sum())} of {n} spots (< {needed})"
-        )
+        raise IndexingError(failure_reason(s, plan, int(indexed.sum()), needed))
     residual = float(np.sqrt(np.mean(distance[indexed] ** 2)))
     return IndexingSolution(U, hkl, indexed, residual)

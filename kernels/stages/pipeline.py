@@ -16,14 +16,18 @@ import numpy as np
 from kernels.crystal.geometry import DetectorGeometry
 from kernels.crystal.symmetry import CrystalSymmetry, SymmetryError
 from kernels.io.reflections import Reflections
+from kernels.stages.adaptive import measure_image_model
 from kernels.stages.calibration import Calibration, calibrate, plan_calibration
+from kernels.stages.estimation import measure_spot_sigma
+from kernels.stages.guards import check_explains_spots
 from kernels.stages.hitfinder import HitParams, is_hit
 from kernels.stages.indexing import IndexingError, IndexingParams, index_still, plan_indexing
 from kernels.stages.integration import IntegrationParams, integrate_still, plan_integration
 from kernels.stages.refinement import RefinementError, RefinementParams, refine_orientation
-from kernels.stages.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding
+from kernels.stages.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding, recentred
 
 STAGES = ("calibrate", "spotfind", "index", "refine", "integrate")
+RECENTRE_ABOVE_PX = 1.0  # spots wider than this are re-centred before refinement
 
 
 class ParamsError(ValueError):
@@ -205,6 +209,9 @@ class ImageResult:
     n_integrated: int = 0
     index_residual: float = 0.0  # rms distance of indexed spots from their lattice points, 1/A
     rmsd_px: float = 0.0  # refined spot-position residual
+    spot_sigma_px: float = 0.0  # measured spot width (adaptive integration)
+    domain_size_a: float = 0.0  # domain size and mosaicity integration used
+    mosaicity_deg: float = 0.0
     status: str = "new"  # the last stage passed: miss, hit, indexed, refined, integrated
     reason: str = ""  # why the image went no further
     timings: dict = field(default_factory=dict)  # stage -> seconds
@@ -274,12 +281,16 @@ class Processor:
         if not result.hit:
             result.status, result.reason = (
                 "miss",
-                f"{len(spots)} spots < {self.params.hitfinder.min_spots}",
+                f"miss: {len(spots)} spots < {self.params.hitfinder.min_spots} needed for a hit "
+                "(hitfinder.min_spots; for weak data lower it or spotfinder.snr)",
             )
             return result
         result.status, result.spots = "hit", spots
         if wavelength is None or not wavelength > 0:
-            result.reason = "no photon energy recorded: cannot index"
+            result.reason = (
+                "not indexed: no photon energy recorded for this image, so no wavelength "
+                "(check the run's photon_energy_eV data)"
+            )
             return result
         result.wavelength = float(wavelength)
         self._index_refine_integrate(photons, spots, result)
@@ -290,11 +301,15 @@ class Processor:
     ) -> None:
         """The crystal stages of a hit; each failure ends the image with its reason."""
         clock = time.perf_counter
-        wavelength = result.wavelength
         t0 = clock()
         try:
             solution = index_still(
-                spots.col, spots.row, wavelength, self.geometry, self.indexing_plan
+                spots.col,
+                spots.row,
+                result.wavelength,
+                self.geometry,
+                self.indexing_plan,
+                intensity=spots.intensity,
             )
         except IndexingError as exc:
             result.timings["index"] = clock() - t0
@@ -307,19 +322,9 @@ class Processor:
             solution.n_indexed,
             solution.residual,
         )
-        on = solution.indexed
+        on = np.flatnonzero(solution.indexed)
         try:
-            refined = refine_orientation(
-                solution.U,
-                self.symmetry,
-                solution.hkl[on],
-                spots.col[on],
-                spots.row[on],
-                spots.intensity[on],
-                wavelength,
-                self.geometry,
-                self.params.refinement,
-            )
+            refined = self._refine(photons, spots, on, solution.U, solution.hkl[on], result)
         except RefinementError as exc:
             result.timings["refine"] = clock() - t1
             result.reason = f"refinement rejected: {exc}"
@@ -328,12 +333,67 @@ class Processor:
         result.timings["refine"] = t2 - t1
         result.status, result.n_refined, result.rmsd_px = "refined", refined.n_used, refined.rmsd_px
         result.U, result.cell = refined.U, refined.cell
-        reflections = integrate_still(
-            photons, refined.U, wavelength, self.geometry, self.integration_plan, refined.B
-        )
+        used = on[refined.used]
+        self._integrate(photons, spots.background[used], solution.hkl[used], refined, result)
         result.timings["integrate"] = clock() - t2
+
+    def _refine(self, photons, spots: Spots, on, U, hkl, result: ImageResult):
+        """Refine the solution on the indexed spots `on` (re-centred on discs matched to the
+        measured spot width when the spot finder's box is too small for them) and check that
+        it explains the image's spots."""
+        col, row = spots.col[on], spots.row[on]
+        sigma = measure_spot_sigma(photons, col, row, spots.background[on])
+        if sigma > RECENTRE_ABOVE_PX:
+            radius = self.params.integration.signal_sigmas * sigma
+            col, row = recentred(photons, col, row, spots.background[on], radius)
+        refined = refine_orientation(
+            U,
+            self.symmetry,
+            hkl,
+            col,
+            row,
+            spots.intensity[on],
+            result.wavelength,
+            self.geometry,
+            self.params.refinement,
+        )
+        check_explains_spots(
+            refined.n_used, len(spots), self.params.refinement.min_explained_fraction
+        )
+        return refined
+
+    def _integrate(self, photons, spot_background, hkl, refined, result: ImageResult) -> None:
+        """Measure the image's model (adaptive integration) and integrate its reflections."""
+        p = self.params.integration
+        model = None
+        if p.adaptive:
+            model = measure_image_model(
+                photons,
+                spot_background,
+                hkl,
+                refined.U,
+                refined.B,
+                result.wavelength,
+                self.geometry,
+                self.integration_plan,
+            )
+        result.spot_sigma_px = model.spot_sigma_px if model else p.signal_radius / p.signal_sigmas
+        result.domain_size_a = model.domain_size_a if model else p.domain_size_a
+        result.mosaicity_deg = model.mosaicity_deg if model else p.mosaicity_deg
+        reflections = integrate_still(
+            photons,
+            refined.U,
+            result.wavelength,
+            self.geometry,
+            self.integration_plan,
+            refined.B,
+            model,
+        )
         result.n_integrated = len(reflections)
         if len(reflections) == 0:
-            result.reason = "no predicted reflection could be integrated"
+            result.reason = (
+                "not integrated: no predicted reflection could be integrated (all fall off the "
+                "detector or on bad pixels; check the mask and integration.d_min)"
+            )
             return
         result.status, result.reflections = "integrated", reflections

@@ -29,6 +29,7 @@ class RefinementParams:
     min_spots: int = 10
     refine_cell: int = 0  # 1: refine the free cell parameters too
     max_cell_change: float = 0.02  # largest accepted relative change of a cell parameter
+    min_explained_fraction: float = 0.6  # of all the image's spots, within outlier_px (guards.py)
 
 
 class RefinementError(Exception):
@@ -137,15 +138,20 @@ def refine_orientation(
     n = int(used.sum())
     if n < params.min_spots:
         raise RefinementError(
-            f"{n} spots within {params.outlier_px} px of their prediction < {params.min_spots}"
+            f"{n} spots within {params.outlier_px} px of their prediction < {params.min_spots} "
+            "(refinement.min_spots): a wrong orientation or a detector geometry that is off"
         )
     r = position_residuals(U, B, hkl[used], col[used], row[used], wavelength, geometry)
     rmsd = float(np.sqrt(np.mean(r.reshape(2, -1).T ** 2) * 2))
     if rmsd > params.max_rmsd_px:
-        raise RefinementError(f"rms spot residual {rmsd:.2f} px > {params.max_rmsd_px} px")
+        raise RefinementError(
+            f"rms spot residual {rmsd:.2f} px > {params.max_rmsd_px} px (refinement.max_rmsd_px): "
+            "check the beam centre and detector distance before loosening this gate"
+        )
     change = max(abs(c / c0 - 1.0) for c, c0 in zip(cell, symmetry.cell))
     if change > params.max_cell_change:
         raise RefinementError(
-            f"cell changed by {100 * change:.1f} % > {100 * params.max_cell_change:.1f} %"
+            f"cell changed by {100 * change:.1f} % > {100 * params.max_cell_change:.1f} % "
+            "(refinement.max_cell_change): check the target cell (crystal.*)"
         )
     return RefinedOrientation(U, cell, used, rmsd)

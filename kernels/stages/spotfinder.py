@@ -4,8 +4,10 @@ A pixel is a spot candidate when it stands more than ``snr`` standard deviations
 background of its resolution ring (ring statistics are computed on a subsample, with the bright
 pixels clipped). Candidates that are the local maximum of their 3 x 3 neighbourhood become spots
 when their ``window`` x ``window`` box has at least ``min_pix`` pixels above the threshold and a
-background-subtracted sum of at least ``min_photons``. Only candidates are ever touched pixel by
-pixel, so the cost is a few passes over the frame.
+background-subtracted sum of at least ``min_photons``. Of peaks closer than ``min_separation``
+pixels only the brightest is kept: a wide spot's noise has several local maxima, which would
+otherwise be counted as several spots. Only candidates are ever touched pixel by pixel, so the
+cost is a few passes over the frame.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from kernels.crystal.geometry import DetectorGeometry
 
@@ -29,6 +32,7 @@ class SpotParams:
     ring_width_px: float = 8.0
     edge: int = 3  # ignore candidates this close to the array border
     sample_stride: int = 2
+    min_separation: float = 3.0  # pixels; closer peaks are one spot
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,20 @@ def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
     return mean, std
 
 
+def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separation: float):
+    """Indices of the peaks kept when, of any two closer than `separation`, the weaker goes."""
+    if len(peaks) < 2 or separation <= 0:
+        return np.arange(len(peaks))
+    xy = np.c_[peaks % cols, peaks // cols].astype(float)
+    pairs = cKDTree(xy).query_pairs(separation, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.arange(len(peaks))
+    weaker = np.where(intensity[pairs[:, 0]] < intensity[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    keep = np.ones(len(peaks), dtype=bool)
+    keep[weaker] = False
+    return np.flatnonzero(keep)
+
+
 def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     """Find Bragg spots in a calibrated frame.
 
@@ -160,8 +178,40 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
         npix[keep],
         bg[keep],
     )
+    brightest = distinct_peaks(peaks, intensity, photons.shape[1], p.min_separation)
+    peaks, signal, intensity, npix, bg = (
+        a[brightest] for a in (peaks, signal, intensity, npix, bg)
+    )
     weight = signal.sum(axis=1)
     cols = photons.shape[1]
     row = peaks // cols + (signal * plan.box_dr).sum(axis=1) / weight
     col = peaks % cols + (signal * plan.box_dc).sum(axis=1) / weight
     return Spots(col, row, intensity, npix, bg)
+
+
+def recentred(photons: np.ndarray, col, row, background, radius: float, passes: int = 2):
+    """Centroids of spots recomputed over a disc of `radius` pixels (background-subtracted,
+    positive pixels only), each pass around the previous centroid.
+
+    The spot finder's ``window`` box truncates wide spots and pulls their centroids towards
+    the peak pixel; a disc matched to the measured spot width does not. Spots too close to the
+    array border keep their centroids.
+    """
+    col, row = np.array(col, float), np.array(row, float)
+    r = int(np.ceil(radius))
+    d = np.arange(-r, r + 1)
+    dr, dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
+    rows, cols = photons.shape
+    inside = (np.minimum(col, row) > r + 1) & (col < cols - r - 2) & (row < rows - r - 2)
+    bg = np.asarray(background, float)[inside][:, None]
+    c, w = col[inside], row[inside]
+    for _ in range(passes):
+        rr = np.rint(w).astype(np.int64)[:, None] + dr
+        cc = np.rint(c).astype(np.int64)[:, None] + dc
+        disc = (rr - w[:, None]) ** 2 + (cc - c[:, None]) ** 2 <= radius**2
+        signal = np.maximum(photons[rr, cc] - bg, 0.0) * disc
+        total = np.maximum(signal.sum(axis=1), 1e-9)
+        c = np.where(signal.sum(axis=1) > 0, (signal * cc).sum(axis=1) / total, c)
+        w = np.where(signal.sum(axis=1) > 0, (signal * rr).sum(axis=1) / total, w)
+    col[inside], row[inside] = c, w
+    return col, row

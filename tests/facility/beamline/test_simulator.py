@@ -5,6 +5,7 @@ import json
 import gemmi
 import h5py
 import numpy as np
+import pytest
 
 from facility.beamline.__main__ import main as beamline_main
 from kernels.io.marker import MARKER, adler32_file, read_marker
@@ -86,3 +87,39 @@ def test_same_seed_same_frames_and_cli(tmp_path, capsys):
         for c, e in a.events:
             assert np.array_equal(a.read_frame(c, e), b.read_frame(c, e))
     assert json.loads((tmp_path / "a/runs/r0001" / MARKER).read_text())["run"] == 1
+
+
+def test_variants_from_the_cli_with_their_truth(tmp_path):
+    out = tmp_path / "variants"
+    args = ["simulate", "--out", str(out), "--images", "16", "--chunk-size", "8", "--workers", "1"]
+    args += ["--hit-rate", "0.5", "--seed", "4", "--spot-sigma-px", "0.7", "--spot-sigma-max-px"]
+    args += ["2.0", "--spot-elongation", "1.5", "--domain-size-min-a", "500", "--mosaicity-max-deg"]
+    args += ["0.2", "--ice-fraction", "0.5", "--miss-diffuse-photons", "0.5"]
+    args += ["--photons-per-reflection", "30", "--space-group", "P 21 21 21", "--cell"]
+    args += ["52", "67", "83", "90", "90", "90"]
+    assert beamline_main(args) == 0
+    settings = json.loads((out / "truth" / "simulation.json").read_text())
+    assert settings["spot_sigma_max_px"] == 2.0 and settings["space_group"] == "P 21 21 21"
+    with h5py.File(out / "truth" / "r0001.h5") as t:
+        sigma, domain, mosaic = (
+            t["spot_sigma_px"][()],
+            t["domain_size_a"][()],
+            t["mosaicity_deg"][()],
+        )
+        ice, hit, scale = t["ice"][()], t["hit"][()], t["scale"][()]
+        excited = {k: t["excited"][k][()] for k in t["excited"]}
+    assert sigma.shape == (16,) and np.all((0.7 <= sigma) & (sigma <= 2.0)) and np.ptp(sigma) > 0.3
+    assert np.all((500 <= domain) & (domain <= 5000)) and np.all((0.05 <= mosaic) & (mosaic <= 0.2))
+    assert 0 < ice.sum() < 16
+    assert np.all(excited["partiality"] >= 0.1)
+    assert set(excited["event"]) <= set(np.flatnonzero(scale > 0))  # hits and weak crystals
+    with open_run(out / "runs" / "r0001") as run:  # a miss with ice or a halo is not blank
+        frames = [run.read_frame(c, e).astype(float) for c, e in run.events]
+    calm = [f.mean() for f, h, i in zip(frames, hit, ice) if not h and not i]
+    assert calm and min(calm) > 0
+
+
+def test_variant_options_are_checked(capsys):
+    with pytest.raises(SystemExit):
+        beamline_main(["simulate", "--out", "x", "--spot-elongation", "0.5"])
+    assert "--spot-elongation" in capsys.readouterr().err
