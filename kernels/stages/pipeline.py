@@ -78,6 +78,7 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
         "ring_width_px": ParamInfo("width of the resolution rings of the background (pixels)", 1),
         "edge": ParamInfo("candidates this close to the array border are ignored (pixels)"),
         "sample_stride": ParamInfo("every n-th pixel feeds the ring statistics", 1),
+        "min_separation": ParamInfo("peaks closer than this are one spot (pixels)"),
     },
     "hitfinder": {"min_spots": ParamInfo("a frame with at least this many spots is a hit")},
     "crystal": {
@@ -94,6 +95,11 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
         "lattice_tolerance": ParamInfo("largest distance of an indexed spot from its node (1/A)"),
         "min_indexed": ParamInfo("spots that must be indexed", 1),
         "min_indexed_fraction": ParamInfo("fraction of the spots that must be indexed", 0, 1),
+        "fallback_spots": ParamInfo(
+            "strongest spots forming the second pass's hypotheses (0: no second pass)"
+        ),
+        "fallback_max_difference": ParamInfo("second pass: longest difference vector (1/A)"),
+        "fallback_length_tolerance": ParamInfo("second pass: length tolerance (1/A)"),
     },
     "refinement": {
         "iterations": ParamInfo("orientation refinement cycles", 1),
@@ -104,6 +110,9 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
             "1: refine the free cell parameters too, 0: orientation only", 0, 1
         ),
         "max_cell_change": ParamInfo("largest accepted relative change of a cell parameter"),
+        "min_explained_fraction": ParamInfo(
+            "fraction of all the image's spots a solution must place within outlier_px", 0, 1
+        ),
     },
     "integration": {
         "d_min": ParamInfo("high-resolution limit of the predictions (A)", 0.5),
@@ -116,6 +125,16 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
         "background_outer": ParamInfo("outer radius of the background annulus (pixels)"),
         "background_clip": ParamInfo(
             "annulus pixels this many sigmas above the median are ignored"
+        ),
+        "adaptive": ParamInfo(
+            "1: measure spot size, domain size and mosaicity on each image; 0: the fixed disc",
+            0,
+            1,
+        ),
+        "signal_sigmas": ParamInfo("adaptive disc radius in measured spot widths", 0.5),
+        "background_width": ParamInfo("adaptive background annulus width (pixels)", 1),
+        "min_held": ParamInfo(
+            "adaptive: least fraction of a spot on good disc pixels (else not integrated)", 0, 1
         ),
     },
 }
