@@ -8,6 +8,7 @@ import gemmi
 import numpy as np
 
 from facility.beamline.simulate import SimulationParams, partiality
+from facility.beamline.variants import draw_crystal
 from kernels.crystal.geometry import (
     default_geometry,
     excitation_error,
@@ -38,12 +39,13 @@ def simulate_stills(cell, space_group: str, n: int, seed: int = 0, spurious: int
     geometry = default_geometry()
     hkl = all_hkl(cell, space_group, d_min)
     B = reciprocal_basis(cell)
+    crystal = draw_crystal(params, rng)  # the defaults: no spread, no draw from rng
     stills = []
     for _ in range(n):
         U = random_rotation(rng)
         s = hkl @ (U @ B).T
         wavelength = params.wavelength
-        on = partiality(s, excitation_error(s, wavelength), params) > 0.3
+        on = partiality(s, excitation_error(s, wavelength), params, crystal) > 0.3
         col, row = project_to_detector(s[on], wavelength, geometry)
         rows, cols = geometry.shape
         col = np.concatenate([col, rng.uniform(0, cols, spurious)])
