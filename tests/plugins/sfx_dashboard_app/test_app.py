@@ -331,6 +331,6 @@ def test_settings_page_shows_the_beamtime_and_every_trials_parameters(
     )
     assert "spot_threshold" in page.text  # the trial's own parameters (fill_beamtime)
     keys = page.text.split("<h2>Trial parameters</h2>")[1]
-    assert "spotfinder" in keys and ">snr<" in keys and "box edge for sums and centroids" in keys
+    assert "spotfinder" in keys and ">snr<" in keys and "edge of a spot&#x27;s box" in keys
     monkeypatch.setenv("AIRFLOW_VAR_SFXFLOW_BEAMTIME", json.dumps({"experimnt": "x"}))
     assert "unknown setting(s) [&#x27;experimnt&#x27;]" in viewer.get("/settings").text
