@@ -110,6 +110,30 @@ def suspect_reason(overall: dict, image_cc, min_cc_half: float, min_image_cc: fl
     return "; ".join(reasons)
 
 
+def selection_stats(merged, sel: np.ndarray, n_possible: int, ano, truth_match) -> dict:
+    """Statistics of the reflections in ``sel`` (a shell, or all) out of ``n_possible``."""
+    both = sel & np.isfinite(merged.half1) & np.isfinite(merged.half2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        i_over_sigma = merged.intensity[sel] / merged.sigma[sel]
+    rec = {
+        "n_unique": int(sel.sum()),
+        "n_possible": int(n_possible),
+        "completeness": float(sel.sum() / n_possible) if n_possible else float("nan"),
+        "multiplicity": float(merged.multiplicity[sel].mean()) if sel.any() else float("nan"),
+        "mean_i_over_sigma": float(np.nanmean(i_over_sigma)) if sel.any() else float("nan"),
+        "cc_half": pearson(merged.half1[both], merged.half2[both]),
+        "rsplit": rsplit(merged.half1[both], merged.half2[both]),
+    }
+    rec["cc_star"] = cc_star(rec["cc_half"])
+    if ano is not None:
+        rec.update(anomalous_stats(ano, sel))
+    if truth_match is not None:
+        match, truth_values = truth_match
+        m = match & sel
+        rec["cc_truth"] = pearson(merged.intensity[m], truth_values[m])
+    return rec
+
+
 def merge_statistics(
     symmetry: CrystalSymmetry,
     merged,
@@ -150,29 +174,7 @@ def merge_statistics(
         )
         ano = anomalous_columns(merged, truth_delta)
 
-    def stats(sel: np.ndarray, n_possible: int) -> dict:
-        both = sel & np.isfinite(merged.half1) & np.isfinite(merged.half2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            i_over_sigma = merged.intensity[sel] / merged.sigma[sel]
-        rec = {
-            "n_unique": int(sel.sum()),
-            "n_possible": int(n_possible),
-            "completeness": float(sel.sum() / n_possible) if n_possible else float("nan"),
-            "multiplicity": float(merged.multiplicity[sel].mean()) if sel.any() else float("nan"),
-            "mean_i_over_sigma": float(np.nanmean(i_over_sigma)) if sel.any() else float("nan"),
-            "cc_half": pearson(merged.half1[both], merged.half2[both]),
-            "rsplit": rsplit(merged.half1[both], merged.half2[both]),
-        }
-        rec["cc_star"] = cc_star(rec["cc_half"])
-        if ano is not None:
-            rec.update(anomalous_stats(ano, sel))
-        if truth_match is not None:
-            match, truth_values = truth_match
-            m = match & sel
-            rec["cc_truth"] = pearson(merged.intensity[m], truth_values[m])
-        return rec
-
-    overall = stats(np.ones(len(d), dtype=bool), len(possible))
+    overall = selection_stats(merged, np.ones(len(d), dtype=bool), len(possible), ano, truth_match)
     overall.update(d_min=d_min, d_max=d_max, wilson_b=wilson_b(d, merged.intensity))
     if ano is not None:
         low_half = shell < n_shells // 2
@@ -184,7 +186,7 @@ def merge_statistics(
         )
     shells = []
     for i in range(n_shells):
-        rec = stats(shell == i, shell_possible[i])
+        rec = selection_stats(merged, shell == i, shell_possible[i], ano, truth_match)
         rec["d_max"], rec["d_min"] = (
             float(edges[i] ** (-1 / 3)) if edges[i] > 0 else float("inf"),
             float(edges[i + 1] ** (-1 / 3)),
@@ -196,10 +198,19 @@ def merge_statistics(
         [s["cc_half"] for s in shells],
         d_min,
     )
+    return with_run_level_checks(
+        {"overall": overall, "shells": shells}, merged, suspect_cc_half, suspect_image_cc
+    )
+
+
+def with_run_level_checks(
+    result: dict, merged, suspect_cc_half: float, suspect_image_cc: float
+) -> dict:
+    """``result`` with the median image CC and, when the merge fails the checks, ``suspect``."""
+    overall = result["overall"]
     image_cc = getattr(merged, "image_cc", None)
     if image_cc is not None and np.isfinite(image_cc).any():
         overall["median_image_cc"] = float(np.nanmedian(image_cc))
-    result: dict = {"overall": overall, "shells": shells}
     reason = suspect_reason(overall, image_cc, suspect_cc_half, suspect_image_cc)
     if reason:
         result["suspect"] = {"reason": reason}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from kernels.stages.pipeline import PARAM_INFO, ParamInfo, ProcessingParams
+from kernels.stages.params_info import PARAM_INFO, ParamInfo
+from kernels.stages.pipeline import ProcessingParams
 
 
 def range_text(info: ParamInfo, default: object) -> str:
