@@ -101,7 +101,7 @@ class MarkerFile:
         name, size, checksum = entry["name"], entry["bytes"], entry["adler32"]
         if not isinstance(name, str) or not _FILE_NAME.match(name) or name == MARKER:
             raise MarkerError(origin, f"bad file name {name!r}")
-        if not _is_count(size):
+        if not is_count(size):
             raise MarkerError(origin, f"file {name}: 'bytes' must be a non-negative integer")
         if not isinstance(checksum, str) or not _ADLER32.match(checksum):
             raise MarkerError(origin, f"file {name}: 'adler32' must be 8 lowercase hex digits")
@@ -142,7 +142,7 @@ class RunMarker:
         if missing:
             raise MarkerError(origin, f"marker lacks {sorted(missing)}")
         run = marker["run"]
-        if not _is_count(run):
+        if not is_count(run):
             raise MarkerError(origin, f"'run' must be a non-negative integer, got {run!r}")
         return cls(
             run,
@@ -252,7 +252,7 @@ def write_marker(run_dir, run_number: int, concluded_at: datetime | None = None)
     return marker
 
 
-def _is_count(value: Any) -> bool:
+def is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
