@@ -56,7 +56,8 @@ def create_app(db_url: str | None = None) -> FastAPI:
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():  # a route may allow caching of its own
+            response.headers.setdefault(name, value)
         return response
 
     @app.exception_handler(LoginRequired)

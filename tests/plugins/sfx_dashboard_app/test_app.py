@@ -56,6 +56,7 @@ class Elements(HTMLParser):
         "/plots/weather.png?run_id=1&trial_id=1",
         "/plots/shells.png?dataset_id=1&trial_id=1",
         "/dashboard.js",
+        "/vendor/plotly.js",
     ],
 )
 def test_anonymous_data_requests_get_401(client, auth_manager, path):
@@ -334,3 +335,14 @@ def test_settings_page_shows_the_beamtime_and_every_trials_parameters(
     assert "spotfinder" in keys and ">snr<" in keys and "edge of a spot&#x27;s box" in keys
     monkeypatch.setenv("AIRFLOW_VAR_SFXFLOW_BEAMTIME", json.dumps({"experimnt": "x"}))
     assert "unknown setting(s) [&#x27;experimnt&#x27;]" in viewer.get("/settings").text
+
+
+def test_the_charting_library_is_served_from_the_plugin_and_may_be_cached(viewer, beamtime):
+    response = viewer.get("/vendor/plotly.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "plotly.js (cartesian - minified) v4.1.1" in response.text[:200]
+    assert response.headers["cache-control"] == "private, max-age=86400"
+    # pages keep the strict defaults
+    page = viewer.get("/", params=page_params(beamtime))
+    assert page.headers["cache-control"] == "no-store"
