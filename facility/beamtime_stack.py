@@ -19,6 +19,7 @@ import requests
 
 from facility.airflow_stack import AirflowStack
 from facility.ports import free_port
+from facility.sfapi.job_user import JobUser
 from facility.sfapi.testing import RunningEmulator, running_emulator
 from operators.pipeline.beamtime import VARIABLE, Beamtime
 
@@ -168,12 +169,12 @@ def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: 
 
     The servers run as an unprivileged user: it must be able to traverse to both folders (so
     `workdir` must not sit under a private directory), read the experiment and own the
-    center's run folder it writes into.
+    center's ``runs`` folder it writes into.
     """
     from facility.xrootd import XRootDServer, ensure_service_user, hand_over, local_pki
 
     user = ensure_service_user()
-    hand_over(hpc_root / hpc_dir.lstrip("/"), user)
+    hand_over(hpc_root / hpc_dir.lstrip("/") / "runs", user)
     pki = local_pki(workdir / "xrootd" / "pki", user)
     servers = []
     for name, data_dir in (("source", exp_dir.parent), ("dest", hpc_root)):
@@ -184,6 +185,27 @@ def _xrootd_locations(stack: ExitStack, workdir: Path, exp_dir: Path, hpc_root: 
         servers.append(server)
     source, dest = servers
     return f"{source.url}/{exp_dir.name}", f"{dest.url}{hpc_dir}", pki[0]
+
+
+def center_job_user(center_root: Path) -> JobUser:
+    """Whom the emulated center should run this stack's jobs and commands as: ``nobody`` where
+    the emulator may hand it the folders and it can run our Python (every job runs
+    ``python -m kernels``), else the server's user, with a warning saying why."""
+    return JobUser.choose("auto", center_root).reaching_python()
+
+
+def private_sqlite_url(folder: Path, job_user: JobUser) -> str:
+    """A SQLite results DB the center's jobs (as ``job_user``) and Airflow (as us) both write.
+
+    The file and its folder belong to the job user; SQLite gives the ``-wal``/``-shm`` files
+    that another process makes the database file's owner and mode, so none ends up ours only.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.db"
+    path.touch()
+    for owned in (folder, path):
+        job_user.give(owned)
+    return f"sqlite:///{path}"
 
 
 @contextmanager
@@ -206,10 +228,19 @@ def running_beamtime(
     exp_dir = workdir / "experiment"
     (exp_dir / "runs").mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        center = stack.enter_context(running_emulator(workdir / "center", backend="local"))
+        job_user = center_job_user(workdir / "center" / "fs")
+        center = stack.enter_context(
+            running_emulator(
+                workdir / "center",
+                backend="local",
+                job_user="auto" if job_user.account else "server",
+            )
+        )
         hpc_dir = f"/pscratch/sd/s/sfxflow/{experiment}"
         hpc_host = center.root / hpc_dir.lstrip("/")
         (hpc_host / "runs").mkdir(parents=True, exist_ok=True)
+        job_user.give(hpc_host)  # its jobs make the results and datasets folders in it
+        results_db = results_db or private_sqlite_url(workdir / "resultsdb", job_user)
         transfer_env = {}
         if use_xrootd:
             source, dest, ca = _xrootd_locations(stack, workdir, exp_dir, center.root, hpc_dir)
@@ -235,7 +266,7 @@ def running_beamtime(
                 "hpc_dir": hpc_dir,
                 "transfer_source": source,
                 "transfer_dest": dest,
-                "results_db": results_db or f"sqlite:///{workdir / 'results.db'}",
+                "results_db": results_db,
             }
         )
         env = {

@@ -16,6 +16,7 @@ import logging
 import os
 import pwd
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,16 @@ class JobUser:
             directory,
         )
         return JobUser(None)
+
+    def reaching_python(self) -> JobUser:
+        """This user if it can run the server's Python (the venv's link, the interpreter it links
+        to and its standard library), else the server's: a venv made from a Python under a
+        private home (pyenv in ``/root``) cannot run as another user."""
+        executable = Path(sys.executable)
+        user = self
+        for directory in (executable.parent, executable.resolve().parent, Path(sys.base_prefix)):
+            user = user.reaching(directory)
+        return user
 
     def sbatch_options(self) -> list[str]:
         """``sbatch`` options that run the job as this user (root may set them)."""
