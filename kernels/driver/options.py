@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_LIVE_TIMEOUT = 600.0  # seconds without a new chunk before a live job gives up
+
 
 @dataclass(frozen=True)
 class ProcessOptions:
@@ -27,6 +29,12 @@ class ProcessOptions:
         Node-local cache of per-rank results (default ``<out>/cache``).
     batch : int
         Work items handed to a rank per request.
+    live : bool
+        Follow a run still being acquired: process each chunk as its marker appears, end
+        once the run marker is there and every chunk is done.
+    live_timeout : float
+        Seconds without a new chunk (and no run marker) after which a live job stops as
+        stalled (exit code 4), publishing what it processed.
     """
 
     run: Path
@@ -38,10 +46,14 @@ class ProcessOptions:
     db: str | None = None
     cache_dir: Path | None = None
     batch: int = 4
+    live: bool = False
+    live_timeout: float = DEFAULT_LIVE_TIMEOUT
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise ValueError(f"batch must be at least 1, got {self.batch}")
+        if not self.live_timeout > 0:
+            raise ValueError(f"live_timeout must be positive, got {self.live_timeout}")
 
     @property
     def experiment_name(self) -> str:

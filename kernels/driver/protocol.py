@@ -17,13 +17,24 @@ TAG_REQUEST = (
 TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
 
 
-def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) -> None:
-    """Hand out work on demand until the queue is empty or a stop is requested."""
+def produce(comm, feed, producer: Producer, stop: StopFlag, batch: int) -> None:
+    """Hand out the feed's unfinished items on demand until it has ended and they are all
+    handed out, or a stop is requested.
+
+    A worker asking while the queue is empty but the feed goes on (a live run between
+    chunks) waits for the next chunk: its request is answered once there is work.
+    """
     from mpi4py import MPI
 
-    active = comm.Get_size() - 1
+    workers = comm.Get_size() - 1
+    active = workers
+    waiting: deque[int] = deque()
+    queue: deque[tuple[int, int]] = deque()
     status = MPI.Status()
     while active:
+        queue.extend(item for item in feed.poll() if item not in producer.checkpoint.done)
+        while waiting and (queue or stop or feed.ended):
+            active -= _answer(comm, waiting.popleft(), queue, stop, batch, workers)
         if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
             time.sleep(0.0005)  # polling keeps signals deliverable to Python
             continue
@@ -32,14 +43,20 @@ def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) 
         producer.record_encoded(items, encoded)
         if stopping:
             stop.set(f"rank {source} stopping")
-        if stop or not queue:
-            comm.send([], dest=source, tag=TAG_WORK)
-            active -= 1
-            continue
-        share = max(1, min(batch, len(queue) // (comm.Get_size() - 1)))  # small batches at the end
-        comm.send(
-            [queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK
-        )
+        if queue or stop or feed.ended:
+            active -= _answer(comm, source, queue, stop, batch, workers)
+        else:
+            waiting.append(source)
+
+
+def _answer(comm, source: int, queue: deque, stop: StopFlag, batch: int, workers: int) -> int:
+    """Send ``source`` its next batch, or the empty list that ends it (then return 1)."""
+    if stop or not queue:
+        comm.send([], dest=source, tag=TAG_WORK)
+        return 1
+    share = max(1, min(batch, len(queue) // workers))  # small batches at the end
+    comm.send([queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK)
+    return 0
 
 
 def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:

@@ -7,6 +7,7 @@ import time
 
 from kernels.driver.parts import ResultCache
 from kernels.funnel import FUNNEL
+from kernels.io.live_run import extend_run
 from kernels.io.runformat import Run
 from kernels.resultsdb.logger import ImageRow
 from kernels.stages.pipeline import ImageResult, Processor
@@ -40,6 +41,8 @@ class Worker:
 
     def process(self, item: tuple[int, int]) -> ImageRow:
         chunk, event = item
+        if chunk >= len(self.run.chunks):  # a live run: rank 0 has seen this chunk's marker
+            extend_run(self.run)
         t_start = time.time()
         t0 = time.perf_counter()
         raw = self.run.read_frame(chunk, event)
