@@ -14,6 +14,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from kernels.cell import cli as cell_cli  # noqa: E402
 from kernels.driver import (  # noqa: E402
+    DEFAULT_EVERY_IMAGES,
+    DEFAULT_EVERY_SECONDS,
     DEFAULT_LIVE_TIMEOUT,
     JobInputError,
     ProcessOptions,
@@ -98,6 +100,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --live: stop as stalled (exit code 4) after this long without a new chunk "
         "and without the run marker, publishing what was processed (default %(default)g)",
     )
+    proc.add_argument(
+        "--merge-every-images",
+        type=positive_int,
+        default=DEFAULT_EVERY_IMAGES,
+        metavar="N",
+        help="with --live: publish the run-so-far merge every N merged images "
+        "(default %(default)d) ...",
+    )
+    proc.add_argument(
+        "--merge-every-seconds",
+        type=positive_float,
+        default=DEFAULT_EVERY_SECONDS,
+        metavar="M",
+        help="... or every M seconds, whichever comes first (default %(default)g)",
+    )
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
     mrg.add_argument(
         "--results", required=True, nargs="+", help="result directories of processed runs"
@@ -144,6 +161,8 @@ def process_options(args: argparse.Namespace) -> ProcessOptions:
         batch=args.batch,
         live=args.live,
         live_timeout=args.live_timeout,
+        merge_every_images=args.merge_every_images,
+        merge_every_seconds=args.merge_every_seconds,
         **{key: Path(value) if value else None for key, value in optional.items()},
     )
 

@@ -40,11 +40,14 @@ from kernels.driver.parts import PARTS_DIR, ResultCache, drop_unreadable_parts, 
 from kernels.driver.producer import Producer
 from kernels.driver.protocol import consume, produce
 from kernels.driver.signals import StopFlag
+from kernels.driver.so_far import contribution, db_sink, file_sink, start_run_so_far
 from kernels.driver.worker import Worker
 from kernels.io.checkpoint import write_checkpoint
 from kernels.io.live_run import open_ready
 from kernels.io.marker import MarkerError
 from kernels.io.runformat import Run, RunFormatError, open_run
+from kernels.merging.running import RunningMerge
+from kernels.merging.settings import merge_params
 from kernels.outputs import SUMMARY_FILE
 from kernels.process import default_calibration, load_params
 from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError, parse_db_url
@@ -157,7 +160,7 @@ def _run(comm, options: ProcessOptions) -> JobResult:
         encode = None
         if log_to is not None:
             encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:])
-        consume(comm, worker, encode, stop)
+        consume(comm, worker, encode, stop, merge=options.live)
 
     part = None
     if worker is not None and worker.cache.publish(
@@ -195,8 +198,21 @@ def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
             producer.report(exc)
         if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log now
             producer.log([row for row, _ in finished_records(out, checkpoint)])
+        if options.live:
+            producer.so_far = _run_so_far(options, params, producer)
         setup.session = f"s{checkpoint.sessions + 1:03d}"
     return setup
+
+
+def _run_so_far(options: ProcessOptions, params: ProcessingParams, producer: Producer):
+    """A live job's run-so-far merge, to ``run_so_far.json`` and the results DB's row."""
+    sinks = [file_sink(options.out)]
+    if producer.logger is not None and options.db:
+        sinks.append(db_sink(options.db, producer.logger.run_id, producer.logger.trial_id))
+    running = RunningMerge(params.crystal.symmetry(), merge_params(options.params))
+    earlier = finished_records(options.out, producer.checkpoint)
+    every = (options.merge_every_images, options.merge_every_seconds)
+    return start_run_so_far(running, earlier, *every, sinks)
 
 
 def _first_chunk(comm, options: ProcessOptions) -> bool | tuple[str, str]:
@@ -222,7 +238,9 @@ def _produce(
     while not stop:
         queue.extend(item for item in feed.poll() if item not in producer.checkpoint.done)
         if queue:
-            producer.record([worker.process(queue.popleft())])
+            row, result = worker.process(queue.popleft())
+            merged = contribution(result) if producer.so_far is not None else None
+            producer.record([row], [merged] if merged is not None else [])
         elif feed.ended:
             return
         else:
@@ -273,6 +291,8 @@ def _finish(
     else:
         status = "stalled" if ending.stalled else "preempted"
         summary = write_preempted(out, checkpoint, ending.reason, size, status)
+    if producer.so_far is not None:
+        producer.so_far.publish(final=complete)
     producer.close_log(summary)
     message = (
         f"{checkpoint.run}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} "

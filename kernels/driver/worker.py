@@ -39,7 +39,8 @@ class Worker:
         self.run, self.processor, self.cache, self.rank = run, processor, cache, rank
         self.host = socket.gethostname()
 
-    def process(self, item: tuple[int, int]) -> ImageRow:
+    def process(self, item: tuple[int, int]) -> tuple[ImageRow, ImageResult]:
+        """Process one item; its lean row and full result (the result is cached, too)."""
         chunk, event = item
         if chunk >= len(self.run.chunks):  # a live run: rank 0 has seen this chunk's marker
             extend_run(self.run)
@@ -57,4 +58,4 @@ class Worker:
         )
         row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
         self.cache.append(row, result)
-        return row
+        return row, result
