@@ -61,31 +61,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m kernels")
-    commands = parser.add_subparsers(dest="command", required=True)
-    proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
-    proc.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
-    proc.add_argument("--out", required=True, help="output directory for the run's results")
-    proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
-    proc.add_argument("--params", help="trial parameters, JSON")
-    proc.add_argument("--trial", default="default", help="trial name recorded with the results")
-    proc.add_argument(
-        "--experiment",
-        help="experiment the run is logged under in the results DB "
-        "(default: the name of the run directory's grandparent, <exp>)",
-    )
-    proc.add_argument(
-        "--db",
-        help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
-        "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)",
-    )
-    proc.add_argument(
-        "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
-    )
-    proc.add_argument(
-        "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
-    )
+def add_live_options(proc: argparse.ArgumentParser) -> None:
+    """The options of ``process --live``: following a run being acquired, run-so-far merges."""
     proc.add_argument(
         "--live",
         action="store_true",
@@ -115,6 +92,34 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="M",
         help="... or every M seconds, whichever comes first (default %(default)g)",
     )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m kernels")
+    commands = parser.add_subparsers(dest="command", required=True)
+    proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
+    proc.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
+    proc.add_argument("--out", required=True, help="output directory for the run's results")
+    proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
+    proc.add_argument("--params", help="trial parameters, JSON")
+    proc.add_argument("--trial", default="default", help="trial name recorded with the results")
+    proc.add_argument(
+        "--experiment",
+        help="experiment the run is logged under in the results DB "
+        "(default: the name of the run directory's grandparent, <exp>)",
+    )
+    proc.add_argument(
+        "--db",
+        help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
+        "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)",
+    )
+    proc.add_argument(
+        "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
+    )
+    proc.add_argument(
+        "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
+    )
+    add_live_options(proc)
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
     mrg.add_argument(
         "--results", required=True, nargs="+", help="result directories of processed runs"
