@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.driver.feed import LiveFeed
+from kernels.driver.so_far import RunSoFar
 from kernels.io.chunk_marker import chunk_marker_name, write_chunk_marker, write_started
+from kernels.io.live_run import ReadyChunks, open_ready, ready_chunks
 from kernels.io.marker import write_marker
 from kernels.io.reflections import read_integrated
 from kernels.merging.cli import merge_results
@@ -99,16 +102,9 @@ def test_chunks_landing_one_by_one_give_the_post_run_result(
     same_as_post_run(out, reference, db, run)
 
     so_far = db.run_so_far(*db_trial(db, run))
-    _, images, refl = read_integrated(out / "integrated.h5")
     batch = RunningMerge(ProcessingParams().crystal.symmetry())
-    for i, (chunk, event) in enumerate(zip(images["chunk"], images["event"])):
-        sel = refl["image"] == i
-        batch.add(
-            chunk,
-            event,
-            refl["hkl"][sel],
-            *(refl[k][sel] for k in ("intensity", "sigma", "partiality")),
-        )
+    for image in integrated_images(out):
+        batch.add(*image)
     expected = batch.statistics()  # the same sums over integrated.h5 at once
     assert so_far["final"] and so_far["images_merged"] == expected["images_merged"] > 0
     for key in ("observations", "n_unique"):
@@ -163,7 +159,7 @@ def test_no_run_marker_stalls_with_what_was_processed_published_and_mergeable(
     source, reference = chunked_run
     run, out = tmp_path / "exp" / "runs" / "r0001", tmp_path / "out"
     deliver(source, run, [0, 1], conclude=False)  # the DAQ crashed after chunk 1
-    cmd = live(process_cmd, run, out, sqlite_url, "--live-timeout", "3")
+    cmd = live(process_cmd, run, out, sqlite_url, "--live-timeout", "2")
     stalled = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert stalled.returncode == 4, stalled.stderr
     s = summary(out)
@@ -198,3 +194,57 @@ def test_malformed_chunk_marker_is_a_clear_error_naming_it(
     )
     assert done.returncode == 2
     assert f"{bad}: chunk marker lacks ['closed_at', 'events', 'files']" in done.stderr
+
+
+def integrated_images(result_dir: Path):
+    """(chunk, event, hkl, intensity, sigma, partiality) of each image of an integrated.h5."""
+    _, images, refl = read_integrated(result_dir / "integrated.h5")
+    for i, (chunk, event) in enumerate(zip(images["chunk"], images["event"])):
+        sel = refl["image"] == i
+        yield (int(chunk), int(event), refl["hkl"][sel]) + tuple(
+            refl[k][sel] for k in ("intensity", "sigma", "partiality")
+        )
+
+
+def test_only_chunks_without_a_gap_are_read_and_a_late_chunk_ends_a_stall(chunked_run, tmp_path):
+    source, _ = chunked_run
+    run = tmp_path / "exp" / "runs" / "r0001"
+    assert ready_chunks(run) == ReadyChunks([], False)  # the folder has not reached the center
+    deliver(source, run, [0, 2], conclude=False)
+    assert [p.name for p in ready_chunks(run).indexes] == ["r0001-c00.idx.h5"]
+    now = [0.0]
+    feed = LiveFeed(open_ready(run), timeout=10, poll_seconds=1, clock=lambda: now[0])
+    assert feed.poll() == [(0, e) for e in range(PER_CHUNK)] and not feed.ended
+    now[0] = 10.0
+    assert feed.stalled and feed.ended
+    deliver(source, run, [1], conclude=False)  # chunk 1 fills the gap: 1 and 2 are readable
+    assert [c for c, _ in feed.poll()] == [1] * PER_CHUNK + [2] * PER_CHUNK
+    assert not feed.stalled and not feed.ended
+    deliver(source, run, [3])
+    now[0] += 1
+    assert [c for c, _ in feed.poll()] == [3] * PER_CHUNK and feed.concluded and feed.ended
+
+
+def test_running_merge_is_the_same_in_any_order_and_published_on_its_cadence(chunked_run):
+    _, reference = chunked_run
+    images = list(integrated_images(reference))
+    symmetry = ProcessingParams().crystal.symmetry()
+    in_order, shuffled = RunningMerge(symmetry), RunningMerge(symmetry)
+    assert np.isnan(in_order.statistics()["completeness"])
+    for image in images:
+        in_order.add(*image)
+    now, published = [0.0], []
+    so_far = RunSoFar(shuffled, 3, 5.0, [lambda s, final: published.append(s)], lambda: now[0])
+    for i in np.random.default_rng(1).permutation(len(images)):
+        so_far.add([images[i]])
+        so_far.tick()
+    assert [s["images_merged"] for s in published] == list(range(3, len(images) + 1, 3))
+    a, b = in_order.statistics(), so_far.publish(final=True)
+    assert a["n_unique"] == b["n_unique"] > 0 and a["observations"] == b["observations"]
+    assert a["multiplicity"] == pytest.approx(a["observations"] / a["n_unique"])
+    for key in ("completeness", "mean_i_over_sigma", "cc_half", "d_min"):
+        assert b[key] == pytest.approx(a[key], rel=1e-12), key
+    so_far.add([images[0]])
+    now[0] += 5.0  # one image pending and M seconds gone: due
+    so_far.tick()
+    assert published[-1]["images_merged"] == len(images) + 1 and so_far.pending == 0
