@@ -206,7 +206,9 @@ def integrated_images(result_dir: Path):
         )
 
 
-def test_only_chunks_without_a_gap_are_read_and_a_late_chunk_ends_a_stall(chunked_run, tmp_path):
+def test_only_chunks_without_a_gap_are_read_a_late_chunk_ends_a_stall_a_bad_marker_the_feed(
+    chunked_run, tmp_path
+):
     source, _ = chunked_run
     run = tmp_path / "exp" / "runs" / "r0001"
     assert ready_chunks(run) == ReadyChunks([], False)  # the folder has not reached the center
@@ -220,9 +222,13 @@ def test_only_chunks_without_a_gap_are_read_and_a_late_chunk_ends_a_stall(chunke
     deliver(source, run, [1], conclude=False)  # chunk 1 fills the gap: 1 and 2 are readable
     assert [c for c, _ in feed.poll()] == [1] * PER_CHUNK + [2] * PER_CHUNK
     assert not feed.stalled and not feed.ended
-    deliver(source, run, [3])
+    bad = run / chunk_marker_name("r0001", 3)
+    bad.write_text("{")  # torn: the feed stops with the error, what it handed out is kept
     now[0] += 1
-    assert [c for c, _ in feed.poll()] == [3] * PER_CHUNK and feed.concluded and feed.ended
+    assert feed.poll() == [] and feed.ended and str(bad) in str(feed.error)
+    deliver(source, run, [3])  # the marker rewritten whole, then the run marker
+    again = LiveFeed(open_ready(run), timeout=10)
+    assert len(again.poll()) == CHUNKS * PER_CHUNK and again.concluded and again.ended
 
 
 def test_running_merge_is_the_same_in_any_order_and_published_on_its_cadence(chunked_run):
