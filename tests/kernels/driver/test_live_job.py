@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
-from kernels.driver.feed import LiveFeed
+from kernels.driver.feed import LiveFeed, wait_for_first_chunk
 from kernels.driver.so_far import RunSoFar
 from kernels.io.chunk_marker import chunk_marker_name, write_chunk_marker, write_started
 from kernels.io.live_run import ReadyChunks, open_ready, ready_chunks
@@ -212,6 +212,7 @@ def test_only_chunks_without_a_gap_are_read_a_late_chunk_ends_a_stall_a_bad_mark
     source, _ = chunked_run
     run = tmp_path / "exp" / "runs" / "r0001"
     assert ready_chunks(run) == ReadyChunks([], False)  # the folder has not reached the center
+    assert not wait_for_first_chunk(run, timeout=0.3, poll_seconds=0.1)  # a job then exits 4
     deliver(source, run, [0, 2], conclude=False)
     assert [p.name for p in ready_chunks(run).indexes] == ["r0001-c00.idx.h5"]
     now = [0.0]
