@@ -14,6 +14,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from kernels.cell import cli as cell_cli  # noqa: E402
 from kernels.driver import (  # noqa: E402
+    DEFAULT_EVERY_IMAGES,
+    DEFAULT_EVERY_SECONDS,
+    DEFAULT_LIVE_TIMEOUT,
     JobInputError,
     ProcessOptions,
     configure_logging,
@@ -51,6 +54,46 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_live_options(proc: argparse.ArgumentParser) -> None:
+    """The options of ``process --live``: following a run being acquired, run-so-far merges."""
+    proc.add_argument(
+        "--live",
+        action="store_true",
+        help="follow a run still being acquired: process each chunk as its marker "
+        "(rNNNN-cNN.closed.json) appears, end once CONCLUDED.json is there and all are done",
+    )
+    proc.add_argument(
+        "--live-timeout",
+        type=positive_float,
+        default=DEFAULT_LIVE_TIMEOUT,
+        metavar="SECONDS",
+        help="with --live: stop as stalled (exit code 4) after this long without a new chunk "
+        "and without the run marker, publishing what was processed (default %(default)g)",
+    )
+    proc.add_argument(
+        "--merge-every-images",
+        type=positive_int,
+        default=DEFAULT_EVERY_IMAGES,
+        metavar="N",
+        help="with --live: publish the run-so-far merge every N merged images "
+        "(default %(default)d) ...",
+    )
+    proc.add_argument(
+        "--merge-every-seconds",
+        type=positive_float,
+        default=DEFAULT_EVERY_SECONDS,
+        metavar="M",
+        help="... or every M seconds, whichever comes first (default %(default)g)",
+    )
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kernels")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     proc.add_argument(
         "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
     )
+    add_live_options(proc)
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
     mrg.add_argument(
         "--results", required=True, nargs="+", help="result directories of processed runs"
@@ -120,16 +164,20 @@ def process_options(args: argparse.Namespace) -> ProcessOptions:
         experiment=args.experiment,
         db=args.db,
         batch=args.batch,
+        live=args.live,
+        live_timeout=args.live_timeout,
+        merge_every_images=args.merge_every_images,
+        merge_every_seconds=args.merge_every_seconds,
         **{key: Path(value) if value else None for key, value in optional.items()},
     )
 
 
 def process(options: ProcessOptions) -> int:
     """``process``: the MPI driver with a results DB or under mpiexec, else one process."""
-    if options.db or mpi_launched():
+    if options.db or mpi_launched() or options.live:
         result = run_mpi(options)
-        if result.message:
-            print(result.message, flush=True)
+        if result.message:  # a bad chunk met mid-run (exit code 2) is an error message
+            print(result.message, file=sys.stderr if result.exit_code == 2 else sys.stdout)
         return result.exit_code
     try:
         params = load_params(options.params)

@@ -3,11 +3,19 @@ results-DB logging, checkpoints and resume (see :mod:`kernels.driver.run`)."""
 
 from kernels.driver.dbpolicy import logger_connections
 from kernels.driver.launch import configure_logging, launched_rank, mpi_launched
-from kernels.driver.options import ProcessOptions
+from kernels.driver.options import (
+    DEFAULT_EVERY_IMAGES,
+    DEFAULT_EVERY_SECONDS,
+    DEFAULT_LIVE_TIMEOUT,
+    ProcessOptions,
+)
 from kernels.driver.protocol import TAG_REQUEST, TAG_WORK
 from kernels.driver.run import JobInputError, JobResult, run_mpi
 
 __all__ = [
+    "DEFAULT_EVERY_IMAGES",
+    "DEFAULT_EVERY_SECONDS",
+    "DEFAULT_LIVE_TIMEOUT",
     "TAG_REQUEST",
     "TAG_WORK",
     "JobInputError",

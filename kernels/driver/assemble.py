@@ -55,17 +55,24 @@ def assemble(
     return summary
 
 
-def write_preempted(out: Path, checkpoint: Checkpoint, reason: str, size: int) -> dict:
+def write_summary(out: Path, summary: dict) -> dict:
+    """Write ``summary.json`` (atomically) and return the summary."""
+    write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def write_preempted(
+    out: Path, checkpoint: Checkpoint, reason: str, size: int, status: str = "preempted"
+) -> dict:
     """The summary of a session stopped before the run was done (the same command resumes)."""
     summary = {
         "run": checkpoint.run,
         "trial": checkpoint.trial,
-        "status": "preempted",
+        "status": status,
         "reason": reason,
         "images_done": len(checkpoint.done),
         "images_total": checkpoint.n_events,
         "sessions": checkpoint.sessions,
         "ranks": size,
     }
-    write_json(out / SUMMARY_FILE, summary)
-    return summary
+    return write_summary(out, summary)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_LIVE_TIMEOUT = 600.0  # seconds without a new chunk before a live job gives up
+DEFAULT_EVERY_IMAGES = 200  # a live job's run-so-far merge: published every this many images
+DEFAULT_EVERY_SECONDS = 30.0  # ... or seconds, whichever comes first
+
 
 @dataclass(frozen=True)
 class ProcessOptions:
@@ -27,6 +31,14 @@ class ProcessOptions:
         Node-local cache of per-rank results (default ``<out>/cache``).
     batch : int
         Work items handed to a rank per request.
+    live : bool
+        Follow a run still being acquired: process each chunk as its marker appears, end
+        once the run marker is there and every chunk is done.
+    live_timeout : float
+        Seconds without a new chunk (and no run marker) after which a live job stops as
+        stalled (exit code 4), publishing what it processed.
+    merge_every_images, merge_every_seconds : int, float
+        A live job publishes its run-so-far merge every this many merged images or seconds.
     """
 
     run: Path
@@ -38,10 +50,18 @@ class ProcessOptions:
     db: str | None = None
     cache_dir: Path | None = None
     batch: int = 4
+    live: bool = False
+    live_timeout: float = DEFAULT_LIVE_TIMEOUT
+    merge_every_images: int = DEFAULT_EVERY_IMAGES
+    merge_every_seconds: float = DEFAULT_EVERY_SECONDS
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise ValueError(f"batch must be at least 1, got {self.batch}")
+        if self.merge_every_images < 1 or not self.merge_every_seconds > 0:
+            raise ValueError("merge_every_images must be at least 1, merge_every_seconds positive")
+        if not self.live_timeout > 0:
+            raise ValueError(f"live_timeout must be positive, got {self.live_timeout}")
 
     @property
     def experiment_name(self) -> str:

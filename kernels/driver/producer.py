@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kernels.driver.so_far import RunSoFar
 from kernels.funnel import COUNTS
 from kernels.io.checkpoint import Checkpoint
 from kernels.resultsdb.logger import ImageLogger, ImageRow, LoggerFailedError
@@ -18,17 +19,26 @@ class Producer:
     def __init__(self, checkpoint: Checkpoint, logger: ImageLogger | None):
         self.checkpoint = checkpoint
         self.logger = logger
+        self.so_far: RunSoFar | None = None  # a live job's run-so-far merge
         self.log_failed = False  # the DB stayed away too long: keep processing, log on the next run
 
-    def record(self, rows: list[ImageRow]) -> None:
+    def record(self, rows: list[ImageRow], contributions=()) -> None:
         """Mark rows' items finished and log the rows (ImageRows, encoded here)."""
         self.checkpoint.done.update((row.chunk, row.event) for row in rows)
         self.log(rows)
+        self._merge(contributions)
 
-    def record_encoded(self, items, encoded: list) -> None:
+    def record_encoded(self, items, encoded: list, contributions=()) -> None:
         """Mark work items finished and log their rows, encoded by the workers."""
         self.checkpoint.done.update(map(tuple, items))
         self._log(lambda logger: logger.add_encoded(encoded), encoded)
+        self._merge(contributions)
+
+    def _merge(self, contributions) -> None:
+        """Add finished images to the run-so-far merge, publishing it when due."""
+        if self.so_far is not None:
+            self.so_far.add(contributions)
+            self.so_far.tick()
 
     def log(self, rows: list[ImageRow]) -> None:
         """Queue ImageRows for the DB."""

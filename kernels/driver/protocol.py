@@ -8,59 +8,83 @@ from collections import deque
 
 from kernels.driver.producer import Producer
 from kernels.driver.signals import StopFlag
+from kernels.driver.so_far import contribution
 from kernels.driver.worker import Worker
 from kernels.resultsdb.logger import ImageRowEncoder
 
-TAG_REQUEST = (
-    11  # worker -> producer: (items finished since the last request, their rows, stopping)
-)
+# worker -> producer: (items finished since the last request, their rows, stopping, the
+# reflections of those integrated, for a live job's run-so-far merge)
+TAG_REQUEST = 11
 TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
 
 
-def produce(comm, queue: deque, producer: Producer, stop: StopFlag, batch: int) -> None:
-    """Hand out work on demand until the queue is empty or a stop is requested."""
+def produce(comm, feed, producer: Producer, stop: StopFlag, batch: int) -> None:
+    """Hand out the feed's unfinished items on demand until it has ended and they are all
+    handed out, or a stop is requested.
+
+    A worker asking while the queue is empty but the feed goes on (a live run between
+    chunks) waits for the next chunk: its request is answered once there is work.
+    """
     from mpi4py import MPI
 
-    active = comm.Get_size() - 1
+    workers = comm.Get_size() - 1
+    active = workers
+    waiting: deque[int] = deque()
+    queue: deque[tuple[int, int]] = deque()
     status = MPI.Status()
     while active:
+        queue.extend(item for item in feed.poll() if item not in producer.checkpoint.done)
+        while waiting and (queue or stop or feed.ended):
+            active -= _answer(comm, waiting.popleft(), queue, stop, batch, workers)
         if not comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REQUEST, status=status):
             time.sleep(0.0005)  # polling keeps signals deliverable to Python
             continue
         source = status.Get_source()
-        items, encoded, stopping = comm.recv(source=source, tag=TAG_REQUEST)
-        producer.record_encoded(items, encoded)
+        items, encoded, stopping, merged = comm.recv(source=source, tag=TAG_REQUEST)
+        producer.record_encoded(items, encoded, merged)
         if stopping:
             stop.set(f"rank {source} stopping")
-        if stop or not queue:
-            comm.send([], dest=source, tag=TAG_WORK)
-            active -= 1
-            continue
-        share = max(1, min(batch, len(queue) // (comm.Get_size() - 1)))  # small batches at the end
-        comm.send(
-            [queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK
-        )
+        if queue or stop or feed.ended:
+            active -= _answer(comm, source, queue, stop, batch, workers)
+        else:
+            waiting.append(source)
 
 
-def consume(comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag) -> None:
+def _answer(comm, source: int, queue: deque, stop: StopFlag, batch: int, workers: int) -> int:
+    """Send ``source`` its next batch, or the empty list that ends it (then return 1)."""
+    if stop or not queue:
+        comm.send([], dest=source, tag=TAG_WORK)
+        return 1
+    share = max(1, min(batch, len(queue) // workers))  # small batches at the end
+    comm.send([queue.popleft() for _ in range(min(share, len(queue)))], dest=source, tag=TAG_WORK)
+    return 0
+
+
+def consume(
+    comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag, merge: bool = False
+) -> None:
     """Ask for work, process it, report finished items with the next request; stop when told
     or signalled.
 
-    Rows go to rank 0 already encoded for the DB, so the logger only concatenates them.
+    Rows go to rank 0 already encoded for the DB, so the logger only concatenates them; with
+    ``merge`` (a live job) the integrated images' reflections go along for the run-so-far merge.
     """
     done: list = []
     encoded: list = []
+    merged: list = []
     while True:
-        comm.send((done, encoded, bool(stop)), dest=0, tag=TAG_REQUEST)
+        comm.send((done, encoded, bool(stop), merged), dest=0, tag=TAG_REQUEST)
         items = comm.recv(source=0, tag=TAG_WORK)
         if not items:
             return
-        done, encoded = [], []
+        done, encoded, merged = [], [], []
         for item in items:
             if stop:
                 break
-            row = worker.process(item)
+            row, result = worker.process(item)
             done.append(item)
             if encode is not None:
                 encoded.append(encode(row))
+            if merge and (part := contribution(result)) is not None:
+                merged.append(part)
         worker.cache.sync()  # results are durable before they are reported finished

@@ -14,6 +14,12 @@ SIGINT/SIGTERM (Slurm ``--signal``): every rank finishes its current image and t
 more work; caches are published, DB rows flushed, the checkpoint written, and the job
 exits 0 with status "preempted" in summary.json. The same command resumes.
 With one rank, rank 0 produces and works.
+
+With ``--live`` the run is still being acquired: rank 0 waits for chunk 0's marker, then
+hands out each chunk's events as its marker appears (:mod:`~kernels.driver.feed`) and ends
+once the run marker is there and every chunk is done, with the same outputs as a post-run
+job. No chunk for ``--live-timeout`` seconds and no run marker: the job publishes and
+assembles what it processed (status "stalled", exit code 4); the same command resumes.
 """
 
 from __future__ import annotations
@@ -25,17 +31,23 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.driver.assemble import assemble, write_preempted
+from kernels.driver.assemble import assemble, write_preempted, write_summary
 from kernels.driver.checkpoints import CHECKPOINT_FILE, load_or_restart_checkpoint, params_digest
 from kernels.driver.dbpolicy import open_logger
+from kernels.driver.feed import LiveFeed, RunFeed, wait_for_first_chunk
 from kernels.driver.options import ProcessOptions
 from kernels.driver.parts import PARTS_DIR, ResultCache, drop_unreadable_parts, finished_records
 from kernels.driver.producer import Producer
 from kernels.driver.protocol import consume, produce
 from kernels.driver.signals import StopFlag
+from kernels.driver.so_far import contribution, db_sink, file_sink, start_run_so_far
 from kernels.driver.worker import Worker
 from kernels.io.checkpoint import write_checkpoint
+from kernels.io.live_run import open_ready
+from kernels.io.marker import MarkerError
 from kernels.io.runformat import Run, RunFormatError, open_run
+from kernels.merging.running import RunningMerge
+from kernels.merging.settings import merge_params
 from kernels.outputs import SUMMARY_FILE
 from kernels.process import default_calibration, load_params
 from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError, parse_db_url
@@ -52,6 +64,7 @@ INPUT_ERRORS = (
     DbUrlError,
     SchemaError,
     TrialParamsChangedError,
+    MarkerError,
     OSError,
 )
 
@@ -84,8 +97,10 @@ class Setup:
 def run_mpi(options: ProcessOptions) -> JobResult:
     """``python -m kernels process`` on 1..N MPI ranks with results DB, checkpoint and resume.
 
-    Exit codes: 0 complete or preempted, 3 results DB unreachable (results kept; rerun the
-    same command to log them).
+    Exit codes: 0 complete or preempted, 2 bad input (a malformed chunk marker or chunk met
+    mid-run is reported after what was processed is published), 3 results DB unreachable
+    (results kept; rerun the same command to log them), 4 a live run stalled (no new chunk for
+    ``live_timeout`` seconds and no run marker; what was processed is assembled and published).
 
     Raises
     ------
@@ -112,7 +127,13 @@ def _run(comm, options: ProcessOptions) -> JobResult:
     stop = StopFlag()
     started = time.perf_counter()
     setup, error = None, None
+    first = _first_chunk(comm, options) if options.live else True
+    if first is False:
+        message = f"{options.run}: no chunk within {options.live_timeout:g} s: stalled"
+        return JobResult(4, None, message if rank == 0 else "")
     try:  # every rank checks its inputs; all agree before any work is handed out
+        if first is not True:
+            raise MarkerError(*first)
         setup = _prepare(options, rank, size)
     except INPUT_ERRORS as exc:
         error = f"rank {rank}: {exc}"
@@ -132,13 +153,14 @@ def _run(comm, options: ProcessOptions) -> JobResult:
         tag = hashlib.sha256(options.trial.encode()).hexdigest()[:12]
         name = f"{setup.run.name}-{tag}-{setup.session}-rank{rank:05d}.pkl"
         worker = Worker(setup.run, setup.processor, ResultCache(options.cache_folder / name), rank)
+    feed = LiveFeed(setup.run, options.live_timeout) if options.live else RunFeed(setup.run)
     if producer is not None:
-        _produce(comm, setup.run, producer, worker, stop, options.batch)
+        _produce(comm, feed, producer, worker, stop, options.batch)
     elif worker is not None:
         encode = None
         if log_to is not None:
             encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:])
-        consume(comm, worker, encode, stop)
+        consume(comm, worker, encode, stop, merge=options.live)
 
     part = None
     if worker is not None and worker.cache.publish(
@@ -149,13 +171,14 @@ def _run(comm, options: ProcessOptions) -> JobResult:
     setup.run.close()
     if producer is None:
         return JobResult(0)
-    return _finish(options.out, setup.params, producer, parts, stop, started, size)
+    producer.checkpoint.n_events = setup.run.n_events  # a live run has grown since it opened
+    return _finish(options.out, setup.params, producer, parts, _ending(feed, stop), started, size)
 
 
 def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
     """Check this rank's inputs and set up its share: processor (workers), producer (rank 0)."""
     params = load_params(options.params)
-    setup = Setup(open_run(options.run), params)
+    setup = Setup(open_ready(options.run) if options.live else open_run(options.run), params)
     run = setup.run
     if rank > 0 or size == 1:
         calib = load_calibration(options.calib or default_calibration(run.dir), run.geometry.shape)
@@ -175,20 +198,70 @@ def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
             producer.report(exc)
         if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log now
             producer.log([row for row, _ in finished_records(out, checkpoint)])
+        if options.live:
+            producer.so_far = _run_so_far(options, params, producer)
         setup.session = f"s{checkpoint.sessions + 1:03d}"
     return setup
 
 
+def _run_so_far(options: ProcessOptions, params: ProcessingParams, producer: Producer):
+    """A live job's run-so-far merge, to ``run_so_far.json`` and the results DB's row."""
+    sinks = [file_sink(options.out)]
+    if producer.logger is not None and options.db:
+        sinks.append(db_sink(options.db, producer.logger.run_id, producer.logger.trial_id))
+    running = RunningMerge(params.crystal.symmetry(), merge_params(options.params))
+    earlier = finished_records(options.out, producer.checkpoint)
+    every = (options.merge_every_images, options.merge_every_seconds)
+    return start_run_so_far(running, earlier, *every, sinks)
+
+
+def _first_chunk(comm, options: ProcessOptions) -> bool | tuple[str, str]:
+    """Rank 0 waits for a live run's chunk 0, and tells every rank: True when it is there,
+    False after the timeout, (file, problem) of a malformed chunk marker."""
+    outcome: bool | tuple[str, str] = True
+    if comm.Get_rank() == 0:
+        try:
+            outcome = wait_for_first_chunk(options.run, options.live_timeout)
+        except MarkerError as exc:
+            outcome = (exc.origin, exc.problem)
+    return comm.bcast(outcome)
+
+
 def _produce(
-    comm, run: Run, producer: Producer, worker: Worker | None, stop: StopFlag, batch: int
+    comm, feed: RunFeed | LiveFeed, producer: Producer, worker: Worker | None, stop, batch: int
 ) -> None:
     """Rank 0's loop: hand out the unfinished items, or process them itself on one rank."""
-    queue = deque(item for item in run.events if item not in producer.checkpoint.done)
     if worker is None:
-        produce(comm, queue, producer, stop, batch)
+        produce(comm, feed, producer, stop, batch)
         return
-    while queue and not stop:
-        producer.record([worker.process(queue.popleft())])
+    queue: deque = deque()
+    while not stop:
+        queue.extend(item for item in feed.poll() if item not in producer.checkpoint.done)
+        if queue:
+            row, result = worker.process(queue.popleft())
+            merged = contribution(result) if producer.so_far is not None else None
+            producer.record([row], [merged] if merged is not None else [])
+        elif feed.ended:
+            return
+        else:
+            time.sleep(feed.poll_seconds)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Why a session's work ended: stop reason, the run's state, a bad chunk or marker."""
+
+    reason: str
+    stalled: bool = False
+    error: Exception | None = None
+
+
+def _ending(feed: RunFeed | LiveFeed, stop: StopFlag) -> Ending:
+    if feed.error is not None:
+        return Ending(f"bad input: {feed.error}", error=feed.error)
+    if feed.stalled and not stop:
+        return Ending("stalled: no new chunk and no run marker", stalled=True)
+    return Ending(stop.reason)
 
 
 def _finish(
@@ -196,11 +269,12 @@ def _finish(
     params: ProcessingParams,
     producer: Producer,
     parts: list,
-    stop: StopFlag,
+    ending: Ending,
     started: float,
     size: int,
 ) -> JobResult:
-    """Rank 0 after the work: flush the DB, write the checkpoint, then the outputs."""
+    """Rank 0 after the work: flush the DB, write the checkpoint, then the outputs (those of
+    what was processed, too, when a live run stalled: it can be merged as far as it got)."""
     checkpoint = producer.checkpoint
     checkpoint.parts += [p for p in parts if p]
     checkpoint.sessions += 1
@@ -208,14 +282,22 @@ def _finish(
     checkpoint.logged = logged  # earlier sessions' unlogged rows were re-queued at start
     write_checkpoint(out / CHECKPOINT_FILE, checkpoint)
     wall = time.perf_counter() - started
-    if len(checkpoint.done) == checkpoint.n_events:
+    complete = len(checkpoint.done) == checkpoint.n_events and not ending.reason
+    if complete or (ending.stalled and checkpoint.done):
         db_seconds = producer.logger.write_seconds if producer.logger is not None else None
         summary = assemble(out, checkpoint, params, wall, size, db_seconds)
+        if not complete:
+            summary = write_summary(out, {**summary, "status": "stalled", "reason": ending.reason})
     else:
-        summary = write_preempted(out, checkpoint, stop.reason, size)
+        status = "stalled" if ending.stalled else "preempted"
+        summary = write_preempted(out, checkpoint, ending.reason, size, status)
+    if producer.so_far is not None:
+        producer.so_far.publish(final=complete)
     producer.close_log(summary)
     message = (
         f"{checkpoint.run}: {summary['status']}, {len(checkpoint.done)}/{checkpoint.n_events} "
         f"images on {size} rank(s) in {wall:.1f} s -> {out / SUMMARY_FILE}"
     )
-    return JobResult(0 if logged else 3, summary, message)
+    if ending.error is not None:
+        return JobResult(2, summary, f"{message}\nerror: {ending.error}")
+    return JobResult(3 if not logged else 4 if ending.stalled else 0, summary, message)

@@ -7,6 +7,7 @@ import time
 
 from kernels.driver.parts import ResultCache
 from kernels.funnel import FUNNEL
+from kernels.io.live_run import extend_run
 from kernels.io.runformat import Run
 from kernels.resultsdb.logger import ImageRow
 from kernels.stages.pipeline import ImageResult, Processor
@@ -38,8 +39,11 @@ class Worker:
         self.run, self.processor, self.cache, self.rank = run, processor, cache, rank
         self.host = socket.gethostname()
 
-    def process(self, item: tuple[int, int]) -> ImageRow:
+    def process(self, item: tuple[int, int]) -> tuple[ImageRow, ImageResult]:
+        """Process one item; its lean row and full result (the result is cached, too)."""
         chunk, event = item
+        if chunk >= len(self.run.chunks):  # a live run: rank 0 has seen this chunk's marker
+            extend_run(self.run)
         t_start = time.time()
         t0 = time.perf_counter()
         raw = self.run.read_frame(chunk, event)
@@ -54,4 +58,4 @@ class Worker:
         )
         row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
         self.cache.append(row, result)
-        return row
+        return row, result

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from kernels.crystal.geometry import DetectorGeometry
-from kernels.io.marker import MARKER, MarkerError, read_marker
+from kernels.io.marker import MARKER, MarkerError, read_marker, run_order
 
 DATA = "/entry_1/data_1/data"
 TIMESTAMP = "/entry_1/event/timestamp"
@@ -122,6 +122,16 @@ class Run:
     def wavelength(self, chunk: int, event: int) -> float:
         return HC_EV_ANGSTROM / self.photon_energy_ev(chunk, event)
 
+    def add_chunks(self, index_paths) -> int:
+        """Append the chunks of ``index_paths`` (checked like :func:`open_run`'s); return how
+        many. A run being acquired grows this way, chunk by chunk, keeping chunk numbers."""
+        checked = [_check_chunk(Path(p)) for p in index_paths]
+        for chunk, geometry, _ in checked:
+            if geometry != self.geometry:
+                raise RunFormatError(chunk.path, "chunk disagrees with the run's detector geometry")
+        self.chunks.extend(chunk for chunk, _, _ in checked)
+        return len(checked)
+
     def close(self):
         for f in self._files.values():
             f.close()
@@ -170,6 +180,11 @@ def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
     return Chunk(chunk_file, len(events), timestamps, total), geometry, dtype
 
 
+def index_files(run_dir: Path) -> list[Path]:
+    """The run's index files in chunk order (``c99`` before ``c100``, as :func:`run_order`)."""
+    return sorted(run_dir.glob("*.idx.h5"), key=lambda p: run_order(p.name))
+
+
 def open_run(run_dir) -> Run:
     """Open a run directory and check it.
 
@@ -185,7 +200,7 @@ def open_run(run_dir) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunFormatError(run_dir, "run directory does not exist")
-    indexes = sorted(run_dir.glob("*.idx.h5"))
+    indexes = index_files(run_dir)
     if (run_dir / MARKER).exists():
         try:
             listed = {f.name for f in read_marker(run_dir).files}
@@ -194,6 +209,11 @@ def open_run(run_dir) -> Run:
         for name in sorted(listed):
             if not (run_dir / name).exists():
                 raise RunFormatError(run_dir / name, "file listed in the run marker is missing")
+    return open_chunks(run_dir, indexes)
+
+
+def open_chunks(run_dir: Path, indexes: list[Path]) -> Run:
+    """A run of the chunks of these index files, in this order, each checked."""
     if not indexes:
         raise RunFormatError(run_dir, "no index files (*.idx.h5): not a run directory")
     checked = [_check_chunk(p) for p in indexes]

@@ -118,6 +118,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated DOUBLE NOT NULL, PRIMARY KEY (run_id, trial_id)){engine}""",
         ),
     ),
+    Migration(
+        4,
+        "run-so-far merge per run and trial",
+        (
+            # The newest quick-look merge of a run being acquired (kernels.merging.running),
+            # replaced as the live job goes; final=1 once it covers the whole run. NULL where
+            # there is nothing to measure yet (e.g. CC1/2 with fewer than 3 pairs).
+            """CREATE TABLE IF NOT EXISTS run_so_far (
+                run_id BIGINT NOT NULL, trial_id BIGINT NOT NULL,
+                images_merged INT NOT NULL, observations BIGINT NOT NULL, n_unique INT NOT NULL,
+                completeness DOUBLE NULL, cc_half DOUBLE NULL, mean_i_over_sigma DOUBLE NULL,
+                multiplicity DOUBLE NULL, d_min DOUBLE NULL, final SMALLINT NOT NULL,
+                updated DOUBLE NOT NULL, PRIMARY KEY (run_id, trial_id)){engine}""",
+        ),
+    ),
 )
 
 

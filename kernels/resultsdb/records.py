@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from .connection import Connection, canonical_json
+
+RUN_SO_FAR_STATS = (
+    "images_merged",
+    "observations",
+    "n_unique",
+    "completeness",
+    "cc_half",
+    "mean_i_over_sigma",
+    "multiplicity",
+    "d_min",
+)
+
+
+def _finite_or_none(value):
+    """A statistic as stored: NaN (nothing to measure yet) becomes NULL."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class RecordQueries(Connection):
@@ -93,6 +110,32 @@ class RecordQueries(Connection):
                 self.dialect.upsert("run_summaries", columns, ("run_id", "trial_id")), values
             )
         )
+
+    def record_run_so_far(
+        self, run_id: int, trial_id: int, stats: dict, final: bool, at: float | None = None
+    ) -> None:
+        """Store (or replace) the run-so-far merge of a run and trial (NaN stored as NULL)."""
+        values = [_finite_or_none(stats[k]) for k in RUN_SO_FAR_STATS]
+        columns = ("run_id", "trial_id", *RUN_SO_FAR_STATS, "final", "updated")
+        row = (run_id, trial_id, *values, int(final), at if at is not None else time.time())
+        self.transaction(
+            lambda cursor: cursor.execute(
+                self.dialect.upsert("run_so_far", columns, ("run_id", "trial_id")), row
+            )
+        )
+
+    def run_so_far(self, run_id: int, trial_id: int) -> dict | None:
+        """The newest run-so-far merge of a run and trial (``final``, ``updated``), or None."""
+        columns = (*RUN_SO_FAR_STATS, "final", "updated")
+        rows = self._select(
+            f"SELECT {', '.join(columns)} FROM run_so_far WHERE run_id=? AND trial_id=?",
+            (run_id, trial_id),
+        )
+        if not rows:
+            return None
+        record = dict(zip(columns, rows[0]))
+        record["final"] = bool(record["final"])
+        return record
 
     def run_summary(self, run_id: int, trial_id: int) -> dict | None:
         """The stored summary of a run and trial, or None."""
