@@ -24,6 +24,7 @@ from kernels.driver import (  # noqa: E402
     mpi_launched,
     run_mpi,
 )
+from kernels.geomrefine import cli as geometry_cli  # noqa: E402
 from kernels.io.mtz import MtzError  # noqa: E402
 from kernels.io.reflections import ReflectionFileError  # noqa: E402
 from kernels.io.runformat import RunFormatError  # noqa: E402
@@ -44,6 +45,7 @@ BAD_INPUT = (
     ReflectionFileError,
     JobInputError,
     *cell_cli.ERRORS,
+    *geometry_cli.ERRORS,
 )
 
 
@@ -151,6 +153,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
     cell_cli.add_commands(commands)
+    geometry_cli.add_commands(commands)
     return parser.parse_args(argv)
 
 
@@ -236,6 +239,8 @@ def main(argv=None) -> int:
             return parameter_table(args.out)
         if args.command in ("cell", "cell-index"):
             return cell_cli.run(args)
+        if args.command == "refine-geometry":
+            return geometry_cli.run(args)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,71 @@
+"""``python -m kernels refine-geometry``: a refined ``.geom`` from many indexed stills."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from kernels.crystal.detector import Detector
+from kernels.geomrefine.refine import GeometryParams, GeometryRefinementError, refine_geometry
+from kernels.geomrefine.report import MAP_FILE, REPORT_FILE, describe, write_residual_map
+from kernels.geomrefine.spots import SpotsFileError, read_spots
+from kernels.io.geom import GeometryFileError, read_geom, write_geom
+from kernels.io.geom_detector import from_detector, to_detector
+
+ERRORS = (GeometryRefinementError, SpotsFileError, GeometryFileError)
+REFINED_GEOM = "refined.geom"
+
+
+def add_commands(commands) -> None:
+    """Register ``refine-geometry`` on the kernels' argument parser."""
+    cmd = commands.add_parser("refine-geometry", help="refine the detector geometry from stills")
+    cmd.add_argument("--geometry", required=True, help="starting CrystFEL .geom file")
+    cmd.add_argument(
+        "--spots", required=True, help="indexed spots (HDF5, kernels.geomrefine.spots)"
+    )
+    cmd.add_argument("--out", required=True, help=f"output folder ({REFINED_GEOM}, {REPORT_FILE})")
+    cmd.add_argument(
+        "--collection",
+        default=None,
+        help="rigid_group_collection of the .geom whose groups move (default: its first one, "
+        "else every panel); 'panels' moves every panel on its own",
+    )
+    cmd.add_argument("--min-spots", type=int, default=GeometryParams.min_spots)
+
+
+def refined_groups(detector: Detector, collection: str | None) -> list[list[str]]:
+    """The panel-name lists that move as one, from a collection of the geometry's rigid groups."""
+    collections = [k for k in detector.groups if k.startswith("rigid_group_collection_")]
+    if collection == "panels" or (collection is None and not collections):
+        return [[p.name] for p in detector.panels]
+    key = collections[0] if collection is None else f"rigid_group_collection_{collection}"
+    if key not in detector.groups:
+        names = [c.removeprefix("rigid_group_collection_") for c in collections]
+        raise GeometryFileError(f"no rigid_group_collection {collection!r} (the file has {names})")
+    return [detector.group_panels(member) for member in detector.groups[key]]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Refine, write the refined .geom, the JSON report and the residual map; print the rms."""
+    started = time.perf_counter()
+    detector = to_detector(read_geom(args.geometry))
+    spots = read_spots(args.spots)
+    if len(spots) and spots.panel.max() >= len(detector.panels):
+        raise SpotsFileError(f"{args.spots}: spots name panel {spots.panel.max()}, the geometry "
+                             f"has {len(detector.panels)}")  # fmt: skip
+    groups = refined_groups(detector, args.collection)
+    result = refine_geometry(detector, spots, groups, GeometryParams(min_spots=args.min_spots))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_geom(from_detector(result.detector, str(out / REFINED_GEOM)), out / REFINED_GEOM)
+    (out / REPORT_FILE).write_text(json.dumps(describe(detector, result, spots), indent=1))
+    write_residual_map(detector, spots, result, out / MAP_FILE)
+    print(
+        f"geometry: rms {result.rms_before_px:.3f} -> {result.rms_after_px:.3f} px over "
+        f"{len(spots)} spots of {len(spots.A)} images; {len(result.refined_groups)} groups "
+        f"refined, {len(result.held_groups)} held (fewer than {args.min_spots} spots); "
+        f"{time.perf_counter() - started:.1f} s -> {out / REFINED_GEOM}"
+    )
+    return 0
