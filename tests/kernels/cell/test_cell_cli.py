@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.__main__ import main
 from kernels.cell.run_index import write_cellfree
 from tests.kernels.cell.lattices import LATTICES
 from tests.kernels.cell.test_cell_determination import noisy_reduced_cells
@@ -52,18 +53,26 @@ def test_run_indexed_cell_free_gives_its_cell(tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
-def test_two_cells_mixed_report_both(tmp_path):
+def in_process(capsys, *argv: str) -> tuple[int, str, str]:
+    """``python -m kernels ARGV`` in this process (the commands that need no MPI): exit code,
+    stdout, stderr; no interpreter start-up per call."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_two_cells_mixed_report_both(tmp_path, capsys):
     tetragonal = noisy_reduced_cells(LATTICES["tP"][0], 40, seed=1)
     triclinic = noisy_reduced_cells(LATTICES["aP"][0], 15, seed=2)
     for name, cells in (("r1", tetragonal), ("r2", triclinic)):
         write_cellfree_dir(tmp_path / name, cells)
-    out = run("-m", "kernels", "cell", "--results", str(tmp_path / "r1"), str(tmp_path / "r2"),
-              "--out", str(tmp_path / "cell"))  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert re.search(
-        r"cell: tP 79\.\d\d 79\.\d\d 38\.\d\d .*\(40 images\) of 55 indexed", out.stdout
-    )
-    assert re.search(r"also a second cell: aP 40\.\d\d .*\(15 images\)", out.stdout)
+    code, out, err = in_process(
+        capsys, "cell", "--results", str(tmp_path / "r1"), str(tmp_path / "r2"),
+        "--out", str(tmp_path / "cell"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert re.search(r"cell: tP 79\.\d\d 79\.\d\d 38\.\d\d .*\(40 images\) of 55 indexed", out)
+    assert re.search(r"also a second cell: aP 40\.\d\d .*\(15 images\)", out)
 
 
 def write_cellfree_dir(directory: Path, cells: np.ndarray) -> None:
@@ -73,15 +82,18 @@ def write_cellfree_dir(directory: Path, cells: np.ndarray) -> None:
     )
 
 
-def test_bad_inputs_are_named(tmp_path):
+def test_bad_inputs_are_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    out = run("-m", "kernels", "cell", "--results", str(tmp_path / "empty"), "--out", str(tmp_path))
-    assert out.returncode == 2 and "cellfree.csv not found" in out.stderr
-    assert "Traceback" not in out.stderr
-    write_cellfree_dir(tmp_path / "few", noisy_reduced_cells(LATTICES["tP"][0], 3, seed=3))
-    out = run("-m", "kernels", "cell", "--results", str(tmp_path / "few"), "--out", str(tmp_path))
-    assert out.returncode == 2 and "only 3 images indexed cell-free" in out.stderr
-    out = run(
-        "-m", "kernels", "cell-index", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path)
+    code, _, err = in_process(
+        capsys, "cell", "--results", str(tmp_path / "empty"), "--out", str(tmp_path)
     )
-    assert out.returncode == 2 and "nowhere" in out.stderr and "Traceback" not in out.stderr
+    assert code == 2 and "cellfree.csv not found" in err
+    write_cellfree_dir(tmp_path / "few", noisy_reduced_cells(LATTICES["tP"][0], 3, seed=3))
+    code, _, err = in_process(
+        capsys, "cell", "--results", str(tmp_path / "few"), "--out", str(tmp_path)
+    )
+    assert code == 2 and "only 3 images indexed cell-free" in err
+    code, _, err = in_process(
+        capsys, "cell-index", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path)
+    )
+    assert code == 2 and "nowhere" in err
