@@ -56,3 +56,16 @@ class ViewQueries(Connection):
                 }
             )
         return table
+
+    def published_trials(self, run_ids: list[int]) -> list[tuple[str, str]]:
+        """(run name, trial name) of every run summary of these runs: what a re-merge needs."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" * len(run_ids))
+        rows = self._select(
+            f"""SELECT r.name, t.name FROM run_summaries s
+                JOIN runs r ON r.id=s.run_id JOIN trials t ON t.id=s.trial_id
+                WHERE s.run_id IN ({marks}) ORDER BY t.name, r.name""",
+            [int(i) for i in run_ids],
+        )
+        return [(run, trial) for run, trial in rows]
