@@ -1,0 +1,34 @@
+"""The audit log and the published-results query of the results DB, on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import time
+
+from kernels.resultsdb import ResultsDB
+
+HOSTILE = "<b>o'neil\"</b>"
+
+
+def test_actions_are_kept_newest_first_per_experiment(db_url):
+    with ResultsDB(db_url) as db:
+        before = time.time()
+        first = db.record_action(HOSTILE, "cxi1", "tag", {"tag": "a", "runs": ["r0001"]}, "ok")
+        second = db.record_action("op", "cxi1", "reprocess", {"runs": "1-2"}, "x" * 2000)
+        db.record_action("op", "cxi2", "tag", {}, "elsewhere")
+        rows = db.actions("cxi1")
+        assert [r["id"] for r in rows] == [second, first]
+        assert rows[1]["username"] == HOSTILE  # stored verbatim, escaped only when shown
+        assert rows[1]["detail"] == {"tag": "a", "runs": ["r0001"]}
+        assert len(rows[0]["outcome"]) == 1024  # bounded, never an error
+        assert all(before <= r["at"] <= time.time() for r in rows)
+        assert [r["id"] for r in db.actions("cxi1", limit=1)] == [second]
+
+
+def test_published_trials_are_the_run_summaries(db_url):
+    with ResultsDB(db_url) as db:
+        t1, t2 = db.ensure_trial("t1", {}), db.ensure_trial("t2", {"x": 1})
+        r1, r2 = db.ensure_run("cxi1", "r0001"), db.ensure_run("cxi1", "r0002")
+        db.record_run_summary(r1, t1, "complete", {}, {}, finished=1.0)
+        db.record_run_summary(r1, t2, "complete", {}, {}, finished=2.0)
+        assert db.published_trials([r1, r2]) == [("r0001", "t1"), ("r0001", "t2")]
+        assert db.published_trials([r2]) == [] and db.published_trials([]) == []
