@@ -88,8 +88,10 @@ def actions_view(
     trial = trial_by_id(db, trial_id) if trial_id is not None else next(iter(trials), None)
     if trial is None:
         raise HTTPException(404, "no trial recorded yet")
+    tags = db.tags_by_run(experiment)  # one query, not one per run
     runs = [
-        {**row, "tags": db.run_tags(row["run_id"])} for row in run_rows(db, experiment, trial["id"])
+        {**row, "tags": tags.get(row["run_id"], [])}
+        for row in run_rows(db, experiment, trial["id"])
     ]
     may = allowed_actions(user)
     return actions_page.actions_page(

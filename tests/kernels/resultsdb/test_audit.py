@@ -1,4 +1,4 @@
-"""The audit log and the published-results query of the results DB, on SQLite and MariaDB."""
+"""The audit log and the dashboard's action queries of the results DB, on SQLite and MariaDB."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ def test_published_trials_are_the_run_summaries(db_url):
         db.record_run_summary(r1, t2, "complete", {}, {}, finished=2.0)
         assert db.published_trials([r1, r2]) == [("r0001", "t1"), ("r0001", "t2")]
         assert db.published_trials([r2]) == [] and db.published_trials([]) == []
+
+
+def test_tags_by_run_are_one_experiments_tags(db_url):
+    with ResultsDB(db_url) as db:
+        r1, r2 = db.ensure_run("cxi1", "r0001"), db.ensure_run("cxi1", "r0002")
+        other = db.ensure_run("cxi2", "r0001")
+        for run_id, tag in ((r1, "b"), (r1, HOSTILE), (r2, "b"), (other, "c")):
+            db.tag_run(run_id, tag)
+        assert db.tags_by_run("cxi1") == {r1: sorted(["b", HOSTILE]), r2: ["b"]}
+        assert db.tags_by_run("cxi1")[r1] == db.run_tags(r1)
