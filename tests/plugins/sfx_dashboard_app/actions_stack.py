@@ -40,7 +40,7 @@ def fill(url: str) -> dict:
     return {"trial_id": trial_id, "runs": ids}
 
 
-def wait_for(check, what: str, timeout: float = 90.0):
+def wait_for(check, what: str, timeout: float = 180.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()
