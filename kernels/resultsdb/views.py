@@ -81,3 +81,19 @@ class ViewQueries(Connection):
         for run_id, tag in rows:
             found.setdefault(int(run_id), []).append(tag)
         return found
+
+    def run_states(self, experiment: str, trial_id: int) -> list[dict]:
+        """run_id, run, state of every run of ``experiment`` for a trial, without touching the
+        images (the pipeline state, else the summary status, else "new"), by run id."""
+        rows = self._select(
+            """SELECT r.id, r.name, p.state, s.status FROM runs r
+               JOIN experiments e ON e.id=r.experiment_id
+               LEFT JOIN pipeline_states p ON p.run_id=r.id AND p.trial_id=?
+               LEFT JOIN run_summaries s ON s.run_id=r.id AND s.trial_id=?
+               WHERE e.name=? ORDER BY r.id""",
+            (trial_id, trial_id, experiment),
+        )
+        return [
+            {"run_id": int(run_id), "run": name, "state": state or status or "new"}
+            for run_id, name, state, status in rows
+        ]

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from kernels.io.marker import run_order
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.beamtime import VARIABLE, Beamtime
 from operators.pipeline.run import merged_asset_uri
@@ -28,7 +29,7 @@ from .actions import ActionError, checked_names, reprocess_conf, settings_with_d
 from .airflow_rest import AirflowRefused, AirflowREST, default_base_url
 from .auth import bearer_scheme, page_user
 from .csrf import check_same_site, csrf_token
-from .data import database, run_rows, trial_by_id
+from .data import database, trial_by_id
 from .permissions import (
     EDIT_SETTINGS,
     REPROCESS,
@@ -89,9 +90,9 @@ def actions_view(
     if trial is None:
         raise HTTPException(404, "no trial recorded yet")
     tags = db.tags_by_run(experiment)  # one query, not one per run
-    runs = [
+    runs = [  # no image counts here: the page stays fast for a beamtime of millions of images
         {**row, "tags": tags.get(row["run_id"], [])}
-        for row in run_rows(db, experiment, trial["id"])
+        for row in sorted(db.run_states(experiment, trial["id"]), key=lambda r: run_order(r["run"]))
     ]
     may = allowed_actions(user)
     return actions_page.actions_page(

@@ -42,3 +42,18 @@ def test_tags_by_run_are_one_experiments_tags(db_url):
             db.tag_run(run_id, tag)
         assert db.tags_by_run("cxi1") == {r1: sorted(["b", HOSTILE]), r2: ["b"]}
         assert db.tags_by_run("cxi1")[r1] == db.run_tags(r1)
+
+
+def test_run_states_say_where_each_run_stands_for_a_trial(db_url):
+    with ResultsDB(db_url) as db:
+        t1, t2 = db.ensure_trial("t1", {}), db.ensure_trial("t2", {"x": 1})
+        r1, r2, r3 = (db.ensure_run("cxi1", f"r000{n}") for n in (1, 2, 3))
+        db.ensure_run("cxi2", "r0001")
+        db.record_pipeline_state(r1, t1, "processing")
+        db.record_run_summary(r2, t1, "complete", {}, {}, finished=1.0)
+        db.record_pipeline_state(r3, t2, "failed")
+        assert db.run_states("cxi1", t1) == [
+            {"run_id": r1, "run": "r0001", "state": "processing"},
+            {"run_id": r2, "run": "r0002", "state": "complete"},
+            {"run_id": r3, "run": "r0003", "state": "new"},  # failed for another trial only
+        ]
