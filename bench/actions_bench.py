@@ -8,6 +8,9 @@ and of ``POST /sfxflow/actions/tag`` (a results-DB write, Airflow REST look-ups 
 JWT, the audit row). Target: every page ≤ 1 s at p95.
 
     .venv/bin/python bench/actions_bench.py [--runs 500] [--images 10000] [--repeat 20]
+
+Measured here (2 cores under a load of ~15, 500 × 10 000, ``--repeat 5``; the fill takes ~6 min):
+overview p50 14.6 s / p95 14.6 s, actions page 0.19 / 0.21 s, tag action 0.17 / 0.19 s.
 """
 
 from __future__ import annotations
