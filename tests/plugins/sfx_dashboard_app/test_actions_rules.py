@@ -61,3 +61,31 @@ def test_csrf_tokens_belong_to_one_session():
     assert csrf_token("jwt-a") == csrf_token("jwt-a")
     assert csrf_token("jwt-a") != csrf_token("jwt-b")
     assert len(csrf_token("jwt-a")) == 64 and "jwt" not in csrf_token("jwt-a")
+
+
+def test_a_variable_from_the_environment_is_not_edited_behind_its_back(
+    tmp_path, auth_manager, monkeypatch
+):
+    """Airflow reads AIRFLOW_VAR_* before its DB: an edit through the REST API would be shadowed."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from plugins.sfx_dashboard_app import create_app
+
+    monkeypatch.setenv("AIRFLOW_VAR_SFXFLOW_BEAMTIME", json.dumps({"experiment": "cxi1"}))
+    jwt = auth_manager.generate_jwt(SimpleAuthManagerUser(username="op", role="op"))
+    client = TestClient(
+        create_app(f"sqlite:///{tmp_path / 'results.db'}", "http://127.0.0.1:9"),
+        base_url="http://127.0.0.1",
+    )
+    answer = client.post(
+        "/actions/dataset",
+        json={"experiment": "cxi1", "name": "ds", "tags": ["a"]},
+        headers={
+            "Authorization": f"Bearer {jwt}",
+            "X-CSRF-Token": csrf_token(jwt),
+            "Origin": "http://127.0.0.1",
+        },
+    )
+    assert answer.status_code == 409, answer.text
+    assert "AIRFLOW_VAR_SFXFLOW_BEAMTIME" in answer.json()["detail"]
