@@ -47,7 +47,7 @@
       return response.json().then(function (data) { return {ok: response.ok, data: data}; });
     }).then(function (answer) {
       result.textContent = answer.ok ? answer.data.outcome : "refused: " + detailText(answer.data.detail);
-      if (answer.ok) { setTimeout(function () { window.location.reload(); }, 1500); }
+      if (answer.ok) { setTimeout(function () { window.location.reload(); }, 800); }
     }).catch(function (error) { result.textContent = "failed: " + error.message; });
   }
 

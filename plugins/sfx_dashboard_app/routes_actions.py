@@ -145,10 +145,19 @@ def experiment_runs(db: ResultsDB, experiment: str, run_ids: list[int]) -> list[
 
 
 def request_merges(
-    rest: AirflowREST, db: ResultsDB, experiment: str, run_ids: list[int], who: str
+    rest: AirflowREST,
+    db: ResultsDB,
+    experiment: str,
+    run_ids: list[int],
+    who: str,
+    one_per_trial: bool = False,
 ) -> str:
-    """Announce the runs' published results again, so ``sfx_dataset_merge`` re-merges their datasets."""
+    """Announce the runs' published results again, so ``sfx_dataset_merge`` re-merges their
+    datasets. ``one_per_trial``: the runs are one dataset's, and one run of it per trial is
+    enough to re-merge all of it (not one REST call per run of a large dataset)."""
     published = db.published_trials(run_ids)
+    if one_per_trial:
+        published = list({trial: (run, trial) for run, trial in reversed(published)}.values())
     if not published:
         return "no published results to re-merge yet"
     try:  # the change itself is made: a refused re-merge is part of its outcome, not a failure
@@ -213,7 +222,7 @@ def define_dataset(
     members = [run_id for run_id, _ in db.dataset_runs(body.experiment, body.name)]
     outcome = (
         f"dataset {body.name} = runs tagged {' + '.join(tags)} ({len(members)} now); "
-        + request_merges(rest, db, body.experiment, members, who.username)
+        + request_merges(rest, db, body.experiment, members, who.username, one_per_trial=True)
     )
     return done(
         db,
