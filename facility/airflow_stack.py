@@ -35,6 +35,29 @@ def executor_parallelism(cores: int | None = None) -> int:
     return max(4, 2 * (cores or os.cpu_count() or 1))
 
 
+def _signal(proc: subprocess.Popen, sig: int) -> bool:
+    """Send ``sig`` to a component's process group; False when it had already ended."""
+    if proc.poll() is not None:
+        return False
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for a signalled component; SIGKILL its group after ``timeout`` seconds."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 class AirflowStack:
     """A local Airflow: metadata DB, api-server, scheduler, dag-processor and triggerer.
 
@@ -153,16 +176,8 @@ class AirflowStack:
 
     def stop_component(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        if proc is not None and _signal(proc, sig):
+            _wait_or_kill(proc, timeout)
 
     def start(self, components=COMPONENTS, timeout: float = 120) -> AirflowStack:
         if not self.prepared:
@@ -178,9 +193,11 @@ class AirflowStack:
         self.wait_healthy(timeout)
         return self
 
-    def stop(self) -> None:
-        for name in list(self.processes):
-            self.stop_component(name)
+    def stop(self, timeout: float = 30) -> None:
+        """Stop every component: all are signalled first, so their shutdowns overlap."""
+        procs, self.processes = list(self.processes.values()), {}
+        for proc in [proc for proc in procs if _signal(proc, signal.SIGTERM)]:
+            _wait_or_kill(proc, timeout)
 
     def __enter__(self) -> AirflowStack:
         return self.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .audit import AuditQueries
 from .catalog import CatalogQueries
 from .images import ImageQueries
 from .records import RecordQueries
@@ -9,7 +10,9 @@ from .states import StateQueries
 from .views import ViewQueries
 
 
-class ResultsDB(CatalogQueries, RecordQueries, StateQueries, ImageQueries, ViewQueries):
+class ResultsDB(
+    CatalogQueries, RecordQueries, StateQueries, ImageQueries, ViewQueries, AuditQueries
+):
     """One connection to the results DB (SQLite file or MySQL/MariaDB), schema applied.
 
     Parameters
@@ -31,6 +34,6 @@ class ResultsDB(CatalogQueries, RecordQueries, StateQueries, ImageQueries, ViewQ
     the whole transaction after a dropped connection; all writes are idempotent so a replay
     of a transaction that did commit changes nothing.
 
-    The queries live in one mixin per concern (catalogue, records, pipeline states, images, views) over the
+    The queries live in one mixin per concern (catalogue, records, pipeline states, images, views, audit log) over the
     shared :class:`~kernels.resultsdb.connection.Connection`.
     """

@@ -133,6 +133,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated DOUBLE NOT NULL, PRIMARY KEY (run_id, trial_id)){engine}""",
         ),
     ),
+    Migration(
+        5,
+        "audit log of the dashboard's actions",
+        (
+            # Who changed what from the dashboard, and when: tags, datasets, reprocess requests.
+            # detail: JSON of the request as checked (names and numbers only, never a token).
+            """CREATE TABLE IF NOT EXISTS audit_log (
+                id {id}, at DOUBLE NOT NULL, username VARCHAR(255) NOT NULL,
+                experiment VARCHAR(255) NOT NULL, action VARCHAR(32) NOT NULL,
+                detail {text} NOT NULL, outcome VARCHAR(1024) NOT NULL){engine}""",
+        ),
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""The beamtime dashboard: a read-only FastAPI app over the results DB, mounted in Airflow's api-server.
+"""The beamtime dashboard: a FastAPI app over the results DB, mounted in Airflow's api-server.
 
 Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page group:
 
@@ -7,6 +7,8 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
 - data (:mod:`.routes_api`): ``/api/runs``, ``/api/runs/{id}/progress``, ``/api/datasets`` — JSON
   polled by the pages for live progress
 - plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
+- actions (:mod:`.routes_actions`): ``/actions`` — tag runs, define datasets, reprocess (for
+  users Airflow authorises), with the audit log
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from kernels.resultsdb import UnknownNameError, parse_db_url
 
-from . import routes_api, routes_pages, routes_plots
+from . import routes_actions, routes_api, routes_pages, routes_plots
 from .auth import LoginRequired, login_url
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -39,19 +41,24 @@ def results_db_url() -> str:
     return os.environ.get(RESULTS_DB_ENV) or DEFAULT_RESULTS_DB
 
 
-def create_app(db_url: str | None = None) -> FastAPI:
+def create_app(db_url: str | None = None, airflow_url: str | None = None) -> FastAPI:
     """The dashboard app reading the results DB at ``db_url`` (default: :func:`results_db_url`).
 
     The DB is opened per request (a short read transaction) so the app holds no connection
-    between requests and never writes (read-only sessions, no migrations, no new SQLite file).
+    between requests. Pages and data only read (read-only sessions, no migrations, no new
+    SQLite file); only the actions of :mod:`.routes_actions` write, each in its own session,
+    and call Airflow's REST API at ``airflow_url`` (default: the api-server's ``[api] base_url``).
     """
     url = db_url or results_db_url()
     app = FastAPI(
         title="sfxflow beamtime dashboard", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.db_url = url
-    for module in (routes_pages, routes_api, routes_plots):
+    app.state.airflow_url = airflow_url
+    for module in (routes_pages, routes_api, routes_plots, routes_actions):
         app.include_router(module.router)
+    for error, handler in routes_actions.EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(error, handler)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
