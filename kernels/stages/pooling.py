@@ -2,8 +2,9 @@
 
 One still says little about its crystal's domain size and mosaicity when its spots are weak;
 the crystals of a run are often alike. So each image's own maximum-likelihood model is kept
-only when its data prefer it clearly (by ``integration.pool_evidence`` in log-likelihood) over the run's
-model, the median of the models measured on the run's earlier images. A run of alike crystals
+only when its data prefer it clearly (by ``integration.pool_evidence`` in log-likelihood; 0,
+the default, switches pooling off) over the run's model, the median of the models measured on
+the run's earlier images. A run of alike crystals
 then integrates nearly every image with the run's model; one whose domain sizes spread widely
 keeps the images' own models where they differ. The pool is per Processor (per run and MPI
 rank), so an image's model depends on the images that rank processed before it.
