@@ -12,10 +12,14 @@
    widths 0.7-2 px and domain sizes 500-5000 A not given to the trial, integrated reflections
    per image over the true ones with partiality >= 0.1, median I/truth per spot width, merged CC
    to truth; with the beam centre 1.5 px and the distance 1 mm off, what reaches the merge
-   with the default gates and with refinement.max_rmsd_px = 2, and whether the run is flagged.
+   with the default gates and with refinement.max_rmsd_px = 2, and whether the run is flagged;
+   on uniform weak data the merged CC to truth with the fixed model, each image's own measured
+   model (the default) and the run-pooled one. Then, on the same hits of every variant, the ms
+   per hit of indexing and per image of integration of the chain before issue 20 (the trial
+   parameters that switch its additions off, see bench/paired_timing.py) beside today's.
 
     .venv/bin/python bench/kernels_bench.py [--images 300] [--merge-images 100000]
-        [--robust-images 300] [--keep DIR] [--skip-chain]
+        [--robust-images 300] [--keep DIR] [--repeats 3] [--skip-chain]
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from kernels.stages.calibration import load_calibration  # noqa: E402
 from kernels.stages.pipeline import STAGES, Processor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired_timing import paired_times  # noqa: E402
 from robustness import perturbed_run, score_run  # noqa: E402
 
 P212121_CELL = (52.1, 67.4, 82.9, 90.0, 90.0, 90.0)
@@ -184,6 +189,44 @@ def simulated(keep: Path, name: str, images: int, settings: dict) -> Path:
     return exp
 
 
+def speed_beside_before(keep: Path, images: int, repeats: int) -> None:
+    """Indexing and integration time, the chain before issue 20 beside today's, same hits."""
+    print(
+        f"time beside the chain before issue 20 (same hits, alternated, median of {repeats}; "
+        "before = indexing.fallback_spots=0, integration.adaptive=0):"
+    )
+    print(
+        f"  {'':8s}{'hits':>5s}{'indexed':>9s}{'index ms/hit':>16s}{'ratio':>7s}"
+        f"{'integrate ms/image':>22s}{'ratio':>7s}{'us/reflection':>17s}"
+    )
+    for name, (settings, trial) in {"default": ({}, {}), **VARIANTS}.items():
+        t = paired_times(simulated(keep, name, images, settings), trial, repeats)
+        b, o = t["before"], t["ours"]
+        print(
+            f"  {name:8s}{t['hits']:5d}{b['indexed']:4d}/{o['indexed']:<4d}"
+            f"{b['index_ms_per_hit']:7.1f}/{o['index_ms_per_hit']:<7.1f}"
+            f"{o['index_ms_per_hit'] / b['index_ms_per_hit']:7.2f}"
+            f"{b['integrate_ms_per_image']:11.1f}/{o['integrate_ms_per_image']:<8.1f}"
+            f"{o['integrate_ms_per_image'] / b['integrate_ms_per_image']:7.2f}"
+            f"{b['integrate_us_per_reflection']:9.0f}/{o['integrate_us_per_reflection']:<5.0f}"
+        )
+    print("  goals: index ratio <= 1.2; integrate ratio <= ~2 (ours integrates more reflections)")
+
+
+def weak_pooling(keep: Path, images: int) -> None:
+    """Merged CC to truth on uniform weak data: fixed model, each image's own, pooled."""
+    exp = simulated(keep, "weak", images, VARIANTS["weak"][0])
+    line = []
+    for label, integration in (
+        ("fixed disc and model", {"adaptive": 0}),
+        ("own per image (default)", {}),
+        ("pooled (pool_evidence=6)", {"pool_evidence": 6.0}),
+    ):
+        s = score_run(exp, keep / f"weak-{label.split()[0]}", {"integration": integration}, 100)
+        line.append(f"{label} {s['merged']['cc_truth']:.4f}")
+    print(f"  weak (40 photons, all 5000 A), merged CC to truth: {', '.join(line)}")
+
+
 def robustness(keep: Path, images: int) -> None:
     print(f"robustness on simulator variants ({images} images each):")
     for name, (settings, trial) in VARIANTS.items():
@@ -217,6 +260,7 @@ def robustness(keep: Path, images: int) -> None:
             f"{errors['over_1deg']} > 1 deg wrong; run suspect: {bool(s['run_suspect'])}, "
             f"merge suspect: {bool(s.get('merge_suspect'))}"
         )
+    weak_pooling(keep, images)
 
 
 def main(argv=None) -> int:
@@ -226,6 +270,7 @@ def main(argv=None) -> int:
     parser.add_argument("--merge-images", type=int, default=100_000)
     parser.add_argument("--robust-images", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="folder keeping the robustness variants")
+    parser.add_argument("--repeats", type=int, default=3, help="timing repeats beside 'before'")
     parser.add_argument("--skip-chain", action="store_true", help="only the robustness part")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kernels_bench_") as tmp:
@@ -237,7 +282,9 @@ def main(argv=None) -> int:
             chain_speed(exp)
             accuracy(exp, Path(tmp) / "results")
             merge_speed(Path(tmp) / "results", args.merge_images)
-        robustness(args.keep or Path(tmp) / "variants", args.robust_images)
+        keep = args.keep or Path(tmp) / "variants"
+        robustness(keep, args.robust_images)
+        speed_beside_before(keep, args.robust_images, args.repeats)
     return 0
 
 

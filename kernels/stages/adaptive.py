@@ -14,10 +14,12 @@ from kernels.crystal.geometry import DetectorGeometry, project_to_detector
 from kernels.crystal.symmetry import pack
 from kernels.stages.estimation import (
     ImageModel,
+    PartialityLikelihood,
     estimate_partiality_model,
     measure_spot_sigma,
 )
 from kernels.stages.integration import IntegrationPlan, near_sphere
+from kernels.stages.pooling import ModelPool
 
 CANDIDATE_CUT = 0.008  # 1/A, lattice points this close to the sphere are candidates
 EDGE_PX = 8  # candidates this close to the array border cannot be found as spots
@@ -41,9 +43,11 @@ def measure_image_model(
     wavelength: float,
     geometry: DetectorGeometry,
     plan: IntegrationPlan,
+    pool: ModelPool | None = None,
 ) -> ImageModel:
     """The image's spot width, domain size and mosaicity from its indexed spots `hkl` (n, 3)
-    (their spot-finder backgrounds `spot_background`) and refined orientation U and cell B."""
+    (their spot-finder backgrounds `spot_background`) and refined orientation U and cell B;
+    with a `pool`, the partiality model is pooled toward the run's (kernels/stages/pooling.py)."""
     p = plan.params
     pc, pr = project_to_detector(hkl @ (U @ B).T, wavelength, geometry)
     sigma = measure_spot_sigma(photons, pc, pr, spot_background)
@@ -56,5 +60,8 @@ def measure_image_model(
     if found.sum() < 5:
         return ImageModel(sigma, p.domain_size_a, p.mosaicity_deg)
     s2 = np.einsum("ij,ij->i", s[near], s[near])
-    domain, mosaicity = estimate_partiality_model(eps[near], s2, found, p.bandwidth, wavelength)
+    likelihood = PartialityLikelihood(eps[near], s2, found, p.bandwidth, wavelength)
+    domain, mosaicity = estimate_partiality_model(likelihood)
+    if pool is not None:
+        domain, mosaicity = pool.choose((domain, mosaicity), likelihood)
     return ImageModel(sigma, domain, mosaicity)

@@ -46,6 +46,7 @@ class IntegrationParams:
     signal_sigmas: float = 3.0  # adaptive disc radius in measured spot widths
     background_width: float = 3.0  # adaptive annulus width, pixels
     min_held: float = 0.8  # adaptive: least fraction of a spot on good disc pixels (bad ones out)
+    pool_evidence: float = 0.0  # adaptive: > 0 pools models toward the run's (order-dependent)
 
 
 @dataclass(frozen=True)

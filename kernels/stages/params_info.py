@@ -91,5 +91,10 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
         "min_held": ParamInfo(
             "adaptive: least fraction of a spot on good disc pixels (else not integrated)", 0, 1
         ),
+        "pool_evidence": ParamInfo(
+            "adaptive: log-likelihood an image's own domain size and mosaicity must gain over "
+            "the run's median ones to be used (0: every image its own)",
+            0,
+        ),
     },
 }

@@ -24,6 +24,7 @@ from kernels.stages.hitfinder import HitParams, is_hit
 from kernels.stages.indexing import IndexingError, IndexingParams, index_still, plan_indexing
 from kernels.stages.integration import IntegrationParams, integrate_still, plan_integration
 from kernels.stages.params_info import PARAM_INFO, ParamInfo
+from kernels.stages.pooling import ModelPool
 from kernels.stages.refinement import RefinementError, RefinementParams, refine_orientation
 from kernels.stages.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding, recentred
 
@@ -192,6 +193,7 @@ class Processor:
         self.integration_plan = plan_integration(
             self.symmetry, geometry, calib.mask, params.integration
         )
+        self.model_pool = ModelPool(params.integration.pool_evidence)  # this run's models
 
     def process(
         self,
@@ -311,6 +313,7 @@ class Processor:
                 result.wavelength,
                 self.geometry,
                 self.integration_plan,
+                self.model_pool,
             )
         result.spot_sigma_px = model.spot_sigma_px if model else p.signal_radius / p.signal_sigmas
         result.domain_size_a = model.domain_size_a if model else p.domain_size_a
