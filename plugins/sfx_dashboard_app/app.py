@@ -7,6 +7,8 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
 - data (:mod:`.routes_api`): ``/api/runs``, ``/api/runs/{id}/progress``, ``/api/datasets`` — JSON
   polled by the pages for live progress
 - plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
+- frames (:mod:`.routes_frames`): ``/frames`` — one event's frame with spots and predictions;
+  ``/powder`` — the run's virtual powder pattern
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from kernels.resultsdb import UnknownNameError, parse_db_url
 
-from . import routes_api, routes_pages, routes_plots
+from . import routes_api, routes_frames, routes_pages, routes_plots
 from .auth import LoginRequired, login_url
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -50,7 +52,7 @@ def create_app(db_url: str | None = None) -> FastAPI:
         title="sfxflow beamtime dashboard", docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.db_url = url
-    for module in (routes_pages, routes_api, routes_plots):
+    for module in (routes_pages, routes_api, routes_plots, routes_frames):
         app.include_router(module.router)
 
     @app.middleware("http")

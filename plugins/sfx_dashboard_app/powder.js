@@ -1,0 +1,48 @@
+// The virtual powder page: the run's found spots summed in the detector plane (heat map, lab
+// millimetres, seen along the beam like the frame viewer) and against 2θ (with resolution).
+"use strict";
+(function () {
+  const info = document.getElementById("powder-info");
+
+  function plane(p) {
+    Plotly.newPlot(
+      "powder-plane",
+      [{ type: "heatmap", x: p.x_mm, y: p.y_mm, z: p.plane, colorscale: "Hot", reversescale: true,
+         hovertemplate: "x %{x} mm, y %{y} mm: %{z} spots<extra></extra>" }],
+      { title: { text: "spots in the detector plane (beam at 0, 0)" },
+        xaxis: { title: { text: "x (mm)" }, scaleanchor: "y" },
+        yaxis: { title: { text: "y (mm)" }, autorange: "reversed" },
+        shapes: [{ type: "circle", x0: -2, x1: 2, y0: -2, y1: 2, line: { color: "#06f" } }] },
+      { responsive: true }
+    );
+  }
+
+  function radial(r) {
+    Plotly.newPlot(
+      "powder-radial",
+      [{ type: "scatter", mode: "lines", x: r.two_theta_deg, y: r.counts, customdata: r.d_angstrom,
+         line: { shape: "hvh" },
+         hovertemplate: "2θ %{x:.2f}°, d %{customdata:.2f} Å: %{y} spots<extra></extra>" }],
+      { title: { text: "radial profile" }, xaxis: { title: { text: "2θ (degrees)" } },
+        yaxis: { title: { text: "spots" } } },
+      { responsive: true }
+    );
+  }
+
+  async function load() {
+    const response = await fetch(info.dataset.src, { credentials: "same-origin" });
+    if (!response.ok) {
+      info.textContent = `no powder pattern: ${response.status} ${await response.text()}`;
+      return;
+    }
+    const p = await response.json();
+    plane(p);
+    radial(p.radial);
+    info.textContent =
+      `${p.spots} spots of ${p.frames_used} hits` +
+      (p.frames_used < p.hits ? ` (spread over the run's ${p.hits})` : "");
+    info.dataset.spots = p.spots;
+    info.dataset.drawn = "1";
+  }
+  load();
+})();
