@@ -42,29 +42,38 @@ class Layout:
         return u, (lab_mm[:, 1] - self.y0_mm) / self.pixel_mm
 
 
+def _panel_xy(panel, axis: int) -> np.ndarray:
+    """Lab coordinate ``axis`` (mm) of every pixel centre of a panel, shape (rows, cols)."""
+    rows, cols = panel.shape
+    along_ss = (np.arange(rows) + 0.5)[:, None] * panel.slow[axis]
+    along_fs = (np.arange(cols) + 0.5)[None, :] * panel.fast[axis]
+    return panel.corner[axis] + along_ss + along_fs
+
+
 def layout(detector: Detector, block_shape: tuple[int, int]) -> Layout:
     """The raster of a detector whose data blocks are ``(n, *block_shape)``."""
     rows, cols = block_shape
-    centres = []
-    for i, p in enumerate(detector.panels):
-        ss, fs = np.mgrid[0 : p.ss1 - p.ss0, 0 : p.fs1 - p.fs0]
-        lab = detector.lab_position(np.full(ss.size, i), fs.ravel() + 0.5, ss.ravel() + 0.5)
-        flat = (p.block * rows + ss.ravel() + p.ss0) * cols + fs.ravel() + p.fs0
-        centres.append((lab[:, :2], flat))
-    xy = np.concatenate([c[0] for c in centres])
     pixel_mm = min(p.pixel_size_mm for p in detector.panels)
-    x0, y0 = xy.min(axis=0) - pixel_mm / 2
-    u = ((xy[:, 0] - x0) / pixel_mm).astype(np.int32)
-    v = ((xy[:, 1] - y0) / pixel_mm).astype(np.int32)
-    width, height = int(u.max()) + 1, int(v.max()) + 1
+    xs = [_panel_xy(p, 0) for p in detector.panels]
+    ys = [_panel_xy(p, 1) for p in detector.panels]
+    x0 = min(float(x.min()) for x in xs) - pixel_mm / 2
+    y0 = min(float(y.min()) for y in ys) - pixel_mm / 2
+    us = [((x - x0) / pixel_mm).astype(np.int64) for x in xs]
+    vs = [((y - y0) / pixel_mm).astype(np.int64) for y in ys]
+    width = max(int(u.max()) for u in us) + 1
+    height = max(int(v.max()) for v in vs) + 1
+    sources = []
+    for p in detector.panels:
+        ss, fs = np.ogrid[p.ss0 : p.ss1, p.fs0 : p.fs1]
+        sources.append(((p.block * rows + ss) * cols + fs).ravel())
     return Layout(
         width,
         height,
         pixel_mm,
-        float(x0),
-        float(y0),
-        np.concatenate([c[1] for c in centres]).astype(np.int64),
-        (v.astype(np.int64) * width + u).astype(np.int64),
+        x0,
+        y0,
+        np.concatenate(sources),
+        np.concatenate([(v * width + u).ravel() for u, v in zip(us, vs)]),
     )
 
 
