@@ -123,6 +123,7 @@
     canvas.dataset.predictions = frame.header.predictions.length;
     canvas.dataset.width = frame.header.width;
     canvas.dataset.ms = elapsed.toFixed(0);
+    canvas.dataset.shownAt = performance.now().toFixed(0); // since the page's navigation
     canvas.dataset.drawn = "1";
   }
 

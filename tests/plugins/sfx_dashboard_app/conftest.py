@@ -157,3 +157,14 @@ def token(auth_manager) -> str:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     return auth_manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+
+
+@pytest.fixture(scope="session")
+def frames_beamtime(sim_experiment, tmp_path_factory) -> dict:
+    """The frame viewer's beamtime (``frames_fixtures.make_beamtime``), made once for the
+    app tests and the browser test: processing frames is the slow part."""
+    from .frames_fixtures import make_beamtime
+
+    exp = tmp_path_factory.mktemp("frames") / "experiment"
+    db = tmp_path_factory.mktemp("frames-db") / "results.db"
+    return make_beamtime(exp, sim_experiment / "runs" / "r0001", f"sqlite:///{db}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from facility.beamline.tiled_run import write_tiled_run
 from kernels.driver.worker import image_row
 from kernels.io.reflections import INTEGRATED_FILE
 from kernels.io.runformat import open_run
@@ -24,6 +25,9 @@ TRIAL = "frames-trial"
 SIM_EVENTS = 10  # processed events of the simulated run
 CSPAD = Path(__file__).resolve().parents[3] / ".." / "shared" / "realdata" / "cspad_thermolysin"
 CSPAD_FRAMES = ("idx-20130301060858401.cbf", "idx-20130301060858601.cbf")
+JF16M = CSPAD.parent / "geometry_files" / "crystfel_examples" / "jf-swissfel-16M.geom"
+# a trial name that is an attack on a page that forgets to escape (and no folder name)
+CSPAD_TRIAL = "cspad<img src=x onerror=alert(4)>"
 # the CSPAD stills are dark-subtracted ADU (~7.5 ADU per photon): the trial asks for a box sum
 # of 200 ADU (~27 photons) to keep the ASICs' noisy pixels out
 CSPAD_PARAMS = {"spotfinder": {"min_photons": 200.0}}
@@ -47,8 +51,8 @@ def log_results(db: ResultsDB, run_id: int, trial_id: int, results: list) -> Non
     )
 
 
-def log_cspad(db: ResultsDB, run_id: int, trial_id: int) -> None:
-    """DIALS's verdict on the two stills: both hits, the first indexed."""
+def log_hits(db: ResultsDB, run_id: int, trial_id: int, verdicts: tuple) -> None:
+    """Rows of events that are all hits, indexed or not (for CSPAD: DIALS's verdict)."""
     encode = ImageRowEncoder(db.dialect, run_id, trial_id)
     rows = [
         encode(
@@ -61,14 +65,14 @@ def log_cspad(db: ResultsDB, run_id: int, trial_id: int) -> None:
                 n_refined=0,
                 n_integrated=0,
                 status="indexed" if indexed else "hit",
-                reason="" if indexed else "not indexed: DIALS refused it",
+                reason="" if indexed else "not indexed",
                 rank=0,
                 host="nid0001",
                 t_start=2000.0 + event,
                 timings={},
             )
         )
-        for event, indexed in enumerate((True, False))
+        for event, indexed in enumerate(verdicts)
     ]
     db.insert_images(rows)
 
@@ -94,9 +98,13 @@ def make_beamtime(exp: Path, sim_run: Path, db_url: str) -> dict:
             cspad.mkdir()
             for name in CSPAD_FRAMES:
                 (cspad / name).symlink_to(CSPAD / name)
-            ids["cspad_trial_id"] = db.ensure_trial("cspad-adu", CSPAD_PARAMS)
+            ids["cspad_trial_id"] = db.ensure_trial(CSPAD_TRIAL, CSPAD_PARAMS)
             ids["cspad"] = db.ensure_run(EXPERIMENT, "r0002", concluded=2000.0)
-            log_cspad(db, ids["cspad"], ids["cspad_trial_id"])
+            log_hits(db, ids["cspad"], ids["cspad_trial_id"], verdicts=(True, False))
+        if JF16M.is_file():  # 4.2 Mpix in 8 real Jungfrau modules: the viewer's speed goal
+            write_tiled_run(exp / "runs" / "r0003", JF16M, events=2)
+            ids["jungfrau"] = db.ensure_run(EXPERIMENT, "r0003", concluded=3000.0)
+            log_hits(db, ids["jungfrau"], ids["trial_id"], verdicts=(False, False))
     return ids
 
 

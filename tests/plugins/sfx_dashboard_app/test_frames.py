@@ -3,6 +3,7 @@ the real CSPAD stills (64 ASICs), a real SQLite results DB and Airflow's real au
 
 from __future__ import annotations
 
+import html
 import json
 import struct
 
@@ -16,14 +17,14 @@ from plugins.sfx_dashboard_app import create_app
 from plugins.sfx_dashboard_app.frames import lab_positions
 from plugins.sfx_dashboard_app.powder import bragg_d, two_theta_deg
 
-from .frames_fixtures import CSPAD, CSPAD_FRAMES, VARIABLE_ENV, beamtime_variable, make_beamtime
-
-
-@pytest.fixture(scope="module")
-def frames_beamtime(sim_experiment, tmp_path_factory) -> dict:
-    exp = tmp_path_factory.mktemp("frames") / "experiment"
-    db = tmp_path_factory.mktemp("frames-db") / "results.db"
-    return make_beamtime(exp, sim_experiment / "runs" / "r0001", f"sqlite:///{db}")
+from .frames_fixtures import (
+    CSPAD,
+    CSPAD_FRAMES,
+    CSPAD_TRIAL,
+    VARIABLE_ENV,
+    beamtime_variable,
+)
+from .test_app import Elements
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +236,13 @@ def test_cspad_powder_resolution_is_dials(viewer, frames_beamtime):
     assert np.median(np.abs(d / col["d_A"] - 1)) < 1e-3
     # the profile's wavelength is the stills' (9.74-9.76 keV)
     assert abs(powder["radial"]["wavelength_angstrom"] - ref["wavelength_A"]) < 0.005
+
+
+@cspad
+@pytest.mark.parametrize("path", ["/frames", "/powder"])
+def test_hostile_trial_name_is_escaped(viewer, frames_beamtime, path):
+    params = {"run_id": frames_beamtime["cspad"], "trial_id": frames_beamtime["cspad_trial_id"]}
+    page = viewer.get(path, params=params)
+    assert page.status_code == 200, page.text
+    assert CSPAD_TRIAL not in page.text and html.escape(CSPAD_TRIAL) in page.text
+    assert not any(tag == "img" for tag, _ in Elements(page.text).tags)
