@@ -1,4 +1,5 @@
-// The frame viewer: fetches one event's raster (u32 header length | JSON header | uint16 counts),
+// The frame viewer: fetches one event's raster (u32 header length | JSON header | uint16 counts:
+// 0 = no pixel, else value = (count - 1) * step),
 // draws it on a canvas with the user's contrast, zoom and pan, and overlays found spots,
 // predicted reflections and the beam. Text goes in only through textContent.
 "use strict";
@@ -31,18 +32,18 @@
     // counts -> grey through a lookup table: a new contrast costs one pass, no request
     const h = frame.header;
     const top = Math.max(contrastMax() / h.step, 1);
-    const lut = new Uint8ClampedArray(65536);
+    const lut = new Uint32Array(65536);
     const logTop = Math.log1p(top);
-    for (let i = 0; i < 65536; i++) {
-      lut[i] = 255 * Math.min(logScale.checked ? Math.log1p(i) / logTop : i / top, 1);
+    lut[0] = 0xff503c28; // no pixel (between panels): dark blue, apart from dark pixels
+    for (let i = 1; i < 65536; i++) {
+      const t = logScale.checked ? Math.log1p(i - 1) / logTop : (i - 1) / top;
+      const g = Math.round(255 * Math.min(t, 1));
+      lut[i] = 0xff000000 | (g << 16) | (g << 8) | g;
     }
     const image = new ImageData(h.width, h.height);
     const pixels = new Uint32Array(image.data.buffer);
     const counts = frame.counts;
-    for (let i = 0; i < counts.length; i++) {
-      const g = lut[counts[i]];
-      pixels[i] = 0xff000000 | (g << 16) | (g << 8) | g;
-    }
+    for (let i = 0; i < counts.length; i++) pixels[i] = lut[counts[i]];
     full.width = h.width;
     full.height = h.height;
     full.getContext("2d").putImageData(image, 0, 0);

@@ -3,8 +3,9 @@
 The panels' pixels are laid onto one raster in the detector plane (x right, y down, seen along
 the beam; raster pixel = the smallest panel pixel; nearest raster cell per pixel centre), so a
 multi-panel frame looks as the detector does. The raster travels as little-endian ``uint16``
-counts of ``step`` (gzip: the gaps and the dark background compress well) after a JSON header;
-the browser applies contrast itself, so moving the slider needs no new request.
+counts after a JSON header: 0 = no pixel there (gaps between panels, drawn apart), else
+value = (count - 1) * ``step`` (gzip: gaps and dark background compress well); the browser
+applies contrast itself, so moving the slider needs no new request.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def layout(detector: Detector, block_shape: tuple[int, int]) -> Layout:
 
 
 def place(frame_layout: Layout, blocks: np.ndarray) -> np.ndarray:
-    """The data blocks laid out on the raster (float32, gaps 0)."""
-    raster = np.zeros(frame_layout.height * frame_layout.width, dtype=np.float32)
+    """The data blocks laid out on the raster (float32, gaps NaN)."""
+    raster = np.full(frame_layout.height * frame_layout.width, np.nan, dtype=np.float32)
     raster[frame_layout.target] = blocks.reshape(-1)[frame_layout.source]
     return raster.reshape(frame_layout.height, frame_layout.width)
 
@@ -122,17 +123,19 @@ def raster_points(frame_layout: Layout, detector: Detector, block, fs, ss) -> li
 
 
 def quantised(raster: np.ndarray) -> tuple[np.ndarray, float]:
-    """(uint16 counts, step): value = count * step; negative values and gaps are 0."""
-    top = float(raster.max()) if raster.size else 0.0
-    step = max(MIN_STEP, top / MAX_COUNT)
-    counts = np.clip(np.rint(raster / step), 0, MAX_COUNT).astype("<u2")
-    return counts, step
+    """(uint16 counts, step): gaps (NaN) 0, else 1 + value / step, negative values as 0."""
+    top = float(np.nanmax(raster)) if np.isfinite(raster).any() else 0.0
+    step = max(MIN_STEP, top / (MAX_COUNT - 1))
+    counts = np.clip(np.rint(raster / step), 0, MAX_COUNT - 1) + 1
+    return np.nan_to_num(counts, nan=0.0).astype("<u2"), step
 
 
 def frame_message(header: dict, raster: np.ndarray) -> bytes:
     """``u32 header length | JSON header | pad to 2 bytes | uint16 raster``, gzipped."""
     counts, step = quantised(raster)
-    positive = raster[raster > 0]
+    positive = raster[::3, ::3][
+        raster[::3, ::3] > 0
+    ]  # a ninth of the pixels: plenty for a percentile
     text = json.dumps(
         {
             **header,

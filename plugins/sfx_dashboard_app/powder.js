@@ -7,7 +7,9 @@
   function plane(p) {
     Plotly.newPlot(
       "powder-plane",
-      [{ type: "heatmap", x: p.x_mm, y: p.y_mm, z: p.plane, colorscale: "Hot", reversescale: true,
+      // empty bins stay blank, so the single spots of a short run still show
+      [{ type: "heatmap", x: p.x_mm, y: p.y_mm, z: p.plane.map((row) => row.map((v) => v || null)),
+         colorscale: "Viridis", reversescale: true, hoverongaps: false,
          hovertemplate: "x %{x} mm, y %{y} mm: %{z} spots<extra></extra>" }],
       { title: { text: "spots in the detector plane (beam at 0, 0)" },
         xaxis: { title: { text: "x (mm)" }, scaleanchor: "y" },

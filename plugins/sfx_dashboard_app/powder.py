@@ -18,7 +18,7 @@ import numpy as np
 from .frames import lab_positions
 
 MAX_FRAMES = 100
-PLANE_BINS = 200  # per axis of the 2-D sum
+PLANE_BINS = 150  # per axis of the 2-D sum
 RADIAL_BINS = 300
 CACHED = 8
 
