@@ -10,9 +10,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from facility.airflow_stack import AirflowStack
-
-from .frames_fixtures import CSPAD, CSPAD_TRIAL, JF16M, VARIABLE_ENV, beamtime_variable
+from .frames_fixtures import CSPAD, CSPAD_TRIAL, JF16M
 from .test_browser import ARTIFACTS, browser  # noqa: F401  (the chromium fixture)
 
 DRAWN = "canvas#frame[data-drawn='1']"
@@ -20,17 +18,9 @@ DIALOGS: list[str] = []  # an alert() would mean a name ran as script
 
 
 @pytest.fixture(scope="module")
-def airflow(frames_beamtime, tmp_path_factory):
-    """Airflow's api-server reading the frames beamtime's DB, its Variable naming the folder."""
-    env = {
-        "SFXFLOW_RESULTS_DB": frames_beamtime["url"],
-        VARIABLE_ENV: beamtime_variable(frames_beamtime["exp"]),
-    }
-    stack = AirflowStack(tmp_path_factory.mktemp("airflow-frames"), env=env)
-    try:
-        yield stack.start(components=("api-server",))
-    finally:
-        stack.stop()
+def airflow(dashboard_server):
+    """The browser tests' api-server; its Variable names the frames' experiment folder."""
+    return dashboard_server
 
 
 @pytest.fixture(scope="module")
