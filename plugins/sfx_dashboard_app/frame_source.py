@@ -56,7 +56,7 @@ def run_folder(exp_dir: str | Path, run: str) -> Path:
     direct child of the runs folder whatever the request says; the folder itself may be a link
     (runs kept on other storage).
     """
-    if not RUN_NAME.match(run):
+    if not RUN_NAME.fullmatch(run):  # fullmatch: not even a trailing newline
         raise FrameNotFound(f"{run!r} is not a run name (r0001, r0002, ...): no frames to show")
     folder = Path(exp_dir) / RUNS_FOLDER / run
     if not folder.is_dir():

@@ -17,6 +17,7 @@ from kernels.io.runformat import open_run
 from kernels.process import default_calibration
 from kernels.stages.calibration import calibrate, load_calibration, plan_calibration
 from plugins.sfx_dashboard_app import create_app
+from plugins.sfx_dashboard_app.frame_source import FrameNotFound, run_folder
 from plugins.sfx_dashboard_app.frames import lab_positions
 from plugins.sfx_dashboard_app.powder import bragg_d, two_theta_deg
 
@@ -258,3 +259,11 @@ def test_hostile_trial_name_is_escaped(viewer, frames_beamtime, path):
     assert page.status_code == 200, page.text
     assert CSPAD_TRIAL not in page.text and html.escape(CSPAD_TRIAL) in page.text
     assert not any(tag == "img" for tag, _ in Elements(page.text).tags)
+
+
+@pytest.mark.parametrize("name", ["r0001\n", "r0001/../r0002", "../runs/r0001", "r01", "/etc"])
+def test_run_folder_takes_only_run_names(tmp_path, name):
+    (tmp_path / "runs" / "r0001").mkdir(parents=True)
+    assert run_folder(tmp_path, "r0001") == tmp_path / "runs" / "r0001"
+    with pytest.raises(FrameNotFound, match="is not a run name"):
+        run_folder(tmp_path, name)
