@@ -5,16 +5,22 @@
   const info = document.getElementById("powder-info");
 
   function plane(p) {
+    // the non-empty bins as coloured markers: a heat map would be drawn as a data: image,
+    // which the pages' Content-Security-Policy (img-src 'self') rightly refuses
+    const x = [], y = [], n = [];
+    p.plane.forEach((row, i) => row.forEach((count, j) => {
+      if (count) { x.push(p.x_mm[j]); y.push(p.y_mm[i]); n.push(count); }
+    }));
     Plotly.newPlot(
       "powder-plane",
-      // empty bins stay blank, so the single spots of a short run still show
-      [{ type: "heatmap", x: p.x_mm, y: p.y_mm, z: p.plane.map((row) => row.map((v) => v || null)),
-         colorscale: "Viridis", reversescale: true, hoverongaps: false,
-         hovertemplate: "x %{x} mm, y %{y} mm: %{z} spots<extra></extra>" }],
+      [{ type: "scatter", mode: "markers", x, y,
+         marker: { color: n, colorscale: "Viridis", reversescale: true, showscale: true,
+                   size: 4, symbol: "square", colorbar: { title: { text: "spots" } } },
+         hovertemplate: "x %{x} mm, y %{y} mm: %{marker.color} spots<extra></extra>" }],
       { title: { text: "spots in the detector plane (beam at 0, 0)" },
         xaxis: { title: { text: "x (mm)" }, scaleanchor: "y" },
         yaxis: { title: { text: "y (mm)" }, autorange: "reversed" },
-        shapes: [{ type: "circle", x0: -2, x1: 2, y0: -2, y1: 2, line: { color: "#06f" } }] },
+        shapes: [{ type: "circle", x0: -2, x1: 2, y0: -2, y1: 2, line: { color: "#f60" } }] },
       { responsive: true }
     );
   }

@@ -104,8 +104,11 @@ def test_cspad_stills_with_their_asics_and_powder(airflow, page, frames_beamtime
 
     page.goto(url(airflow, "powder", **params))
     page.wait_for_selector("#powder-info[data-drawn='1']")
-    assert page.locator("#powder-plane .main-svg").count() > 0
-    assert page.locator("#powder-radial .main-svg").count() > 0
+    # every non-empty bin of the 2-D sum drawn, and the radial profile's line
+    powder = page.request.get(url(airflow, "api/powder", **params)).json()
+    bins = sum(1 for row in powder["plane"] for count in row if count)
+    expect(page.locator("#powder-plane .scatterlayer .point")).to_have_count(bins)
+    expect(page.locator("#powder-radial .scatterlayer path.js-line")).to_have_count(1)
     expect(page.locator("#powder-info")).to_contain_text("of 2 hits")
     page.screenshot(path=ARTIFACTS / "powder-cspad.png", full_page=True)
 
