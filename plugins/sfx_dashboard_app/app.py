@@ -9,6 +9,8 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
 - plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
 - actions (:mod:`.routes_actions`): ``/actions`` — tag runs, define datasets, reprocess (for
   users Airflow authorises), with the audit log
+- frames (:mod:`.routes_frames`): ``/frames`` — one event's frame with spots and predictions;
+  ``/powder`` — the run's virtual powder pattern
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from kernels.resultsdb import UnknownNameError, parse_db_url
 
-from . import routes_actions, routes_api, routes_pages, routes_plots
+from . import routes_actions, routes_api, routes_frames, routes_pages, routes_plots
 from .auth import LoginRequired, login_url
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -55,7 +57,7 @@ def create_app(db_url: str | None = None, airflow_url: str | None = None) -> Fas
     )
     app.state.db_url = url
     app.state.airflow_url = airflow_url
-    for module in (routes_pages, routes_api, routes_plots, routes_actions):
+    for module in (routes_pages, routes_api, routes_plots, routes_actions, routes_frames):
         app.include_router(module.router)
     for error, handler in routes_actions.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)

@@ -207,6 +207,8 @@ def run_page(
         f'<p><a href="{back}">← {esc(experiment)}</a></p>'
         f"<h1>Run {esc(run)} — trial {esc(trial['name'])} v{trial['version']}</h1>"
         f"<p>pipeline: {esc(pipeline)} {log_link(log_url)}</p>"
+        f'<p><a id="frames-link" href="{href("frames", run_id=run_id, trial_id=trial["id"])}">frames</a>'
+        f' · <a href="{href("powder", run_id=run_id, trial_id=trial["id"])}">virtual powder</a></p>'
         f"<p>status: {esc(summary['status']) if summary else 'running or not started'}</p>"
         f'<h2>Funnel</h2><table id="funnel" data-refresh="{refresh}">{funnel}</table>'
         f'<h2>Images by status</h2><table id="by-status">{statuses}</table>'

@@ -157,3 +157,41 @@ def token(auth_manager) -> str:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     return auth_manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+
+
+@pytest.fixture(scope="session")
+def dashboard_beamtimes(sim_experiment, tmp_path_factory) -> dict:
+    """One SQLite results DB behind the one api-server of the browser tests: the frame viewer's
+    beamtime (``frames_fixtures.make_beamtime``), then :func:`fill_beamtime`'s, newest, so the
+    overview opens on it (experiments and trials are listed newest first)."""
+    from .frames_fixtures import make_beamtime
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard-db') / 'results.db'}"
+    exp = tmp_path_factory.mktemp("frames") / "experiment"
+    frames = make_beamtime(exp, sim_experiment / "runs" / "r0001", url)
+    return {"frames": frames, "overview": fill_beamtime(url)}
+
+
+@pytest.fixture(scope="session")
+def frames_beamtime(dashboard_beamtimes) -> dict:
+    """The frame viewer's beamtime: processing frames is the slow part, so it is made once."""
+    return dashboard_beamtimes["frames"]
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(dashboard_beamtimes, tmp_path_factory):
+    """Airflow's api-server (with the project's plugins) over that DB, the beamtime Variable
+    naming the frames' experiment folder; started once for every browser test."""
+    from facility.airflow_stack import AirflowStack
+
+    from .frames_fixtures import VARIABLE_ENV, beamtime_variable
+
+    env = {
+        "SFXFLOW_RESULTS_DB": dashboard_beamtimes["frames"]["url"],
+        VARIABLE_ENV: beamtime_variable(dashboard_beamtimes["frames"]["exp"]),
+    }
+    stack = AirflowStack(tmp_path_factory.mktemp("airflow"), env=env)
+    try:
+        yield stack.start(components=("api-server",))
+    finally:
+        stack.stop()

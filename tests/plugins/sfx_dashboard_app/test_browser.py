@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from facility.airflow_stack import AirflowStack
 from kernels.resultsdb import ResultsDB
 
-from .conftest import EVIL, add_images, fill_beamtime
+from .conftest import EVIL, add_images
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -32,20 +31,14 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def beamtime(tmp_path_factory) -> dict:
-    return fill_beamtime(f"sqlite:///{tmp_path_factory.mktemp('results') / 'results.db'}")
+def beamtime(dashboard_beamtimes) -> dict:
+    return dashboard_beamtimes["overview"]
 
 
 @pytest.fixture(scope="module")
-def airflow(beamtime, tmp_path_factory):
-    """Airflow's api-server (with the project's plugins) reading the test's results DB."""
-    stack = AirflowStack(
-        tmp_path_factory.mktemp("airflow"), env={"SFXFLOW_RESULTS_DB": beamtime["url"]}
-    )
-    try:
-        yield stack.start(components=("api-server",))
-    finally:
-        stack.stop()
+def airflow(dashboard_server):
+    """Airflow's api-server reading the test's results DB (shared with the frame viewer's)."""
+    return dashboard_server
 
 
 @pytest.fixture(scope="module")
