@@ -8,6 +8,7 @@ from kernels.io.weather import stage_segments
 
 from .connection import Connection
 
+CELL_COLUMNS = ("cell_a", "cell_b", "cell_c", "cell_alpha", "cell_beta", "cell_gamma")
 IMAGE_COLUMNS = (
     "run_id",
     "trial_id",
@@ -24,10 +25,13 @@ IMAGE_COLUMNS = (
     "host",
     "t_start",
     "timings",
+    "t_acquired",
+    "n_saturated",
+    "d_est",
+    *CELL_COLUMNS,
 )
-IMAGE_KINDS = (
-    "iiiiiiiiissisfj"  # per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
-)
+# per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
+IMAGE_KINDS = "iiiiiiiiissisfj" + "fif" + "f" * len(CELL_COLUMNS)
 
 
 class ImageQueries(Connection):
@@ -80,3 +84,24 @@ class ImageQueries(Connection):
             for rank, start, timings in rows
             for seg in stage_segments(rank, start, json.loads(timings))
         ]
+
+    def image_series(self, run_id: int, trial_id: int, columns: tuple[str, ...]) -> list[tuple]:
+        """Chosen ``IMAGE_COLUMNS`` of every image of a run and trial in acquisition order
+        (chunk, event): the run view's per-frame series without the weather's timings text."""
+        unknown = set(columns) - set(IMAGE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not image columns: {sorted(unknown)}")
+        return self._select(
+            f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=? "
+            "ORDER BY chunk, event",
+            (run_id, trial_id),
+        )
+
+    def reason_counts(self, run_id: int, trial_id: int) -> list[tuple[str, str, int]]:
+        """(status, reason, images) of a run and trial: why its images stopped, counted."""
+        rows = self._select(
+            "SELECT status, reason, COUNT(*) FROM images WHERE run_id=? AND trial_id=? "
+            "GROUP BY status, reason",
+            (run_id, trial_id),
+        )
+        return [(str(s), str(r), int(n)) for s, r, n in rows]

@@ -118,6 +118,22 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated DOUBLE NOT NULL, PRIMARY KEY (run_id, trial_id)){engine}""",
         ),
     ),
+    Migration(
+        4,
+        "per-image acquisition time, saturated pixels, resolution estimate and refined cell",
+        # For the dashboard's run view; 0 means "none" (an image logged before, not refined, or
+        # without spots), so the per-image insert stays one format per row with no NULLs.
+        tuple(
+            f"ALTER TABLE images ADD COLUMN {{if_not_exists}}{column} {kind} NOT NULL DEFAULT 0"
+            for column, kind in (
+                ("t_acquired", "DOUBLE"),  # the frame's DAQ timestamp (UNIX seconds)
+                ("n_saturated", "INT"),
+                ("d_est", "DOUBLE"),
+                *((c, "DOUBLE") for c in ("cell_a", "cell_b", "cell_c")),
+                *((c, "DOUBLE") for c in ("cell_alpha", "cell_beta", "cell_gamma")),
+            )
+        ),
+    ),
 )
 
 
@@ -160,7 +176,11 @@ def apply_migrations(conn, dialect: Dialect, migrations: tuple[Migration, ...] =
             if step.version <= current:
                 continue
             for statement in step.statements:
-                cursor.execute(dialect.ddl(statement))
+                try:
+                    cursor.execute(dialect.ddl(statement))
+                except Exception as exc:  # another process applied it a moment ago
+                    if not dialect.already_applied(exc):
+                        raise
             cursor.execute(
                 dialect.insert_ignore("schema_version", ("version", "name", "applied")),
                 (step.version, step.name, time.time()),

@@ -156,6 +156,14 @@ class RecordQueries(Connection):
             {"overall": json.loads(rows[0][0]), "shells": json.loads(rows[0][1])} if rows else None
         )
 
+    def run_merges(self, trial_id: int) -> dict[int, dict]:
+        """run id -> merged statistics of that run, for every run the trial merged (one query)."""
+        rows = self._select(
+            "SELECT scope_id, overall, shells FROM merge_stats WHERE trial_id=? AND scope='run'",
+            (trial_id,),
+        )
+        return {int(r): {"overall": json.loads(o), "shells": json.loads(s)} for r, o, s in rows}
+
 
 def _merge_scope(dataset_id: int | None, run_id: int | None) -> tuple[str, int]:
     if (dataset_id is None) == (run_id is None):

@@ -12,10 +12,11 @@ class ViewQueries(Connection):
         """One row per run of ``experiment`` for the dashboard, by run name.
 
         Keys: run_id, run, state (latest job state, else summary status, else "new"),
-        images, hits, indexed, integrated, turnaround_s (summary finished − run concluded).
+        images, hits, indexed, integrated, turnaround_s (summary finished − run concluded),
+        created and concluded (UNIX seconds; concluded None while the DAQ writes the run).
         """
         rows = self._select(
-            """SELECT r.id, r.name, r.concluded, s.status, s.finished,
+            """SELECT r.id, r.name, r.created, r.concluded, s.status, s.finished,
                       (SELECT j.state FROM jobs j WHERE j.run_id=r.id AND j.trial_id=? ORDER BY j.id DESC LIMIT 1),
                       COUNT(i.event), SUM(i.hit), SUM(i.is_indexed),
                       SUM(CASE WHEN i.n_integrated>0 THEN 1 ELSE 0 END)
@@ -23,7 +24,7 @@ class ViewQueries(Connection):
                LEFT JOIN run_summaries s ON s.run_id=r.id AND s.trial_id=?
                LEFT JOIN images i ON i.run_id=r.id AND i.trial_id=?
                WHERE e.name=?
-               GROUP BY r.id, r.name, r.concluded, s.status, s.finished
+               GROUP BY r.id, r.name, r.created, r.concluded, s.status, s.finished
                ORDER BY r.name""",
             (trial_id, trial_id, trial_id, experiment),
         )
@@ -31,6 +32,7 @@ class ViewQueries(Connection):
         for (
             run_id,
             name,
+            created,
             concluded,
             status,
             finished,
@@ -53,6 +55,13 @@ class ViewQueries(Connection):
                     "indexed": int(indexed or 0),
                     "integrated": int(integrated or 0),
                     "turnaround_s": turnaround,
+                    "created": created,
+                    "concluded": concluded,
                 }
             )
         return table
+
+    def run_times(self, run_id: int) -> tuple[float, float | None] | None:
+        """(created, concluded) of a run — concluded None while the DAQ still writes it."""
+        rows = self._select("SELECT created, concluded FROM runs WHERE id=?", (run_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
