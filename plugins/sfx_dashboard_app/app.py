@@ -7,6 +7,10 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
 - data (:mod:`.routes_api`): ``/api/runs``, ``/api/runs/{id}/progress``, ``/api/datasets`` — JSON
   polled by the pages for live progress
 - plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
+- run view (:mod:`.routes_run_view`): ``/api/runs/{id}/view`` — per-frame series, rates, cells,
+  reasons, state and merge of one run, drawn on ``/run`` by ``run_view.js`` (Plotly)
+- dataset progress (:mod:`.routes_progress`): ``/progress``, ``/api/datasets/{id}/progress``
+- beamtime timeline (:mod:`.routes_timeline`): ``/timeline``, ``/api/timeline``
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from kernels.resultsdb import UnknownNameError, parse_db_url
 
-from . import routes_api, routes_pages, routes_plots
+from . import (
+    routes_api,
+    routes_pages,
+    routes_plots,
+    routes_progress,
+    routes_run_view,
+    routes_scripts,
+    routes_timeline,
+)
 from .auth import LoginRequired, login_url
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -51,6 +63,9 @@ def create_app(db_url: str | None = None) -> FastAPI:
     )
     app.state.db_url = url
     for module in (routes_pages, routes_api, routes_plots):
+        app.include_router(module.router)
+    # run view, dataset progress, beamtime timeline (issue 19)
+    for module in (routes_run_view, routes_progress, routes_timeline, routes_scripts):
         app.include_router(module.router)
 
     @app.middleware("http")

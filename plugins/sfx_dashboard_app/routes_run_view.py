@@ -1,0 +1,34 @@
+"""The run view's data: per-frame series, rates, cell histograms, reasons, state, merge."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from kernels.resultsdb import ResultsDB
+
+from .auth import api_user
+from .data import database
+from .routes_api import finite
+from .run_view_data import SERIES_COLUMNS, run_state, run_view
+
+router = APIRouter(prefix="/api", dependencies=[Depends(api_user)])
+
+
+@router.get("/runs/{run_id}/view")
+def run_view_json(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
+    times = db.run_times(run_id)
+    if times is None:
+        raise HTTPException(404, f"no run with id {run_id}")
+    rows = db.image_series(run_id, trial_id, SERIES_COLUMNS)
+    stats = db.merge_stats(trial_id, run_id=run_id)
+    last_image = max((row[3] for row in rows), default=None)  # t_start of the newest row
+    record = db.pipeline_states(trial_id).get(run_id)
+    return {
+        "run_id": run_id,
+        "trial_id": trial_id,
+        "state": run_state(record, times[1], stats is not None, last_image, time.time()),
+        **run_view(rows, db.reason_counts(run_id, trial_id)),
+        "merge": finite(stats),
+    }

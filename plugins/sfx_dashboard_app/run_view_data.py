@@ -1,0 +1,155 @@
+"""The run view's numbers, computed from a run's per-image rows: pure functions, no DB.
+
+Rates are rolling means over a window of images in acquisition order; per-frame series are
+thinned to at most ``MAX_POINTS`` (every k-th frame) so a 10 000-image run stays a light page.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from kernels.resultsdb.images import CELL_COLUMNS
+
+SERIES_COLUMNS = ("chunk", "event", "t_acquired", "t_start", "hit", "is_indexed", "n_spots",
+                  "n_saturated", "d_est", *CELL_COLUMNS)  # fmt: skip
+MAX_POINTS = 2000
+CELL_BINS = 40
+STALL_SECONDS = 600.0  # no image logged for this long while not merged: the run is stalled
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def columns_of(rows: list[tuple]) -> dict[str, np.ndarray]:
+    """Rows of ``SERIES_COLUMNS`` as one array per column."""
+    if not rows:
+        return {c: np.zeros(0) for c in SERIES_COLUMNS}
+    return {c: np.asarray(v) for c, v in zip(SERIES_COLUMNS, zip(*rows))}
+
+
+def rolling_window(n: int) -> int:
+    """Images per rolling window: 1/20 of the run, at least 10 and at most 500."""
+    return int(min(500, max(10, n // 20)))
+
+
+def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each run of ``window`` consecutive values (shorter series: the whole mean)."""
+    values = values.astype(float)
+    if len(values) <= window:
+        return np.full(min(len(values), 1), values.mean() if len(values) else 0.0)
+    csum = np.concatenate(([0.0], np.cumsum(values)))
+    return (csum[window:] - csum[:-window]) / window
+
+
+def thinned(n: int) -> np.ndarray:
+    """Indices of every k-th of ``n`` points, at most ``MAX_POINTS`` of them."""
+    return np.arange(0, n, max(1, -(-n // MAX_POINTS)))
+
+
+def acquisition_seconds(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """The x axis: seconds since the run's first frame, or the image number when the rows
+    carry no acquisition time (logged before it was stored)."""
+    t = cols["t_acquired"].astype(float)
+    if len(t) and (t > 0).all():
+        return t - t.min(), "acquisition time (s)"
+    return np.arange(len(t), dtype=float), "image (acquisition order)"
+
+
+def rates(cols: dict[str, np.ndarray]) -> dict:
+    """Rolling hit rate and indexing rate (of all images) against acquisition time."""
+    x, label = acquisition_seconds(cols)
+    window = rolling_window(len(x))
+    hit, indexed = rolling_mean(cols["hit"], window), rolling_mean(cols["is_indexed"], window)
+    centre = rolling_mean(x, window) if len(x) > window else x[:1]
+    keep = thinned(len(centre))
+    return {
+        "x_label": label,
+        "window": window,
+        "x": centre[keep].tolist(),
+        "hit_rate": hit[keep].tolist(),
+        "indexing_rate": indexed[keep].tolist(),
+    }
+
+
+def per_frame(cols: dict[str, np.ndarray]) -> dict:
+    """Spots, estimated resolution (hits only) and saturated pixels of every k-th frame."""
+    x, label = acquisition_seconds(cols)
+    keep = thinned(len(x))
+    hits = keep[cols["hit"][keep].astype(bool) & (cols["d_est"][keep].astype(float) > 0)]
+    return {
+        "x_label": label,
+        "x": x[keep].tolist(),
+        "event": [f"{int(c)}:{int(e)}" for c, e in zip(cols["chunk"][keep], cols["event"][keep])],
+        "n_spots": cols["n_spots"][keep].astype(int).tolist(),
+        "n_saturated": cols["n_saturated"][keep].astype(int).tolist(),
+        "d_x": x[hits].tolist(),
+        "d_est": cols["d_est"][hits].astype(float).tolist(),
+    }
+
+
+def cell_histograms(cols: dict[str, np.ndarray]) -> dict:
+    """Histogram of each refined cell parameter (images without a refined cell left out)."""
+    refined = cols["cell_a"].astype(float) > 0
+    out = {"n": int(refined.sum())}
+    for c in CELL_COLUMNS:
+        values = cols[c][refined].astype(float)
+        if not len(values):
+            out[c] = {"edges": [], "counts": []}
+            continue
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        span = max(hi - lo, 1e-3 * max(abs(hi), 1.0))  # one cell: still a visible bar
+        counts, edges = np.histogram(values, CELL_BINS, (lo - span / 4, hi + span / 4))
+        out[c] = {"edges": edges.tolist(), "counts": counts.tolist()}
+    return out
+
+
+def reason_class(status: str, reason: str) -> str:
+    """Why an image stopped, with its numbers masked so alike reasons count together."""
+    return NUMBER.sub("#", reason) if reason else f"{status}: went all the way"
+
+
+def funnel_by_reason(reasons: list[tuple[str, str, int]]) -> list[dict]:
+    """How many images stopped for each reason (``(status, reason, images)`` rows), most
+    frequent first."""
+    counts: dict[str, int] = {}
+    for status, reason, n in reasons:
+        key = reason_class(status, reason)
+        counts[key] = counts.get(key, 0) + n
+    return [{"reason": r, "images": n} for r, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def run_state(
+    record: dict | None, concluded, merged: bool, last_image: float | None, now: float
+) -> dict:
+    """acquiring / analysing / merged / stalled / waiting / failed, with what explains it.
+
+    ``record`` is the stored pipeline state; ``concluded`` the run's end time (None while the
+    DAQ still writes); ``last_image`` when the newest image row was processed.
+    """
+    state = (record or {}).get("state")
+    detail = (record or {}).get("detail") or ""
+    if state == "failed":
+        return {"state": "failed", "detail": detail}
+    if state == "published" or (merged and state is None):
+        return {"state": "merged", "detail": ""}
+    if state == "waiting":
+        return {"state": "waiting for the facility", "detail": detail}
+    if last_image is not None and now - last_image > STALL_SECONDS:
+        quiet = f"no image logged for {now - last_image:.0f} s"
+        return {"state": "stalled", "detail": quiet + (f" ({state})" if state else "")}
+    if concluded is None:
+        return {"state": "acquiring", "detail": state or ""}
+    return {"state": "analysing", "detail": state or ""}
+
+
+def run_view(rows: list[tuple], reasons: list[tuple[str, str, int]]) -> dict:
+    """Every per-image plot of the run view from its ``SERIES_COLUMNS`` rows and its counted
+    reasons."""
+    cols = columns_of(rows)
+    return {
+        "images": len(rows),
+        "rates": rates(cols),
+        "frames": per_frame(cols),
+        "cells": cell_histograms(cols),
+        "reasons": funnel_by_reason(reasons),
+    }
