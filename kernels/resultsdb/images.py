@@ -85,23 +85,37 @@ class ImageQueries(Connection):
             for seg in stage_segments(rank, start, json.loads(timings))
         ]
 
-    def image_series(self, run_id: int, trial_id: int, columns: tuple[str, ...]) -> list[tuple]:
-        """Chosen ``IMAGE_COLUMNS`` of every image of a run and trial in acquisition order
-        (chunk, event): the run view's per-frame series without the weather's timings text."""
+    def image_series(
+        self,
+        run_id: int,
+        trial_id: int,
+        columns: tuple[str, ...],
+        every: int = 1,
+        refined_only: bool = False,
+    ) -> list[tuple]:
+        """Chosen ``IMAGE_COLUMNS`` of the images of a run and trial in acquisition order
+        (chunk, event): the run view's series, without the weather's timings text.
+
+        ``every``: only every k-th event of each chunk (a thinned plot); ``refined_only``: only
+        images with a refined cell. Both filter in the server, so fewer values cross the wire.
+        """
         unknown = set(columns) - set(IMAGE_COLUMNS)
         if unknown:
             raise ValueError(f"not image columns: {sorted(unknown)}")
+        thin = f" AND MOD(event, {int(every)})=0" if every > 1 else ""
+        refined = " AND cell_a>0" if refined_only else ""
         return self._select(
-            f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=? "
+            f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=?{thin}{refined} "
             "ORDER BY chunk, event",
             (run_id, trial_id),
         )
 
-    def reason_counts(self, run_id: int, trial_id: int) -> list[tuple[str, str, int]]:
-        """(status, reason, images) of a run and trial: why its images stopped, counted."""
+    def reason_counts(self, run_id: int, trial_id: int) -> list[tuple[str, str, int, float]]:
+        """(status, reason, images, newest t_start) of a run and trial: why its images
+        stopped, counted, and when the last of them was processed."""
         rows = self._select(
-            "SELECT status, reason, COUNT(*) FROM images WHERE run_id=? AND trial_id=? "
-            "GROUP BY status, reason",
+            "SELECT status, reason, COUNT(*), MAX(t_start) FROM images "
+            "WHERE run_id=? AND trial_id=? GROUP BY status, reason",
             (run_id, trial_id),
         )
-        return [(str(s), str(r), int(n)) for s, r, n in rows]
+        return [(str(s), str(r), int(n), float(t)) for s, r, n, t in rows]

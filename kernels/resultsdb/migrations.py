@@ -33,6 +33,20 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# The image counts of each run summary, taken from its image rows when the summary is recorded
+# (and by migration 5 for the summaries before it): the runs table reads them instead of
+# aggregating every image row of a beamtime on each request.
+FREEZE_SUMMARY_COUNTS = """UPDATE run_summaries SET
+    n_images=(SELECT COUNT(*) FROM images i
+              WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_hits=(SELECT COALESCE(SUM(hit), 0) FROM images i
+            WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_indexed=(SELECT COALESCE(SUM(is_indexed), 0) FROM images i
+               WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_integrated=(SELECT COUNT(*) FROM images i WHERE i.n_integrated>0
+                  AND i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id)"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -132,6 +146,17 @@ MIGRATIONS: tuple[Migration, ...] = (
                 *((c, "DOUBLE") for c in ("cell_a", "cell_b", "cell_c")),
                 *((c, "DOUBLE") for c in ("cell_alpha", "cell_beta", "cell_gamma")),
             )
+        ),
+    ),
+    Migration(
+        5,
+        "image counts frozen in each run summary",
+        (
+            *(
+                f"ALTER TABLE run_summaries ADD COLUMN {{if_not_exists}}{column} INT NULL"
+                for column in ("n_images", "n_hits", "n_indexed", "n_integrated")
+            ),
+            FREEZE_SUMMARY_COUNTS,
         ),
     ),
 )

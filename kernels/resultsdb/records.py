@@ -6,6 +6,7 @@ import json
 import time
 
 from .connection import Connection, canonical_json
+from .migrations import FREEZE_SUMMARY_COUNTS
 
 
 class RecordQueries(Connection):
@@ -78,7 +79,8 @@ class RecordQueries(Connection):
         timings: dict,
         finished: float | None = None,
     ) -> None:
-        """Store (or replace) the summary of one processing of a run with a trial."""
+        """Store (or replace) the summary of one processing of a run with a trial, with the
+        run's image counts as its image rows have them now (the runs table reads those)."""
         columns = ("run_id", "trial_id", "status", "funnel", "timings", "finished")
         values = (
             run_id,
@@ -88,11 +90,17 @@ class RecordQueries(Connection):
             canonical_json(timings),
             finished if finished is not None else time.time(),
         )
-        self.transaction(
-            lambda cursor: cursor.execute(
+
+        def work(cursor):
+            cursor.execute(
                 self.dialect.upsert("run_summaries", columns, ("run_id", "trial_id")), values
             )
-        )
+            cursor.execute(
+                self._q(FREEZE_SUMMARY_COUNTS + " WHERE run_id=? AND trial_id=?"),
+                (run_id, trial_id),
+            )
+
+        self.transaction(work)
 
     def run_summary(self, run_id: int, trial_id: int) -> dict | None:
         """The stored summary of a run and trial, or None."""

@@ -7,11 +7,12 @@ import time
 from fastapi import APIRouter, Depends, HTTPException
 
 from kernels.resultsdb import ResultsDB
+from kernels.resultsdb.images import CELL_COLUMNS
 
 from .auth import api_user
 from .data import database
 from .routes_api import finite
-from .run_view_data import SERIES_COLUMNS, run_state, run_view
+from .run_view_data import FRAME_COLUMNS, RATE_COLUMNS, run_state, run_view, thinning
 
 router = APIRouter(prefix="/api", dependencies=[Depends(api_user)])
 
@@ -21,14 +22,18 @@ def run_view_json(run_id: int, trial_id: int, db: ResultsDB = Depends(database))
     times = db.run_times(run_id)
     if times is None:
         raise HTTPException(404, f"no run with id {run_id}")
-    rows = db.image_series(run_id, trial_id, SERIES_COLUMNS)
+    rate_rows = db.image_series(run_id, trial_id, RATE_COLUMNS)
+    every = thinning(len(rate_rows))
+    frame_rows = db.image_series(run_id, trial_id, FRAME_COLUMNS, every=every)
+    cell_rows = db.image_series(run_id, trial_id, CELL_COLUMNS, refined_only=True)
+    reasons = db.reason_counts(run_id, trial_id)
     stats = db.merge_stats(trial_id, run_id=run_id)
-    last_image = max((row[3] for row in rows), default=None)  # t_start of the newest row
+    last_image = max((newest for *_, newest in reasons), default=None)
     record = db.pipeline_states(trial_id).get(run_id)
     return {
         "run_id": run_id,
         "trial_id": trial_id,
         "state": run_state(record, times[1], stats is not None, last_image, time.time()),
-        **run_view(rows, db.reason_counts(run_id, trial_id)),
+        **run_view(rate_rows, frame_rows, cell_rows, reasons),
         "merge": finite(stats),
     }

@@ -1,7 +1,8 @@
 """The run view's numbers, computed from a run's per-image rows: pure functions, no DB.
 
-Rates are rolling means over a window of images in acquisition order; per-frame series are
-thinned to at most ``MAX_POINTS`` (every k-th frame) so a 10 000-image run stays a light page.
+Rates are rolling means over a window of images in acquisition order (every image); the
+per-frame series come thinned (every k-th event, at most about ``MAX_POINTS``) and the cells
+only of refined images, so a 10 000-image run stays a light page and a short query.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ import numpy as np
 
 from kernels.resultsdb.images import CELL_COLUMNS
 
-SERIES_COLUMNS = ("chunk", "event", "t_acquired", "t_start", "hit", "is_indexed", "n_spots",
-                  "n_saturated", "d_est", *CELL_COLUMNS)  # fmt: skip
+RATE_COLUMNS = ("t_acquired", "hit", "is_indexed")
+FRAME_COLUMNS = ("chunk", "event", "t_acquired", "hit", "n_spots", "n_saturated", "d_est")
 MAX_POINTS = 2000
 CELL_BINS = 40
 STALL_SECONDS = 600.0  # no image logged for this long while not merged: the run is stalled
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
-def columns_of(rows: list[tuple]) -> dict[str, np.ndarray]:
-    """Rows of ``SERIES_COLUMNS`` as one array per column."""
+def columns_of(rows: list[tuple], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Rows as one float array per named column."""
     if not rows:
-        return {c: np.zeros(0) for c in SERIES_COLUMNS}
-    return {c: np.asarray(v) for c, v in zip(SERIES_COLUMNS, zip(*rows))}
+        return {c: np.zeros(0) for c in names}
+    return dict(zip(names, np.asarray(rows, dtype=float).T))
 
 
 def rolling_window(n: int) -> int:
@@ -34,34 +35,33 @@ def rolling_window(n: int) -> int:
 
 def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     """Mean of each run of ``window`` consecutive values (shorter series: the whole mean)."""
-    values = values.astype(float)
     if len(values) <= window:
         return np.full(min(len(values), 1), values.mean() if len(values) else 0.0)
     csum = np.concatenate(([0.0], np.cumsum(values)))
     return (csum[window:] - csum[:-window]) / window
 
 
-def thinned(n: int) -> np.ndarray:
-    """Indices of every k-th of ``n`` points, at most ``MAX_POINTS`` of them."""
-    return np.arange(0, n, max(1, -(-n // MAX_POINTS)))
+def thinning(n: int) -> int:
+    """k such that every k-th of ``n`` points is at most ``MAX_POINTS`` of them."""
+    return max(1, -(-n // MAX_POINTS))
 
 
-def acquisition_seconds(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    """The x axis: seconds since the run's first frame, or the image number when the rows
-    carry no acquisition time (logged before it was stored)."""
-    t = cols["t_acquired"].astype(float)
-    if len(t) and (t > 0).all():
-        return t - t.min(), "acquisition time (s)"
+def acquisition_axis(t: np.ndarray, t0: float) -> tuple[np.ndarray, str]:
+    """The x axis: seconds since the run's first frame ``t0``, or the image number when the
+    rows carry no acquisition time (logged before it was stored)."""
+    if len(t) and t0 > 0 and (t > 0).all():
+        return t - t0, "acquisition time (s)"
     return np.arange(len(t), dtype=float), "image (acquisition order)"
 
 
 def rates(cols: dict[str, np.ndarray]) -> dict:
     """Rolling hit rate and indexing rate (of all images) against acquisition time."""
-    x, label = acquisition_seconds(cols)
+    t = cols["t_acquired"]
+    x, label = acquisition_axis(t, float(t.min()) if len(t) else 0.0)
     window = rolling_window(len(x))
     hit, indexed = rolling_mean(cols["hit"], window), rolling_mean(cols["is_indexed"], window)
     centre = rolling_mean(x, window) if len(x) > window else x[:1]
-    keep = thinned(len(centre))
+    keep = np.arange(0, len(centre), thinning(len(centre)))
     return {
         "x_label": label,
         "window": window,
@@ -71,28 +71,26 @@ def rates(cols: dict[str, np.ndarray]) -> dict:
     }
 
 
-def per_frame(cols: dict[str, np.ndarray]) -> dict:
-    """Spots, estimated resolution (hits only) and saturated pixels of every k-th frame."""
-    x, label = acquisition_seconds(cols)
-    keep = thinned(len(x))
-    hits = keep[cols["hit"][keep].astype(bool) & (cols["d_est"][keep].astype(float) > 0)]
+def per_frame(cols: dict[str, np.ndarray], t0: float) -> dict:
+    """Spots, estimated resolution (hits only) and saturated pixels of the thinned frames."""
+    x, label = acquisition_axis(cols["t_acquired"], t0)
+    hits = (cols["hit"] > 0) & (cols["d_est"] > 0)
     return {
         "x_label": label,
-        "x": x[keep].tolist(),
-        "event": [f"{int(c)}:{int(e)}" for c, e in zip(cols["chunk"][keep], cols["event"][keep])],
-        "n_spots": cols["n_spots"][keep].astype(int).tolist(),
-        "n_saturated": cols["n_saturated"][keep].astype(int).tolist(),
+        "x": x.tolist(),
+        "event": [f"{int(c)}:{int(e)}" for c, e in zip(cols["chunk"], cols["event"])],
+        "n_spots": cols["n_spots"].astype(int).tolist(),
+        "n_saturated": cols["n_saturated"].astype(int).tolist(),
         "d_x": x[hits].tolist(),
-        "d_est": cols["d_est"][hits].astype(float).tolist(),
+        "d_est": cols["d_est"][hits].tolist(),
     }
 
 
 def cell_histograms(cols: dict[str, np.ndarray]) -> dict:
-    """Histogram of each refined cell parameter (images without a refined cell left out)."""
-    refined = cols["cell_a"].astype(float) > 0
-    out = {"n": int(refined.sum())}
+    """Histogram of each refined cell parameter."""
+    out: dict = {"n": len(cols["cell_a"])}
     for c in CELL_COLUMNS:
-        values = cols[c][refined].astype(float)
+        values = cols[c]
         if not len(values):
             out[c] = {"edges": [], "counts": []}
             continue
@@ -108,11 +106,11 @@ def reason_class(status: str, reason: str) -> str:
     return NUMBER.sub("#", reason) if reason else f"{status}: went all the way"
 
 
-def funnel_by_reason(reasons: list[tuple[str, str, int]]) -> list[dict]:
-    """How many images stopped for each reason (``(status, reason, images)`` rows), most
-    frequent first."""
+def funnel_by_reason(reasons: list[tuple]) -> list[dict]:
+    """How many images stopped for each reason (``(status, reason, images, ...)`` rows),
+    most frequent first."""
     counts: dict[str, int] = {}
-    for status, reason, n in reasons:
+    for status, reason, n, *_ in reasons:
         key = reason_class(status, reason)
         counts[key] = counts.get(key, 0) + n
     return [{"reason": r, "images": n} for r, n in sorted(counts.items(), key=lambda kv: -kv[1])]
@@ -142,14 +140,20 @@ def run_state(
     return {"state": "analysing", "detail": state or ""}
 
 
-def run_view(rows: list[tuple], reasons: list[tuple[str, str, int]]) -> dict:
-    """Every per-image plot of the run view from its ``SERIES_COLUMNS`` rows and its counted
-    reasons."""
-    cols = columns_of(rows)
+def run_view(
+    rate_rows: list[tuple], frame_rows: list[tuple], cell_rows: list[tuple], reasons
+) -> dict:
+    """Every per-image plot of the run view: ``RATE_COLUMNS`` rows of every image,
+    ``FRAME_COLUMNS`` rows of the thinned frames, ``CELL_COLUMNS`` rows of the refined ones,
+    and the counted reasons."""
+    rate_cols = columns_of(rate_rows, RATE_COLUMNS)
+    t = rate_cols["t_acquired"]
     return {
-        "images": len(rows),
-        "rates": rates(cols),
-        "frames": per_frame(cols),
-        "cells": cell_histograms(cols),
+        "images": len(rate_rows),
+        "rates": rates(rate_cols),
+        "frames": per_frame(
+            columns_of(frame_rows, FRAME_COLUMNS), float(t.min()) if len(t) else 0.0
+        ),
+        "cells": cell_histograms(columns_of(cell_rows, CELL_COLUMNS)),
         "reasons": funnel_by_reason(reasons),
     }
