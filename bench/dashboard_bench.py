@@ -44,7 +44,11 @@ def image_lines(run_id: int, trial_id: int, images: int, hit_rate: float, t0: fl
         hit = rng.random() < hit_rate
         indexed = hit and rng.random() < 0.6
         status = "integrated" if indexed else ("hit" if hit else "miss")
-        reason = "" if indexed else ("not indexed: no lattice" if hit else f"miss: {rng.randrange(10)} spots < 10")
+        reason = (
+            ""
+            if indexed
+            else ("not indexed: no lattice" if hit else f"miss: {rng.randrange(10)} spots < 10")
+        )
         cell = (f"{79.1 + rng.gauss(0, 0.3):.3f}\t{79.1 + rng.gauss(0, 0.3):.3f}\t{38.4 + rng.gauss(0, 0.2):.3f}"
                 "\t90\t90\t90") if indexed else "0\t0\t0\t0\t0\t0"  # fmt: skip
         yield (
@@ -63,7 +67,9 @@ def load_images(database: str, lines: list[str], tmp: str) -> None:
         handle.write("\n".join(lines) + "\n")
     os.chmod(path, 0o644)  # read by the mysqld user
     with pymysql.connect(**MARIADB, database=database) as conn, conn.cursor() as cursor:
-        cursor.execute(f"LOAD DATA INFILE %s INTO TABLE images ({','.join(IMAGE_COLUMNS)})", (path,))
+        cursor.execute(
+            f"LOAD DATA INFILE %s INTO TABLE images ({','.join(IMAGE_COLUMNS)})", (path,)
+        )
         conn.commit()
     os.unlink(path)
 
@@ -104,7 +110,9 @@ def fill(url: str, database: str, runs: int, images: int) -> int:
             load_images(database, lines, f"/tmp/{database}")
         for sample in SAMPLES[:2]:
             dataset = db.ensure_dataset(EXPERIMENT, sample, [sample])
-            db.record_merge_stats(trial, {"cc_half": 0.9, "images": 10_000}, shells(0.6, 0.99), dataset_id=dataset)
+            db.record_merge_stats(
+                trial, {"cc_half": 0.9, "images": 10_000}, shells(0.6, 0.99), dataset_id=dataset
+            )
     print(f"filled {runs} runs × {images} images in {time.perf_counter() - t_fill:.0f} s")
     return trial
 
@@ -173,7 +181,9 @@ def main() -> None:
             trial = ResultsDB(url).trials()[0]["id"]
         cursor.execute("SELECT @@innodb_buffer_pool_size")
         pool = cursor.fetchone()[0] / 2**20
-        print(f"MariaDB {admin.get_server_info()}, buffer pool {pool:.0f} MiB, shared 2-core machine")
+        print(
+            f"MariaDB {admin.get_server_info()}, buffer pool {pool:.0f} MiB, shared 2-core machine"
+        )
         time_endpoints(url, trial, args.repeats)
     finally:
         if not args.keep:
