@@ -161,6 +161,31 @@ def time_endpoints(url: str, trial: int, repeats: int) -> None:
               f"{'yes' if p95 <= GOAL_S else 'NO'}")  # fmt: skip
 
 
+# The runs table before migration 5: one aggregate over every image row of the experiment.
+BEFORE_RUN_TABLE = """SELECT r.id, r.name, r.concluded, s.status, s.finished,
+      (SELECT j.state FROM jobs j WHERE j.run_id=r.id AND j.trial_id=? ORDER BY j.id DESC LIMIT 1),
+      COUNT(i.event), SUM(i.hit), SUM(i.is_indexed), SUM(CASE WHEN i.n_integrated>0 THEN 1 ELSE 0 END)
+   FROM runs r JOIN experiments e ON e.id=r.experiment_id
+   LEFT JOIN run_summaries s ON s.run_id=r.id AND s.trial_id=?
+   LEFT JOIN images i ON i.run_id=r.id AND i.trial_id=?
+   WHERE e.name=? GROUP BY r.id, r.name, r.concluded, s.status, s.finished ORDER BY r.name"""
+
+
+def runs_table_before_and_now(url: str, trial: int, repeats: int) -> None:
+    """Median seconds of the runs-table query: the aggregate of before beside ours."""
+    with ResultsDB(url, read_only=True) as db:
+        before, ours = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            db._select(BEFORE_RUN_TABLE, (trial, trial, trial, EXPERIMENT))
+            before.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            db.run_table(EXPERIMENT, trial)
+            ours.append(time.perf_counter() - t0)
+    print(f"runs table query, median of {repeats}: before (aggregate of every image row) "
+          f"{statistics.median(before):.3f} s, ours (frozen counts) {statistics.median(ours):.3f} s")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500)
@@ -185,6 +210,7 @@ def main() -> None:
             f"MariaDB {admin.get_server_info()}, buffer pool {pool:.0f} MiB, shared 2-core machine"
         )
         time_endpoints(url, trial, args.repeats)
+        runs_table_before_and_now(url, trial, 3)
     finally:
         if not args.keep:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")

@@ -102,11 +102,22 @@ class ImageQueries(Connection):
         unknown = set(columns) - set(IMAGE_COLUMNS)
         if unknown:
             raise ValueError(f"not image columns: {sorted(unknown)}")
-        thin = f" AND MOD(event, {int(every)})=0" if every > 1 else ""
+        thin = f" AND event % {int(every)} = 0" if every > 1 else ""
         refined = " AND cell_a>0" if refined_only else ""
         return self._select(
             f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=?{thin}{refined} "
             "ORDER BY chunk, event",
+            (run_id, trial_id),
+        )
+
+    def image_buckets(self, run_id: int, trial_id: int, size: int) -> list[tuple]:
+        """(images, hits, indexed, first t_acquired) of each run of ``size`` consecutive events
+        of a chunk, in acquisition order: rolling rates from a few hundred rows, not every image."""
+        size = max(1, int(size))
+        return self._select(
+            f"SELECT COUNT(*), SUM(hit), SUM(is_indexed), MIN(t_acquired) FROM images "
+            f"WHERE run_id=? AND trial_id=? GROUP BY chunk, (event - event % {size}) "
+            f"ORDER BY chunk, (event - event % {size})",
             (run_id, trial_id),
         )
 

@@ -1,6 +1,7 @@
 """The run view's numbers, computed from a run's per-image rows: pure functions, no DB.
 
-Rates are rolling means over a window of images in acquisition order (every image); the
+Rates are rolling means over a window of images in acquisition order (every image, summed
+in the DB in buckets of a tenth of the window); the
 per-frame series come thinned (every k-th event, at most about ``MAX_POINTS``) and the cells
 only of refined images, so a 10 000-image run stays a light page and a short query.
 """
@@ -13,7 +14,6 @@ import numpy as np
 
 from kernels.resultsdb.images import CELL_COLUMNS
 
-RATE_COLUMNS = ("t_acquired", "hit", "is_indexed")
 FRAME_COLUMNS = ("chunk", "event", "t_acquired", "hit", "n_spots", "n_saturated", "d_est")
 MAX_POINTS = 2000
 CELL_BINS = 40
@@ -54,20 +54,29 @@ def acquisition_axis(t: np.ndarray, t0: float) -> tuple[np.ndarray, str]:
     return np.arange(len(t), dtype=float), "image (acquisition order)"
 
 
-def rates(cols: dict[str, np.ndarray]) -> dict:
-    """Rolling hit rate and indexing rate (of all images) against acquisition time."""
-    t = cols["t_acquired"]
-    x, label = acquisition_axis(t, float(t.min()) if len(t) else 0.0)
-    window = rolling_window(len(x))
-    hit, indexed = rolling_mean(cols["hit"], window), rolling_mean(cols["is_indexed"], window)
-    centre = rolling_mean(x, window) if len(x) > window else x[:1]
+def bucket_size(window: int) -> int:
+    """Images per bucket the DB sums: a tenth of the rolling window."""
+    return max(1, window // 10)
+
+
+def rates(buckets: list[tuple], window: int, t0: float) -> dict:
+    """Rolling hit rate and indexing rate (of all images) against acquisition time, from the
+    DB's bucket sums ``(images, hits, indexed, first t_acquired)`` of ``bucket_size(window)``
+    images each: a window is ``window // size`` consecutive buckets."""
+    cols = columns_of(buckets, ("n", "hits", "indexed", "t_acquired"))
+    x, label = acquisition_axis(cols["t_acquired"], t0)
+    span = max(1, window // bucket_size(window))
+    n = rolling_mean(cols["n"], span)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit, indexed = rolling_mean(cols["hits"], span) / n, rolling_mean(cols["indexed"], span) / n
+    centre = rolling_mean(x, span) if len(x) > span else x[:1]
     keep = np.arange(0, len(centre), thinning(len(centre)))
     return {
         "x_label": label,
         "window": window,
         "x": centre[keep].tolist(),
-        "hit_rate": hit[keep].tolist(),
-        "indexing_rate": indexed[keep].tolist(),
+        "hit_rate": np.nan_to_num(hit[keep]).tolist(),
+        "indexing_rate": np.nan_to_num(indexed[keep]).tolist(),
     }
 
 
@@ -141,19 +150,17 @@ def run_state(
 
 
 def run_view(
-    rate_rows: list[tuple], frame_rows: list[tuple], cell_rows: list[tuple], reasons
+    images: int, buckets: list[tuple], frame_rows: list[tuple], cell_rows: list[tuple], reasons
 ) -> dict:
-    """Every per-image plot of the run view: ``RATE_COLUMNS`` rows of every image,
-    ``FRAME_COLUMNS`` rows of the thinned frames, ``CELL_COLUMNS`` rows of the refined ones,
-    and the counted reasons."""
-    rate_cols = columns_of(rate_rows, RATE_COLUMNS)
-    t = rate_cols["t_acquired"]
+    """Every per-image plot of the run view: the bucket sums (``bucket_size`` of the rolling
+    window of ``images``), ``FRAME_COLUMNS`` rows of the thinned frames, ``CELL_COLUMNS`` rows
+    of the refined ones, and the counted reasons."""
+    t = np.asarray([b[3] for b in buckets], dtype=float)
+    t0 = float(t.min()) if len(t) else 0.0
     return {
-        "images": len(rate_rows),
-        "rates": rates(rate_cols),
-        "frames": per_frame(
-            columns_of(frame_rows, FRAME_COLUMNS), float(t.min()) if len(t) else 0.0
-        ),
+        "images": images,
+        "rates": rates(buckets, rolling_window(images), t0),
+        "frames": per_frame(columns_of(frame_rows, FRAME_COLUMNS), t0),
         "cells": cell_histograms(columns_of(cell_rows, CELL_COLUMNS)),
         "reasons": funnel_by_reason(reasons),
     }
