@@ -6,9 +6,9 @@
 
   function layout(xTitle, yTitle, extra) {
     return Object.assign({
-      margin: {l: 60, r: 20, t: 10, b: 45}, height: 260,
+      margin: {l: 60, r: 20, t: 10, b: 70}, height: 280,
       xaxis: {title: {text: xTitle}}, yaxis: {title: {text: yTitle}},
-      legend: {orientation: "h"}, hovermode: "closest"
+      legend: {orientation: "h", y: -0.3}, hovermode: "closest"
     }, extra || {});
   }
 
