@@ -28,6 +28,8 @@ from kernels.resultsdb.logger import ImageLogger, ImageRow
 
 STAGES = ("read", "calibrate", "spotfind", "index", "refine", "integrate")
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+# the columns the baselines below fill; the run view's later columns keep their defaults (0)
+BASE_COLUMNS = IMAGE_COLUMNS[:15]
 PROCESSING_MS_PER_IMAGE = (
     20.0  # measured by `python -m kernels process` on this machine (summary.json)
 )
@@ -95,7 +97,7 @@ def naive(url: str, run_id: int, trial_id: int, rows: list[ImageRow], seconds: f
     """One connection per rank, one INSERT + commit per image: how it is usually done first."""
     db = ResultsDB(url)
     sql = db.dialect.sql(
-        f"INSERT INTO images ({','.join(IMAGE_COLUMNS)}) VALUES ({','.join('?' * len(IMAGE_COLUMNS))})"
+        f"INSERT INTO images ({','.join(BASE_COLUMNS)}) VALUES ({','.join('?' * len(BASE_COLUMNS))})"
     )
     connections = {}
     done = 0
@@ -322,7 +324,7 @@ def server_ceiling(
         )
         empty_images(admin, database)
         ceiling["full", connections] = load_data_infile(
-            database, "images", IMAGE_COLUMNS, full_lines(run_id, trial_id, rows), connections, tmp
+            database, "images", BASE_COLUMNS, full_lines(run_id, trial_id, rows), connections, tmp
         )
     return ceiling
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from kernels.resultsdb import ResultsDB
-from operators.pipeline.state import FAILED, NOTE_KEY, TASK_STATES, failure_reason
+from operators.pipeline.state import FAILED, NOTE_KEY, TASK_STATES, WAITING, failure_reason
 from operators.settings import load_beamtime
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,11 @@ def record_step_started(context) -> None:
     state = TASK_STATES.get(context["ti"].task_id)
     if state is not None:
         _record(context, state)
+
+
+def record_waiting(context, why: str) -> None:
+    """The run waits for the facility: record why (the outage or the status), for the dashboard."""
+    _record(context, WAITING, why)
 
 
 def record_step_failed(context) -> None:

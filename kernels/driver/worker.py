@@ -29,6 +29,10 @@ def image_row(result: ImageResult, rank: int, host: str, t_start: float, timings
         host=host,
         t_start=t_start,
         timings=timings,
+        t_acquired=result.timestamp,
+        n_saturated=result.n_saturated,
+        d_est=result.d_est,
+        cell=tuple(result.cell) if result.cell is not None else (),
     )
 
 

@@ -215,3 +215,13 @@ def with_run_level_checks(
     if reason:
         result["suspect"] = {"reason": reason}
     return result
+
+
+# what the results DB keeps of merge_stats.json beside the overall statistics (the dashboard shows them)
+STORED_WITH_OVERALL = ("suspect", "error_model", "images")
+
+
+def stored_overall(stats: dict) -> dict:
+    """The overall statistics of a merge_stats.json as the results DB stores them: with the
+    merge's ``suspect`` reason, fitted error model and number of images merged."""
+    return {**stats.get("overall", {}), **{k: stats[k] for k in STORED_WITH_OVERALL if k in stats}}

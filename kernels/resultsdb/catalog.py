@@ -143,6 +143,18 @@ class CatalogQueries(Connection):
         )
         return [name for (name,) in rows]
 
+    def experiment_run_tags(self, experiment: str) -> dict[int, list[str]]:
+        """run id -> its tags (by name), for every tagged run of an experiment (one query)."""
+        rows = self._select(
+            """SELECT rt.run_id, t.name FROM run_tags rt JOIN tags t ON t.id=rt.tag_id
+               JOIN experiments e ON e.id=t.experiment_id WHERE e.name=? ORDER BY t.name""",
+            (experiment,),
+        )
+        tags: dict[int, list[str]] = {}
+        for run_id, tag in rows:
+            tags.setdefault(int(run_id), []).append(tag)
+        return tags
+
     def ensure_dataset(self, experiment: str, name: str, tags: Iterable[str]) -> int:
         """Id of dataset ``name``: the runs of ``experiment`` that carry every tag in ``tags``."""
         tags = sorted(set(tags))

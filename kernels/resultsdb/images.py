@@ -8,6 +8,7 @@ from kernels.io.weather import stage_segments
 
 from .connection import Connection
 
+CELL_COLUMNS = ("cell_a", "cell_b", "cell_c", "cell_alpha", "cell_beta", "cell_gamma")
 IMAGE_COLUMNS = (
     "run_id",
     "trial_id",
@@ -24,10 +25,13 @@ IMAGE_COLUMNS = (
     "host",
     "t_start",
     "timings",
+    "t_acquired",
+    "n_saturated",
+    "d_est",
+    *CELL_COLUMNS,
 )
-IMAGE_KINDS = (
-    "iiiiiiiiissisfj"  # per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
-)
+# per IMAGE_COLUMNS: i integer, f float, s string, j identifier-keyed JSON
+IMAGE_KINDS = "iiiiiiiiissisfj" + "fif" + "f" * len(CELL_COLUMNS)
 
 
 class ImageQueries(Connection):
@@ -80,3 +84,49 @@ class ImageQueries(Connection):
             for rank, start, timings in rows
             for seg in stage_segments(rank, start, json.loads(timings))
         ]
+
+    def image_series(
+        self,
+        run_id: int,
+        trial_id: int,
+        columns: tuple[str, ...],
+        every: int = 1,
+        refined_only: bool = False,
+    ) -> list[tuple]:
+        """Chosen ``IMAGE_COLUMNS`` of the images of a run and trial in acquisition order
+        (chunk, event): the run view's series, without the weather's timings text.
+
+        ``every``: only every k-th event of each chunk (a thinned plot); ``refined_only``: only
+        images with a refined cell. Both filter in the server, so fewer values cross the wire.
+        """
+        unknown = set(columns) - set(IMAGE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not image columns: {sorted(unknown)}")
+        thin = f" AND event % {int(every)} = 0" if every > 1 else ""
+        refined = " AND cell_a>0" if refined_only else ""
+        return self._select(
+            f"SELECT {','.join(columns)} FROM images WHERE run_id=? AND trial_id=?{thin}{refined} "
+            "ORDER BY chunk, event",
+            (run_id, trial_id),
+        )
+
+    def image_buckets(self, run_id: int, trial_id: int, size: int) -> list[tuple]:
+        """(images, hits, indexed, first t_acquired) of each run of ``size`` consecutive events
+        of a chunk, in acquisition order: rolling rates from a few hundred rows, not every image."""
+        size = max(1, int(size))
+        return self._select(
+            f"SELECT COUNT(*), SUM(hit), SUM(is_indexed), MIN(t_acquired) FROM images "
+            f"WHERE run_id=? AND trial_id=? GROUP BY chunk, (event - event % {size}) "
+            f"ORDER BY chunk, (event - event % {size})",
+            (run_id, trial_id),
+        )
+
+    def reason_counts(self, run_id: int, trial_id: int) -> list[tuple[str, str, int, float]]:
+        """(status, reason, images, newest t_start) of a run and trial: why its images
+        stopped, counted, and when the last of them was processed."""
+        rows = self._select(
+            "SELECT status, reason, COUNT(*), MAX(t_start) FROM images "
+            "WHERE run_id=? AND trial_id=? GROUP BY status, reason",
+            (run_id, trial_id),
+        )
+        return [(str(s), str(r), int(n), float(t)) for s, r, n, t in rows]

@@ -39,8 +39,13 @@ class ImageRow(NamedTuple):
     host: str
     t_start: float  # UNIX seconds when the first stage started
     timings: dict  # stage -> seconds, in the order the stages ran
+    t_acquired: float = 0.0  # the frame's DAQ timestamp (UNIX seconds)
+    n_saturated: int = 0  # good pixels at the ADC's full scale
+    d_est: float = 0.0  # estimated resolution (A) from the spots; 0: none
+    cell: tuple = ()  # refined (a, b, c, alpha, beta, gamma); empty: not refined
 
 
+NO_CELL = (0.0,) * 6  # stored for an image without a refined cell
 STAGE_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
 
 
@@ -100,6 +105,10 @@ class ImageRowEncoder:
                 str(row.host)[:64],
                 row.t_start,
                 timings_json(row.timings),
+                row.t_acquired,
+                row.n_saturated,
+                row.d_est,
+                *(tuple(row.cell) or NO_CELL),
             )
         )
 

@@ -33,6 +33,19 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# The image counts of each run summary, taken from its image rows when the summary is recorded
+# (and by migration 7 for the summaries before it): the runs table reads them instead of
+# aggregating every image row of a beamtime on each request.
+FREEZE_SUMMARY_COUNTS = """UPDATE run_summaries SET
+    n_images=(SELECT COUNT(*) FROM images i
+              WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_hits=(SELECT COALESCE(SUM(hit), 0) FROM images i
+            WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_indexed=(SELECT COALESCE(SUM(is_indexed), 0) FROM images i
+               WHERE i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id),
+    n_integrated=(SELECT COUNT(*) FROM images i WHERE i.n_integrated>0
+                  AND i.run_id=run_summaries.run_id AND i.trial_id=run_summaries.trial_id)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -145,6 +158,33 @@ MIGRATIONS: tuple[Migration, ...] = (
                 detail {text} NOT NULL, outcome VARCHAR(1024) NOT NULL){engine}""",
         ),
     ),
+    Migration(
+        6,
+        "per-image acquisition time, saturated pixels, resolution estimate and refined cell",
+        # For the dashboard's run view; 0 means "none" (an image logged before, not refined, or
+        # without spots), so the per-image insert stays one format per row with no NULLs.
+        tuple(
+            f"ALTER TABLE images ADD COLUMN {{if_not_exists}}{column} {kind} NOT NULL DEFAULT 0"
+            for column, kind in (
+                ("t_acquired", "DOUBLE"),  # the frame's DAQ timestamp (UNIX seconds)
+                ("n_saturated", "INT"),
+                ("d_est", "DOUBLE"),
+                *((c, "DOUBLE") for c in ("cell_a", "cell_b", "cell_c")),
+                *((c, "DOUBLE") for c in ("cell_alpha", "cell_beta", "cell_gamma")),
+            )
+        ),
+    ),
+    Migration(
+        7,
+        "image counts frozen in each run summary",
+        (
+            *(
+                f"ALTER TABLE run_summaries ADD COLUMN {{if_not_exists}}{column} INT NULL"
+                for column in ("n_images", "n_hits", "n_indexed", "n_integrated")
+            ),
+            FREEZE_SUMMARY_COUNTS,
+        ),
+    ),
 )
 
 
@@ -187,7 +227,11 @@ def apply_migrations(conn, dialect: Dialect, migrations: tuple[Migration, ...] =
             if step.version <= current:
                 continue
             for statement in step.statements:
-                cursor.execute(dialect.ddl(statement))
+                try:
+                    cursor.execute(dialect.ddl(statement))
+                except Exception as exc:  # another process applied it a moment ago
+                    if not dialect.already_applied(exc):
+                        raise
             cursor.execute(
                 dialect.insert_ignore("schema_version", ("version", "name", "applied")),
                 (step.version, step.name, time.time()),

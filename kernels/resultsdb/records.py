@@ -7,6 +7,7 @@ import math
 import time
 
 from .connection import Connection, canonical_json
+from .migrations import FREEZE_SUMMARY_COUNTS
 
 RUN_SO_FAR_STATS = (
     "images_merged",
@@ -95,7 +96,8 @@ class RecordQueries(Connection):
         timings: dict,
         finished: float | None = None,
     ) -> None:
-        """Store (or replace) the summary of one processing of a run with a trial."""
+        """Store (or replace) the summary of one processing of a run with a trial, with the
+        run's image counts as its image rows have them now (the runs table reads those)."""
         columns = ("run_id", "trial_id", "status", "funnel", "timings", "finished")
         values = (
             run_id,
@@ -105,11 +107,17 @@ class RecordQueries(Connection):
             canonical_json(timings),
             finished if finished is not None else time.time(),
         )
-        self.transaction(
-            lambda cursor: cursor.execute(
+
+        def work(cursor):
+            cursor.execute(
                 self.dialect.upsert("run_summaries", columns, ("run_id", "trial_id")), values
             )
-        )
+            cursor.execute(
+                self._q(FREEZE_SUMMARY_COUNTS + " WHERE run_id=? AND trial_id=?"),
+                (run_id, trial_id),
+            )
+
+        self.transaction(work)
 
     def record_run_so_far(
         self, run_id: int, trial_id: int, stats: dict, final: bool, at: float | None = None
@@ -198,6 +206,14 @@ class RecordQueries(Connection):
         return (
             {"overall": json.loads(rows[0][0]), "shells": json.loads(rows[0][1])} if rows else None
         )
+
+    def run_merges(self, trial_id: int) -> dict[int, dict]:
+        """run id -> merged statistics of that run, for every run the trial merged (one query)."""
+        rows = self._select(
+            "SELECT scope_id, overall, shells FROM merge_stats WHERE trial_id=? AND scope='run'",
+            (trial_id,),
+        )
+        return {int(r): {"overall": json.loads(o), "shells": json.loads(s)} for r, o, s in rows}
 
 
 def _merge_scope(dataset_id: int | None, run_id: int | None) -> tuple[str, int]:

@@ -19,6 +19,7 @@ from kernels.io.reflections import Reflections
 from kernels.stages.adaptive import measure_image_model
 from kernels.stages.calibration import Calibration, calibrate, plan_calibration
 from kernels.stages.estimation import measure_spot_sigma
+from kernels.stages.frame_stats import resolution_estimate, saturated_pixels
 from kernels.stages.guards import check_explains_spots
 from kernels.stages.hitfinder import HitParams, is_hit
 from kernels.stages.indexing import IndexingError, IndexingParams, index_still, plan_indexing
@@ -148,6 +149,8 @@ class ImageResult:
     spot_sigma_px: float = 0.0  # measured spot width (adaptive integration)
     domain_size_a: float = 0.0  # domain size and mosaicity integration used
     mosaicity_deg: float = 0.0
+    n_saturated: int = 0  # good pixels at the ADC's full scale
+    d_est: float = 0.0  # estimated resolution from the spots (A), 0 when none
     status: str = "new"  # the last stage passed: miss, hit, indexed, refined, integrated
     reason: str = ""  # why the image went no further
     timings: dict = field(default_factory=dict)  # stage -> seconds
@@ -209,11 +212,13 @@ class Processor:
         clock = time.perf_counter
         t0 = clock()
         photons = calibrate(raw, self.calibration_plan)
+        result.n_saturated = saturated_pixels(raw, self.calibration_plan.mask)
         t1 = clock()
         spots = find_spots(photons, self.spot_plan)
         t2 = clock()
         result.timings = {"calibrate": t1 - t0, "spotfind": t2 - t1}
         result.n_spots = len(spots)
+        result.d_est = resolution_estimate(spots.col, spots.row, wavelength or 0.0, self.geometry)
         result.hit = is_hit(len(spots), self.params.hitfinder)
         if not result.hit:
             result.status, result.reason = (

@@ -66,6 +66,8 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
 
 def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
     """Store a dataset's merged statistics (from its downloaded merge_stats.json)."""
+    from kernels.merging.statistics import stored_overall  # numpy: not at DAG parse time
+
     stats = json.loads((Path(request["local"]) / "merge_stats.json").read_text())
     with ResultsDB(bt.results_db) as db:
         dataset_id = db.ensure_dataset(
@@ -73,7 +75,7 @@ def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
         )
         trial_id = db.get_trial(request["trial"])["id"]
         db.record_merge_stats(
-            trial_id, stats.get("overall", {}), stats.get("shells", []), dataset_id=dataset_id
+            trial_id, stored_overall(stats), stats.get("shells", []), dataset_id=dataset_id
         )
     return {
         "dataset": request["dataset"],

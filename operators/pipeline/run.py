@@ -175,6 +175,7 @@ def published_results(info: dict) -> tuple[dict, dict]:
 
 def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded: dict) -> dict:
     """Record the run's summary, merged statistics and jobs in the results DB; return the funnel."""
+    from kernels.merging.statistics import stored_overall
     from kernels.resultsdb import ResultsDB
 
     local = Path(info["local_results"])
@@ -194,7 +195,7 @@ def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded
         )
         db.record_merge_stats(
             info["trial_id"],
-            stats.get("overall", {}),
+            stored_overall(stats),
             stats.get("shells", []),
             run_id=info["run_id"],
         )

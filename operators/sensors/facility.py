@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseSensorOperator
 
+from operators.run_state import record_waiting
 from operators.triggers.facility import FacilityAvailableTrigger, system_usable
 
 
@@ -39,6 +40,9 @@ class FacilityAvailableSensor(BaseSensorOperator):
             self.log.info("%s", why)
             return why
         self.log.info("deferring: %s", why)
+        record_waiting(
+            context, why
+        )  # the dashboard says why the run waits (a no-op outside sfx_run)
         self.defer(
             trigger=FacilityAvailableTrigger(self.system, self.sfapi_conn_id, self.poll_seconds),
             method_name="execute_complete",

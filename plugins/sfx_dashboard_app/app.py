@@ -11,6 +11,10 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
   users Airflow authorises), with the audit log
 - frames (:mod:`.routes_frames`): ``/frames`` — one event's frame with spots and predictions;
   ``/powder`` — the run's virtual powder pattern
+- run view (:mod:`.routes_run_view`): ``/api/runs/{id}/view`` — per-frame series, rates, cells,
+  reasons, state and merge of one run, drawn on ``/run`` by ``run_view.js`` (Plotly)
+- dataset progress (:mod:`.routes_progress`): ``/progress``, ``/api/datasets/{id}/progress``
+- beamtime timeline (:mod:`.routes_timeline`): ``/timeline``, ``/api/timeline``
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from kernels.resultsdb import UnknownNameError, parse_db_url
 
-from . import routes_actions, routes_api, routes_frames, routes_pages, routes_plots
+from . import (
+    routes_actions,
+    routes_api,
+    routes_frames,
+    routes_pages,
+    routes_plots,
+    routes_progress,
+    routes_run_view,
+    routes_scripts,
+    routes_timeline,
+)
 from .auth import LoginRequired, login_url
 
 RESULTS_DB_ENV = "SFXFLOW_RESULTS_DB"
@@ -61,6 +75,9 @@ def create_app(db_url: str | None = None, airflow_url: str | None = None) -> Fas
         app.include_router(module.router)
     for error, handler in routes_actions.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
+    # run view, dataset progress, beamtime timeline (issue 19)
+    for module in (routes_run_view, routes_progress, routes_timeline, routes_scripts):
+        app.include_router(module.router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

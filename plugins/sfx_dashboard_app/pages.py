@@ -46,8 +46,9 @@ def href(path: str, **params) -> str:
     return esc(f"{path}?{urlencode(params)}" if params else path)
 
 
-def page(title: str, body: str, script: bool = False) -> str:
-    scripts = '<script src="dashboard.js"></script>' if script else ""
+def page(title: str, body: str, script: bool = False, extra_scripts: tuple[str, ...] = ()) -> str:
+    sources = (("dashboard.js",) if script else ()) + extra_scripts
+    scripts = "".join(f'<script src="{esc(src)}"></script>' for src in sources)
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
         f"<style>{STYLE}</style></head><body>{body}{scripts}</body></html>"
@@ -131,13 +132,26 @@ def stats_tables(stats: dict) -> str:
     )
 
 
+def progress_link(dataset: dict, trial_id: int) -> str:
+    """Link to the dataset's progress page (crystals needed for a target)."""
+    link = href(
+        "progress", experiment=dataset["experiment"], trial_id=trial_id, dataset_id=dataset["id"]
+    )
+    return f'<p><a class="progress" href="{link}">progress and crystals needed</a></p>'
+
+
 def dataset_section(dataset: dict, trial_id: int, stats: dict | None) -> str:
     title = f'<h3>{esc(dataset["name"])} <span class="muted">tags: {esc(", ".join(dataset["tags"]))}</span></h3>'
     if stats is None:
-        return title + '<p class="muted">not merged yet for this trial</p>'
+        return (
+            title
+            + progress_link(dataset, trial_id)
+            + '<p class="muted">not merged yet for this trial</p>'
+        )
     plot = href("plots/shells.png", dataset_id=dataset["id"], trial_id=trial_id)
     return (
         title
+        + progress_link(dataset, trial_id)
         + stats_tables(stats)
         + f'<img class="plot" alt="merged statistics per shell" src="{plot}">'
     )
@@ -164,6 +178,7 @@ def dashboard(
     body = (
         f"<h1>Beamtime: {esc(experiment)}</h1>{picker_html}"
         '<p><a href="settings">settings and trial parameters</a> · '
+        f'<a href="{href("timeline", experiment=experiment, trial_id=trial["id"])}">timeline</a> · '
         f'<a href="{href("actions", experiment=experiment, trial_id=trial["id"])}">tags, datasets and reprocessing</a></p>'
         f"<h2>Runs — trial {esc(trial['name'])} v{trial['version']}</h2>"
         + runs_table(experiment, trial["id"], rows)
@@ -184,8 +199,11 @@ def run_page(
     summary: dict | None,
     pipeline: str,
     log_url: str,
+    view_html: str = "",
+    view_scripts: tuple[str, ...] = (),
 ) -> str:
-    """One run and trial: pipeline state, live funnel, images by status, jobs, weather plot."""
+    """One run and trial: pipeline state, live funnel, images by status, jobs, weather plot,
+    and the run view (``view_html``, drawn by ``view_scripts``)."""
     funnel = "".join(
         f'<tr><td class="name">{key}</td><td data-field="{key}">{counts[key]}</td></tr>'
         for key in LOGGED_COUNTS
@@ -219,5 +237,6 @@ def run_page(
             if counts["images"]
             else '<p class="muted">no images processed yet</p>'
         )
+        + view_html
     )
-    return page(f"Run {run}", body, script=True)
+    return page(f"Run {run}", body, script=True, extra_scripts=view_scripts)

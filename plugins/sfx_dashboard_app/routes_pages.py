@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.state import state_words
 
-from . import pages
+from . import pages, run_view_page
 from .auth import api_user, page_user
 from .data import database, pipelines, run_rows, trial_by_id
 
@@ -34,7 +34,11 @@ def overview(
     if experiment is None or trial is None:
         return pages.dashboard(picker, None, None, [], [], 0.0)
     sections = [
-        pages.dataset_section(d, trial["id"], db.merge_stats(trial["id"], dataset_id=d["id"]))
+        pages.dataset_section(
+            {**d, "experiment": experiment},
+            trial["id"],
+            db.merge_stats(trial["id"], dataset_id=d["id"]),
+        )
         for d in db.datasets(experiment)
     ]
     rows = run_rows(db, experiment, trial["id"])
@@ -66,6 +70,8 @@ def run(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
         db.run_summary(run_id, trial_id),
         state_words(record, counts["images"]),
         (record or {}).get("log_url") or "",
+        run_view_page.run_view_section(run_id, trial_id),
+        run_view_page.SCRIPTS,
     )
 
 

@@ -189,6 +189,10 @@ def test_planned_outage_delays_a_run_which_then_completes(beamtime):
     )
     run = conclude_run(beamtime, 4)
     wait_for_task_state(beamtime, "sfx_run", f"{run}__default", "wait_for_facility", {"deferred"})
+    with ResultsDB(beamtime.beamtime.results_db) as db:  # the dashboard can say why it waits
+        states = db.pipeline_states(db.get_trial("default")["id"])
+        waiting = [s for s in states.values() if s["state"] == "waiting"]
+        assert any("maintenance" in s["detail"] for s in waiting), states  # the outage's text
     assert task_states(beamtime, "sfx_run", f"{run}__default").get("process") in (
         None,
         "none",

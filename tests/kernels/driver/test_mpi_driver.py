@@ -114,6 +114,11 @@ def test_three_ranks_match_one_process_and_log_every_image(
     assert (counts["images"], counts["hits"], counts["indexed"]) == (40, s["hits"], s["indexed"])
     assert distinct_rows(db, run_id, trial_id) == (40, 40)
     assert db.run_summary(run_id, trial_id)["status"] == "complete"
+    images = db.images(run_id, trial_id)  # the run view's per-image details, lysozyme's cell
+    refined = [r for r in images if r["status"] in ("refined", "integrated")]
+    assert refined and all(r["cell_c"] == pytest.approx(38.4, rel=0.03) for r in refined)
+    assert all(r["cell_a"] == 0.0 for r in images if r["status"] in ("miss", "hit", "indexed"))
+    assert all(1.0 < r["d_est"] < 20.0 for r in images if r["hit"])
     weather = db.weather(run_id, trial_id)
     assert {rank for rank, *_ in weather} == {1, 2}  # rank 0 only produces and logs
     assert {stage for *_, stage in weather} >= {"read", "calibrate", "spotfind"}

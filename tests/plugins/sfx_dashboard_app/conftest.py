@@ -8,8 +8,8 @@ import uuid
 import pymysql
 import pytest
 
-from kernels.resultsdb import IMAGE_KINDS, ResultsDB
-from kernels.resultsdb.logger import timings_json
+from kernels.resultsdb import ResultsDB
+from kernels.resultsdb.logger import ImageRow, ImageRowEncoder
 
 # Names a user could type, each one an attack on a page that forgets to escape.
 EVIL = "<script>alert(1)</script>"
@@ -23,32 +23,26 @@ EVIL_TRIAL = "trial<b>$x$</b>"
 def add_images(
     db: ResultsDB, run_id: int, trial_id: int, n: int, start: int = 0, t0: float = 1000.0
 ) -> None:
-    """``n`` processed images (events start..start+n-1): every 2nd a hit, every 4th indexed and integrated."""
-    encode = db.dialect.row_encoder(IMAGE_KINDS)
+    """``n`` processed images (events start..start+n-1): every 2nd a hit, every 4th indexed and
+    integrated with a refined cell; one saturated pixel per 10th event; acquired at 10 Hz."""
+    encode = ImageRowEncoder(db.dialect, run_id, trial_id)
     rows = []
     for event in range(start, start + n):
         hit, indexed = event % 2 == 0, event % 4 == 0
+        timings = {"calibrate": 0.02, "spotfind": 0.03, "index": 0.04 * indexed}
         rows.append(
             encode(
-                (
-                    run_id,
-                    trial_id,
-                    0,
-                    event,
-                    int(hit),
-                    30 if hit else 2,
-                    int(indexed),
-                    40 * indexed,
-                    90 * indexed,
+                ImageRow(
+                    0, event, hit, 30 if hit else 2, indexed, 40 * indexed, 90 * indexed,
                     "indexed" if indexed else ("hit" if hit else "blank"),
-                    "",
-                    event % 3 + 1,
-                    "nid0001",
-                    t0 + 0.1 * event,
-                    timings_json({"calibrate": 0.02, "spotfind": 0.03, "index": 0.04 * indexed}),
+                    "" if indexed else ("not indexed: no lattice" if hit else f"miss: {event % 3} spots < 10"),
+                    event % 3 + 1, "nid0001", t0 + 0.1 * event, timings,
+                    t_acquired=t0 - 50.0 + 0.1 * event, n_saturated=int(event % 10 == 0),
+                    d_est=2.0 + event % 5 * 0.1 if hit else 0.0,
+                    cell=(79.0 + event % 3 * 0.1, 79.1, 38.4, 90.0, 90.0, 90.0) if indexed else (),
                 )
             )
-        )
+        )  # fmt: skip
     db.insert_images(rows)
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from kernels.resultsdb import ResultsDB
 
-from .conftest import EVIL, add_images
+from .conftest import EVIL, EVIL_TAG, EXPERIMENT, add_images
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -130,5 +131,82 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
     widths = images_loaded(run_page)
     assert len(widths) == 1 and widths[0] > 0
     page.screenshot(path=ARTIFACTS / "dashboard-run.png", full_page=True)
+    assert dialogs == []
+    page.close()
+
+
+# -- run view, dataset progress, timeline (issue 19) ------------------------------------------
+
+
+def log_in(browser, airflow):
+    """A page logged in through Airflow's login page, with a list of the alerts it raised."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{airflow.base_url}/")
+    page.fill("input[name=username]", airflow.username)
+    page.fill("input[name=password]", airflow.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"^(?!.*/auth/login)"))
+    return page, dialogs
+
+
+def merge_run(db, beamtime, run_id: int, images: int, cc: float) -> None:
+    shells = [{"d_min": 2.0, "d_max": 10.0, "cc_half": cc, "completeness": 0.6,
+               "multiplicity": 2.0, "mean_i_over_sigma": 3.0}]  # fmt: skip
+    overall = {
+        "images": images,
+        "cc_half": cc,
+        "cc_star": 0.9,
+        "error_model": {"a": 1.2, "b": 0.03},
+    }
+    db.record_merge_stats(beamtime["trial_id"], overall, shells, run_id=run_id)
+
+
+def test_run_view_progress_and_timeline_update_live(airflow, beamtime, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, dialogs = log_in(browser, airflow)
+    base, trial = f"{airflow.base_url}/sfxflow", beamtime["trial_id"]
+    with ResultsDB(beamtime["url"]) as db:
+        merge_run(db, beamtime, beamtime["done"], 100, 0.2)
+
+    page.goto(f"{base}/run?run_id={beamtime['running']}&trial_id={trial}")
+    page.evaluate("() => { window.notReloaded = true; }")
+    points = page.locator("#plot-spots .scatterlayer .point")
+    expect(page.locator("#run-view")).to_have_attribute("data-images", re.compile(r"^\d+$"))
+    before = int(page.locator("#run-view").get_attribute("data-images") or 0)
+    expect(points).to_have_count(before)
+    expect(page.locator("#run-state")).not_to_have_text("…")
+    expect(page.locator("#plot-cells .bars .point").first).to_be_attached()
+    with ResultsDB(beamtime["url"]) as db:  # live: the new frames appear without a reload
+        add_images(db, beamtime["running"], trial, 6, start=before, t0=1150.0)
+    expect(points).to_have_count(before + 6, timeout=10_000)
+    assert page.evaluate("() => window.notReloaded === true")
+    page.screenshot(path=ARTIFACTS / "dashboard-run-view.png", full_page=True)
+
+    dataset = beamtime["dataset_id"]
+    page.goto(
+        f"{base}/progress?experiment={quote(EXPERIMENT)}&trial_id={trial}&dataset_id={dataset}"
+    )
+    expect(page.locator("#progress")).to_have_attribute("data-crystals", "100")
+    expect(page.locator("#estimate")).to_contain_text("more crystals")  # CC1/2 0.2 < 0.3
+    expect(page.locator("#plot-progress .scatterlayer .trace").first).to_be_attached()
+    with ResultsDB(beamtime["url"]) as db:  # a run's merge lands: the curve grows in place
+        merge_run(db, beamtime, beamtime["running"], 300, 0.4)
+    expect(page.locator("#progress")).to_have_attribute("data-crystals", "400", timeout=15_000)
+    expect(page.locator("#estimate")).to_contain_text("reached by the model with 400 crystals")
+    page.screenshot(path=ARTIFACTS / "dashboard-progress.png", full_page=True)
+
+    page.goto(f"{base}/timeline?experiment={quote(EXPERIMENT)}&trial_id={trial}")
+    rows = page.locator("#timeline-runs tr")
+    expect(rows).to_have_count(4)  # head + 3 runs
+    expect(page.locator("#timeline-runs")).to_contain_text(EVIL)  # names as text
+    expect(page.locator("#plot-timeline .legendtext").first).to_contain_text(EVIL_TAG)
+    with ResultsDB(beamtime["url"]) as db:  # a new run of the beamtime appears without reload
+        run_id = db.ensure_run(EXPERIMENT, "r0004", concluded=1300.0)
+        db.tag_run(run_id, EVIL_TAG)
+        add_images(db, run_id, trial, 10)
+    expect(rows).to_have_count(5, timeout=10_000)
+    page.screenshot(path=ARTIFACTS / "dashboard-timeline.png", full_page=True)
     assert dialogs == []
     page.close()

@@ -1,0 +1,59 @@
+// Shared by the run view, dataset progress and timeline scripts: Plotly defaults, a polling
+// loop, and table cells written as text only (never HTML). Loaded after vendor/plotly.js.
+(function () {
+  "use strict";
+  var CONFIG = {displaylogo: false, responsive: true};
+
+  function layout(xTitle, yTitle, extra) {
+    return Object.assign({
+      margin: {l: 60, r: 20, t: 10, b: 70}, height: 280,
+      xaxis: {title: {text: xTitle}}, yaxis: {title: {text: yTitle}},
+      legend: {orientation: "h", y: -0.3}, hovermode: "closest"
+    }, extra || {});
+  }
+
+  function draw(id, traces, plotLayout) {
+    var div = document.getElementById(id);
+    if (div) { Plotly.react(div, traces, plotLayout, CONFIG); }
+  }
+
+  function number(value, digits) {
+    if (value === null || value === undefined || typeof value !== "number" || !isFinite(value)) {
+      return "\u2013";
+    }
+    return Number.isInteger(value) ? String(value) : value.toPrecision(digits || 3);
+  }
+
+  // User text for Plotly labels, which turn a few HTML tags into markup: show them as text.
+  function plain(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  // rows: list of lists of cell values; head: list of labels. Text only.
+  function fillTable(table, head, rows) {
+    var trs = [head].concat(rows).map(function (cells, i) {
+      var tr = document.createElement("tr");
+      cells.forEach(function (value) {
+        var cell = document.createElement(i === 0 ? "th" : "td");
+        cell.textContent = typeof value === "number" ? number(value) : String(value);
+        tr.appendChild(cell);
+      });
+      return tr;
+    });
+    table.replaceChildren.apply(table, trs);
+  }
+
+  // Fetch url now and every period ms; hand each JSON answer to show.
+  function poll(url, show, period) {
+    function once() {
+      fetch(url(), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { if (data) { show(data); } })
+        .catch(function () { /* keep what is shown; the next poll retries */ })
+        .finally(function () { setTimeout(once, period || 3000); });
+    }
+    once();
+  }
+
+  window.sfxPlots = {layout: layout, draw: draw, number: number, fillTable: fillTable, poll: poll, plain: plain};
+})();
