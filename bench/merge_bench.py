@@ -79,7 +79,8 @@ def accuracy(work: Path, images: int, reflections: int) -> None:
         rows[name] = stats
         o = stats["overall"]
         print(
-            f"   {name:5s} CC truth {o['cc_truth']:.4f}  CC1/2 {o['cc_half']:.4f}  "
+            f"   {name:5s} CC truth {o['cc_truth']:.4f} (on the truth's Wilson B "
+            f"{o['cc_truth_wilson_b']:.4f}, B {o['truth_relative_b']:+.1f})  CC1/2 {o['cc_half']:.4f}  "
             f"{seconds:.1f} s ({cpu:.1f} s CPU)  rejected {merged.rejected_images}"
         )
     print("   shell  d_min   CC1/2 today/ours   CC truth today / ours   gain")
