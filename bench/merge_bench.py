@@ -8,7 +8,10 @@ crystals, the trial's domain size and mosaicity 2x off), so 10^5 images take sec
 1. accuracy: CC to the truth overall and per shell, ours beside today's, ``--images`` stills;
 2. anomalous: 4 heavy atoms with f'' = 4 e, ΔF against the truth in the low-resolution half;
 3. speed: ``--speed-images`` stills merged by ours (seconds), the error model and the slope
-   of its normal-probability plot.
+   of its normal-probability plot;
+4. pump-probe: ``--images`` stills per laser state (a light state with 100 of 1000 atoms moved
+   1.5 A in 50 % of the unit cells), split by ``laser_on``: Riso, CCiso and the correlation of
+   light - dark with the truth difference, ours beside the classic merge.
 
     .venv/bin/python bench/merge_bench.py [--images 10000] [--speed-images 100000]
 """
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facility.beamline.crystal_model import (  # noqa: E402
     AnomalousSites,
+    LightState,
     make_crystal,
     write_truth_mtz,
 )
@@ -37,7 +41,10 @@ from facility.beamline.reflections_from_truth import (  # noqa: E402
 from kernels.crystal.symmetry import CrystalSymmetry  # noqa: E402
 from kernels.merging.algorithm import MergeParams, merge  # noqa: E402
 from kernels.merging.cli import read_truth  # noqa: E402
+from kernels.merging.splits import SplitSpec, difference_truth_cc, merge_splits  # noqa: E402
 from kernels.merging.statistics import merge_statistics  # noqa: E402
+
+LIGHT = LightState(moved_atoms=100, fraction=0.5, shift_a=1.5)
 
 CELL, SPACE_GROUP, D_MIN = (79.1, 79.1, 38.4, 90.0, 90.0, 90.0), "P 43 21 2", 1.9
 SYMMETRY = CrystalSymmetry.create(CELL, SPACE_GROUP)
@@ -72,7 +79,8 @@ def accuracy(work: Path, images: int, reflections: int) -> None:
         rows[name] = stats
         o = stats["overall"]
         print(
-            f"   {name:5s} CC truth {o['cc_truth']:.4f}  CC1/2 {o['cc_half']:.4f}  "
+            f"   {name:5s} CC truth {o['cc_truth']:.4f} (on the truth's Wilson B "
+            f"{o['cc_truth_wilson_b']:.4f}, B {o['truth_relative_b']:+.1f})  CC1/2 {o['cc_half']:.4f}  "
             f"{seconds:.1f} s ({cpu:.1f} s CPU)  rejected {merged.rejected_images}"
         )
     print("   shell  d_min   CC1/2 today/ours   CC truth today / ours   gain")
@@ -113,12 +121,35 @@ def speed(work: Path, images: int, reflections: int) -> None:
     )
 
 
+def pump_probe(work: Path, images: int, reflections: int) -> None:
+    crystal = make_crystal(CELL, SPACE_GROUP, D_MIN, seed=3, light=LIGHT)
+    truths = []
+    for name, state in (("dark", crystal), ("light", crystal.light())):
+        write_truth_mtz(work / f"{name}.mtz", state)
+        truths.append(read_truth(work / f"{name}.mtz", SYMMETRY)[0])
+    synthetic = SyntheticParams(images=2 * images, reflections_per_image=reflections, seed=5)
+    obs = synthesise(crystal, synthetic)
+    print(f"4. pump-probe: {images} images per laser state, {len(obs)} observations")
+    for name, params in (
+        ("today", MergeParams.classic(**trial_settings(synthetic))),
+        ("ours", MergeParams(**trial_settings(synthetic))),
+    ):
+        started = time.perf_counter()
+        split = merge_splits(obs, SYMMETRY, SplitSpec("laser_on"), params)
+        diff = split.differences["1"]
+        print(
+            f"   {name:5s} CC(light - dark, truth difference) "
+            f"{difference_truth_cc(SYMMETRY, diff, *truths):.3f}  Riso {diff.riso:.3f}  "
+            f"CCiso {diff.cc_iso:.4f}  images {split.images}  ({time.perf_counter() - started:.1f} s)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--speed-images", type=int, default=100000)
     parser.add_argument("--reflections", type=int, default=150, help="per image")
-    parser.add_argument("--only", choices=("accuracy", "anomalous", "speed"))
+    parser.add_argument("--only", choices=("accuracy", "anomalous", "speed", "pump-probe"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -128,6 +159,8 @@ def main() -> None:
             anomalous(work, args.images, args.reflections)
         if args.only in (None, "speed"):
             speed(work, args.speed_images, args.reflections)
+        if args.only in (None, "pump-probe"):
+            pump_probe(work, args.images, args.reflections)
 
 
 if __name__ == "__main__":

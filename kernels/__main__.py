@@ -31,6 +31,8 @@ from kernels.io.runformat import RunFormatError  # noqa: E402
 from kernels.merging.algorithm import MergeError  # noqa: E402
 from kernels.merging.cli import merge_results  # noqa: E402
 from kernels.merging.settings import merge_params  # noqa: E402
+from kernels.merging.split_cli import merge_split_results  # noqa: E402
+from kernels.merging.splits import SplitSpec  # noqa: E402
 from kernels.process import load_params, process_run  # noqa: E402
 from kernels.stages.calibration import CalibrationError  # noqa: E402
 from kernels.stages.params_table import markdown  # noqa: E402
@@ -148,6 +150,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="a merge parameter (kernels.merging.MergeParams), repeatable",
     )
     mrg.add_argument("--unmerged-cif", help="also write the scaled unmerged reflections as mmCIF")
+    mrg.add_argument(
+        "--split",
+        help="pump-probe split by a per-event tag: TAG (one merge per value) or TAG=EDGE,EDGE,... "
+        "(one per bin); writes split_stats.json and one MTZ per set and per difference",
+    )
+    mrg.add_argument(
+        "--events", help="per-event tags, CSV with columns run,chunk,event,<tag>... (for --split)"
+    )
+    mrg.add_argument(
+        "--split-reference", help="the set the differences are taken against (default: first)"
+    )
     table = commands.add_parser(
         "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
     )
@@ -201,6 +214,8 @@ def process(options: ProcessOptions) -> int:
 def merge(args: argparse.Namespace) -> int:
     """``merge``: merge the runs' reflections and print the headline statistics."""
     params = merge_params(args.params, args.set)
+    if args.split:
+        return merge_split(args, params)
     stats = merge_results(
         args.results, args.out, args.truth, params, args.reference, args.unmerged_cif
     )
@@ -213,6 +228,26 @@ def merge(args: argparse.Namespace) -> int:
         f"a={stats['error_model']['a']:.2f} b={stats['error_model']['b']:.3f} "
         f"in {stats['seconds']:.1f} s -> {args.out}"
     )
+    return 0
+
+
+def merge_split(args: argparse.Namespace, params) -> int:
+    """``merge --split``: one merge per set and the differences, printed in one line each."""
+    spec = SplitSpec.parse(args.split, args.split_reference)
+    result = merge_split_results(
+        args.results, args.out, spec, args.events, args.truth, params, args.reference
+    )
+    for label, stats in result["sets"].items():
+        o = stats["overall"]
+        print(
+            f"set {spec.tag}={label}: {stats['images']} images, {o['n_unique']} unique, "
+            f"completeness {o['completeness']:.3f}, CC1/2 {o['cc_half']:.3f}"
+        )
+    for label, diff in result["differences"].items():
+        print(
+            f"{spec.tag}={label} - {diff['reference']}: Riso {diff['riso']:.3f}, "
+            f"CCiso {diff['cc_iso']:.3f} -> {diff['mtz']}"
+        )
     return 0
 
 

@@ -3,10 +3,15 @@
 Optionally with anomalous scatterers (``AnomalousSites``: a few heavy atoms with f\" at the
 wavelength), whose imaginary scattering breaks Friedel's law: intensities are then computed per
 reflection of the full sphere and the truth MTZ carries I(+) and I(-) beside IMEAN.
+
+Optionally with a light state (``LightState``, for pump-probe data): a light-activated fraction
+of a second conformation in which some atoms have moved; its intensities (``light_intensity``)
+are on the same scale as the dark ones, so ``light - dark`` is the truth difference.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import gemmi
@@ -37,6 +42,40 @@ class Crystal:
     B: np.ndarray
     hkl: np.ndarray
     intensity: np.ndarray
+    light_intensity: np.ndarray | None = None  # the light state's, same scale (LightState)
+
+    def light(self) -> Crystal:
+        """This crystal in its light state (the truth of laser-on shots)."""
+        if self.light_intensity is None:
+            raise ValueError("this crystal was made without a light state")
+        return dataclasses.replace(self, intensity=self.light_intensity, light_intensity=None)
+
+
+@dataclass(frozen=True)
+class LightState:
+    """A light-activated `fraction` of a conformation with `moved_atoms` atoms shifted by `shift_a`."""
+
+    moved_atoms: int = 0
+    fraction: float = 0.3
+    shift_a: float = 1.5
+
+
+def light_structure(st: gemmi.Structure, light: LightState, rng: np.random.Generator):
+    """A copy of `st` in which each of the first `moved_atoms` atoms keeps occupancy 1 - fraction
+    at its place and gains a copy of occupancy `fraction` shifted `shift_a` in a random direction."""
+    lit = st.clone()
+    residues = lit[0][0]
+    for i in range(min(light.moved_atoms, len(residues))):
+        atom = residues[i][0]
+        moved = atom.clone()
+        atom.occ = 1.0 - light.fraction
+        direction = rng.normal(size=3)
+        shift = light.shift_a * direction / np.linalg.norm(direction)
+        moved.pos = gemmi.Position(*(np.array(atom.pos.tolist()) + shift))
+        moved.occ = light.fraction
+        moved.altloc = "B"
+        residues[i].add_atom(moved)
+    return lit
 
 
 @dataclass(frozen=True)
@@ -136,22 +175,36 @@ def make_crystal(
     seed: int,
     n_atoms: int = 1000,
     anomalous: AnomalousSites = AnomalousSites(),
+    light: LightState = LightState(),
 ) -> Crystal:
-    """Generate a model and compute the intensities of every reflection to `d_min`."""
+    """Generate a model and compute the intensities of every reflection to `d_min`
+    (and of its light state when ``light.moved_atoms`` > 0)."""
     rng = np.random.default_rng([seed, 7919])
     st = random_model(cell, space_group, n_atoms, rng)
     frac = add_sites(st, anomalous, np.random.default_rng([seed, 104729]))
-    grid = structure_factor_grid(st, d_min)
     B = reciprocal_basis(cell)
     hkl = sphere_hkl(B, d_min)
-    f = lookup_f(grid, hkl)
+    f = lookup_f(structure_factor_grid(st, d_min), hkl)
     normal = np.abs(f) ** 2  # obeys Friedel's law, so absences are dropped in pairs
-    if anomalous.count:
-        f = f + anomalous_part(hkl, frac, B, space_group, anomalous.f_double_prime)
-    intensity = np.abs(f) ** 2
     present = normal > 1e-6 * normal.max()  # drop systematic absences
-    hkl, intensity = hkl[present], intensity[present]
-    return Crystal(tuple(cell), space_group, d_min, B, hkl, intensity / intensity.mean())
+    extra = 0.0
+    if anomalous.count:
+        extra = anomalous_part(hkl, frac, B, space_group, anomalous.f_double_prime)
+    intensity = np.abs(f + extra)[present] ** 2
+    light_intensity = None
+    if light.moved_atoms:
+        lit = light_structure(st, light, np.random.default_rng([seed, 15485863]))
+        f_light = lookup_f(structure_factor_grid(lit, d_min), hkl)
+        light_intensity = np.abs(f_light + extra)[present] ** 2 / intensity.mean()
+    return Crystal(
+        tuple(cell),
+        space_group,
+        d_min,
+        B,
+        hkl[present],
+        intensity / intensity.mean(),
+        light_intensity,
+    )
 
 
 def friedel_mate_intensity(crystal: Crystal, hkl: np.ndarray) -> np.ndarray:

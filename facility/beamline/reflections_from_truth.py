@@ -8,6 +8,10 @@ full sphere of a :class:`~facility.beamline.crystal_model.Crystal` with, per cry
 *reported* partiality is the trial's estimate with its domain size and mosaicity
 ``trial_width_factor`` off; noise is counting statistics plus a background and a fraction
 ``model_error`` of the signal; ``bad_fraction`` of the crystals are non-isomorphous.
+
+Pump-probe: when the crystal has a light state, ``laser_fraction`` of the shots are laser-on
+shots of it (the same light state at every pump-probe delay, drawn from ``delays_ns``); the
+per-shot tags ``laser_on`` (1/0) and ``delay_ns`` (NaN when dark) come with the observations.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class SyntheticParams:
     wavelength: float = 1.3
     bandwidth: float = 2.5e-3
     bad_fraction: float = 0.03
+    laser_fraction: float = 0.5  # of the shots, when the crystal has a light state
+    delays_ns: tuple[float, ...] = (100.0, 1000.0)
     seed: int = 0
 
 
@@ -63,6 +69,7 @@ def synthesise(crystal: Crystal, p: SyntheticParams, chunk: int = 5000) -> Obser
     limit = crystal.d_min * rng.uniform(*p.limit_range, n)
     bad = rng.random(n) < p.bad_fraction
     shuffled = rng.permutation(crystal.intensity)
+    laser, tags = laser_shots(crystal, p, np.random.default_rng([p.seed, 27183]))
     s_all = np.linalg.norm(crystal.hkl @ crystal.B.T, axis=1)
     parts = []
     for start in range(0, n, chunk):
@@ -78,6 +85,8 @@ def synthesise(crystal: Crystal, p: SyntheticParams, chunk: int = 5000) -> Obser
         q, q_limit = s**2 / 2, 1.0 / (2 * limit[img] ** 2)
         fade = np.exp(-b_factor[img] * q - 200.0 * np.maximum(q - q_limit, 0.0))
         truth = np.where(bad[img], shuffled[refl], crystal.intensity[refl])
+        if crystal.light_intensity is not None:
+            truth = np.where(laser[img] & ~bad[img], crystal.light_intensity[refl], truth)
         signal = p.photons * scale[img] * fade * p_true * truth
         signal *= 1 + p.model_error * rng.standard_normal(len(img))
         counts = signal + rng.standard_normal(len(img)) * np.sqrt(
@@ -87,7 +96,16 @@ def synthesise(crystal: Crystal, p: SyntheticParams, chunk: int = 5000) -> Obser
         parts.append((img, crystal.hkl[refl], counts, sigma, p_trial))
     image, hkl, intensity, sigma, partiality = (np.concatenate(c) for c in zip(*parts))
     wavelength = np.full(n, p.wavelength)
-    return Observations(image, hkl, intensity, sigma, partiality, n, wavelength)
+    return Observations(image, hkl, intensity, sigma, partiality, n, wavelength, tags)
+
+
+def laser_shots(crystal: Crystal, p: SyntheticParams, rng: np.random.Generator):
+    """Per shot: laser on (of a crystal with a light state) and its tags (none without one)."""
+    if crystal.light_intensity is None:
+        return np.zeros(p.images, dtype=bool), {}
+    laser = rng.random(p.images) < p.laser_fraction
+    delay = np.where(laser, rng.choice(np.asarray(p.delays_ns, dtype=float), p.images), np.nan)
+    return laser, {"laser_on": laser.astype(np.int64), "delay_ns": delay}
 
 
 def trial_settings(p: SyntheticParams) -> dict:

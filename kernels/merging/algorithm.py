@@ -97,6 +97,7 @@ class Observations:
     partiality: np.ndarray
     n_images: int
     wavelength: np.ndarray | None = None  # per image (A); None: no bandwidth term in the profile
+    tags: dict[str, np.ndarray] = field(default_factory=dict)  # per image: laser_on, delay_ns...
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -110,6 +111,7 @@ class Observations:
             self.partiality[keep],
             self.n_images,
             self.wavelength,
+            self.tags,
         )
 
 

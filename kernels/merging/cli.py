@@ -18,14 +18,18 @@ from kernels.io.atomic import write_json
 from kernels.io.mtz import MtzError, read_intensities, write_merged_mtz
 from kernels.io.reflections import INTEGRATED_FILE, read_integrated
 from kernels.merging.algorithm import MergeError, MergeParams, Observations, merge
+from kernels.merging.events import image_tags
 from kernels.merging.exports import free_flags, write_half_sets, write_unmerged_cif
 from kernels.merging.settings import load_reference
 from kernels.merging.shells_plot import PNG_FILE, plot_shells
 from kernels.merging.statistics import merge_statistics
 
 
-def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
+def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSymmetry, str]:
     """Every integrated reflection of the given run result directories (or integrated.h5 files).
+
+    events : optional per-event tags (:func:`kernels.merging.events.read_event_table`), looked
+    up per image by the result's run and the image's chunk and event.
 
     Raises
     ------
@@ -36,6 +40,7 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
     if not result_dirs:
         raise MergeError("no result directories given")
     parts: list[tuple[dict, dict]] = []
+    tags: list[dict[str, np.ndarray]] = []
     labels: list[tuple] = []  # (path, trial, space group, cell) of each result
     for d in result_dirs:
         path = Path(d) / INTEGRATED_FILE if Path(d).is_dir() else Path(d)
@@ -51,6 +56,8 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
             )
         )
         parts.append((images, refl))
+        if events is not None:
+            tags.append(image_tags(events, str(attrs.get("run")), images["chunk"], images["event"]))
     trials = sorted({label[1] for label in labels})
     if len(trials) > 1:
         raise MergeError(
@@ -78,7 +85,10 @@ def load_observations(result_dirs) -> tuple[Observations, CrystalSymmetry, str]:
         np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")
     )
     wavelength = np.concatenate([images["wavelength"] for images, _ in parts])
-    obs = Observations(image, hkl, intensity, sigma, partiality, offset, wavelength)
+    image_tag_columns = {name: np.concatenate([t[name] for t in tags]) for name in events or {}}
+    obs = Observations(
+        image, hkl, intensity, sigma, partiality, offset, wavelength, image_tag_columns
+    )
     space_group, cell = crystals[0]
     try:
         symmetry = CrystalSymmetry.create(cell, space_group)

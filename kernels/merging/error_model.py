@@ -37,19 +37,34 @@ class ErrorModel:
         return self.a * (sigma2 + (self.b * model) ** 2)
 
 
-def leave_one_out(index, y, var_y, n_keys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def leave_one_out(
+    index, y, var_y, n_keys, sample=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each observation's deviation from the weighted mean of the others of its reflection.
 
+    sample : optional observation numbers to return them for (the sums are over all).
     Returns deviation, the variance of that mean, and a mask of observations that have others.
     """
     w = 1.0 / var_y
-    sw = np.bincount(index, w, minlength=n_keys)[index] - w
-    swy = np.bincount(index, w * y, minlength=n_keys)[index] - w * y
+    key_w, key_wy = (
+        np.bincount(index, w, minlength=n_keys),
+        np.bincount(index, w * y, minlength=n_keys),
+    )
+    if sample is not None:
+        index, y, w = index[sample], y[sample], w[sample]
+    sw = key_w[index] - w
+    swy = key_wy[index] - w * y
     others = sw > 1e-12 * w
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_others = swy / sw
         v_others = 1.0 / sw
     return np.where(others, y - mean_others, 0.0), np.where(others, v_others, 0.0), others
+
+
+def with_others(index, var_y, n_keys) -> np.ndarray:
+    """Numbers of the observations whose reflection has other observations (weight > 0)."""
+    w = 1.0 / var_y
+    return np.flatnonzero(np.bincount(index, w, minlength=n_keys)[index] - w > 1e-12 * w)
 
 
 def normalised_deviations(index, y, sigma_y2, model_y, n_keys, model: ErrorModel) -> np.ndarray:
@@ -97,15 +112,15 @@ def fit_error_model(index, intensity, sigma2, factor, merged, n_keys, start: Err
     y, sigma_y2, prediction = intensity / factor, sigma2 / factor**2, factor * merged
     for _ in range(FIT_ROUNDS):
         var_y = model.variance(sigma_y2, merged)
-        dev, v_others, others = leave_one_out(index, y, var_y, n_keys)
-        use = np.flatnonzero(others)
+        use = with_others(index, var_y, n_keys)
         if len(use) < 10 * FIT_BINS:
             log.warning("too few repeated observations to fit the error model; keeping %s", model)
             return model
         if len(use) > FIT_SAMPLE:  # the bins' statistics need no more, and sorting is the cost
             use = np.random.default_rng(len(use)).choice(use, FIT_SAMPLE, replace=False)
-        z2 = dev[use] ** 2 / (var_y[use] + v_others[use])
-        others_var = factor[use] ** 2 * v_others[use]  # in photons^2, like the observation's
+        dev, v_others, _ = leave_one_out(index, y, var_y, n_keys, use)
+        z2 = dev**2 / (var_y[use] + v_others)
+        others_var = factor[use] ** 2 * v_others  # in photons^2, like the observation's
         expected = model.variance(sigma2[use], prediction[use]) + others_var
         model = fit_step(model, z2, expected, others_var, sigma2[use], prediction[use])
     return model

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gemmi
 import numpy as np
 
 from kernels.crystal.symmetry import CrystalSymmetry, unpack
@@ -90,4 +91,20 @@ def write_unmerged_cif(path, symmetry: CrystalSymmetry, scaled) -> Path:
     with open(path, "w") as f:
         f.write("\n".join(head) + "\n")
         np.savetxt(f, rows, fmt="%d %d %d %d %d %d %.4g %.4g")
+    return Path(path)
+
+
+def write_difference_mtz(path, symmetry: CrystalSymmetry, diff) -> Path:
+    """An isomorphous difference (:class:`kernels.merging.splits.IsoDifference`) as MTZ:
+    ``DELTA_I``, ``SIGDELTA_I``, the set's scaled ``I`` and the reference's ``I_REF``."""
+    mtz = gemmi.Mtz(with_base=True)
+    mtz.spacegroup = symmetry.group
+    mtz.set_cell_for_all(symmetry.unit_cell)
+    mtz.add_dataset("sfxflow")
+    for label, kind in (("DELTA_I", "J"), ("SIGDELTA_I", "Q"), ("I", "J"), ("I_REF", "J")):
+        mtz.add_column(label, kind)
+    hkl = symmetry.to_asu(unpack(diff.keys))
+    values = (diff.delta, diff.sigma, diff.scaled, diff.reference)
+    mtz.set_data(np.column_stack([hkl, *values]).astype(np.float32))
+    mtz.write_to_file(str(path))
     return Path(path)

@@ -18,6 +18,7 @@ assembled with ``np.bincount``, alternating with the merge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,9 +55,9 @@ class ProfileTerms:
             np.broadcast_to(band, len(d)).astype(float),
         )
 
-    @property
+    @cached_property
     def trial(self) -> np.ndarray:
-        """The trial's squared width."""
+        """The trial's squared width (once: every cycle needs it)."""
         return self.domain + self.mosaic + self.band
 
     def select(self, keep: np.ndarray) -> ProfileTerms:
@@ -224,8 +225,8 @@ def scale_and_merge(
         cycles = range(2, 2 + max(2, params.cycles // 2))
     kept = np.ones(len(obs), dtype=bool)
     I, sigma2 = obs.intensity, obs.sigma**2
+    gp = state.factor(obs.image, q, terms)
     for cycle in cycles:
-        gp = state.factor(obs.image, q, terms)
         Ih, _, w = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
         Ih = np.nan_to_num(Ih)
         target = Ih
@@ -239,9 +240,9 @@ def scale_and_merge(
         state = refine_images(
             state, obs.image, I, target[index], w, q, terms, **refine, relative=reference is None
         )
+        log_p = state.log_partiality(obs.image, terms)
+        gp = state.factor(obs.image, q, terms, log_p)  # the refined model, for the next merge too
         if cycle >= 1:  # errors and outliers against a model that has seen the data once
-            log_p = state.log_partiality(obs.image, terms)
-            gp = state.factor(obs.image, q, terms, log_p)
             # from the first post-refined merge on, every other cycle (it changes slowly)
             if params.error_model == "fit" and cycle >= 3 and cycle % 2 == 1:
                 # on every observation (the fit is robust): fitting the kept ones only would
@@ -250,6 +251,5 @@ def scale_and_merge(
             model = gp * Ih[index]
             kept = (I - model) ** 2 / error.variance(sigma2, model) < params.outlier_sigma**2
             kept &= log_p >= np.log(params.min_partiality)
-    gp = state.factor(obs.image, q, terms)
     Ih, wsum, _ = merged_intensities(index, gp, I, sigma2, Ih, kept, n_keys, error)
     return ScaleFit(Ih, wsum, state, error, kept, gp)

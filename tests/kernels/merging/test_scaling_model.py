@@ -117,3 +117,16 @@ def test_wilson_b_of_the_truth(crystal):
     """The generated model's atoms all have B = 20 A^2."""
     (hkl, intensity), symmetry = crystal[1], CrystalSymmetry.create(CELL, SPACE_GROUP)
     assert wilson_b(symmetry.resolution(hkl), intensity) == pytest.approx(20.0, abs=5.0)
+
+
+def test_truth_cc_on_the_truths_wilson_b():
+    """A merge that carries another overall B than the truth is compared on the truth's B."""
+    from kernels.merging.statistics import pearson, truth_cc_after_wilson_b
+
+    rng = np.random.default_rng(1)
+    d = rng.uniform(1.9, 20.0, 5000)
+    truth = rng.exponential(1.0, 5000) * np.exp(-20.0 * 0.5 / d**2)
+    merged = truth * np.exp(-12.0 * 0.5 / d**2) * (1 + 0.02 * rng.standard_normal(5000))
+    cc, b = truth_cc_after_wilson_b(merged, truth, d)
+    assert abs(b - 12.0) <= 0.5
+    assert cc > 0.999 > pearson(merged, truth) + 0.005
