@@ -21,7 +21,10 @@ from kernels.driver import (  # noqa: E402
     mpi_launched,
     run_mpi,
 )
+from kernels.foreign import process_foreign_run  # noqa: E402
+from kernels.io.geom import GeometryFileError  # noqa: E402
 from kernels.io.mtz import MtzError  # noqa: E402
+from kernels.io.readers.base import ReaderError  # noqa: E402
 from kernels.io.reflections import ReflectionFileError  # noqa: E402
 from kernels.io.runformat import RunFormatError  # noqa: E402
 from kernels.merging.algorithm import MergeError  # noqa: E402
@@ -40,6 +43,8 @@ BAD_INPUT = (
     MtzError,
     ReflectionFileError,
     JobInputError,
+    GeometryFileError,
+    ReaderError,
     *cell_cli.ERRORS,
 )
 
@@ -51,11 +56,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kernels")
     commands = parser.add_subparsers(dest="command", required=True)
     proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
-    proc.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
+    proc.add_argument(
+        "--run",
+        required=True,
+        help="run directory (<exp>/runs/rNNNN), or a folder of facility files (CBF, CXI, ...)",
+    )
+    proc.add_argument(
+        "--geometry",
+        help="CrystFEL .geom of a folder of facility files (CBF files carry their own)",
+    )
+    proc.add_argument(
+        "--adu-per-photon",
+        type=positive_float,
+        default=1.0,
+        help="gain of a folder of facility files, if they are not in photons (default 1)",
+    )
     proc.add_argument("--out", required=True, help="output directory for the run's results")
     proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
     proc.add_argument("--params", help="trial parameters, JSON")
@@ -147,6 +173,28 @@ def process(options: ProcessOptions) -> int:
     return 0
 
 
+def is_foreign(args: argparse.Namespace) -> bool:
+    """A run of facility files rather than the chunk format: a geometry given, or CBF files."""
+    run = Path(args.run)
+    return bool(args.geometry) or (run.is_dir() and any(run.glob("*.cbf")))
+
+
+def process_foreign(args: argparse.Namespace) -> int:
+    """``process`` on facility files: the multi-panel chain in this process."""
+    params = load_params(args.params)
+    if args.geometry and not Path(args.geometry).is_file():
+        raise ReaderError(f"{args.geometry}: no such geometry file")
+    summary = process_foreign_run(
+        [args.run], args.out, args.geometry, params, args.adu_per_photon, args.trial
+    )
+    print(
+        f"{summary['run']}: {summary['images']} images, {summary['hits']} hits, "
+        f"{summary['indexed']} indexed, {summary['refined']} refined, "
+        f"{summary['integrated']} integrated -> {Path(args.out) / 'summary.json'}"
+    )
+    return 0
+
+
 def merge(args: argparse.Namespace) -> int:
     """``merge``: merge the runs' reflections and print the headline statistics."""
     params = merge_params(args.params, args.set)
@@ -181,7 +229,7 @@ def main(argv=None) -> int:
     configure_logging(launched_rank())
     try:
         if args.command == "process":
-            return process(process_options(args))
+            return process_foreign(args) if is_foreign(args) else process(process_options(args))
         if args.command == "merge":
             return merge(args)
         if args.command == "params":

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from kernels.crystal.geometry import DetectorGeometry
+from kernels.crystal.panel_image import ImageGeometry, beam_radius_px
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,11 @@ class SpotPlan:
     valid: np.ndarray  # flat bool: good pixel away from the border
 
 
-def plan_spotfinding(
-    geometry: DetectorGeometry, mask: np.ndarray, params: SpotParams = SpotParams()
-):
-    """Precompute ring indices, the statistics subsample and window offsets for a detector."""
+def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotParams = SpotParams()):
+    """Precompute ring indices, the statistics subsample and window offsets for a detector
+    (flat, or multi-panel laid out as a :class:`~kernels.crystal.panel_image.PanelImage`)."""
     rows, cols = geometry.shape
-    r, c = np.indices(geometry.shape)
-    radius = np.hypot(c - geometry.beam_x, r - geometry.beam_y)
+    radius = beam_radius_px(geometry)
     ring = (radius / params.ring_width_px).astype(np.int64)
     s = params.sample_stride
     sub = np.zeros(geometry.shape, dtype=bool)
