@@ -62,7 +62,7 @@ def test_frame_401_indexes_near_dials_and_601_is_refused(thermolysin):
     )
     B = CrystalSymmetry.create(tuple(dials["unit_cell"]), "P 61 2 2").B
     u, _, vt = np.linalg.svd(np.array(dials["A_sfxflow"]) @ np.linalg.inv(B))
-    # DIALS's strong spots only, no pixel-space refinement yet: 0.097 deg (0.121 refined)
+    # DIALS's strong spots, the sphere fit alone: 0.097 deg (0.121 refined)
     assert symmetry.orientation_difference_deg(solution.U, u @ vt) < 0.11
     assert symmetry.orientation_difference_deg(fit.U, u @ vt) < 0.13
     assert fit.cell[0] == pytest.approx(93.39, abs=0.2) and fit.cell[2] == pytest.approx(
