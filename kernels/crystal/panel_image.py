@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.crystal.detector import Detector
-from kernels.crystal.geometry import DetectorGeometry, pixel_to_s, project_to_detector
+from kernels.crystal.detector import Detector, lab_to_s
+from kernels.crystal.geometry import (
+    DetectorGeometry,
+    panel_mask,
+    pixel_s_magnitude,
+    pixel_to_s,
+    project_to_detector,
+)
 
 GAP_ROWS = 16  # > the widest box half-width (integration annulus 7 px + 1, spot width 6 px)
 
@@ -93,6 +99,11 @@ class PanelImage:
         out[:, : self.panel_shape[0]] = frame
         return out.reshape(self.shape)
 
+    def frame(self, image: np.ndarray) -> np.ndarray:
+        """The stacked (panels, rows, cols) frame of one of this layout's images."""
+        rows = self.panel_shape[0]
+        return image.reshape(self.n, self.pitch, self.panel_shape[1])[:, :rows].copy()
+
     def mask(self, panel_mask: np.ndarray | None = None) -> np.ndarray:
         """Good pixels of the image: the panels' (all of them without `panel_mask`), not gaps."""
         good = np.ones((self.n, *self.panel_shape), bool) if panel_mask is None else panel_mask
@@ -134,21 +145,28 @@ class PanelImage:
         fs_ss = np.linalg.solve(normal_eq, np.einsum("nki,nk->ni", G, local)[..., None])[..., 0]
         return self.to_image(p, fs_ss[:, 0], fs_ss[:, 1])
 
+    def lab_positions(self) -> np.ndarray:
+        """Lab positions (panels, rows, cols, 3) mm of every panel pixel's centre."""
+        rows, cols = self.panel_shape
+        ss, fs = (a.ravel() + 0.5 for a in np.indices((rows, cols), dtype=float))
+        return np.stack(
+            [self.detector.lab_position(np.full(fs.size, i), fs, ss) for i in range(self.n)]
+        ).reshape(self.n, rows, cols, 3)
+
+    def s_magnitude(self, wavelength: float) -> np.ndarray:
+        """|s| (1/A, float32) of every image pixel, 0 in the gaps."""
+        s = lab_to_s(self.lab_positions().reshape(-1, 3), wavelength)
+        return self.image(np.linalg.norm(s, axis=1).reshape(self.n, *self.panel_shape), 0.0).astype(
+            np.float32
+        )
+
     def radius_px(self) -> np.ndarray:
         """Each image pixel's distance from the beam in pixels of a flat detector at the
         panels' mean distance with the same scattering angle (for resolution rings)."""
-        rows, cols = self.panel_shape
-        ss, fs = np.indices((rows, cols), dtype=float) + 0.5
-        lab = np.stack(
-            [
-                self.detector.lab_position(np.full(fs.size, i), fs.ravel(), ss.ravel())
-                for i in range(self.n)
-            ]
-        )  # (panels, pixels, 3)
+        lab = self.lab_positions()
         tan_2theta = np.hypot(lab[..., 0], lab[..., 1]) / lab[..., 2]
         distance = float(np.mean(self.detector.corners[:, 2]))
-        radius = (tan_2theta * distance / self.pixel_size_mm).reshape(self.n, rows, cols)
-        return self.image(radius, fill=0.0)
+        return self.image(tan_2theta * distance / self.pixel_size_mm, fill=0.0)
 
 
 ImageGeometry = DetectorGeometry | PanelImage
@@ -183,3 +201,17 @@ def beam_radius_px(geometry: ImageGeometry) -> np.ndarray:
         return geometry.radius_px()
     r, c = np.indices(geometry.shape)
     return np.hypot(c - geometry.beam_x, r - geometry.beam_y)
+
+
+def image_s_magnitude(geometry: ImageGeometry, wavelength: float) -> np.ndarray:
+    """|s| (1/A, float32) of every image pixel (the simulator's background rings)."""
+    if isinstance(geometry, PanelImage):
+        return geometry.s_magnitude(wavelength)
+    return pixel_s_magnitude(geometry, wavelength)
+
+
+def sensitive_pixels(geometry: ImageGeometry) -> np.ndarray:
+    """True on pixels inside a panel (not in a gap)."""
+    if isinstance(geometry, PanelImage):
+        return geometry.mask()
+    return panel_mask(geometry)
