@@ -31,8 +31,11 @@ from kernels.stages.calibration import Calibration
 from kernels.stages.pipeline import ImageResult, ProcessingParams, Processor
 
 
-def panel_calibration(image: PanelImage, adu_per_photon: float) -> Calibration:
-    """Constants of dark-subtracted frames: pedestal 0, one gain, every panel pixel good.
+def panel_calibration(
+    image: PanelImage, adu_per_photon: float, good: np.ndarray | None = None
+) -> Calibration:
+    """Constants of dark-subtracted frames: pedestal 0, one gain, the `good` pixels of the
+    panels (panels, rows, cols; default all) unmasked.
 
     Raises
     ------
@@ -43,7 +46,9 @@ def panel_calibration(image: PanelImage, adu_per_photon: float) -> Calibration:
         raise ValueError(f"the gain must be positive ADU per photon, got {adu_per_photon!r}")
     shape = image.shape
     return Calibration(
-        np.zeros(shape, np.float32), np.full(shape, adu_per_photon, np.float32), image.mask()
+        np.zeros(shape, np.float32),
+        np.full(shape, adu_per_photon, np.float32),
+        image.mask(good),
     )
 
 
@@ -59,7 +64,8 @@ def process_frames(
         A frame whose shape does not fit the detector, naming its file and event.
     """
     image = PanelImage(reader.detector)
-    processor = Processor(panel_calibration(image, adu_per_photon), image, params)
+    calibration = panel_calibration(image, adu_per_photon, reader.good_pixels())
+    processor = Processor(calibration, image, params)
     files = {name: i for i, name in enumerate(dict.fromkeys(e.file for e in reader.events))}
     results = []
     for i, event in enumerate(reader.events):

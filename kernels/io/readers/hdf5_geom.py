@@ -22,6 +22,7 @@ from kernels.io.readers.base import (
     photon_energy_to_wavelength,
     stacked,
 )
+from kernels.io.readers.geom_mask import good_pixels
 
 ENERGY_UNITS = {"eV": 1.0, "keV": 1000.0}
 WAVELENGTH_UNITS = {"m": 1e10, "A": 1.0}  # to Angstrom
@@ -57,6 +58,7 @@ class Hdf5GeomReader(FrameReader):
             count = self._check_file(path, full)
             self.events += [FrameId(path, e) for e in range(count)]
         self.detector = stacked(full, self.geom.path)
+        self._full = full
 
     def _file(self, path: str) -> h5py.File:
         if path not in self.files:
@@ -147,6 +149,14 @@ class Hdf5GeomReader(FrameReader):
             raise self.geom.error("no photon_energy or wavelength: the wavelength is unknown")
         energy = self._quantity("photon_energy", event, ENERGY_UNITS, "eV")
         return photon_energy_to_wavelength(energy, f"{event.file} event {event.event}")
+
+    def good_pixels(self) -> np.ndarray:
+        """Pixels outside the geometry's bad regions and no_index panels, good in its mask."""
+
+        def dims(values: dict[str, str]) -> list[str]:
+            return panel_dims(values, self._file(self.paths[0])[values["data"]].ndim)
+
+        return good_pixels(self.geom, self.panel_values, self._full, dims, self.paths[0])
 
     def close(self) -> None:
         for f in self.files.values():
