@@ -10,7 +10,8 @@ the ray s0 + U B h meets its panel, to rounding. Files in ``out``:
   bitshuffle-LZ4, and ``/entry_1/photon_energy_eV`` per event;
 * ``detector.geom`` — the detector (``dim1`` = panel), photon energy from the file;
 * ``truth.h5`` — per event ``hit``, ``U``, ``A``, ``wavelength``; ``spots/`` the visible
-  reflections (event, hkl, panel, fs, ss, expected photons, partiality).
+  reflections (event, hkl, panel, fs, ss, expected photons, partiality);
+* ``truth.mtz`` — the crystal's true intensities (as a flat run's ``truth/truth.mtz``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from facility.beamline.crystal_model import make_crystal
+from facility.beamline.crystal_model import make_crystal, write_truth_mtz
 from facility.beamline.detector_model import DetectorModel
 from facility.beamline.simulate import Renderer, SimulationParams
-from kernels.crystal.detector import Detector
+from kernels.crystal.detector import Detector, axis_rotation
 from kernels.crystal.panel_image import PanelImage
 from kernels.io.geom import write_geom
 from kernels.io.geom_detector import from_detector
@@ -65,6 +66,7 @@ def simulate_panel_run(
         f["A"] = np.stack([t["A"] for _, _, t in shots])
         f["wavelength"] = wavelengths
         write_spots(f.create_group("spots"), layout, crystal.hkl, shots)
+    write_truth_mtz(out / "truth.mtz", crystal)
     return out / "data"
 
 
@@ -84,3 +86,22 @@ def write_spots(group, layout: PanelImage, hkl: np.ndarray, shots) -> None:
     names = ("event", "h", "k", "l", "panel", "fs", "ss", "photons", "partiality")
     for name, parts in zip(names, rows):
         group[name] = np.concatenate(parts) if parts else np.zeros(0)
+
+
+def tilted(
+    detector: Detector, mrad: float = 3.0, shift_mm: float = 0.2, distance_mm=None, seed: int = 3
+) -> Detector:
+    """`detector` with each panel tilted by `mrad` about a random axis through its centre and
+    shifted by ~`shift_mm` (rms per axis); first moved along z so its panels' mean distance is
+    `distance_mm` when given (a facility file's camera length may live in its data)."""
+    rng = np.random.default_rng(seed)
+    if distance_mm is not None:
+        shift = (0.0, 0.0, distance_mm - float(np.mean(detector.corners[:, 2])))
+        for p in detector.panels:
+            detector = detector.moved(p.name, np.eye(3), shift)
+    for p in detector.panels:
+        centre = np.asarray(p.corner) + np.asarray(p.fast) * (p.fs1 - p.fs0) / 2
+        centre += np.asarray(p.slow) * (p.ss1 - p.ss0) / 2
+        R = axis_rotation(rng.standard_normal(3), np.degrees(mrad / 1000.0))
+        detector = detector.moved(p.name, R, rng.normal(0.0, shift_mm, 3), centre)
+    return detector

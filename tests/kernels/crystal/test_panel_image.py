@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from kernels.crystal.detector import axis_rotation, from_flat
+from facility.beamline.panel_run import tilted
+from kernels.crystal.detector import from_flat
 from kernels.crystal.geometry import default_geometry
 from kernels.crystal.panel_image import PanelImage
 from kernels.io.readers.base import stacked
@@ -29,14 +30,8 @@ def panel_stack(array, geometry):
 
 
 def tilted_detector():
-    """The flat panels, each tilted by a few mrad about its own axis and shifted."""
-    image = flat_as_panels(default_geometry())
-    detector = image.detector
-    rng = np.random.default_rng(3)
-    for p in detector.panels:
-        axis = rng.standard_normal(3)
-        detector = detector.moved(p.name, axis_rotation(axis, 0.3), rng.normal(0, 0.2, 3))
-    return PanelImage(detector)
+    """The flat panels, each tilted by 5 mrad about its own axis and shifted ~0.2 mm."""
+    return PanelImage(tilted(flat_as_panels(default_geometry()).detector, mrad=5.0))
 
 
 def test_pixels_to_s_and_back_on_tilted_panels():
