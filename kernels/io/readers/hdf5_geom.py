@@ -129,16 +129,19 @@ class Hdf5GeomReader(FrameReader):
     def frame(self, index: int) -> np.ndarray:
         event = self.events[index]
         f = self._file(event.file)
+        events: dict[str, np.ndarray] = {}  # each dataset's event read (decompressed) once
         out = []
         for values, panel in zip(self.panel_values, self.panels):
-            dims = panel_dims(values, f[values["data"]].ndim)
-            where = {
-                "%": event.event,
-                "ss": slice(panel.ss0, panel.ss1),
-                "fs": slice(panel.fs0, panel.fs1),
-            }
-            block = f[values["data"]][tuple(where[d] if d in where else int(d) for d in dims)]
-            out.append(block.T if dims.index("fs") < dims.index("ss") else block)
+            dataset = f[values["data"]]
+            dims = panel_dims(values, dataset.ndim)
+            if values["data"] not in events:
+                events[values["data"]] = dataset[
+                    tuple(event.event if d == "%" else slice(None) for d in dims)
+                ]
+            where = {"ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
+            rest = [d for d in dims if d != "%"]
+            block = events[values["data"]][tuple(where[d] if d in where else int(d) for d in rest)]
+            out.append(block.T if rest.index("fs") < rest.index("ss") else block)
         return np.stack(out)
 
     def wavelength(self, index: int) -> float:
