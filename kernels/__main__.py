@@ -181,6 +181,11 @@ def is_foreign(args: argparse.Namespace) -> bool:
 
 def process_foreign(args: argparse.Namespace) -> int:
     """``process`` on facility files: the multi-panel chain in this process."""
+    if args.db or mpi_launched():
+        raise ReaderError(
+            f"{args.run}: facility files are processed in one process for now; the MPI driver "
+            "(--db, mpiexec) reads the chunk format only"
+        )
     params = load_params(args.params)
     if args.geometry and not Path(args.geometry).is_file():
         raise ReaderError(f"{args.geometry}: no such geometry file")

@@ -59,3 +59,9 @@ def test_missing_geometry_and_run_files_are_named(tmp_path, capsys):
     argv = ["process", "--run", str(tmp_path / "gone.cxi"), "--out", str(tmp_path / "out")]
     assert main([*argv, "--geometry", str(tmp_path / "det.geom")]) == 2
     assert "gone.cxi: no such file" in capsys.readouterr().err
+
+
+def test_foreign_run_under_the_mpi_driver_is_refused_by_name(tmp_path, capsys):
+    argv = run_folder(tmp_path) + ["--out", str(tmp_path / "out"), "--db", "sqlite:///x.db"]
+    assert main(argv) == 2
+    assert "the MPI driver (--db, mpiexec) reads the chunk format only" in capsys.readouterr().err
