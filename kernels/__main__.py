@@ -24,8 +24,11 @@ from kernels.driver import (  # noqa: E402
     mpi_launched,
     run_mpi,
 )
+from kernels.foreign import process_foreign_run  # noqa: E402
 from kernels.geomrefine import cli as geometry_cli  # noqa: E402
+from kernels.io.geom import GeometryFileError  # noqa: E402
 from kernels.io.mtz import MtzError  # noqa: E402
+from kernels.io.readers.base import ReaderError  # noqa: E402
 from kernels.io.reflections import ReflectionFileError  # noqa: E402
 from kernels.io.runformat import RunFormatError  # noqa: E402
 from kernels.merging.algorithm import MergeError  # noqa: E402
@@ -46,6 +49,8 @@ BAD_INPUT = (
     MtzError,
     ReflectionFileError,
     JobInputError,
+    GeometryFileError,
+    ReaderError,
     *cell_cli.ERRORS,
     *geometry_cli.ERRORS,
 )
@@ -98,32 +103,8 @@ def add_live_options(proc: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m kernels")
-    commands = parser.add_subparsers(dest="command", required=True)
-    proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
-    proc.add_argument("--run", required=True, help="run directory (<exp>/runs/rNNNN)")
-    proc.add_argument("--out", required=True, help="output directory for the run's results")
-    proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
-    proc.add_argument("--params", help="trial parameters, JSON")
-    proc.add_argument("--trial", default="default", help="trial name recorded with the results")
-    proc.add_argument(
-        "--experiment",
-        help="experiment the run is logged under in the results DB "
-        "(default: the name of the run directory's grandparent, <exp>)",
-    )
-    proc.add_argument(
-        "--db",
-        help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
-        "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)",
-    )
-    proc.add_argument(
-        "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
-    )
-    proc.add_argument(
-        "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
-    )
-    add_live_options(proc)
+def add_merge_command(commands) -> None:
+    """``merge``: runs' integrated reflections into one MTZ (or one per pump-probe set)."""
     mrg = commands.add_parser("merge", help="merge runs' integrated reflections into one MTZ")
     mrg.add_argument(
         "--results", required=True, nargs="+", help="result directories of processed runs"
@@ -161,6 +142,49 @@ def parse_args(argv=None) -> argparse.Namespace:
     mrg.add_argument(
         "--split-reference", help="the set the differences are taken against (default: first)"
     )
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m kernels")
+    commands = parser.add_subparsers(dest="command", required=True)
+    proc = commands.add_parser("process", help="process a run: calibration, spots, hits, ...")
+    proc.add_argument(
+        "--run",
+        required=True,
+        help="run directory (<exp>/runs/rNNNN), or a folder of facility files (CBF, CXI, ...)",
+    )
+    proc.add_argument(
+        "--geometry",
+        help="CrystFEL .geom of a folder of facility files (CBF files carry their own)",
+    )
+    proc.add_argument(
+        "--adu-per-photon",
+        type=positive_float,
+        default=1.0,
+        help="gain of a folder of facility files, if they are not in photons (default 1)",
+    )
+    proc.add_argument("--out", required=True, help="output directory for the run's results")
+    proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
+    proc.add_argument("--params", help="trial parameters, JSON")
+    proc.add_argument("--trial", default="default", help="trial name recorded with the results")
+    proc.add_argument(
+        "--experiment",
+        help="experiment the run is logged under in the results DB "
+        "(default: the name of the run directory's grandparent, <exp>)",
+    )
+    proc.add_argument(
+        "--db",
+        help="results DB URL (sqlite:///path or mysql://user@host:port/db); "
+        "with it, or under mpiexec, the MPI driver runs (checkpoint/resume)",
+    )
+    proc.add_argument(
+        "--cache-dir", help="node-local cache of per-rank results (default <out>/cache)"
+    )
+    proc.add_argument(
+        "--batch", type=positive_int, default=4, help="work items handed to a rank per request"
+    )
+    add_live_options(proc)
+    add_merge_command(commands)
     table = commands.add_parser(
         "params", help="the table of trial parameters (Markdown: section, key, meaning, ...)"
     )
@@ -207,6 +231,33 @@ def process(options: ProcessOptions) -> int:
         f"{summary['refined']} refined, {summary['integrated']} integrated in "
         f"{t['wall_seconds']:.1f} s ({t['images_per_second']:.1f} images/s) "
         f"-> {options.out / 'summary.json'}"
+    )
+    return 0
+
+
+def is_foreign(args: argparse.Namespace) -> bool:
+    """A run of facility files rather than the chunk format: a geometry given, or CBF files."""
+    run = Path(args.run)
+    return bool(args.geometry) or (run.is_dir() and any(run.glob("*.cbf")))
+
+
+def process_foreign(args: argparse.Namespace) -> int:
+    """``process`` on facility files: the multi-panel chain in this process."""
+    if args.db or mpi_launched():
+        raise ReaderError(
+            f"{args.run}: facility files are processed in one process for now; the MPI driver "
+            "(--db, mpiexec) reads the chunk format only"
+        )
+    params = load_params(args.params)
+    if args.geometry and not Path(args.geometry).is_file():
+        raise ReaderError(f"{args.geometry}: no such geometry file")
+    summary = process_foreign_run(
+        [args.run], args.out, args.geometry, params, args.adu_per_photon, args.trial
+    )
+    print(
+        f"{summary['run']}: {summary['images']} images, {summary['hits']} hits, "
+        f"{summary['indexed']} indexed, {summary['refined']} refined, "
+        f"{summary['integrated']} integrated -> {Path(args.out) / 'summary.json'}"
     )
     return 0
 
@@ -267,7 +318,7 @@ def main(argv=None) -> int:
     configure_logging(launched_rank())
     try:
         if args.command == "process":
-            return process(process_options(args))
+            return process_foreign(args) if is_foreign(args) else process(process_options(args))
         if args.command == "merge":
             return merge(args)
         if args.command == "params":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry, panel_mask
+from kernels.crystal.panel_image import ImageGeometry, sensitive_pixels
 from kernels.stages.calibration import Calibration
 
 
@@ -25,7 +25,7 @@ class DetectorModel:
     common_mode : float, ADU, half-range of the per-panel shot-to-shot offset
     """
 
-    geometry: DetectorGeometry
+    geometry: ImageGeometry  # flat, or a multi-panel detector as a PanelImage
     pedestal: np.ndarray
     gain: np.ndarray
     hot: np.ndarray
@@ -37,13 +37,13 @@ class DetectorModel:
     @classmethod
     def generate(
         cls,
-        geometry: DetectorGeometry,
+        geometry: ImageGeometry,
         rng: np.random.Generator,
         dead_fraction: float = 1e-3,
         hot_fraction: float = 5e-4,
     ) -> DetectorModel:
         shape = geometry.shape
-        sensitive = panel_mask(geometry)
+        sensitive = sensitive_pixels(geometry)
         pedestal = rng.normal(1200.0, 40.0, shape).astype(np.float32)
         gain = np.clip(rng.normal(20.0, 1.0, shape), 15.0, 25.0).astype(np.float32)
         dead = rng.random(shape) < dead_fraction

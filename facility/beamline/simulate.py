@@ -36,13 +36,13 @@ from facility.beamline.variants import (
     spot_window,
 )
 from kernels.crystal.geometry import (
+    DetectorGeometry,
     default_geometry,
     excitation_error,
-    pixel_s_magnitude,
-    project_to_detector,
     random_rotation,
     scattering_vectors,
 )
+from kernels.crystal.panel_image import image_projection, image_s_magnitude
 from kernels.io.marker import chunk_name, run_name, write_marker
 from kernels.io.runformat import HC_EV_ANGSTROM, write_chunk
 from kernels.stages.calibration import save_calibration
@@ -86,7 +86,7 @@ class SimulationParams:
 
 def background_map(geometry, params: SimulationParams) -> np.ndarray:
     """Expected diffuse + water-ring photons per pixel for the nominal wavelength (float32)."""
-    s = pixel_s_magnitude(geometry, params.wavelength)
+    s = image_s_magnitude(geometry, params.wavelength)
     ring = np.exp(-0.5 * ((s - 1.0 / params.water_ring_d) / 0.025) ** 2)
     return (params.diffuse_photons + params.water_ring_photons * ring).astype(np.float32)
 
@@ -145,6 +145,8 @@ class Renderer:
     """Draws stills of one crystal on one detector; one instance per worker process."""
 
     def __init__(self, crystal: Crystal, detector: DetectorModel, params: SimulationParams):
+        if params.spot_elongation != 1.0 and not isinstance(detector.geometry, DetectorGeometry):
+            raise ValueError("radially elongated spots need a flat detector (a beam centre)")
         self.crystal = crystal
         self.detector = detector
         self.params = params
@@ -160,7 +162,7 @@ class Renderer:
         s = scattering_vectors(A, self.crystal.hkl)
         p = partiality(s, excitation_error(s, wavelength), self.params, crystal)
         near = np.flatnonzero(p > 1e-3)
-        col, row = project_to_detector(s[near], wavelength, self.detector.geometry)
+        col, row = image_projection(s[near], wavelength, self.detector.geometry)
         rows, cols = self.detector.geometry.shape
         w = self.window
         on = (col >= w) & (col < cols - w - 1) & (row >= w) & (row < rows - w - 1)
@@ -174,14 +176,19 @@ class Renderer:
         rr = np.rint(row).astype(np.int64)[:, None] + self.window_dr
         cc = np.rint(col).astype(np.int64)[:, None] + self.window_dc
         g = self.detector.geometry
-        profile = spot_profiles(
-            rr, cc, col, row, sigma, self.params.spot_elongation, (g.beam_x, g.beam_y)
-        )
+        beam = (g.beam_x, g.beam_y) if isinstance(g, DetectorGeometry) else None
+        profile = spot_profiles(rr, cc, col, row, sigma, self.params.spot_elongation, beam)
         counts = rng.poisson(profile * photons[:, None])
         np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), counts.ravel())
 
     def shot(self, rng: np.random.Generator):
         """One still: raw frame, its wavelength and its ground truth."""
+        image, wavelength, truth = self.photon_shot(rng)
+        return self.detector.to_raw(image, rng), wavelength, truth
+
+    def photon_shot(self, rng: np.random.Generator):
+        """One still in photons (what a facility's calibrated files hold), its wavelength and
+        its ground truth."""
         p = self.params
         wavelength = p.wavelength * (1.0 + p.wavelength_jitter * rng.standard_normal())
         level = rng.integers(len(BACKGROUND_LEVELS))  # jet thickness varies shot to shot
@@ -201,9 +208,8 @@ class Renderer:
             photons = scale * p.photons_per_reflection * self.crystal.intensity[idx] * part
             self.add_spots(image, col, row, photons, drawn.spot_sigma_px, rng)
             spots = (idx, part, col, row, photons)
-        raw = self.detector.to_raw(image, rng)
         truth = {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots, "ice": ice}
-        return raw, wavelength, truth | asdict(drawn)
+        return image, wavelength, truth | asdict(drawn)
 
 
 _renderer: Renderer | None = None  # set in each worker by _init_worker (fork inherits it too)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.crystal.geometry import pixel_s_magnitude
+from kernels.crystal.panel_image import image_s_magnitude
 
 ICE_RINGS_D = (3.90, 3.67, 3.44, 2.67, 2.25)  # hexagonal ice, Angstrom
 ICE_RELATIVE = (1.0, 0.6, 0.5, 0.3, 0.3)
@@ -73,7 +73,7 @@ def spot_profiles(dr, dc, col, row, sigma: float, elongation: float, beam) -> np
 
 def ring_map(geometry, wavelength: float, rings_d, relative, width: float = 0.004) -> np.ndarray:
     """Sum of Gaussian powder rings at spacings `rings_d` (peak 1 x relative), per pixel."""
-    s = pixel_s_magnitude(geometry, wavelength)
+    s = image_s_magnitude(geometry, wavelength)
     total = np.zeros(geometry.shape, dtype=np.float32)
     for d, rel in zip(rings_d, relative):
         total += rel * np.exp(-0.5 * ((s - 1.0 / d) / width) ** 2)
@@ -97,7 +97,7 @@ class ExtraBackground:
         pixels = np.flatnonzero(ice > 1e-3)
         diffuse = None
         if params.miss_diffuse_photons > 0:
-            s = pixel_s_magnitude(geometry, params.wavelength)
+            s = image_s_magnitude(geometry, params.wavelength)
             diffuse = (params.miss_diffuse_photons * np.exp(-0.5 * (s / 0.15) ** 2)).ravel()
         return cls(pixels, ice[pixels].astype(np.float64), diffuse)
 

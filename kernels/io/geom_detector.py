@@ -128,7 +128,11 @@ def from_detector(
         geom.panels[p.name] = values
     for name, members in detector.groups.items():
         if name.startswith(("rigid_group_", "group_")):
-            geom.groups[name] = [m.removeprefix("rigid_group_") for m in members]
+            # a member group is written as the file names it: without its key's prefix
+            prefix = "group_" if name.startswith("group_") else "rigid_group_"
+            geom.groups[name] = [
+                m.removeprefix(prefix) if m in detector.groups else m for m in members
+            ]
     return geom
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry, project_to_detector
+from kernels.crystal.panel_image import ImageGeometry, image_projection
 from kernels.crystal.symmetry import pack
 from kernels.stages.estimation import (
     ImageModel,
@@ -41,7 +41,7 @@ def measure_image_model(
     U: np.ndarray,
     B: np.ndarray,
     wavelength: float,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     plan: IntegrationPlan,
     pool: ModelPool | None = None,
 ) -> ImageModel:
@@ -49,12 +49,13 @@ def measure_image_model(
     (their spot-finder backgrounds `spot_background`) and refined orientation U and cell B;
     with a `pool`, the partiality model is pooled toward the run's (kernels/stages/pooling.py)."""
     p = plan.params
-    pc, pr = project_to_detector(hkl @ (U @ B).T, wavelength, geometry)
-    sigma = measure_spot_sigma(photons, pc, pr, spot_background)
+    pc, pr = image_projection(hkl @ (U @ B).T, wavelength, geometry)
+    on = np.isfinite(pc) & np.isfinite(pr)  # a multi-panel prediction may fall into a gap
+    sigma = measure_spot_sigma(photons, pc[on], pr[on], np.asarray(spot_background)[on])
     if not np.isfinite(sigma):
         sigma = p.signal_radius / p.signal_sigmas
     s, eps, near = near_sphere(U, wavelength, plan, B, CANDIDATE_CUT)
-    col, row = project_to_detector(s[near], wavelength, geometry)
+    col, row = image_projection(s[near], wavelength, geometry)
     near = near[findable(col, row, plan)]
     found = np.isin(pack(plan.hkl[near]), pack(hkl))
     if found.sum() < 5:

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry
+from kernels.crystal.panel_image import ImageGeometry
 
 
 class CalibrationError(Exception):
@@ -78,7 +78,7 @@ class CalibrationPlan:
     stride: int
 
 
-def plan_calibration(calib: Calibration, geometry: DetectorGeometry, stride: int = 4):
+def plan_calibration(calib: Calibration, geometry: ImageGeometry, stride: int = 4):
     """Precompute the per-run part of :func:`calibrate` (pedestal, 1/gain, mask, panels).
 
     `stride` subsamples each panel (every `stride`-th row and column) for the common-mode

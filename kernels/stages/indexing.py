@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.spatial import cKDTree
 
-from kernels.crystal.geometry import DetectorGeometry, pixel_to_s
+from kernels.crystal.panel_image import ImageGeometry, image_pixel_to_s
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def index_still(
     col,
     row,
     wavelength: float,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     plan: IndexingPlan,
     batch: int = 1024,
     screen_spots: int = 40,
@@ -292,9 +292,9 @@ def index_still(
 ) -> IndexingSolution:
     """Find the orientation of the known cell that puts the most spots on lattice points.
 
-    Spots are flat-detector pixel positions; see :func:`index_s` for the rest.
+    Spots are image pixel positions (flat or multi-panel); see :func:`index_s` for the rest.
     """
-    s = pixel_to_s(col, row, wavelength, geometry)
+    s = image_pixel_to_s(col, row, wavelength, geometry)
     return index_s(s, plan, batch, screen_spots, shortlist, intensity)
 
 

@@ -23,7 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry, excitation_error, project_to_detector
+from kernels.crystal.geometry import excitation_error
+from kernels.crystal.panel_image import ImageGeometry, image_projection
 from kernels.crystal.symmetry import CrystalSymmetry
 from kernels.io.reflections import Reflections
 from kernels.stages.estimation import ImageModel
@@ -77,7 +78,7 @@ def sphere_reflections(symmetry: CrystalSymmetry, d_min: float) -> np.ndarray:
 
 def plan_integration(
     symmetry: CrystalSymmetry,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     mask: np.ndarray,
     params: IntegrationParams = IntegrationParams(),
 ) -> IntegrationPlan:
@@ -129,7 +130,7 @@ def partiality(
 def predict(
     U: np.ndarray,
     wavelength: float,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     plan: IntegrationPlan,
     B: np.ndarray | None = None,
     model: ImageModel | None = None,
@@ -146,7 +147,7 @@ def predict(
     part = partiality(s[near], eps[near], wavelength, p)
     keep = near[part >= p.min_partiality]
     part = part[part >= p.min_partiality]
-    col, row = project_to_detector(s[keep], wavelength, geometry)
+    col, row = image_projection(s[keep], wavelength, geometry)
     margin = int(np.ceil(p.background_outer)) + 1
     rows, cols = plan.shape
     on = (col >= margin) & (col < cols - margin) & (row >= margin) & (row < rows - margin)
@@ -175,7 +176,7 @@ def integrate_still(
     photons: np.ndarray,
     U: np.ndarray,
     wavelength: float,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     plan: IntegrationPlan,
     B: np.ndarray | None = None,
     model: ImageModel | None = None,

@@ -68,6 +68,12 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
         "min_explained_fraction": ParamInfo(
             "fraction of all the image's spots a solution must place within outlier_px", 0, 1
         ),
+        "ewald_prediction": ParamInfo(
+            "1: predict spots from lattice points rotated onto the Ewald sphere (DIALS's stills "
+            "model, for real crystals), 0: along s0 + U B h (as the simulator renders)",
+            0,
+            1,
+        ),
     },
     "integration": {
         "d_min": ParamInfo("high-resolution limit of the predictions (A)", 0.5),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry
+from kernels.crystal.panel_image import ImageGeometry, PanelImage
 from kernels.crystal.symmetry import CrystalSymmetry, SymmetryError
 from kernels.io.reflections import Reflections
 from kernels.stages.adaptive import measure_image_model
@@ -177,12 +177,14 @@ class Processor:
     """Runs the chain on frames of one detector with one set of parameters.
 
     The per-detector work (calibration plan, resolution rings, window offsets) is done once here.
+    A multi-panel detector comes as a :class:`PanelImage` (calibration constants in its image
+    layout); its raw frames may be given stacked (panels, rows, cols), as readers give them.
     """
 
     def __init__(
         self,
         calib: Calibration,
-        geometry: DetectorGeometry,
+        geometry: ImageGeometry,
         params: ProcessingParams = ProcessingParams(),
     ):
         self.params = params
@@ -211,6 +213,8 @@ class Processor:
         result = ImageResult(chunk, event, timestamp)
         clock = time.perf_counter
         t0 = clock()
+        if isinstance(self.geometry, PanelImage) and raw.ndim == 3:
+            raw = self.geometry.image(raw)
         photons = calibrate(raw, self.calibration_plan)
         result.n_saturated = saturated_pixels(raw, self.calibration_plan.mask)
         t1 = clock()

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry, project_to_detector, reciprocal_basis
+from kernels.crystal.geometry import reciprocal_basis
+from kernels.crystal.panel_image import ImageGeometry, projection_near
 from kernels.crystal.symmetry import CrystalSymmetry
+from kernels.stages.ewald_refinement import onto_ewald_sphere
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class RefinementParams:
     refine_cell: int = 0  # 1: refine the free cell parameters too
     max_cell_change: float = 0.02  # largest accepted relative change of a cell parameter
     min_explained_fraction: float = 0.6  # of all the image's spots, within outlier_px (guards.py)
+    ewald_prediction: int = 0  # 1: predict each spot from its lattice point rotated onto the sphere
 
 
 class RefinementError(Exception):
@@ -65,9 +68,18 @@ def small_rotation(omega: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * (K @ K)
 
 
-def position_residuals(U, B, hkl, col, row, wavelength, geometry) -> np.ndarray:
-    """Predicted minus observed (col, row) of each spot, flattened (2n,), pixels."""
-    pc, pr = project_to_detector(hkl @ (U @ B).T, wavelength, geometry)
+def position_residuals(U, B, hkl, col, row, wavelength, geometry, on_sphere=0) -> np.ndarray:
+    """Predicted minus observed (col, row) of each spot, flattened (2n,), pixels (on a
+    multi-panel detector, in the pixels of the panel each spot was seen on).
+
+    The prediction is the ray s0 + U B h (how the simulator renders a spot) or, `on_sphere`,
+    s0 + r' with r' the lattice point rotated onto the Ewald sphere about s0 x r (DIALS's
+    stills model, what a real crystal's spot does when its lattice point is off the sphere).
+    """
+    s = hkl @ (U @ B).T
+    if on_sphere:
+        s = onto_ewald_sphere(s, wavelength)
+    pc, pr = projection_near(s, wavelength, geometry, row)
     return np.concatenate([pc - col, pr - row])
 
 
@@ -88,7 +100,7 @@ def refine_orientation(
     row,
     photons,
     wavelength: float,
-    geometry: DetectorGeometry,
+    geometry: ImageGeometry,
     params: RefinementParams = RefinementParams(),
     step: float = 1e-5,
 ) -> RefinedOrientation:
@@ -110,7 +122,7 @@ def refine_orientation(
     for _ in range(2):  # fit, drop outliers, fit again
         if used.sum() < params.min_spots:
             break
-        data = (hkl[used], col[used], row[used], wavelength, geometry)
+        data = (hkl[used], col[used], row[used], wavelength, geometry, params.ewald_prediction)
         w = sqrt_w[np.tile(used, 2)]
         for _ in range(params.iterations):
             r0 = position_residuals(U, B, *data)
@@ -133,7 +145,8 @@ def refine_orientation(
                 B = reciprocal_basis(cell)
             if np.abs(delta).max() < 1e-7:
                 break
-        r = position_residuals(U, B, hkl, col, row, wavelength, geometry).reshape(2, -1)
+        r = position_residuals(U, B, hkl, col, row, wavelength, geometry, params.ewald_prediction)
+        r = r.reshape(2, -1)
         used = np.hypot(*r) < params.outlier_px
     n = int(used.sum())
     if n < params.min_spots:
@@ -141,7 +154,9 @@ def refine_orientation(
             f"{n} spots within {params.outlier_px} px of their prediction < {params.min_spots} "
             "(refinement.min_spots): a wrong orientation or a detector geometry that is off"
         )
-    r = position_residuals(U, B, hkl[used], col[used], row[used], wavelength, geometry)
+    r = position_residuals(
+        U, B, hkl[used], col[used], row[used], wavelength, geometry, params.ewald_prediction
+    )
     rmsd = float(np.sqrt(np.mean(r.reshape(2, -1).T ** 2) * 2))
     if rmsd > params.max_rmsd_px:
         raise RefinementError(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from kernels.crystal.geometry import DetectorGeometry
+from kernels.crystal.panel_image import ImageGeometry, beam_radius_px
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,14 @@ class SpotPlan:
     box_dc: np.ndarray
     neighbours: np.ndarray  # flat offsets of the 8 neighbours
     valid: np.ndarray  # flat bool: good pixel away from the border
+    sampled: np.ndarray  # bool per ring: has statistics (a ring in a central hole has none)
 
 
-def plan_spotfinding(
-    geometry: DetectorGeometry, mask: np.ndarray, params: SpotParams = SpotParams()
-):
-    """Precompute ring indices, the statistics subsample and window offsets for a detector."""
+def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotParams = SpotParams()):
+    """Precompute ring indices, the statistics subsample and window offsets for a detector
+    (flat, or multi-panel laid out as a :class:`~kernels.crystal.panel_image.PanelImage`)."""
     rows, cols = geometry.shape
-    r, c = np.indices(geometry.shape)
-    radius = np.hypot(c - geometry.beam_x, r - geometry.beam_y)
+    radius = beam_radius_px(geometry)
     ring = (radius / params.ring_width_px).astype(np.int64)
     s = params.sample_stride
     sub = np.zeros(geometry.shape, dtype=bool)
@@ -100,6 +99,7 @@ def plan_spotfinding(
         dc,
         np.array([i * cols + j for i, j in nb]),
         valid.ravel(),
+        np.bincount(ring.ravel()[sample], minlength=int(ring.max()) + 1) > 0,
     )
 
 
@@ -153,7 +153,9 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     p = plan.params
     flat = photons.reshape(-1)
     mean, std = ring_statistics(flat, plan)
-    threshold = mean + p.snr * np.maximum(std, 0.1)
+    # a ring without statistics (no good pixel sampled) has no candidates: its 0 threshold
+    # would otherwise make nearly every pixel of the frame a candidate
+    threshold = np.where(plan.sampled, mean + p.snr * np.maximum(std, 0.1), np.inf)
     cand = np.flatnonzero(flat > threshold.min())
     cand = cand[plan.valid[cand]]
     cand = cand[flat[cand] > threshold[plan.ring[cand]]]

@@ -45,6 +45,12 @@ class FrameReader(ABC):
     def wavelength(self, index: int) -> float:
         """Wavelength (Angstrom) of frame `index`."""
 
+    def good_pixels(self) -> np.ndarray:
+        """(panels, rows, cols) True on the pixels to use; every pixel unless the files or the
+        geometry mark some bad."""
+        p = self.detector.panels
+        return np.ones((len(p), *p[0].shape), dtype=bool)
+
     @abstractmethod
     def close(self) -> None:
         """Release the files the reader holds open."""

@@ -22,6 +22,7 @@ from kernels.io.readers.base import (
     photon_energy_to_wavelength,
     stacked,
 )
+from kernels.io.readers.geom_mask import good_pixels
 
 ENERGY_UNITS = {"eV": 1.0, "keV": 1000.0}
 WAVELENGTH_UNITS = {"m": 1e10, "A": 1.0}  # to Angstrom
@@ -57,6 +58,7 @@ class Hdf5GeomReader(FrameReader):
             count = self._check_file(path, full)
             self.events += [FrameId(path, e) for e in range(count)]
         self.detector = stacked(full, self.geom.path)
+        self._full = full
 
     def _file(self, path: str) -> h5py.File:
         if path not in self.files:
@@ -127,16 +129,19 @@ class Hdf5GeomReader(FrameReader):
     def frame(self, index: int) -> np.ndarray:
         event = self.events[index]
         f = self._file(event.file)
+        events: dict[str, np.ndarray] = {}  # each dataset's event read (decompressed) once
         out = []
         for values, panel in zip(self.panel_values, self.panels):
-            dims = panel_dims(values, f[values["data"]].ndim)
-            where = {
-                "%": event.event,
-                "ss": slice(panel.ss0, panel.ss1),
-                "fs": slice(panel.fs0, panel.fs1),
-            }
-            block = f[values["data"]][tuple(where[d] if d in where else int(d) for d in dims)]
-            out.append(block.T if dims.index("fs") < dims.index("ss") else block)
+            dataset = f[values["data"]]
+            dims = panel_dims(values, dataset.ndim)
+            if values["data"] not in events:
+                events[values["data"]] = dataset[
+                    tuple(event.event if d == "%" else slice(None) for d in dims)
+                ]
+            where = {"ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
+            rest = [d for d in dims if d != "%"]
+            block = events[values["data"]][tuple(where[d] if d in where else int(d) for d in rest)]
+            out.append(block.T if rest.index("fs") < rest.index("ss") else block)
         return np.stack(out)
 
     def wavelength(self, index: int) -> float:
@@ -147,6 +152,14 @@ class Hdf5GeomReader(FrameReader):
             raise self.geom.error("no photon_energy or wavelength: the wavelength is unknown")
         energy = self._quantity("photon_energy", event, ENERGY_UNITS, "eV")
         return photon_energy_to_wavelength(energy, f"{event.file} event {event.event}")
+
+    def good_pixels(self) -> np.ndarray:
+        """Pixels outside the geometry's bad regions and no_index panels, good in its mask."""
+
+        def dims(values: dict[str, str]) -> list[str]:
+            return panel_dims(values, self._file(self.paths[0])[values["data"]].ndim)
+
+        return good_pixels(self.geom, self.panel_values, self._full, dims, self.paths[0])
 
     def close(self) -> None:
         for f in self.files.values():

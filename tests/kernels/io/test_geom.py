@@ -190,3 +190,15 @@ def test_euxfel_metrology_through_a_geom_file_matches_extra_geom(
             worst, np.abs(ours - positions[p.block, p.ss0 : p.ss1, p.fs0 : p.fs1, :2]).max()
         )
     assert worst < tolerance_mm
+
+
+def test_nested_groups_written_from_a_detector_come_back(tmp_path):
+    """CrystFEL 0.10's group_ hierarchy (CSPAD: ASIC -> module -> quadrant) survives
+    from_detector -> write -> read."""
+    geom = read_geom(realdata("geometry_files", "crystfel_examples", "cspad-cxiformat.geom"))
+    det = to_detector(geom, clen_m=0.1)
+    assert any(m in det.groups for members in det.groups.values() for m in members)
+    write_geom(from_detector(det), tmp_path / "det.geom")
+    back = to_detector(read_geom(tmp_path / "det.geom"))
+    assert back.groups == det.groups
+    assert np.abs(back.corners - det.corners).max() < 1e-9

@@ -1,0 +1,94 @@
+"""Which pixels of a CrystFEL-described detector to use: bad regions, ``no_index`` panels and
+the bad-pixel mask field a geometry names (``mask``, ``mask_file``, ``mask_good``,
+``mask_bad``), per panel of the stacked frame.
+
+A pixel is good when its mask value has every ``mask_good`` bit set and no ``mask_bad`` bit
+(CrystFEL's rule). The mask is read from ``mask_file`` (relative to the geometry file's folder
+unless absolute), else from the first data file; a mask with an event axis gives its first
+event's pixels (one mask per run). CrystFEL 0.10's numbered masks (``mask0_data`` ...) are not
+read yet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from kernels.crystal.detector import Detector
+from kernels.io.geom import GeomFile
+from kernels.io.geom_detector import bad_pixel_masks
+from kernels.io.readers.base import ReaderError
+
+
+def block_shapes(detector: Detector) -> list[tuple[int, int]]:
+    """(rows, cols) each data block must have at least, from its panels' ranges."""
+    blocks = max(p.block for p in detector.panels) + 1
+    return [
+        (
+            max(p.ss1 for p in detector.panels if p.block == b),
+            max(p.fs1 for p in detector.panels if p.block == b),
+        )
+        for b in range(blocks)
+    ]
+
+
+def _key(geom: GeomFile, values: dict[str, str], key: str) -> str | None:
+    """A panel's mask key, else the file's (a mask line after the panels is global)."""
+    return values.get(key, geom.globals.get(key))
+
+
+def _bits(geom: GeomFile, panel: str, values: dict[str, str], key: str) -> int:
+    text = _key(geom, values, key) or "0"
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise geom.error(f"{key} = {text!r} is not an integer", panel, key) from None
+
+
+def _mask_file(geom: GeomFile, values: dict[str, str], first_data_file: str) -> str:
+    name = _key(geom, values, "mask_file")
+    if not name:
+        return first_data_file
+    path = Path(name)
+    return str(path if path.is_absolute() else Path(geom.path).parent / path)
+
+
+def _panel_mask(geom, name, values, panel, dims, first_data_file) -> np.ndarray | None:
+    """Good pixels of one panel from the mask field, or None when the geometry names none."""
+    field = _key(geom, values, "mask")
+    if not field:
+        return None
+    path = _mask_file(geom, values, first_data_file)
+    try:
+        with h5py.File(path, "r") as f:
+            if field not in f:
+                raise geom.error(f"{path} has no mask dataset {field}", name, "mask")
+            data = f[field]
+            roles = dims if data.ndim == len(dims) else [d for d in dims if d != "%"]
+            where = {"%": 0, "ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
+            block = data[tuple(where[d] if d in where else int(d) for d in roles)]
+    except OSError as exc:
+        raise ReaderError(f"{path}: not a readable mask file ({exc})") from None
+    block = np.asarray(block.T if roles.index("fs") < roles.index("ss") else block).astype(np.int64)
+    good, bad = _bits(geom, name, values, "mask_good"), _bits(geom, name, values, "mask_bad")
+    return ((block & good) == good) & ((block & bad) == 0)
+
+
+def good_pixels(
+    geom: GeomFile, panel_values: list[dict[str, str]], full: Detector, panel_dims, data_file: str
+) -> np.ndarray:
+    """(panels, rows, cols) True on the pixels to use, panels in the geometry's order.
+
+    `panel_values` are the panels' keys with the reader's defaults, `full` the detector with
+    the panels' ranges in their data blocks, `panel_dims(values)` a panel's dimension roles and
+    `data_file` the run's first data file.
+    """
+    bad = bad_pixel_masks(geom, full, block_shapes(full))
+    out = []
+    for name, values, p in zip(geom.panels, panel_values, full.panels):
+        good = ~bad[p.block][p.ss0 : p.ss1, p.fs0 : p.fs1]
+        from_field = _panel_mask(geom, name, values, p, panel_dims(values), data_file)
+        out.append(good if from_field is None else good & from_field)
+    return np.stack(out)
