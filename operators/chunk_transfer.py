@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 from kernels.io.chunk_marker import CHUNK_MARKER, ChunkMarker, chunk_marker_name
 from kernels.io.marker import MARKER, check_files, check_run_name
@@ -45,11 +46,34 @@ def _marker_entry(source: Store, run_name: str, name: str) -> dict:
     return {"name": name, "bytes": source.size(relative), "adler32": source.adler32(relative)}
 
 
-def _copy(source, dest, run_name, entries, options) -> list[dict]:
+@dataclass(frozen=True)
+class CopyOptions:
+    """How files move: in flight at once, tries per file, first back-off (as ``transfer_run``)."""
+
+    parallel_files: int = 4
+    attempts: int = 5
+    backoff_seconds: float = 1.0
+
+
+def _copy(source, dest, run_name, entries, options: CopyOptions) -> list[dict]:
     if not entries:
         return []
-    copied, _ = copy_files(source, dest, run_name, entries, **options)
+    copied, _ = copy_files(
+        source,
+        dest,
+        run_name,
+        entries,
+        options.parallel_files,
+        options.attempts,
+        options.backoff_seconds,
+    )
     return copied
+
+
+def _copy_marker(source, dest, run_name: str, name: str, options: CopyOptions) -> None:
+    """Bring a marker file over, verified, after what it vouches for."""
+    entry = _marker_entry(source, run_name, name)
+    transfer_file(source, dest, run_name, entry, options.attempts, options.backoff_seconds)
 
 
 def transfer_chunk(
@@ -57,9 +81,7 @@ def transfer_chunk(
     destination,
     run_name: str,
     marker: dict,
-    parallel_files: int = 4,
-    attempts: int = 5,
-    backoff_seconds: float = 1.0,
+    options: CopyOptions = CopyOptions(),
 ) -> dict:
     """Bring one closed chunk (``marker``: its chunk marker dict) to the center, marker last.
 
@@ -74,14 +96,8 @@ def transfer_chunk(
     if dest_store.size(f"{run_name}/{name}") is not None:
         return result
     entries = [e.to_dict() for e in check_files(marker["files"], f"{run_name} chunk marker")]
-    options = {
-        "parallel_files": parallel_files,
-        "attempts": attempts,
-        "backoff_seconds": backoff_seconds,
-    }
     copied = _copy(source_store, dest_store, run_name, entries, options)
-    entry = _marker_entry(source_store, run_name, name)
-    transfer_file(source_store, dest_store, run_name, entry, attempts, backoff_seconds)
+    _copy_marker(source_store, dest_store, run_name, name, options)
     return result | {
         "bytes": sum(e["bytes"] for e in copied),
         "files_copied": len(copied),
@@ -89,7 +105,9 @@ def transfer_chunk(
     }
 
 
-def transfer_started(source, destination, run_name: str, started: dict, **options) -> int:
+def transfer_started(
+    source, destination, run_name: str, started: dict, options: CopyOptions = CopyOptions()
+) -> int:
     """Bring what the run needs before its first chunk (``STARTED.json``'s files); bytes copied."""
     source_store, dest_store = _stores(source, destination)
     entries = (
@@ -107,7 +125,7 @@ def finish_run(
     concluded: dict,
     seconds: float,
     moved_bytes: int,
-    **options,
+    options: CopyOptions = CopyOptions(),
 ) -> TransferReport:
     """At the run's end: what no chunk at the center covers, then ``CONCLUDED.json``, last.
 
@@ -117,32 +135,39 @@ def finish_run(
     started = time.monotonic()
     source_store, dest_store = _stores(source, destination)
     entries = [e.to_dict() for e in check_files(concluded["files"], f"{run_name}/{MARKER}")]
+    # chunks whose event never came go first, each with its marker after its files
+    late = late_chunks(source_store, dest_store, run_name, entries)
+    chunk_moves = [transfer_chunk(source, destination, run_name, m, options) for m in late]
     covered = covered_files(source_store, dest_store, run_name, entries)
     rest = [e for e in entries if e["name"] not in covered]
     copied = _copy(source_store, dest_store, run_name, rest, options)
-    entry = _marker_entry(source_store, run_name, MARKER)
-    transfer_file(
-        source_store,
-        dest_store,
-        run_name,
-        entry,
-        options.get("attempts", 5),
-        options.get("backoff_seconds", 1.0),
-    )
-    total = round(seconds + time.monotonic() - started, 3)
+    _copy_marker(source_store, dest_store, run_name, MARKER, options)
     copied_bytes = moved_bytes + sum(e["bytes"] for e in copied)
+    copied_bytes += sum(m["bytes"] for m in chunk_moves)
+    files_copied = len(copied) + sum(m["files_copied"] + 1 for m in chunk_moves)
+    total = round(seconds + time.monotonic() - started, 3)
     report = TransferReport(
         run_name=run_name,
         bytes=copied_bytes,
         total_bytes=sum(e["bytes"] for e in entries),
         seconds=total,
         rate=round(copied_bytes / total, 1) if total > 0 else 0.0,
-        files_copied=len(copied),
-        files_skipped=len(entries) - len(copied),
+        files_copied=files_copied,
+        files_skipped=len(entries) - files_copied,
         files=[e["name"] for e in entries],
     )
     write_atomically(dest_store, f"{run_name}/{REPORT_NAME}", json.dumps(report.to_dict()).encode())
     return report
+
+
+def late_chunks(source: Store, dest: Store, run_name: str, entries: list[dict]) -> list[dict]:
+    """The chunk markers (as dicts, read at the source) the run lists but the center lacks."""
+    late = []
+    for entry in entries:
+        relative = f"{run_name}/{entry['name']}"
+        if CHUNK_MARKER.match(entry["name"]) and dest.size(relative) is None:
+            late.append(ChunkMarker.from_dict(json.loads(source.read_bytes(relative)), relative))
+    return [m.to_dict() for m in late]
 
 
 def covered_files(source: Store, dest: Store, run_name: str, entries: list[dict]) -> set[str]:

@@ -16,10 +16,14 @@ import time
 
 from airflow.sdk import BaseOperator
 
-from operators.chunk_transfer import finish_run, transfer_chunk, transfer_started
+from operators.chunk_transfer import CopyOptions, finish_run, transfer_chunk, transfer_started
 from operators.pipeline.live import record_live_end, record_stall, stall_reason
 from operators.settings import load_beamtime
 from operators.triggers.chunk_closed import ChunkClosedTrigger
+
+
+def copy_options(bt) -> CopyOptions:
+    return CopyOptions(parallel_files=bt.transfer_parallel_files)
 
 
 class LiveTransferOperator(BaseOperator):
@@ -52,7 +56,7 @@ class LiveTransferOperator(BaseOperator):
             dest,
             self.info["run"],
             self.info["started"],
-            parallel_files=bt.transfer_parallel_files,
+            copy_options(bt),
         )
         state = {"next_chunk": 0, "stream_id": "0", "moved": moved, "chunks": []}
         self._wait(bt, state | {"seconds": time.monotonic() - started})
@@ -78,9 +82,7 @@ class LiveTransferOperator(BaseOperator):
         bt, source, dest = self._ends()
         started = time.monotonic()
         for marker in event["chunks"]:
-            moved = transfer_chunk(
-                source, dest, self.info["run"], marker, parallel_files=bt.transfer_parallel_files
-            )
+            moved = transfer_chunk(source, dest, self.info["run"], marker, copy_options(bt))
             state["moved"] += moved["bytes"]
             state["chunks"].append(marker["chunk"])
             state["next_chunk"] = marker["chunk"] + 1
@@ -97,7 +99,7 @@ class LiveTransferOperator(BaseOperator):
                 event["concluded"],
                 state["seconds"],
                 state["moved"],
-                parallel_files=bt.transfer_parallel_files,
+                copy_options(bt),
             ).to_dict()
             record_live_end(bt, self.info, report, event["concluded"]["concluded_at"])
             return report | {"chunks": state["chunks"], "stalled": False}
