@@ -72,14 +72,15 @@ class LiveTransferOperator(BaseOperator):
                 poll_interval=self.poll_interval,
                 stream_id=state["stream_id"],
                 settle_seconds=self.settle_seconds,
+                carry=state,
             ),
             method_name="chunks_closed",
-            kwargs={"state": state},
         )
 
-    def chunks_closed(self, context, event: dict, state: dict):
+    def chunks_closed(self, context, event: dict):
         """Move the chunks the trigger found; finish, flag a stall, or wait for more."""
         bt, source, dest = self._ends()
+        state = event["carry"]
         started = time.monotonic()
         for marker in event["chunks"]:
             moved = transfer_chunk(source, dest, self.info["run"], marker, copy_options(bt))

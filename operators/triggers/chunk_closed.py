@@ -73,11 +73,14 @@ class ChunkClosedTrigger(BaseTrigger):
     settle_seconds : float
         Wait before the first look (apache/airflow#71580: a trigger firing while the deferring
         worker still exits fails the task).
+    carry : dict
+        The deferring task's own progress, handed back in the event (it survives a triggerer
+        restart with the trigger, and needs no ``next_kwargs``).
 
     Notes
     -----
     Event payload: ``{"chunks": [chunk marker dicts], "concluded": run marker dict or None,
-    "stalled": bool, "stream_id": str}``.
+    "stalled": bool, "stream_id": str, "carry": dict}``.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class ChunkClosedTrigger(BaseTrigger):
         stream: str = DEFAULT_STREAM,
         stream_id: str = "0",
         settle_seconds: float = SETTLE_SECONDS,
+        carry: dict | None = None,
     ):
         super().__init__()
         if source not in SOURCES:
@@ -106,6 +110,7 @@ class ChunkClosedTrigger(BaseTrigger):
         self.stream = stream
         self.stream_id = stream_id
         self.settle_seconds = float(settle_seconds)
+        self.carry = dict(carry or {})
 
     def serialize(self) -> tuple[str, dict]:
         return (
@@ -121,6 +126,7 @@ class ChunkClosedTrigger(BaseTrigger):
                 "stream": self.stream,
                 "stream_id": self.stream_id,
                 "settle_seconds": self.settle_seconds,
+                "carry": self.carry,
             },
         )
 
@@ -131,6 +137,7 @@ class ChunkClosedTrigger(BaseTrigger):
                 "concluded": concluded.to_dict() if concluded else None,
                 "stalled": not chunks and concluded is None,
                 "stream_id": stream_id,
+                "carry": self.carry,
             }
         )
 

@@ -39,11 +39,11 @@ def test_close_time_follows_the_frame_clock():
 
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
-    """One 12-event run at 20 Hz (3 chunks of 4), its markers also sent to a Redis stream."""
+    """One 8-event run at 20 Hz (2 chunks of 4), its markers also sent to a Redis stream."""
     out = tmp_path_factory.mktemp("live")
     stream = f"sfxflow:test-live-daq:{uuid.uuid4().hex}"
     options = LiveOptions(frame_rate_hz=20.0, notify=redis_notify(REDIS_URL, stream))
-    simulate_live(out, 1, 12, seed=4, params=SMALL, options=options, log=lambda *_: None)
+    simulate_live(out, 1, 8, seed=4, params=SMALL, options=options, log=lambda *_: None)
     client = redis.Redis.from_url(REDIS_URL)
     messages = [fields for _, fields in client.xrange(stream)]
     client.delete(stream)
@@ -56,7 +56,7 @@ def test_markers_appear_in_order_on_the_frame_clock(live_run):
     assert started["frame_rate_hz"] == 20.0
     assert [f["name"] for f in started["files"]] == ["calibration.h5"]
     chunks = read_chunk_markers(run_dir)
-    assert [m.chunk for m in chunks] == [0, 1, 2] and [m.events for m in chunks] == [4, 4, 4]
+    assert [m.chunk for m in chunks] == [0, 1] and [m.events for m in chunks] == [4, 4]
     order = [run_dir / STARTED] + [run_dir / m.marker_name for m in chunks] + [run_dir / MARKER]
     times = [os.stat(p).st_mtime for p in order]
     assert times == sorted(times)
@@ -73,7 +73,7 @@ def test_markers_appear_in_order_on_the_frame_clock(live_run):
 
 def test_live_run_is_the_post_run_simulation_frame_for_frame(live_run, tmp_path):
     run_dir, _ = live_run
-    simulate_experiment(tmp_path, 1, 12, seed=4, params=SMALL, log=lambda *_: None)
+    simulate_experiment(tmp_path, 1, 8, seed=4, params=SMALL, log=lambda *_: None)
     with open_run(run_dir) as live, open_run(tmp_path / "runs" / "r0001") as post:
         assert live.events == post.events
         for chunk, event in live.events:
@@ -81,17 +81,17 @@ def test_live_run_is_the_post_run_simulation_frame_for_frame(live_run, tmp_path)
         timestamps = np.concatenate([c.timestamps for c in live.chunks])
     assert np.allclose(np.diff(timestamps), 1 / 20.0)
     with h5py.File(run_dir.parent.parent / "truth" / "r0001.h5") as truth:
-        assert len(truth["hit"]) == 12
+        assert len(truth["hit"]) == 8
 
 
 def test_every_marker_goes_to_the_stream_in_order(live_run):
     run_dir, messages = live_run
     kinds = [event_kind(m) for m in messages]
-    assert kinds == [STARTED_EVENT, CHUNK_EVENT, CHUNK_EVENT, CHUNK_EVENT, CONCLUDED_EVENT]
+    assert kinds == [STARTED_EVENT, CHUNK_EVENT, CHUNK_EVENT, CONCLUDED_EVENT]
     assert started_from_stream_fields(messages[0], "m0") == read_started(run_dir)
-    chunks = [ChunkMarker.from_stream_fields(m, "m") for m in messages[1:4]]
+    chunks = [ChunkMarker.from_stream_fields(m, "m") for m in messages[1:3]]
     assert chunks == read_chunk_markers(run_dir)
-    assert RunMarker.from_stream_fields(messages[4], "m4") == read_marker(run_dir)
+    assert RunMarker.from_stream_fields(messages[3], "m3") == read_marker(run_dir)
 
 
 def test_crashed_daq_leaves_closed_chunks_and_no_run_marker(tmp_path):
@@ -101,9 +101,9 @@ def test_crashed_daq_leaves_closed_chunks_and_no_run_marker(tmp_path):
             "--out",
             str(tmp_path),
             "--images",
-            "8",
-            "--chunk-size",
             "4",
+            "--chunk-size",
+            "2",
             "--live",
             "--frame-rate",
             "100",
