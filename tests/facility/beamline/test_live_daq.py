@@ -12,6 +12,7 @@ import redis
 
 from facility.beamline.__main__ import main as beamline_main
 from facility.beamline.live import LiveOptions, close_time, redis_notify, simulate_live
+from facility.beamline.replay import replay_live, replay_post_run
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.io.chunk_marker import (
     CHUNK_EVENT,
@@ -118,3 +119,15 @@ def test_crashed_daq_leaves_closed_chunks_and_no_run_marker(tmp_path):
     assert [m.chunk for m in read_chunk_markers(run_dir)] == [0]
     assert not (run_dir / MARKER).exists()
     assert json.loads((run_dir / STARTED).read_text())["run_name"] == "r0001"
+
+
+def test_replay_lays_out_long_runs_from_rendered_chunks(live_run, tmp_path):
+    run_dir, _ = live_run
+    post = replay_post_run(run_dir, tmp_path, 2, chunks=5)
+    closed = replay_live(run_dir, tmp_path, 3, 3, LiveOptions(frame_rate_hz=400.0))
+    with open_run(post) as run, open_run(run_dir) as source:
+        assert run.n_events == 20 and len(run.chunks) == 5
+        assert np.array_equal(run.read_frame(3, 2), source.read_frame(1, 2))  # chunk 3 = 1 again
+    assert [c for c, _ in closed] == [0, 1, 2] and closed[-1][1] - closed[0][1] >= 8 / 400 - 0.01
+    assert [m.chunk for m in read_chunk_markers(tmp_path / "runs" / "r0003")] == [0, 1, 2]
+    assert read_marker(tmp_path / "runs" / "r0003").run == 3
