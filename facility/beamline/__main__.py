@@ -83,7 +83,7 @@ def _live_arguments(sim) -> None:
     live.add_argument("--redis-url", help="also publish every marker to this Redis server")
     live.add_argument("--stream", default="sfxflow:run-concluded", help="Redis stream name")
     live.add_argument(
-        "--crash-after-chunks", type=int, help="stop each run after N chunks, no run marker"
+        "--crash-after-chunks", type=int, help="die after N chunks of the first run (no run marker)"
     )
 
 

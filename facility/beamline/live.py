@@ -44,8 +44,8 @@ Notify = Callable[[dict[str, str]], None]  # one Redis stream message (fields)
 class LiveOptions:
     """How a live beamtime runs: frame rate, pause between runs, where events go.
 
-    ``crash_after_chunks`` stops each run after that many chunks without its run marker (a
-    DAQ that died), for fault tests and demos.
+    ``crash_after_chunks`` stops the DAQ after that many chunks of its first run, without a run
+    marker (a DAQ that died), for fault tests and demos.
     """
 
     frame_rate_hz: float = 120.0
@@ -106,9 +106,6 @@ def acquire_run(
     t0 = time.time()
     results = []
     for result in pool.map(simulate_chunk, chunk_jobs(run_dir, number, images, seed, params, t0)):
-        if options.crash_after_chunks is not None and len(results) >= options.crash_after_chunks:
-            log(f"{name}: DAQ stopped after {len(results)} chunks (no run marker)")
-            return run_dir
         due = close_time(t0, result[1] + len(result[2]) - 1, options.frame_rate_hz)
         lag = time.time() - due
         if lag < 0:
@@ -117,6 +114,10 @@ def acquire_run(
             log(f"{name}: chunk {result[0]} closes {lag:.1f} s late (rendering is behind)")
         _close_chunk(run_dir, number, result, options)
         results.append(result)
+        if len(results) == options.crash_after_chunks:
+            log(f"{name}: DAQ stopped after {len(results)} chunks (no run marker)")
+            pool.shutdown(wait=False, cancel_futures=True)  # the chunks it never took
+            return run_dir
     write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
     marker = write_marker(run_dir, number)
     if options.notify:
@@ -154,6 +155,8 @@ def simulate_live(
             run_dirs.append(
                 acquire_run(pool, out, number, images, seed, params, crystal, options, log)
             )
+            if options.crash_after_chunks is not None:
+                break  # the DAQ died
     return run_dirs
 
 
