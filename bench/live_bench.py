@@ -158,6 +158,7 @@ def main(argv=None) -> int:
         print("is needed for this bench; nothing measured.")
         return 2
     with tempfile.TemporaryDirectory(dir=os.environ.get("SFXFLOW_BENCH_DIR")) as tmp:
+        os.chmod(tmp, 0o755)  # the unprivileged xrootd servers must traverse it
         source_exp = Path(tmp) / "rendered"
         params = dataclasses.replace(SimulationParams(), chunk_size=CHUNK)
         simulate_experiment(source_exp, 1, args.distinct_chunks * CHUNK, seed=1, params=params)
