@@ -59,7 +59,7 @@ class RowWatch(threading.Thread):
 
     def __init__(self, db_path: Path, run: str, events_per_chunk: int):
         super().__init__(daemon=True)
-        self.db_path, self.run, self.per_chunk = db_path, run, events_per_chunk
+        self.db_path, self.run_label, self.per_chunk = db_path, run, events_per_chunk
         self.whole: dict[int, float] = {}
         self.samples: list[tuple[float, int]] = []  # (time, rows so far)
         self.stop = threading.Event()
@@ -69,7 +69,7 @@ class RowWatch(threading.Thread):
             rows = db.execute(
                 "SELECT i.chunk, COUNT(*) FROM images i JOIN runs r ON r.id = i.run_id"
                 " WHERE r.name = ? GROUP BY i.chunk",
-                (self.run,),
+                (self.run_label,),
             )
             return dict(rows.fetchall())
 
