@@ -38,6 +38,14 @@ def split_events(payloads: list[dict]) -> tuple[list[str], list[str]]:
     return sorted(live), sorted(post - live)
 
 
+def without_live_runs(exp_dir: str, runs: list[str]) -> list[str]:
+    """``runs`` less those acquired live (``STARTED.json``): their pipeline is ``sfx_live_run``,
+    so the scheduled sweep must not start a post-run ``sfx_run`` of the same trial for them."""
+    from kernels.io.chunk_marker import STARTED
+
+    return [run for run in runs if not (Path(exp_dir) / "runs" / run / STARTED).exists()]
+
+
 def validate_live_request(
     bt: Beamtime, run: str, trial: str, trial_params: dict
 ) -> tuple[dict, dict]:

@@ -40,3 +40,13 @@ def test_the_live_job_script_follows_the_run_and_may_last_as_long():
     post = job_scripts(bt, "r0001", "t1", {}, 2)["process_script"]
     assert "--live --live-timeout 45" in live and "--live" not in post
     assert "#SBATCH --time=12:00:00" in live and "#SBATCH --time=00:30:00" in post
+
+
+def test_the_sweep_leaves_live_runs_to_their_own_pipeline(tmp_path):
+    from operators.pipeline.live import without_live_runs
+    from tests.operators.fake_runs import make_run, start_live_run
+
+    runs = tmp_path / "runs"
+    make_run(runs, 1, [10])
+    start_live_run(runs, 2)
+    assert without_live_runs(str(tmp_path), ["r0001", "r0002", "r0003"]) == ["r0001", "r0003"]
