@@ -34,7 +34,7 @@ demo: install
 	$(PY) -m facility.demo demo
 
 up: install
-	$(PY) -m facility.demo up
+	$(PY) -m facility.demo up $(if $(LIVE),--live)
 
 bench: install sysdeps
 	for b in bench/*_bench.py; do $(PY) $$b || exit 1; done

@@ -9,7 +9,8 @@
   reprocesses, interval by interval, every run concluded inside the interval (``completed``:
   the intervals the scheduled sweep already ran are run again with the new conf).
 * Scheduled (each interval, hourly by default, with the beamtime's default trial): a sweep that starts the pipeline of any
-  concluded run that never got one (e.g. its event was lost); runs already processed are skipped.
+  concluded run that never got one (e.g. its event was lost); runs already processed are skipped,
+  and so are runs acquired live (``sfx_live_run`` is theirs).
 
 Each run becomes a ``sfx_run`` DAG run ``<run>__<trial>``: a trial never overwrites another's results.
 ``start_pipeline`` waits (deferred, no worker slot) for the pipelines it started: this DAG run
@@ -23,6 +24,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from operators.pipeline.live import without_live_runs
 from operators.pipeline.reprocess import (
     ALL_RUNS,
     check_conf_keys,
@@ -76,6 +78,8 @@ def sfx_reprocess():
         runs = runs_to_reprocess(
             bt.exp_dir, params["runs"], manual, data_interval_start, data_interval_end
         )
+        if dag_run.run_type == "scheduled":  # the sweep: live runs have their own pipeline
+            runs = without_live_runs(bt.exp_dir, runs)
         if not runs and manual:
             print(f'no runs given: nothing started (give e.g. "runs": "1-3,7" or "{ALL_RUNS}")')
         else:

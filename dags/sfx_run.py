@@ -13,29 +13,15 @@ from airflow.sdk import Asset, Param, dag, task
 
 from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
-from operators.download import DownloadResultsOperator
 from operators.pipeline.job_script import NAME_PATTERN
-from operators.pipeline.run import (
-    OPTIONAL_RESULT_FILES,
-    RESULT_FILES,
-    at_center_asset_uri,
-    merged_asset_uri,
-    prepare_run,
-    publish_run,
-    published_results,
-    run_note,
-)
-from operators.pipeline.state import NOTE_KEY
+from operators.pipeline.run import at_center_asset_uri, prepare_run
 from operators.pipeline.trial_params import trial_params_description
 from operators.run_state import record_step_failed, record_step_started
+from operators.run_steps import merge_download_publish, prepared
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
 beamtime = load_beamtime()
-
-
-def prepared(key: str) -> str:
-    return "{{ ti.xcom_pull(task_ids='prepare')['" + key + "'] }}"
 
 
 @dag(
@@ -97,20 +83,6 @@ def sfx_run():
         }
         return report
 
-    @task
-    def publish(
-        info: dict, process: dict, merge: dict, downloaded: dict, outlet_events=None, ti=None
-    ) -> dict:
-        """Record the run's results and announce them for dataset merges."""
-        summary = publish_run(load_beamtime(), info, process, merge, downloaded)
-        # the DAG run's note (operators.listeners.run_notes)
-        ti.xcom_push(key=NOTE_KEY, value=run_note(*published_results(info)))
-        outlet_events[Asset(merged_asset_uri(beamtime.experiment))].extra = {
-            "run": info["run"],
-            "trial": info["trial"],
-        }
-        return summary
-
     info = prepare()
     facility = FacilityAvailableSensor(
         task_id="wait_for_facility",
@@ -128,28 +100,8 @@ def sfx_run():
         sfapi_conn_id=beamtime.sfapi_conn_id,
         poll=beamtime.job_poll,
     )
-    merge = SfApiJobOperator(
-        task_id="merge",
-        machine=beamtime.machine,
-        script=prepared("merge_script"),
-        key=prepared("merge_key"),
-        workdir=prepared("hpc_results"),
-        sfapi_conn_id=beamtime.sfapi_conn_id,
-        poll=beamtime.job_poll,
-    )
-    download = DownloadResultsOperator(
-        task_id="download",
-        machine=beamtime.machine,
-        remote_dir=prepared("hpc_results"),
-        local_dir=prepared("local_results"),
-        files=RESULT_FILES,
-        optional=OPTIONAL_RESULT_FILES,
-        sfapi_conn_id=beamtime.sfapi_conn_id,
-    )
-    done = publish.override(outlets=[Asset(merged_asset_uri(beamtime.experiment))])(
-        info, process.output, merge.output, download.output
-    )
-    info >> facility >> moved >> process >> merge >> download >> done
+    merge_download_publish(beamtime, info, process)
+    info >> facility >> moved >> process
 
 
 sfx_run()

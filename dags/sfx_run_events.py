@@ -1,8 +1,10 @@
-"""Concluded runs -> one ``sfx_run`` DAG run per (run, trial), within seconds, no polling DAG.
+"""Run events -> one pipeline per (run, trial), within seconds, no polling DAG.
 
-The run-concluded trigger (folder watcher or Redis stream) feeds an Asset through an
-AssetWatcher. Events that arrive together are handled together; each becomes a ``sfx_run`` run
-with the deterministic id ``<run>__<trial>``, so a replayed event never starts a second pipeline.
+The run-events trigger (folder watcher or Redis stream) feeds an Asset through an AssetWatcher.
+Events that arrive together are handled together. A run-started event (a live DAQ) becomes a
+``sfx_live_run`` run; a run-concluded event becomes a ``sfx_run`` run unless the run went live.
+Both have the deterministic id ``<run>__<trial>``, so a replayed event never starts a second
+pipeline.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, AssetWatcher, dag, task
 
+from operators.pipeline.live import split_events
 from operators.pipeline.reprocess import run_requests
 from operators.settings import load_beamtime
 from operators.triggers.run_concluded import RunConcludedTrigger
@@ -39,16 +42,22 @@ concluded_runs = Asset(
 )
 def sfx_run_events():
     @task
-    def new_runs(triggering_asset_events=None) -> list[dict]:
-        runs = [e.extra["payload"]["run_name"] for e in triggering_asset_events[concluded_runs]]
+    def new_runs(live: bool, triggering_asset_events=None) -> list[dict]:
+        """Requests for the runs to start live (``live``) or post-run, from these events."""
+        runs = split_events([e.extra["payload"] for e in triggering_asset_events[concluded_runs]])
         bt = load_beamtime()
-        return run_requests(sorted(set(runs)), bt.trial, bt.trial_params, bt.ranks)
+        return run_requests(runs[0] if live else runs[1], bt.trial, bt.trial_params, bt.ranks)
 
     TriggerDagRunOperator.partial(
         task_id="start_pipeline",
         trigger_dag_id="sfx_run",
         skip_when_already_exists=True,
-    ).expand_kwargs(new_runs())
+    ).expand_kwargs(new_runs(False))
+    TriggerDagRunOperator.partial(
+        task_id="start_live_pipeline",
+        trigger_dag_id="sfx_live_run",
+        skip_when_already_exists=True,
+    ).expand_kwargs(new_runs.override(task_id="new_live_runs")(True))
 
 
 sfx_run_events()

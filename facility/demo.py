@@ -7,7 +7,8 @@ statistics and where every result is, stop. A failure is one paragraph saying wh
 
 ``up``: the same stack left running, the web UI on 127.0.0.1:8080 with a printed login, the
 simulator concluding a run every few minutes, each pipeline's outcome (or a stuck one) printed
-with its reason, until Ctrl-C.
+with its reason, until Ctrl-C. ``up --live [--frame-rate HZ]`` (``make up LIVE=1``) acquires
+each run in real time, chunk by chunk, so it is analysed while it is acquired (``sfx_live_run``).
 
 Each session gets its own folder ``<dir>/<UTC time>/`` (earlier sessions are kept); the raw data
 of published runs is deleted (``up`` keeps the newest ``--keep-raw`` runs' for reprocessing).
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +41,20 @@ PIPELINE_TIMEOUT = 900.0  # seconds a run's pipeline or the dataset merge may ta
 def simulate_run(exp_dir: Path, number: int, images: int) -> None:
     params = dataclasses.replace(SimulationParams(), chunk_size=max(images // 2, 1))
     simulate_experiment(exp_dir, 1, images, seed=0, params=params, first_run=number)
+
+
+def start_live_run(exp_dir: Path, number: int, images: int, frame_rate: float):
+    """Acquire run ``number`` live in a child process (the console keeps polling meanwhile)."""
+    command = [sys.executable, "-m", "facility.beamline", "simulate", "--out", str(exp_dir)]
+    command += ["--first-run", str(number), "--images", str(images), "--seed", "0"]
+    command += [
+        "--chunk-size",
+        str(max(images // 4, 1)),
+        "--live",
+        "--frame-rate",
+        f"{frame_rate:g}",
+    ]
+    return subprocess.Popen(command)
 
 
 def session_folder(base: Path) -> Path:
@@ -132,7 +148,8 @@ def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt  # leave through the with-blocks, which stop everything started
 
 
-def up(workdir: Path, images: int, every: float, keep_raw: int) -> int:
+def up(workdir: Path, images: int, every: float, keep_raw: int, frame_rate: float | None) -> int:
+    """The stack left running; runs every ``every`` s, acquired live at ``frame_rate`` if set."""
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with running_beamtime(workdir, port=8080) as beamtime:
         print(
@@ -144,19 +161,26 @@ def up(workdir: Path, images: int, every: float, keep_raw: int) -> int:
         )
         print(f"experiment folder: {beamtime.exp_dir}", flush=True)
         watch, pruner = PipelineWatch(beamtime), RawPruner(beamtime, keep=keep_raw)
-        number, next_run = 1, time.monotonic()
+        number, next_run, daq = 1, time.monotonic(), None
         try:
             while True:
-                if time.monotonic() >= next_run:
-                    simulate_run(beamtime.exp_dir, number, images)
+                if time.monotonic() >= next_run and (daq is None or daq.poll() is not None):
+                    if frame_rate:
+                        daq = start_live_run(beamtime.exp_dir, number, images, frame_rate)
+                    else:
+                        simulate_run(beamtime.exp_dir, number, images)
                     number, next_run = number + 1, next_run + every
                 for news in _poll(watch):
                     print(news.line, flush=True)
-                    if news.dag_id == "sfx_run" and news.state == "success":
+                    if news.dag_id in ("sfx_run", "sfx_live_run") and news.state == "success":
                         pruner.published(news.run_id.split("__")[0])
-                time.sleep(5.0)
+                time.sleep(1.0 if frame_rate else 5.0)
         except KeyboardInterrupt:
             print("stopping")
+        finally:
+            if daq is not None and daq.poll() is None:
+                daq.terminate()
+                daq.wait()
     print(f"this session's folder (kept): {workdir}")
     return 0
 
@@ -193,13 +217,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--keep-raw", type=int, default=3, help="published runs whose raw data is kept (up)"
     )
+    parser.add_argument("--live", action="store_true", help="acquire runs in real time (up)")
+    parser.add_argument("--frame-rate", type=float, default=120.0, help="with --live (Hz)")
     args = parser.parse_args(argv)
     workdir = Path(args.dir).resolve()
     try:
         workdir = session_folder(workdir)
         print(f"session folder: {workdir}", flush=True)
         if args.mode == "up":
-            return up(workdir, args.images, args.every, args.keep_raw)
+            rate = args.frame_rate if args.live else None
+            return up(workdir, args.images, args.every, args.keep_raw, rate)
         return demo(workdir, args.runs, args.images)
     except (RuntimeError, TimeoutError, OSError, ValueError, requests.RequestException) as exc:
         print(one_paragraph(args.mode, exc, workdir), file=sys.stderr)

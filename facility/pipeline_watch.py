@@ -18,7 +18,7 @@ import requests
 
 from facility.beamtime_stack import RunningBeamtime
 
-WATCHED_DAGS = ("sfx_run", "sfx_dataset_merge", "sfx_reprocess")
+WATCHED_DAGS = ("sfx_run", "sfx_live_run", "sfx_dataset_merge", "sfx_reprocess")
 FINISHED = ("success", "failed")
 MERGE_GRACE = 30.0  # seconds a failed newest dataset merge is given to be followed by another
 

@@ -41,6 +41,11 @@ class SfApiJobOperator(BaseOperator):
         without a deferral round trip (lower latency), and the trigger of a deferred long job
         never fires while the deferring worker is still exiting (Airflow 3.3 marks the task
         failed in that race: apache/airflow#71580)
+    submit_only : return once the job is submitted (or found), without waiting; a later task
+        with the same key waits for it (a live job is submitted when its run starts)
+    accept_exit_codes : exit codes (the first number of Slurm's ``N:S``) of a FAILED job that
+        count as an outcome to go on with, e.g. the live job's 4, "stalled": the job is
+        returned with ``state`` ``STALLED`` rather than raising, and is never resubmitted
     """
 
     template_fields = ("script", "key", "workdir")
@@ -55,6 +60,8 @@ class SfApiJobOperator(BaseOperator):
         sfapi_conn_id: str = "sfapi_default",
         poll=(1.0, 1.5, 30.0),
         sync_wait: float = 20.0,
+        submit_only: bool = False,
+        accept_exit_codes: tuple[int, ...] = (),
         **kwargs,
     ):
         # a retry of this step is cheap and safe: it finds the job by its key instead of resubmitting
@@ -68,6 +75,13 @@ class SfApiJobOperator(BaseOperator):
         self.sfapi_conn_id = sfapi_conn_id
         self.poll = tuple(poll)
         self.sync_wait = sync_wait
+        self.submit_only = submit_only
+        self.accept_exit_codes = tuple(accept_exit_codes)
+
+    def _accepted(self, state: str, exit_code: str | None) -> bool:
+        """A FAILED job whose exit code is one of ``accept_exit_codes``."""
+        code = str(exit_code or "").partition(":")[0]
+        return state == "FAILED" and code.isdigit() and int(code) in self.accept_exit_codes
 
     def _key_family(self, try_number: int) -> list[str]:
         """Every key this step may have submitted under up to ``try_number``, newest first."""
@@ -85,7 +99,7 @@ class SfApiJobOperator(BaseOperator):
         found = client.find_jobs(self.machine, family)
         jobs = [found[key] for key in family if key in found]
         job = next((j for j in jobs if not j.finished), None) or next(
-            (j for j in jobs if j.succeeded), None
+            (j for j in jobs if j.succeeded or self._accepted(j.state, j.exit_code)), None
         )
         if job is not None:
             self.log.info(
@@ -112,6 +126,8 @@ class SfApiJobOperator(BaseOperator):
         with SfApiHook(self.sfapi_conn_id).get_client() as client:
             job = self._job_for(client, context["ti"].try_number)
             context["ti"].xcom_push(key="jobid", value=job.jobid)
+            if self.submit_only:
+                return {"jobid": job.jobid, "state": job.state, "machine": self.machine}
             if not job.finished and self.sync_wait > 0:
                 try:
                     job = client.wait(
@@ -146,6 +162,9 @@ class SfApiJobOperator(BaseOperator):
                 len(lines),
                 "\n".join(lines[-LOG_LINES:]),
             )
+        if self._accepted(event["state"], event.get("exit_code")):
+            self.log.info("job %s ended with exit %s: accepted", event["jobid"], event["exit_code"])
+            return {"jobid": event["jobid"], "state": "STALLED", "machine": self.machine}
         if not event.get("succeeded"):
             if output is not None:
                 # the first line is the one-line reason shown on the dashboard: the job's last word

@@ -4,6 +4,10 @@ Variants of the data (see facility/beamline/variants.py): ``--spot-sigma-px 0.7
 --spot-sigma-max-px 2`` (per-crystal spot widths), ``--spot-elongation``, ``--domain-size-min-a``,
 ``--mosaicity-max-deg``, ``--photons-per-reflection`` (weak data), ``--ice-fraction``,
 ``--miss-diffuse-photons``, ``--space-group`` and ``--cell``.
+
+``--live [--frame-rate HZ] [--run-gap S] [--redis-url URL --stream NAME]`` acquires the runs in
+real time, chunk by chunk, with run-started and chunk-closed markers
+(:mod:`facility.beamline.live`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import dataclasses
 import sys
 
+from facility.beamline.live import LiveOptions, redis_notify, simulate_live
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 
 VARIANT_OPTIONS = (
@@ -55,7 +60,10 @@ def parse_args(argv=None):
         )
     sim.add_argument("--chunk-size", type=int, default=SimulationParams.chunk_size)
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _live_arguments(sim)
     args = parser.parse_args(argv)
+    if args.frame_rate <= 0 or args.run_gap < 0:
+        parser.error("--frame-rate must be positive and --run-gap not negative")
     if not 0.0 <= args.hit_rate <= 1.0:
         parser.error("--hit-rate must be between 0 and 1")
     if any(getattr(args, name) < 0 for name in VARIANT_OPTIONS) or args.ice_fraction > 1:
@@ -65,6 +73,18 @@ def parse_args(argv=None):
     if args.runs < 1 or args.images < 1 or args.chunk_size < 1:
         parser.error("--runs, --images and --chunk-size must be positive")
     return args
+
+
+def _live_arguments(sim) -> None:
+    live = sim.add_argument_group("live acquisition")
+    live.add_argument("--live", action="store_true", help="acquire in real time, chunk by chunk")
+    live.add_argument("--frame-rate", type=float, default=120.0, help="frames per second (120)")
+    live.add_argument("--run-gap", type=float, default=0.0, help="seconds between live runs")
+    live.add_argument("--redis-url", help="also publish every marker to this Redis server")
+    live.add_argument("--stream", default="sfxflow:run-concluded", help="Redis stream name")
+    live.add_argument(
+        "--crash-after-chunks", type=int, help="die after N chunks of the first run (no run marker)"
+    )
 
 
 def main(argv=None) -> int:
@@ -77,6 +97,24 @@ def main(argv=None) -> int:
         chunk_size=args.chunk_size,
         **{name: getattr(args, name) for name in VARIANT_OPTIONS},
     )
+    if args.live:
+        options = LiveOptions(
+            args.frame_rate,
+            args.run_gap,
+            redis_notify(args.redis_url, args.stream) if args.redis_url else None,
+            args.crash_after_chunks,
+        )
+        simulate_live(
+            args.out,
+            args.runs,
+            args.images,
+            args.seed,
+            params,
+            options,
+            args.first_run,
+            args.workers,
+        )
+        return 0
     simulate_experiment(
         args.out,
         args.runs,

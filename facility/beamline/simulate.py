@@ -220,7 +220,7 @@ def _init_worker(renderer: Renderer) -> None:
     _renderer = renderer
 
 
-def _simulate_chunk(job):
+def simulate_chunk(job):
     """Render and write one chunk file; return its ground truth (runs in a worker process)."""
     run_dir, name, chunk, first_event, n_events, t0, seed = job
     rng = np.random.default_rng(seed)
@@ -254,7 +254,8 @@ def _reflection_rows(crystal: Crystal, event: int, spots, select: np.ndarray) ->
     return dict(zip(REFLECTION_KEYS, values))
 
 
-def _write_run_truth(path, crystal: Crystal, results) -> None:
+def write_run_truth(path, crystal: Crystal, results) -> None:
+    """The run's ground truth (``truth/<run>.h5``) from its chunks' results."""
     per_event: dict[str, list] = {key: [] for key in PER_EVENT}
     groups: dict[str, dict[str, list]] = {
         g: {k: [] for k in REFLECTION_KEYS} for g in ("spots", "excited")
@@ -283,6 +284,44 @@ def _write_run_truth(path, crystal: Crystal, results) -> None:
                 group[key] = np.concatenate(parts) if parts else np.zeros(0)
 
 
+def prepare_experiment(out: Path, seed: int, params: SimulationParams) -> tuple[Crystal, Renderer]:
+    """Crystal, detector, calibration and truth MTZ of the experiment ``out`` (from ``seed``)."""
+    for sub in ("calib", "runs", "truth"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    crystal = make_crystal(params.cell, params.space_group, params.d_min, seed, params.n_atoms)
+    detector = DetectorModel.generate(default_geometry(), np.random.default_rng([seed, 1]))
+    save_calibration(out / "calib" / "calibration.h5", detector.calibration())
+    write_truth_mtz(out / "truth" / "truth.mtz", crystal)
+    (out / "truth" / "simulation.json").write_text(json.dumps(asdict(params), indent=1))
+    return crystal, Renderer(crystal, detector, params)
+
+
+def chunk_jobs(run_dir, number: int, images: int, seed: int, params: SimulationParams, t0: float):
+    """The work items of one run, one per chunk, for :func:`simulate_chunk`."""
+    return [
+        (
+            str(run_dir),
+            run_name(number),
+            c,
+            first,
+            min(params.chunk_size, images - first),
+            t0,
+            [seed, number, c],
+        )
+        for c, first in enumerate(range(0, images, params.chunk_size))
+    ]
+
+
+def chunk_pool(renderer: Renderer, workers: int | None) -> ProcessPoolExecutor:
+    """Worker processes that render chunks with ``renderer`` (forked: it is not pickled)."""
+    return ProcessPoolExecutor(
+        workers or os.cpu_count() or 1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(renderer,),
+    )
+
+
 def simulate_experiment(
     out,
     runs: int,
@@ -304,42 +343,21 @@ def simulate_experiment(
     """
     params = params or SimulationParams()
     out = Path(out)
-    for sub in ("calib", "runs", "truth"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    crystal = make_crystal(params.cell, params.space_group, params.d_min, seed, params.n_atoms)
-    detector = DetectorModel.generate(default_geometry(), np.random.default_rng([seed, 1]))
-    save_calibration(out / "calib" / "calibration.h5", detector.calibration())
-    write_truth_mtz(out / "truth" / "truth.mtz", crystal)
-    (out / "truth" / "simulation.json").write_text(json.dumps(asdict(params), indent=1))
-    renderer = Renderer(crystal, detector, params)
-    workers = workers or os.cpu_count() or 1
+    crystal, renderer = prepare_experiment(out, seed, params)
     run_dirs = []
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(renderer,)
-    ) as pool:
+    with chunk_pool(renderer, workers) as pool:
         for number in range(first_run, first_run + runs):
             started = time.perf_counter()
             name = run_name(number)
             run_dir = out / "runs" / name
             run_dir.mkdir(parents=True, exist_ok=True)
             t0 = time.time()
-            jobs = [
-                (
-                    str(run_dir),
-                    name,
-                    c,
-                    first,
-                    min(params.chunk_size, images - first),
-                    t0,
-                    [seed, number, c],
-                )
-                for c, first in enumerate(range(0, images, params.chunk_size))
-            ]
-            results = list(pool.map(_simulate_chunk, jobs))
+            results = list(
+                pool.map(simulate_chunk, chunk_jobs(run_dir, number, images, seed, params, t0))
+            )
             # the constants valid for this run travel with it (as a calibration-store snapshot)
             shutil.copyfile(out / "calib" / "calibration.h5", run_dir / "calibration.h5")
-            _write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
+            write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
             write_marker(run_dir, number)
             n_hits = sum(t["hit"] for r in results for t in r[3])
             log(

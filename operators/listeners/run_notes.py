@@ -1,4 +1,4 @@
-"""Airflow listener: give each finished ``sfx_run`` DAG run a one-line note (the Airflow 3
+"""Airflow listener: give each finished ``sfx_run`` or ``sfx_live_run`` DAG run a one-line note (the Airflow 3
 DAG-run note shown in the UI), e.g. "55/200 hits (27.5 %), 55 indexed, CC½ 0.986".
 
 Tasks cannot write notes themselves; they leave the line as an XCom (key :data:`operators.pipeline.state.NOTE_KEY`:
@@ -17,7 +17,7 @@ from sqlalchemy.orm import object_session
 
 from operators.pipeline.state import NOTE_KEY
 
-DAG_ID = "sfx_run"
+DAG_IDS = ("sfx_run", "sfx_live_run")
 
 
 def _newest_note(session, dag_id: str, run_id: str) -> str | None:
@@ -31,7 +31,7 @@ def _newest_note(session, dag_id: str, run_id: str) -> str | None:
 
 
 def _annotate(dag_run) -> None:
-    if dag_run.dag_id != DAG_ID:
+    if dag_run.dag_id not in DAG_IDS:
         return
     session = object_session(dag_run)
     if session is not None:  # the scheduler's own session: the note commits with the new state

@@ -44,6 +44,8 @@ class Beamtime:
     run_tags : tags given to every new run (e.g. the sample in the beam)
     datasets : dataset name -> tags; a dataset is every run carrying all of its tags, re-merged
         per trial whenever one of its runs is published
+    live_timeout : seconds without a new chunk (and no run marker) after which a live run is
+        flagged stalled (its DAQ stopped): its job ends and what it got is merged
     reprocess_cron : data intervals of ``sfx_reprocess`` (a backfill interval reprocesses the runs
         concluded in it; each interval's scheduled run is a sweep for runs without a pipeline)
     """
@@ -68,6 +70,7 @@ class Beamtime:
     datasets: dict = field(default_factory=lambda: {"lysozyme": ["lysozyme"]})
     reprocess_cron: str = "0 * * * *"
     event_source: str = "folder"
+    live_timeout: float = 120.0
     facility_poll_seconds: float = 30.0
     job_poll: tuple = (1.0, 1.5, 30.0)
     sfapi_conn_id: str = "sfapi_default"

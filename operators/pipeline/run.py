@@ -23,6 +23,9 @@ RESULT_FILES = ["merged.mtz", "merge_stats.json", "summary.json", "images.csv"]
 OPTIONAL_RESULT_FILES = ["weather.png", "shells.png"]
 
 
+LIVE_TIME_LIMIT = "12:00:00"  # a live job lasts as long as its run (runs last 5-30 minutes)
+
+
 class RunRequestError(ValueError):
     """A (run, trial) request that cannot be processed, with the reason."""
 
@@ -61,6 +64,18 @@ def run_problem(runs_dir: Path, run: str) -> str | None:
     return None
 
 
+def validate_trial(run: str, trial: str, trial_params: dict) -> dict:
+    """The trial's full parameters, or :class:`RunRequestError` naming the bad name or value."""
+    from kernels.stages.pipeline import ParamsError, ProcessingParams
+
+    try:
+        check_name("run", run)
+        check_name("trial", trial)
+        return ProcessingParams.from_dict(trial_params).to_dict()
+    except (ValueError, ParamsError) as exc:
+        raise RunRequestError(str(exc)) from None
+
+
 def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> tuple[dict, dict]:
     """The trial's full parameters and the run's marker (plus its number of ``images``), or
     :class:`RunRequestError` saying what the user can do (names, parameters, a run that does not
@@ -68,14 +83,8 @@ def validate_request(bt: Beamtime, run: str, trial: str, trial_params: dict) -> 
     # kernels (numpy, scipy, h5py) load only when a task runs, not each time the DAG is parsed
     from kernels.io.marker import MarkerError, read_marker
     from kernels.io.runformat import RunFormatError, open_run
-    from kernels.stages.pipeline import ParamsError, ProcessingParams
 
-    try:
-        check_name("run", run)
-        check_name("trial", trial)
-        params = ProcessingParams.from_dict(trial_params).to_dict()
-    except (ValueError, ParamsError) as exc:
-        raise RunRequestError(str(exc)) from None
+    params = validate_trial(run, trial, trial_params)
     runs_dir = Path(bt.exp_dir) / "runs"
     problem = run_problem(runs_dir, run)
     if problem:
@@ -94,9 +103,12 @@ def register_run(bt: Beamtime, run: str, trial: str, params: dict, marker: dict)
     the pipeline is now "waiting"."""
     from kernels.resultsdb import ResultsDB, TrialParamsChangedError
 
+    concluded = marker.get("concluded_at")  # a live run registers before it concludes
     with ResultsDB(bt.results_db) as db:
         run_id = db.ensure_run(
-            bt.experiment, run, concluded=datetime.fromisoformat(marker["concluded_at"]).timestamp()
+            bt.experiment,
+            run,
+            concluded=datetime.fromisoformat(concluded).timestamp() if concluded else None,
         )
         for tag in bt.run_tags:
             db.tag_run(run_id, tag)
@@ -110,12 +122,18 @@ def register_run(bt: Beamtime, run: str, trial: str, params: dict, marker: dict)
                 f"trial {trial} exists with other parameters: pick a new trial name, "
                 f"e.g. {trial_name_suggestion(trial, taken)}"
             ) from None
-        db.record_pipeline_state(run_id, trial_id, WAITING, total=marker["images"])
+        db.record_pipeline_state(run_id, trial_id, WAITING, total=marker.get("images"))
     return run_id, trial_id
 
 
-def job_scripts(bt: Beamtime, run: str, trial: str, params: dict, ranks: int) -> dict:
-    """The process and merge batch scripts of a run and trial (no secret in them)."""
+def job_scripts(
+    bt: Beamtime, run: str, trial: str, params: dict, ranks: int, live: bool = False
+) -> dict:
+    """The process and merge batch scripts of a run and trial (no secret in them).
+
+    ``live``: the process job starts with the run and follows its chunks as they land at the
+    center (``--live``), ending ``stalled`` after ``bt.live_timeout`` seconds without one.
+    """
     hpc_results = bt.hpc_results_dir(run, trial)
     # paths inside the job are relative to its working directory, so the same script works at a
     # real center and in the emulator (which maps facility paths onto a local root)
@@ -123,6 +141,8 @@ def job_scripts(bt: Beamtime, run: str, trial: str, params: dict, ranks: int) ->
     process = [bt.mpiexec, "-n", str(ranks), "python", "-m", "kernels", "process"]
     process += ["--run", rel_run, "--out", ".", "--params", "params.json", "--trial", trial]
     process += ["--experiment", bt.experiment, "--db", bt.results_db]
+    if live:
+        process += ["--live", "--live-timeout", f"{bt.live_timeout:g}"]
     merge = ["python", "-m", "kernels", "merge", "--results", ".", "--out", "merged.mtz"]
     return {
         "process_script": batch_script(
@@ -130,6 +150,7 @@ def job_scripts(bt: Beamtime, run: str, trial: str, params: dict, ranks: int) ->
             hpc_results,
             [process],
             ntasks=ranks,
+            time_limit=LIVE_TIME_LIMIT if live else "00:30:00",
             files={"params.json": json.dumps(params)},
             env=bt.job_env,
         ),
@@ -173,8 +194,13 @@ def published_results(info: dict) -> tuple[dict, dict]:
     )
 
 
-def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded: dict) -> dict:
-    """Record the run's summary, merged statistics and jobs in the results DB; return the funnel."""
+def publish_run(
+    bt: Beamtime, info: dict, process: dict, merge: dict, downloaded: dict, detail: str = ""
+) -> dict:
+    """Record the run's summary, merged statistics and jobs in the results DB; return the funnel.
+
+    ``detail`` goes with the "published" state (a live run merged as far as it got says so).
+    """
     from kernels.merging.statistics import stored_overall
     from kernels.resultsdb import ResultsDB
 
@@ -199,7 +225,7 @@ def publish_run(bt: Beamtime, info: dict, process: dict, merge: dict, downloaded
             stats.get("shells", []),
             run_id=info["run_id"],
         )
-        db.record_pipeline_state(info["run_id"], info["trial_id"], PUBLISHED)
+        db.record_pipeline_state(info["run_id"], info["trial_id"], PUBLISHED, detail)
     return {
         "run": info["run"],
         "trial": info["trial"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 WAITING, TRANSFERRING, PROCESSING, MERGING = "waiting", "transferring", "processing", "merging"
 PUBLISHED, FAILED = "published", "failed"
+ACQUIRING, STALLED = "acquiring", "stalled"  # live runs: chunks move while the DAQ writes
 # the stored state while each task of sfx_run runs ("prepare" records "waiting" itself, with the
 # run's image count, once run and trial are registered)
 TASK_STATES = {
@@ -18,6 +19,10 @@ TASK_STATES = {
     "merge": MERGING,
     "download": MERGING,
     "publish": MERGING,
+    # sfx_live_run: the job is submitted at run start; chunks follow the DAQ
+    "submit_live_job": WAITING,
+    "follow_chunks": ACQUIRING,
+    "wait_for_job": PROCESSING,
 }
 NOT_STARTED = "not processed with this trial"
 NOTE_KEY = "run_note"  # XCom key of the one-line note a finished sfx_run DAG run gets
@@ -45,6 +50,8 @@ def state_words(record: dict | None, images: int) -> str:
     state = record["state"]
     if state == FAILED:
         return f"{FAILED}: {record.get('detail') or 'unknown reason'}"
+    if state in (STALLED, PUBLISHED) and record.get("detail"):
+        return f"{state} ({record['detail']})"
     if state == PROCESSING:
         total = record.get("total")
         return f"{PROCESSING} {images}/{total}" if total else f"{PROCESSING} {images}"

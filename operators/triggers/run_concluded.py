@@ -1,6 +1,9 @@
-"""Airflow event trigger: one event per concluded run of an experiment, for an ``AssetWatcher``.
+"""Airflow event trigger: one event per started and per concluded run, for an ``AssetWatcher``.
 
-Two sources, one code path after them: the experiment folder (default; ``<exp>/runs/*/``
+A run acquired live announces itself with ``STARTED.json`` (:mod:`kernels.io.chunk_marker`):
+its run-started event comes before its run-concluded event, and the latter says ``live`` so the
+post-run pipeline is not started for it too. Chunk-closed events are followed per run by
+:class:`~operators.triggers.chunk_closed.ChunkClosedTrigger`. Two sources, one code path after them: the experiment folder (default; ``<exp>/runs/*/``
 scanned for the ``CONCLUDED.json`` marker) or a Redis stream carrying the same marker (sites
 with a message bus). A small SQLite ledger under ``state_dir`` remembers which runs were
 emitted, so replays, duplicate messages and triggerer restarts never emit a run twice::
@@ -22,6 +25,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from kernels.io.chunk_marker import (
+    CONCLUDED_EVENT,
+    STARTED,
+    STARTED_EVENT,
+    event_kind,
+    read_started,
+    started_from_stream_fields,
+)
 from kernels.io.marker import (
     MARKER,
     RUNS_FOLDER,
@@ -35,6 +46,7 @@ SOURCES = ("folder", "redis")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_STREAM = "sfxflow:run-concluded"
 LEDGER_NAME = "run_concluded_ledger.sqlite"
+LEDGER_TABLES = {CONCLUDED_EVENT: "emitted", STARTED_EVENT: "started"}  # one table per event kind
 
 
 class EmittedRunLedger:
@@ -50,31 +62,36 @@ class EmittedRunLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         with closing(self._connect()) as db, db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS emitted (exp_dir TEXT NOT NULL, run_name TEXT NOT NULL,"
-                " run INTEGER NOT NULL, emitted_at TEXT NOT NULL, PRIMARY KEY (exp_dir, run_name))"
-            )
+            for table in LEDGER_TABLES.values():
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (exp_dir TEXT NOT NULL,"
+                    " run_name TEXT NOT NULL, run INTEGER NOT NULL, emitted_at TEXT NOT NULL,"
+                    " PRIMARY KEY (exp_dir, run_name))"
+                )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
 
-    def emitted(self, exp_dir: str) -> set[str]:
-        """Run names already emitted for ``exp_dir``."""
+    def emitted(self, exp_dir: str, kind: str = CONCLUDED_EVENT) -> set[str]:
+        """Run names whose ``kind`` event was already emitted for ``exp_dir``."""
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT run_name FROM emitted WHERE exp_dir = ?", (exp_dir,))
+            rows = db.execute(
+                f"SELECT run_name FROM {LEDGER_TABLES[kind]} WHERE exp_dir = ?", (exp_dir,)
+            )
             return {name for (name,) in rows}
 
-    def record(self, exp_dir: str, run_name: str, run: int) -> None:
-        """Remember that ``run_name`` of ``exp_dir`` was emitted (idempotent)."""
+    def record(self, exp_dir: str, run_name: str, run: int, kind: str = CONCLUDED_EVENT) -> None:
+        """Remember that the ``kind`` event of ``run_name`` of ``exp_dir`` was emitted (idempotent)."""
         with closing(self._connect()) as db, db:
             db.execute(
-                "INSERT OR IGNORE INTO emitted (exp_dir, run_name, run, emitted_at) VALUES (?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO {LEDGER_TABLES[kind]} (exp_dir, run_name, run, emitted_at)"
+                " VALUES (?, ?, ?, ?)",
                 (exp_dir, run_name, run, datetime.now(UTC).isoformat()),
             )
 
 
 class RunConcludedTrigger(BaseEventTrigger):
-    """Emit one ``TriggerEvent`` per concluded run, oldest run first, never twice.
+    """Emit one ``TriggerEvent`` per started and per concluded run, oldest run first, never twice.
 
     Parameters
     ----------
@@ -94,9 +111,13 @@ class RunConcludedTrigger(BaseEventTrigger):
 
     Notes
     -----
-    Event payload: ``{"run", "run_name", "files", "exp_dir", "concluded_at"}``. A run is
-    recorded in the ledger right after its event is handed to the triggerer, so a crash in
-    between can repeat an event (at least once) but never lose one.
+    Event payloads: ``{"event": "concluded", "run", "run_name", "files", "exp_dir",
+    "concluded_at", "live"}`` (``live``: its run-started event was emitted) and ``{"event":
+    "started", "run", "run_name", "started_at", "frame_rate_hz", "files", "exp_dir"}``, the
+    started event of a run always before its concluded one; a run already emitted as concluded
+    never gets a started event (it stays on the post-run path). An event is recorded in the
+    ledger right after it is handed to the triggerer, so a crash in between can repeat an event
+    (at least once) but never lose one.
     """
 
     def __init__(
@@ -137,47 +158,47 @@ class RunConcludedTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ledger = EmittedRunLedger(Path(self.state_dir) / LEDGER_NAME)
-        emitted = await asyncio.to_thread(ledger.emitted, self.exp_dir)
-        markers = (
-            self._folder_markers(emitted) if self.source == "folder" else self._redis_markers()
-        )
-        async for marker in markers:
-            if marker.run_name in emitted:
+        done = {
+            kind: await asyncio.to_thread(ledger.emitted, self.exp_dir, kind)
+            for kind in LEDGER_TABLES
+        }
+        markers = self._folder_markers(done) if self.source == "folder" else self._redis_markers()
+        async for kind, marker in markers:
+            name = marker["run_name"]
+            if name in done[kind] or (kind == STARTED_EVENT and name in done[CONCLUDED_EVENT]):
                 continue
-            yield TriggerEvent(dict(marker.to_dict(), exp_dir=self.exp_dir))
-            emitted.add(marker.run_name)
-            await asyncio.to_thread(ledger.record, self.exp_dir, marker.run_name, marker.run)
+            payload = dict(marker, exp_dir=self.exp_dir, event=kind)
+            if kind == CONCLUDED_EVENT:
+                payload["live"] = name in done[STARTED_EVENT]
+            yield TriggerEvent(payload)
+            done[kind].add(name)
+            await asyncio.to_thread(ledger.record, self.exp_dir, name, marker["run"], kind)
 
-    async def _folder_markers(self, emitted: set[str]) -> AsyncIterator[RunMarker]:
-        """Markers of concluded, not yet emitted runs in ``<exp_dir>/runs``, oldest first, forever."""
+    async def _folder_markers(self, done: dict[str, set[str]]) -> AsyncIterator[tuple[str, dict]]:
+        """(kind, marker) of runs in ``<exp_dir>/runs`` not yet emitted, oldest first, forever."""
         runs_dir = Path(self.exp_dir) / RUNS_FOLDER
-        reported: set[tuple[str, int]] = set()  # bad markers already logged, by (run, mtime)
+        reported: set[tuple[str, int]] = set()  # bad markers already logged, by (file, mtime)
         while True:
-            pending = await asyncio.to_thread(concluded_run_dirs, runs_dir, emitted)
-            for run_dir in pending:
+            pending = await asyncio.to_thread(marked_run_dirs, runs_dir, done)
+            for kind, run_dir in pending:
                 try:
-                    marker = await asyncio.to_thread(read_marker, run_dir)
-                    if marker.run_name != run_dir.name:
-                        raise MarkerError(
-                            run_dir / MARKER,
-                            f"run_name {marker.run_name!r} does not match its folder",
-                        )
+                    marker = await asyncio.to_thread(read_folder_marker, kind, run_dir)
                 except (MarkerError, OSError) as error:
-                    self._report_once(reported, run_dir, error)
+                    self._report_once(reported, run_dir / MARKER_FILES[kind], error)
                     continue
-                yield marker
+                yield kind, marker
             await asyncio.sleep(self.poll_interval)
 
-    def _report_once(self, reported: set, run_dir: Path, error: Exception) -> None:
+    def _report_once(self, reported: set, path: Path, error: Exception) -> None:
         try:
-            key = (run_dir.name, (run_dir / MARKER).stat().st_mtime_ns)
+            key = (str(path), path.stat().st_mtime_ns)
         except OSError:
-            key = (run_dir.name, 0)
+            key = (str(path), 0)
         if key not in reported:
             reported.add(key)
-            self.log.error("skipping run %s until its marker is fixed: %s", run_dir.name, error)
+            self.log.error("skipping run %s until its marker is fixed: %s", path.parent.name, error)
 
-    async def _redis_markers(self) -> AsyncIterator[RunMarker]:
+    async def _redis_markers(self) -> AsyncIterator[tuple[str, dict]]:
         """Markers from the Redis stream, from its start (the ledger drops replays), forever.
 
         Each blocking read runs in a worker thread with redis-py's synchronous client, so
@@ -210,29 +231,54 @@ class RunConcludedTrigger(BaseEventTrigger):
                     for message_id, fields in messages:
                         last_id = message_id
                         origin = f"redis stream {self.stream} message {message_id!r}"
+                        kind = event_kind(fields)
+                        if kind not in LEDGER_TABLES:
+                            continue  # chunk events are followed per run (ChunkClosedTrigger)
                         try:
-                            yield RunMarker.from_stream_fields(fields, origin)
+                            yield kind, stream_marker(kind, fields, origin)
                         except MarkerError as error:
                             self.log.error("skipping message: %s", error)
         finally:
             client.close()  # a read still running in its thread ends with a closed socket
 
 
-def concluded_run_dirs(runs_dir: Path, emitted: set[str]) -> list[Path]:
-    """Run folders under ``runs_dir`` that hold a marker and are not in ``emitted``, oldest first.
+MARKER_FILES = {CONCLUDED_EVENT: MARKER, STARTED_EVENT: STARTED}
 
-    Runs sort in run order (:func:`~kernels.io.marker.run_order`). A missing ``runs_dir`` is
-    an experiment that has not started yet: no runs.
+
+def stream_marker(kind: str, fields: dict, origin: str) -> dict:
+    """The validated marker dict of a Redis stream message of event ``kind``."""
+    if kind == STARTED_EVENT:
+        return started_from_stream_fields(fields, origin)
+    return RunMarker.from_stream_fields(fields, origin).to_dict()
+
+
+def read_folder_marker(kind: str, run_dir: Path) -> dict:
+    """The validated ``kind`` marker of ``run_dir``; its run name must be the folder's."""
+    marker = read_started(run_dir) if kind == STARTED_EVENT else read_marker(run_dir).to_dict()
+    if marker is None or marker["run_name"] != run_dir.name:
+        raise MarkerError(
+            run_dir / MARKER_FILES[kind],
+            f"run_name {marker and marker['run_name']!r} does not match its folder",
+        )
+    return marker
+
+
+def marked_run_dirs(runs_dir: Path, done: dict[str, set[str]]) -> list[tuple[str, Path]]:
+    """(kind, run folder) for every marker under ``runs_dir`` whose event is not in ``done``.
+
+    Runs sort in run order (:func:`~kernels.io.marker.run_order`), a run's started event before
+    its concluded one. A missing ``runs_dir`` is an experiment that has not started yet.
     """
     try:
-        entries = list(os.scandir(runs_dir))
+        entries = sorted(os.scandir(runs_dir), key=lambda entry: run_order(entry.name))
     except FileNotFoundError:
         return []
-    concluded = [
-        Path(entry.path)
-        for entry in entries
-        if entry.name not in emitted
-        and entry.is_dir()
-        and os.path.exists(os.path.join(entry.path, MARKER))
-    ]
-    return sorted(concluded, key=lambda path: run_order(path.name))
+    pending = []
+    for entry in entries:
+        if entry.name in done[CONCLUDED_EVENT] or not entry.is_dir():
+            continue
+        for kind in (STARTED_EVENT, CONCLUDED_EVENT):
+            marked = os.path.exists(os.path.join(entry.path, MARKER_FILES[kind]))
+            if marked and entry.name not in done[kind]:
+                pending.append((kind, Path(entry.path)))
+    return pending

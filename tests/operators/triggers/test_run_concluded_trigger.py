@@ -63,7 +63,8 @@ def test_folder_emits_concluded_runs_oldest_first_and_skips_runs_in_progress(tmp
     events = asyncio.run(collect(folder_trigger(tmp_path), 3, timeout=1.5))
     assert [e["run_name"] for e in events] == ["r0001", "r0002"]
     first = events[0]
-    assert set(first) == {"run", "run_name", "files", "exp_dir", "concluded_at"}
+    assert set(first) == {"run", "run_name", "files", "exp_dir", "concluded_at", "event", "live"}
+    assert first["event"] == "concluded" and first["live"] is False
     assert first["exp_dir"] == str(tmp_path / "exp") and first["run"] == 1
     assert first["files"][0]["name"] == "r0001-c00.h5" and first["files"][0]["bytes"] == 100
 

@@ -1,0 +1,201 @@
+"""Live runs against today's post-run pipeline, through the whole stack (issue 17).
+
+For each run length (default 5 000 and 20 000 images) on one running beamtime (emulated center
+with real MPI jobs, XRootD HTTP-TPC, Airflow with scheduler, triggerer, dag-processor):
+
+1. post-run: the run written at once, then its run marker → ``sfx_run``; prints seconds from
+   the run marker to the merged MTZ in the experiment folder, and the job's processing rate
+   (images / its compute seconds);
+2. live, below that rate (0.7 x) and above it (2 x): the same frames acquired on the frame
+   clock (``facility.beamline.replay``) → ``sfx_live_run``; prints seconds from the run marker
+   to the merged MTZ, the backlog (images not yet in the results DB) when the run marker is
+   written, and the latency from each chunk closing at the DAQ to all its image rows (its hit
+   rate) being in the results DB: median and p95.
+
+Frames are rendered once (``--distinct-chunks`` chunks of 250) and laid out again as hard
+links, so only the center's copy costs disk: a 20 000-image run is 40 GB there, deleted as soon
+as its pipeline has published. Needs the kernels' ``process --live``; without it the bench says
+so and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from facility.beamline.live import LiveOptions
+from facility.beamline.replay import replay_live, replay_post_run
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+from facility.beamtime_stack import running_beamtime
+from kernels.io.marker import MARKER, run_name
+
+REPO = Path(__file__).resolve().parents[1]
+CHUNK = 250
+
+
+def kernels_have_live() -> bool:
+    out = subprocess.run(
+        [sys.executable, "-m", "kernels", "process", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    ).stdout
+    return "--live" in out
+
+
+class RowWatch(threading.Thread):
+    """Polls the results DB (SQLite) for the image rows of one run: when each chunk was whole."""
+
+    def __init__(self, db_path: Path, run: str, events_per_chunk: int):
+        super().__init__(daemon=True)
+        self.db_path, self.run_label, self.per_chunk = db_path, run, events_per_chunk
+        self.whole: dict[int, float] = {}
+        self.samples: list[tuple[float, int]] = []  # (time, rows so far)
+        self.stop = threading.Event()
+
+    def _counts(self) -> dict[int, int]:
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as db:
+            rows = db.execute(
+                "SELECT i.chunk, COUNT(*) FROM images i JOIN runs r ON r.id = i.run_id"
+                " WHERE r.name = ? GROUP BY i.chunk",
+                (self.run_label,),
+            )
+            return dict(rows.fetchall())
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                counts = self._counts()
+            except sqlite3.Error:  # not created yet, or busy: look again
+                counts = {}
+            now = time.time()
+            self.samples.append((now, sum(counts.values())))
+            for chunk, n in counts.items():
+                if n >= self.per_chunk and chunk not in self.whole:
+                    self.whole[chunk] = now
+            self.stop.wait(0.25)
+
+    def rows_at(self, t: float) -> int:
+        return max((n for s, n in self.samples if s <= t), default=0)
+
+
+def marker_to_mtz(bt, dag_id: str, number: int) -> float:
+    """Seconds from the run marker at the DAQ to the merged MTZ in the experiment folder."""
+    name = run_name(number)
+    state = bt.wait_for_dag_run(dag_id, f"{name}__default", timeout=7200)["state"]
+    if state != "success":
+        raise RuntimeError(
+            f"{dag_id} {name} {state}: {bt.failure_reason(dag_id, f'{name}__default')}"
+        )
+    mtz = bt.exp_dir / "results" / "default" / name / "merged.mtz"
+    return mtz.stat().st_mtime - (bt.exp_dir / "runs" / name / MARKER).stat().st_mtime
+
+
+def processing_rate(bt, number: int) -> float:
+    import json
+
+    summary = json.loads(
+        (bt.exp_dir / "results" / "default" / run_name(number) / "summary.json").read_text()
+    )
+    return summary["images"] / summary["timings"]["wall_seconds"]
+
+
+def drop_raw_at_center(bt, number: int) -> None:
+    """Free the center's copy of a published run (40 GB for 20 000 images)."""
+    runs = bt.center.root / bt.beamtime.hpc_dir.lstrip("/") / "runs"
+    shutil.rmtree(runs / run_name(number), ignore_errors=True)
+
+
+def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path) -> dict:
+    watch = RowWatch(db_path, run_name(number), CHUNK)
+    watch.start()
+    closed = replay_live(source, bt.exp_dir, number, chunks, LiveOptions(frame_rate_hz=rate))
+    concluded = (bt.exp_dir / "runs" / run_name(number) / MARKER).stat().st_mtime
+    seconds = marker_to_mtz(bt, "sfx_live_run", number)
+    watch.stop.set()
+    watch.join()
+    latencies = sorted(watch.whole[c] - t for c, t in closed if c in watch.whole)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+    return {
+        "seconds": seconds,
+        "backlog": chunks * CHUNK - watch.rows_at(concluded),
+        "median": statistics.median(latencies) if latencies else None,
+        "p95": p95,
+    }
+
+
+def show(label: str, result: dict, post: float) -> None:
+    lat = (
+        f"chunk close -> hit rate in DB median {result['median']:.1f} s, p95 {result['p95']:.1f} s"
+        if result["median"] is not None
+        else "no chunk's rows seen in the DB while it ran"
+    )
+    print(
+        f"  {label:<28} marker -> MTZ {result['seconds']:7.1f} s (post-run {post:7.1f} s); "
+        f"backlog at run end {result['backlog']} images; {lat}"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--distinct-chunks", type=int, default=4)
+    parser.add_argument("--ranks", type=int, default=2)
+    args = parser.parse_args(argv)
+    if not kernels_have_live():
+        print("kernels process --live is not in this tree: the live job (issue 17, kernels side)")
+        print("is needed for this bench; nothing measured.")
+        return 2
+    with tempfile.TemporaryDirectory(dir=os.environ.get("SFXFLOW_BENCH_DIR")) as tmp:
+        os.chmod(tmp, 0o755)  # the unprivileged xrootd servers must traverse it
+        source_exp = Path(tmp) / "rendered"
+        params = dataclasses.replace(SimulationParams(), chunk_size=CHUNK)
+        simulate_experiment(source_exp, 1, args.distinct_chunks * CHUNK, seed=1, params=params)
+        source = source_exp / "runs" / "r0001"
+        with running_beamtime(
+            Path(tmp) / "stack",
+            experiment="livebench",
+            use_xrootd=True,
+            ranks=args.ranks,
+            facility_poll_seconds=1.0,
+            job_poll=(0.2, 1.5, 2.0),
+            live_timeout=300.0,
+        ) as bt:
+            db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
+            number = 1
+            for images in args.images:
+                chunks = -(-images // CHUNK)
+                replay_post_run(source, bt.exp_dir, number, chunks)
+                post = marker_to_mtz(bt, "sfx_run", number)
+                rate = processing_rate(bt, number)
+                drop_raw_at_center(bt, number)
+                print(
+                    f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
+                    f"the job processes {rate:.1f} images/s on this machine"
+                )
+                for factor, label in ((0.7, "below"), (2.0, "above")):
+                    number += 1
+                    result = live_run(bt, source, number, chunks, factor * rate, db_path)
+                    drop_raw_at_center(bt, number)
+                    show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
+                number += 1
+    print(
+        "\ngoal below the processing rate: live marker -> MTZ <= final merge + 30 s, the same "
+        "for both lengths; chunk latency median <= 15 s, p95 <= 30 s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
