@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.crystal.geometry import DetectorGeometry, pixel_to_s
+from kernels.crystal.panel_image import ImageGeometry, image_pixel_to_s
 
 RESOLUTION_QUANTILE = 0.95  # the d of the 95th percentile of |s|: one stray spot does not count
 
@@ -26,13 +26,13 @@ def saturated_pixels(raw: np.ndarray, mask: np.ndarray) -> int:
     return int(np.count_nonzero((raw == full_scale) & mask))
 
 
-def resolution_estimate(col, row, wavelength: float, geometry: DetectorGeometry) -> float:
+def resolution_estimate(col, row, wavelength: float, geometry: ImageGeometry) -> float:
     """Estimated resolution of a frame (Å): d = 1/|s| at the 95th percentile of its spots' |s|.
 
     0.0 when there is nothing to estimate from (no spot, or no wavelength).
     """
     if len(col) == 0 or not wavelength > 0:
         return 0.0
-    s = np.linalg.norm(pixel_to_s(col, row, wavelength, geometry), axis=1)
+    s = np.linalg.norm(image_pixel_to_s(col, row, wavelength, geometry), axis=1)
     top = float(np.quantile(s, RESOLUTION_QUANTILE))
     return 1.0 / top if top > 0 else 0.0
