@@ -37,9 +37,26 @@
     ], P.layout(r.x_label, "rate (window " + r.window + " images)", {yaxis: {tickformat: ".0%", rangemode: "tozero"}}));
   }
 
+  // A click on a frame's point opens it in the frame viewer (its text is "chunk:event").
+  var linked = {};
+  function openFrameOnClick(id) {
+    var div = document.getElementById(id);
+    if (!div || linked[id] || !div.on) { return; }
+    linked[id] = true;
+    div.on("plotly_click", function (click) {
+      var where = String(click.points[0].text).split(":");
+      var query = new URLSearchParams({run_id: section.getAttribute("data-run-id"),
+                                       trial_id: section.getAttribute("data-trial-id"),
+                                       chunk: where[0], event: where[1]});
+      window.location.href = "frames?" + query.toString();
+    });
+  }
+
   function scatter(id, x, y, text, yTitle, xTitle) {
     P.draw(id, [{x: x, y: y, text: text, type: "scatter", mode: "markers", marker: {size: 5},
-                 hovertemplate: "event %{text}: %{y}<extra></extra>"}], P.layout(xTitle, yTitle));
+                 hovertemplate: "event %{text}: %{y} (click: open the frame)<extra></extra>"}],
+           P.layout(xTitle, yTitle));
+    openFrameOnClick(id);
   }
 
   function showFrames(f) {

@@ -26,7 +26,8 @@ def run_view_section(run_id: int, trial_id: int) -> str:
         f'<h2>{title}</h2><div class="plotly" id="plot-{key}"></div>' for key, title in PLOTS
     )
     return (
-        f'<section id="run-view" data-view="{source}">'
+        f'<section id="run-view" data-view="{source}" data-run-id="{int(run_id)}" '
+        f'data-trial-id="{int(trial_id)}">'
         '<p>run state: <strong id="run-state">…</strong> <span id="run-state-detail" class="muted"></span></p>'
         '<h2>Merged statistics of the run</h2><table id="run-merge"></table>'
         f"{plots}</section>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -183,6 +183,11 @@ def test_run_view_progress_and_timeline_update_live(airflow, beamtime, browser):
     expect(points).to_have_count(before + 6, timeout=10_000)
     assert page.evaluate("() => window.notReloaded === true")
     page.screenshot(path=ARTIFACTS / "dashboard-run-view.png", full_page=True)
+    points.last.click(force=True)  # a frame's point opens it in the frame viewer
+    page.wait_for_url(re.compile(r"/frames\?"), timeout=10_000)
+    opened = dict(parse_qsl(urlsplit(page.url).query))
+    assert opened["run_id"] == str(beamtime["running"]) and opened["trial_id"] == str(trial)
+    assert {"chunk", "event"} <= opened.keys()
 
     dataset = beamtime["dataset_id"]
     page.goto(
