@@ -12,15 +12,12 @@ publish, as in ``sfx_run``.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
 from operators.live_transfer import LiveTransferOperator
-from operators.pipeline.job_script import NAME_PATTERN
 from operators.pipeline.live import prepare_live_run
-from operators.run_state import record_step_failed, record_step_started
-from operators.run_steps import merge_download_publish, prepared
+from operators.run_steps import STEP_CALLBACKS, merge_download_publish, prepared, run_params
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
@@ -36,17 +33,9 @@ beamtime = load_beamtime()
     catchup=False,
     max_active_runs=16,
     tags=["sfxflow"],
-    params={
-        "run": Param("r0001", type="string", pattern=RUN_NAME.pattern),
-        "trial": Param(beamtime.trial, type="string", pattern=f"^{NAME_PATTERN.pattern}$"),
-        "trial_params": Param(beamtime.trial_params, type="object"),
-        "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
-    },
+    params=run_params(beamtime),
     render_template_as_native_obj=True,
-    default_args={
-        "on_execute_callback": record_step_started,
-        "on_failure_callback": record_step_failed,
-    },
+    default_args=STEP_CALLBACKS,
     doc_md=__doc__,
 )
 def sfx_live_run():

@@ -9,15 +9,11 @@ for the same step or counts an image twice.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, dag, task
 
-from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
-from operators.pipeline.job_script import NAME_PATTERN
 from operators.pipeline.run import at_center_asset_uri, prepare_run
-from operators.pipeline.trial_params import trial_params_description
-from operators.run_state import record_step_failed, record_step_started
-from operators.run_steps import merge_download_publish, prepared
+from operators.run_steps import STEP_CALLBACKS, merge_download_publish, prepared, run_params
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
@@ -31,29 +27,9 @@ beamtime = load_beamtime()
     catchup=False,
     max_active_runs=16,
     tags=["sfxflow"],
-    params={
-        "run": Param(
-            "r0001", type="string", pattern=RUN_NAME.pattern, description="run name, e.g. r0001"
-        ),
-        "trial": Param(
-            beamtime.trial,
-            type="string",
-            pattern=f"^{NAME_PATTERN.pattern}$",
-            description="trial name; results of trials never overwrite each other",
-        ),
-        "trial_params": Param(
-            beamtime.trial_params,
-            type="object",
-            description=trial_params_description(),
-        ),
-        "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
-    },
+    params=run_params(beamtime),
     render_template_as_native_obj=True,
-    # the pipeline state on the dashboard follows the steps; a failure is shown with its reason
-    default_args={
-        "on_execute_callback": record_step_started,
-        "on_failure_callback": record_step_failed,
-    },
+    default_args=STEP_CALLBACKS,
     doc_md=__doc__,
 )
 def sfx_run():

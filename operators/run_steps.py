@@ -3,11 +3,13 @@ download, publish (results DB, DAG-run note, the merged-runs asset)."""
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset, Param, task
 
+from kernels.io.marker import RUN_NAME
 from operators.analysis_job import SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.pipeline.beamtime import Beamtime
+from operators.pipeline.job_script import NAME_PATTERN
 from operators.pipeline.run import (
     OPTIONAL_RESULT_FILES,
     RESULT_FILES,
@@ -17,7 +19,34 @@ from operators.pipeline.run import (
     run_note,
 )
 from operators.pipeline.state import NOTE_KEY
+from operators.pipeline.trial_params import trial_params_description
+from operators.run_state import record_step_failed, record_step_started
 from operators.settings import load_beamtime
+
+# the pipeline state on the dashboard follows the steps; a failure is shown with its reason
+STEP_CALLBACKS = {
+    "on_execute_callback": record_step_started,
+    "on_failure_callback": record_step_failed,
+}
+
+
+def run_params(beamtime: Beamtime) -> dict:
+    """The params of a per-run pipeline DAG (``sfx_run``, ``sfx_live_run``), validated by Airflow."""
+    return {
+        "run": Param(
+            "r0001", type="string", pattern=RUN_NAME.pattern, description="run name, e.g. r0001"
+        ),
+        "trial": Param(
+            beamtime.trial,
+            type="string",
+            pattern=f"^{NAME_PATTERN.pattern}$",
+            description="trial name; results of trials never overwrite each other",
+        ),
+        "trial_params": Param(
+            beamtime.trial_params, type="object", description=trial_params_description()
+        ),
+        "ranks": Param(beamtime.ranks, type="integer", minimum=1, maximum=4096),
+    }
 
 
 def prepared(key: str) -> str:
