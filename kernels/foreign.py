@@ -15,18 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from kernels.crystal.panel_image import PanelImage
-from kernels.io.atomic import write_json
 from kernels.io.geom import GeomFile
 from kernels.io.readers.base import FrameReader, ReaderError
 from kernels.io.readers.select import open_frames
-from kernels.io.reflections import INTEGRATED_FILE
-from kernels.outputs import (
-    IMAGES_FILE,
-    SUMMARY_FILE,
-    summarise,
-    write_image_table,
-    write_reflections,
-)
+from kernels.outputs import write_run_outputs
 from kernels.stages.calibration import Calibration
 from kernels.stages.pipeline import ImageResult, ProcessingParams, Processor
 
@@ -97,9 +89,4 @@ def process_foreign_run(
     with open_frames(paths, geometry) as reader:
         results, _ = process_frames(reader, params, adu_per_photon)
     name = Path(list(paths)[0]).name
-    summary = summarise(results, time.perf_counter() - started, name, trial)
-    summary["params"] = params.to_dict()
-    write_image_table(out / IMAGES_FILE, results)
-    write_reflections(out / INTEGRATED_FILE, results, name, trial, params)
-    write_json(out / SUMMARY_FILE, summary)
-    return summary
+    return write_run_outputs(out, results, time.perf_counter() - started, name, trial, params)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from kernels.funnel import FUNNEL
-from kernels.io.atomic import atomic_path
-from kernels.io.reflections import IntegratedImage, write_integrated
+from kernels.io.atomic import atomic_path, write_json
+from kernels.io.reflections import INTEGRATED_FILE, IntegratedImage, write_integrated
 from kernels.stages.guards import run_suspect
 from kernels.stages.pipeline import STAGES, ImageResult, ProcessingParams
 
@@ -80,3 +80,17 @@ def write_reflections(
         "cell": np.array(params.crystal.cell),
     }
     write_integrated(path, images, attrs)
+
+
+def write_run_outputs(
+    out: Path, results: list[ImageResult], wall_seconds: float, run_name: str, trial: str,
+    params: ProcessingParams,
+) -> dict:  # fmt: skip
+    """A run processed in one process: ``images.csv``, ``integrated.h5`` and ``summary.json``
+    (with the trial's parameters) in ``out``; returns the summary."""
+    summary = summarise(results, wall_seconds, run_name, trial)
+    summary["params"] = params.to_dict()
+    write_image_table(out / IMAGES_FILE, results)
+    write_reflections(out / INTEGRATED_FILE, results, run_name, trial, params)
+    write_json(out / SUMMARY_FILE, summary)
+    return summary

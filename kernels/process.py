@@ -6,16 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from kernels.io.atomic import write_json
-from kernels.io.reflections import INTEGRATED_FILE
 from kernels.io.runformat import open_run
-from kernels.outputs import (
-    IMAGES_FILE,
-    SUMMARY_FILE,
-    summarise,
-    write_image_table,
-    write_reflections,
-)
+from kernels.outputs import write_run_outputs
 from kernels.stages.calibration import load_calibration
 from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
 
@@ -69,9 +61,4 @@ def process_run(
             )
             results.append(r)
         name = run.name
-    summary = summarise(results, time.perf_counter() - started, name, trial)
-    summary["params"] = params.to_dict()
-    write_image_table(out / IMAGES_FILE, results)
-    write_reflections(out / INTEGRATED_FILE, results, name, trial, params)
-    write_json(out / SUMMARY_FILE, summary)
-    return summary
+    return write_run_outputs(out, results, time.perf_counter() - started, name, trial, params)
