@@ -1,7 +1,7 @@
 """sfx_setup in real Airflow (dag.test) against the real emulated center and real jobs: a
 40-image monoclinic C run → cell-free indexing, cell determination and geometry refinement jobs
-→ the outputs downloaded → a new trial holding the cell found → a reprocess triggered with it;
-a bad request fails before any job."""
+→ the outputs downloaded → a new trial holding the cell found → a reprocess triggered with it (the
+request's checks: tests/operators/pipeline/test_setup_request.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from airflow.utils.state import DagRunState, TaskInstanceState
+from airflow.utils.state import DagRunState
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.resultsdb import ResultsDB
@@ -23,15 +23,14 @@ CELL, SPACE_GROUP = LATTICES["mC"]
 
 
 def setup_dag(emulator, monkeypatch, tmp_path, images: int):
-    """sfx_setup parsed with a beamtime at the emulated center whose one run (if ``images``) is
-    a simulated monoclinic C run."""
+    """sfx_setup parsed with a beamtime at the emulated center whose one run is a simulated
+    monoclinic C run of ``images`` images."""
     exp = tmp_path / "exp"
     hpc_dir = "/pscratch/sd/s/sfxflow/unitsetup"
     params = dataclasses.replace(
         SimulationParams(), hit_rate=0.8, cell=CELL, space_group=SPACE_GROUP, chunk_size=20
     )
-    if images:
-        simulate_experiment(exp, 1, images, params=params, workers=1, log=lambda *_: None)
+    simulate_experiment(exp, 1, images, params=params, workers=1, log=lambda *_: None)
     settings = {
         "experiment": "unitsetup",
         "exp_dir": str(exp),
@@ -74,12 +73,3 @@ def test_setup_registers_a_trial_with_the_cell_found(sfapi_conn, monkeypatch, tm
     assert report["rms_after_px"] < 1.0
     (conf,) = [c for c in reprocess_confs() if c.get("trial") == "setup1"]
     assert conf["runs"] == "all" and conf["trial_params"]["crystal"] == crystal
-
-
-def test_a_bad_request_fails_before_any_job(sfapi_conn, monkeypatch, tmp_path):
-    dag, _ = setup_dag(sfapi_conn, monkeypatch, tmp_path, images=0)
-    run = dag.test(run_conf={"runs": "1", "trial": "setup2"})  # r0001 does not exist
-    assert run.state == DagRunState.FAILED
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["prepare"] == TaskInstanceState.FAILED
-    assert states["cell_index"] != TaskInstanceState.SUCCESS
