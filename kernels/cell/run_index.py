@@ -1,6 +1,7 @@
 """Cell-free indexing of a run's hits (``python -m kernels cell-index``): calibration, spot
 finding and hit finding as in ``process``, then :func:`index_cell_free` on each hit's spots.
-Writes ``cellfree.csv``, one row per lattice found, which ``python -m kernels cell`` reads."""
+Writes ``cellfree.csv``, one row per lattice found, which ``python -m kernels cell`` reads, and
+the indexed spots (``spots.h5``) with the run's detector (``run.geom``) for ``refine-geometry``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from kernels.cell.determination import CellDeterminationError
 from kernels.cell.fft_indexing import CellFreeError, CellFreeParams, index_cell_free
+from kernels.cell.run_spots import SpotsCollector, run_detector, write_run_outputs
 from kernels.crystal.geometry import pixel_to_s
 from kernels.io.atomic import atomic_path
 from kernels.io.runformat import open_run
@@ -28,7 +30,8 @@ COLUMNS = ("chunk", "event", "lattice", "n_spots", "n_indexed", "rms", *CELL_COL
 
 
 def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFreeParams()):
-    """Index every hit of a run cell-free; returns (hits, lattices) and writes cellfree.csv."""
+    """Index every hit of a run cell-free; returns (hits, lattices) and writes cellfree.csv,
+    spots.h5 and run.geom."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, hits = [], 0
@@ -36,6 +39,7 @@ def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFr
         calib = load_calibration(calib_path or default_calibration(run.dir), run.geometry.shape)
         calibration_plan = plan_calibration(calib, run.geometry)
         spot_plan = plan_spotfinding(run.geometry, calib.mask, SpotParams())
+        collector = SpotsCollector(run_detector(run.geometry))
         for c, e in run.events:
             spots = find_spots(calibrate(run.read_frame(c, e), calibration_plan), spot_plan)
             wavelength = run.wavelength(c, e)
@@ -50,7 +54,9 @@ def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFr
                 continue
             for k, lat in enumerate(lattices):
                 rows.append((c, e, k, len(s), lat.n_indexed, lat.rms, *lat.reduced_cell))
+                collector.add(lat, s, spots.col, spots.row, wavelength)
     write_cellfree(out / CELLFREE_FILE, rows)
+    write_run_outputs(collector, out)
     return hits, len(rows)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from kernels.crystal.detector import Detector
 from kernels.geomrefine.refine import GeometryParams, GeometryRefinementError, refine_geometry
 from kernels.geomrefine.report import MAP_FILE, REPORT_FILE, describe, write_residual_map
-from kernels.geomrefine.spots import SpotsFileError, read_spots
+from kernels.geomrefine.spots import SpotsFileError, read_spots_files
 from kernels.io.geom import GeometryFileError, read_geom, write_geom
 from kernels.io.geom_detector import from_detector, to_detector
 
@@ -23,7 +23,10 @@ def add_commands(commands) -> None:
     cmd = commands.add_parser("refine-geometry", help="refine the detector geometry from stills")
     cmd.add_argument("--geometry", required=True, help="starting CrystFEL .geom file")
     cmd.add_argument(
-        "--spots", required=True, help="indexed spots (HDF5, kernels.geomrefine.spots)"
+        "--spots",
+        required=True,
+        nargs="+",
+        help="indexed spots (HDF5, kernels.geomrefine.spots; several files: several runs)",
     )
     cmd.add_argument("--out", required=True, help=f"output folder ({REFINED_GEOM}, {REPORT_FILE})")
     cmd.add_argument(
@@ -51,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     """Refine, write the refined .geom, the JSON report and the residual map; print the rms."""
     started = time.perf_counter()
     detector = to_detector(read_geom(args.geometry))
-    spots = read_spots(args.spots)
+    spots = read_spots_files(args.spots)
     if len(spots) and spots.panel.max() >= len(detector.panels):
-        raise SpotsFileError(f"{args.spots}: spots name panel {spots.panel.max()}, the geometry "
-                             f"has {len(detector.panels)}")  # fmt: skip
+        raise SpotsFileError(f"{' '.join(args.spots)}: spots name panel {spots.panel.max()}, "
+                             f"the geometry has {len(detector.panels)}")  # fmt: skip
     groups = refined_groups(detector, args.collection)
     result = refine_geometry(detector, spots, groups, GeometryParams(min_spots=args.min_spots))
     out = Path(args.out)

@@ -87,3 +87,31 @@ def read_spots(path) -> IndexedSpots:
         values["image"].astype(int), values["hkl"].astype(int), values["panel"].astype(int),
         values["fs"].astype(float), values["ss"].astype(float), values["A"], values["wavelength"],
     )  # fmt: skip
+
+
+def concatenate(parts: list[IndexedSpots]) -> IndexedSpots:
+    """Several images' spots as one set, the images of each part numbered on after the last."""
+    offsets = np.cumsum([0] + [len(p.A) for p in parts[:-1]])
+    joined = {
+        n: np.concatenate([getattr(p, n) for p in parts]) for n in ("hkl", "panel", "fs", "ss")
+    }
+    return IndexedSpots(
+        image=np.concatenate([p.image + k for p, k in zip(parts, offsets)]).astype(int),
+        hkl=joined["hkl"].reshape(-1, 3).astype(int),
+        panel=joined["panel"].astype(int),
+        fs=joined["fs"].astype(float),
+        ss=joined["ss"].astype(float),
+        A=np.concatenate([p.A.reshape(-1, 3, 3) for p in parts]).reshape(-1, 3, 3),
+        wavelength=np.concatenate([p.wavelength for p in parts]).astype(float),
+    )
+
+
+def read_spots_files(paths) -> IndexedSpots:
+    """Read several indexed-spots files (several runs) as one, images numbered on.
+
+    Raises
+    ------
+    SpotsFileError
+        As :func:`read_spots`, for the first bad file.
+    """
+    return concatenate([read_spots(p) for p in paths])

@@ -1,6 +1,7 @@
 """``python -m kernels cell-index`` on a simulated run (spots from our spot finder) and
 ``python -m kernels cell`` on its results: the monoclinic C cell, cell.json and the histograms;
-two crystals mixed and missing inputs give clear messages."""
+its spots.h5 and run.geom bring a start geometry off in beam centre and distance back; two
+crystals mixed and missing inputs give clear messages."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kernels.__main__ import main
 from kernels.cell.run_index import write_cellfree
+from kernels.crystal.detector import Detector
+from kernels.geomrefine.spots import read_spots
+from kernels.io.geom import read_geom, write_geom
+from kernels.io.geom_detector import from_detector, to_detector
 from tests.kernels.cell.lattices import LATTICES
 from tests.kernels.cell.test_cell_determination import noisy_reduced_cells
 
@@ -28,7 +34,10 @@ def run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_run_indexed_cell_free_gives_its_cell(tmp_path):
+@pytest.fixture(scope="module")
+def indexed_run(tmp_path_factory) -> Path:
+    """A 40-image simulated mC run indexed cell-free: the folder with the run and results."""
+    tmp_path = tmp_path_factory.mktemp("cellfree")
     cell, space_group = LATTICES["mC"]
     sim = run(
         "-m", "facility.beamline", "simulate", "--out", str(tmp_path / "exp"), "--runs", "1",
@@ -42,6 +51,12 @@ def test_run_indexed_cell_free_gives_its_cell(tmp_path):
     assert idx.returncode == 0, idx.stderr
     hits, lattices = (int(w) for w in idx.stdout.split()[1:4:2])
     assert lattices >= 0.7 * hits > 15
+    return tmp_path
+
+
+def test_run_indexed_cell_free_gives_its_cell(indexed_run):
+    tmp_path, results = indexed_run, indexed_run / "results" / "r0001"
+    cell = LATTICES["mC"][0]
     out = run("-m", "kernels", "cell", "--results", str(results), "--out", str(tmp_path / "cell"))
     assert out.returncode == 0, out.stderr
     assert "cell: mC" in out.stdout and "C 1 2 1" in out.stdout
@@ -51,6 +66,33 @@ def test_run_indexed_cell_free_gives_its_cell(tmp_path):
     assert abs(report["main"]["cell"][4] - cell[4]) < 0.3
     png = (tmp_path / "cell" / "cell_histograms.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_run_spots_refine_a_wrong_start_geometry(indexed_run, capsys):
+    """The run's own spots (per sensor, 16 panels) and a start 2 px off in beam centre and
+    0.5 mm in distance: refinement brings the detector back to the simulated one (each panel
+    moving on its own, ~70 spots of ~0.4 px each, scatters by up to ~0.2 px)."""
+    results = indexed_run / "results" / "r0001"
+    truth = to_detector(read_geom(results / "run.geom"))
+    spots = read_spots(results / "spots.h5")
+    assert len(truth.panels) == 16 and len(spots) > 20 * 16
+    assert set(np.unique(spots.panel)) == set(range(16))
+    px = truth.panels[0].pixel_size_mm
+    whole = Detector(truth.panels, {"all": tuple(p.name for p in truth.panels)})
+    start = whole.moved("all", np.eye(3), (2 * px, -2 * px, 0.5))
+    write_geom(from_detector(start), indexed_run / "start.geom")
+    out = indexed_run / "refined"
+    code, printed, err = in_process(
+        capsys, "refine-geometry", "--geometry", str(indexed_run / "start.geom"),
+        "--spots", str(results / "spots.h5"), str(results / "spots.h5"), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"over {2 * len(spots)} spots of {2 * len(spots.A)} images" in printed
+    refined = to_detector(read_geom(out / "refined.geom"))
+    error_px = (refined.corners - truth.corners) / px
+    assert np.abs(error_px[:, :2].mean(axis=0)).max() < 0.02  # beam centre, from 2 px
+    assert np.abs(error_px[:, 2].mean()) * px < 0.03  # distance (mm), from 0.5 mm
+    assert np.abs(error_px[:, :2]).max() < 0.3
 
 
 def in_process(capsys, *argv: str) -> tuple[int, str, str]:

@@ -1,0 +1,75 @@
+"""sfx_setup in real Airflow (dag.test) against the real emulated center and real jobs: a
+40-image monoclinic C run → cell-free indexing, cell determination and geometry refinement jobs
+→ the outputs downloaded → a new trial holding the cell found → a reprocess triggered with it (the
+request's checks: tests/operators/pipeline/test_setup_request.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+from airflow.utils.state import DagRunState
+
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.resultsdb import ResultsDB
+from operators.pipeline.beamtime import VARIABLE
+from operators.pipeline.setup import SETUP_FILES
+from tests.kernels.cell.lattices import LATTICES
+
+REPO = Path(__file__).resolve().parents[2]
+CELL, SPACE_GROUP = LATTICES["mC"]
+
+
+def setup_dag(emulator, monkeypatch, tmp_path, images: int):
+    """sfx_setup parsed with a beamtime at the emulated center whose one run is a simulated
+    monoclinic C run of ``images`` images."""
+    exp = tmp_path / "exp"
+    hpc_dir = "/pscratch/sd/s/sfxflow/unitsetup"
+    params = dataclasses.replace(
+        SimulationParams(), hit_rate=0.8, cell=CELL, space_group=SPACE_GROUP, chunk_size=20
+    )
+    simulate_experiment(exp, 1, images, params=params, workers=1, log=lambda *_: None)
+    settings = {
+        "experiment": "unitsetup",
+        "exp_dir": str(exp),
+        "state_dir": str(tmp_path / "state"),
+        "hpc_dir": hpc_dir,
+        "transfer_source": str(exp),
+        "transfer_dest": str(emulator.root / hpc_dir.lstrip("/")),
+        "results_db": f"sqlite:///{tmp_path / 'results.db'}",
+        "facility_poll_seconds": 0.5,
+        "job_poll": [0.2, 1.5, 1.0],
+    }
+    monkeypatch.setenv(f"AIRFLOW_VAR_{VARIABLE.upper()}", json.dumps(settings))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "sfx_setup.py"))
+    assert bag.import_errors == {}
+    return bag.get_dag("sfx_setup"), settings
+
+
+def reprocess_confs() -> list[dict]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [r.conf for r in session.query(DagRun).filter(DagRun.dag_id == "sfx_reprocess")]
+
+
+def test_setup_registers_a_trial_with_the_cell_found(sfapi_conn, monkeypatch, tmp_path):
+    dag, settings = setup_dag(sfapi_conn, monkeypatch, tmp_path, images=40)
+    run = dag.test(run_conf={"runs": "1", "trial": "setup1", "reprocess_runs": "all"})
+    assert run.state == DagRunState.SUCCESS
+    local = Path(settings["exp_dir"]) / "setup" / "setup1"
+    assert all((local / name).is_file() for name in SETUP_FILES)
+    with ResultsDB(settings["results_db"]) as db:
+        crystal = db.get_trial("setup1")["params"]["crystal"]
+    assert crystal["space_group"] == SPACE_GROUP
+    found = [crystal[k] for k in ("a", "b", "c", "alpha", "beta", "gamma")]
+    assert np.allclose(found[:3], CELL[:3], rtol=3e-3) and abs(found[4] - CELL[4]) < 0.3
+    report = json.loads((local / "geometry_refinement.json").read_text())
+    assert report["rms_after_px"] < 1.0
+    (conf,) = [c for c in reprocess_confs() if c.get("trial") == "setup1"]
+    assert conf["runs"] == "all" and conf["trial_params"]["crystal"] == crystal

@@ -1,0 +1,60 @@
+"""The setup request's checks and the trial it makes (no Airflow): runs and trial names refused
+before any job with what to change, the three job scripts, the space group among the lattice's."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernels.resultsdb import ResultsDB
+from operators.pipeline.beamtime import Beamtime
+from operators.pipeline.setup import SetupRequestError, prepare_setup, setup_trial_params
+from tests.operators.fake_runs import make_run
+
+CELL_REPORT = {
+    "main": {"bravais": "mC", "cell": [120.4, 27.3, 36.1, 90.0, 103.2, 90.0],
+             "space_groups": ["C 1 2 1"]},
+}  # fmt: skip
+
+
+@pytest.fixture
+def beamtime(tmp_path) -> Beamtime:
+    for run in (1, 2):
+        make_run(tmp_path / "exp" / "runs", run, [10, 10])
+    return Beamtime(
+        experiment="unit", exp_dir=str(tmp_path / "exp"), hpc_dir="/pscratch/unit",
+        results_db=f"sqlite:///{tmp_path / 'results.db'}",
+    )  # fmt: skip
+
+
+def test_prepare_builds_three_jobs_over_the_chosen_runs(beamtime):
+    info = prepare_setup(beamtime, "1-2", "setup1")
+    assert [r["run"] for r in info["runs"]] == ["r0001", "r0002"]
+    assert "cell-index --run ../../runs/r0002 --out r0002" in info["cell_index_script"]
+    assert "cell --results r0001 r0002 --out ." in info["cell_script"]
+    assert "--spots r0001/spots.h5 r0002/spots.h5" in info["geometry_script"]
+    assert info["geometry_key"] == "unit.setup.setup1.geometry"
+
+
+@pytest.mark.parametrize(
+    ("runs", "trial", "message"),
+    [
+        ("", "setup1", "no runs given"),
+        ("1,7", "setup1", "run r0007 does not exist"),
+        ("1-", "setup1", "bad run range"),
+        ("1", "bad name", "invalid trial name"),
+        ("1", "taken", "trial taken exists already: pick a new trial name, e.g. taken-2"),
+    ],
+)
+def test_bad_requests_are_refused_naming_what_to_change(beamtime, runs, trial, message):
+    with ResultsDB(beamtime.results_db) as db:
+        db.ensure_trial("taken", {})
+    with pytest.raises(SetupRequestError, match=message):
+        prepare_setup(beamtime, runs, trial)
+
+
+def test_the_trial_holds_the_cell_and_a_space_group_of_its_lattice():
+    params = setup_trial_params({"spotfinder": {"snr": 5}}, CELL_REPORT, None)
+    assert params["crystal"]["space_group"] == "C 1 2 1" and params["crystal"]["beta"] == 103.2
+    assert params["spotfinder"]["snr"] == 5
+    with pytest.raises(SetupRequestError, match="does not fit the mC cell.*C 1 2 1"):
+        setup_trial_params({}, CELL_REPORT, "P 43 21 2")
