@@ -79,6 +79,11 @@ def test_a_run_only_the_center_holds_is_shown_as_the_local_one(viewer, center):
         assert page.status_code == 200, page.text
     finally:
         shutil.move(gone.with_name(".r0004-away"), gone)
+    # the cache dropped it (as its LRU would): fetched again, a new folder, the same frame
+    shutil.rmtree(cached[0])
+    _, again = frame(viewer, center["r0004"], center["trial_id"], chunk=1, event=1)
+    np.testing.assert_array_equal(again, local)
+    assert (cached[0] / "CONCLUDED.json").is_file()
 
 
 def test_a_run_nowhere_is_a_404_naming_both_sides(viewer, center):
