@@ -9,7 +9,10 @@ import numpy as np
 
 Segment = tuple[int, float, float, str]  # (rank, start, end, stage), UNIX seconds
 
-TIME_BINS = 1000  # columns of the drawn lanes: about one per pixel of the 10 in axes at 100 dpi
+WIDTH_IN, DPI, LEFT, RIGHT = 10, 100, 0.06, 0.98  # the figure and its axes' fixed margins
+# one time bin per pixel column of the axes: the lanes are drawn without resampling, so no
+# column (no short stage) is dropped or smeared
+TIME_BINS = round((RIGHT - LEFT) * WIDTH_IN * DPI)
 LANE_ROWS, LANE_FILLED = 10, 8  # a lane is 10 image rows, 8 coloured: bars 0.8 of a lane high
 
 
@@ -95,14 +98,14 @@ def weather_figure(segments: list[Segment], title: str = ""):
     # fixed margins in inches (not constrained layout, which draws the figure once more per
     # pass): room for the legend and title above the lanes whatever the number of ranks
     height = 1.5 + 0.35 * max(len(ranks), 1)
-    fig, ax = plt.subplots(figsize=(10, height))
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.5 / height, top=1 - 0.75 / height)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
+    fig.subplots_adjust(left=LEFT, right=RIGHT, bottom=0.5 / height, top=1 - 0.75 / height)
     if image is not None:
         ax.imshow(
             image,
             extent=(0.0, span, len(ranks) - 0.5, -0.5),
             aspect="auto",
-            interpolation="nearest",
+            interpolation="none",  # no resampling pass: a third of the drawing time
         )
     ax.set_yticks(range(len(ranks)), [str(r) for r in ranks])
     ax.set_ylim(-0.6, len(ranks) - 0.4)
@@ -126,6 +129,6 @@ def plot_weather(segments: list[Segment], path, title: str = "") -> Path:
 
     path = Path(path)
     fig = weather_figure(segments, title)
-    fig.savefig(path, dpi=100, pil_kwargs={"compress_level": 1})  # zlib time, not size, counts
+    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1})  # zlib time, not size, counts
     plt.close(fig)
     return path
