@@ -36,7 +36,10 @@ class OpenRuns:
         self._lock = threading.Lock()
 
     def get(self, folder: Path, params: ProcessingParams):
-        key = (str(folder), json.dumps(params.to_dict()["spotfinder"], sort_keys=True))
+        # the folder's inode too: a run the center cache dropped and fetched again is a new
+        # folder at the same path, not the old (deleted) files still open here
+        spotfinder = json.dumps(params.to_dict()["spotfinder"], sort_keys=True)
+        key = (str(folder), folder.stat().st_ino, spotfinder)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)

@@ -49,6 +49,14 @@ class FoundSpots:
         return len(self.fs)
 
 
+def checked_run_name(run: str) -> str:
+    """``run`` if it is a run name (``r0001``...: no separator, no dots), else
+    :class:`FrameNotFound`: the one check before a requested name becomes part of a path."""
+    if not RUN_NAME.fullmatch(run):  # fullmatch: not even a trailing newline
+        raise FrameNotFound(f"{run!r} is not a run name (r0001, r0002, ...): no frames to show")
+    return run
+
+
 def run_folder(exp_dir: str | Path, run: str) -> Path:
     """The folder of ``run`` in ``<exp_dir>/runs``, or :class:`FrameNotFound`.
 
@@ -56,9 +64,7 @@ def run_folder(exp_dir: str | Path, run: str) -> Path:
     direct child of the runs folder whatever the request says; the folder itself may be a link
     (runs kept on other storage).
     """
-    if not RUN_NAME.fullmatch(run):  # fullmatch: not even a trailing newline
-        raise FrameNotFound(f"{run!r} is not a run name (r0001, r0002, ...): no frames to show")
-    folder = Path(exp_dir) / RUNS_FOLDER / run
+    folder = Path(exp_dir) / RUNS_FOLDER / checked_run_name(run)
     if not folder.is_dir():
         raise FrameNotFound(f"run {run}: no folder {run} in the experiment's runs folder")
     return folder

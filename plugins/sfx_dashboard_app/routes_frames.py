@@ -6,8 +6,8 @@
 - ``/powder?run_id=&trial_id=``: the virtual powder page; ``/api/powder?...``: its numbers
 
 Frames are read from the run's folder in the active beamtime's experiment folder (the
-``sfxflow_beamtime`` Variable's ``exp_dir``); run names are confined by
-:func:`.frame_source.run_folder`.
+``sfxflow_beamtime`` Variable's ``exp_dir``), else from the center's copy
+(:mod:`.center_frames`); run names are confined by :func:`.frame_source.checked_run_name`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ class RunContext:
     folder: Path
 
 
-def experiment_dir(experiment: str) -> str:
-    """The beamline-side folder of ``experiment``: the active beamtime's ``exp_dir``."""
+def experiment_beamtime(experiment: str):
+    """The active beamtime, which must be ``experiment``'s (its ``exp_dir``, ``hpc_dir``)."""
     from .frame_source import FrameNotFound
     from .settings_page import active_beamtime  # the Variable: only the api-server reads it
 
@@ -55,7 +55,22 @@ def experiment_dir(experiment: str) -> str:
             f"experiment {experiment!r} is not the active beamtime's ({beamtime.experiment}): "
             "its folder is not known here"
         )
-    return beamtime.exp_dir
+    return beamtime
+
+
+def run_files(request: Request, beamtime, run: str) -> Path:
+    """The run's folder on the beamline side, else its copy fetched from the center."""
+    from .center_frames import cache_from_environment, center_client
+    from .frame_source import checked_run_name, run_folder
+
+    folder = Path(beamtime.exp_dir) / "runs" / checked_run_name(run)
+    if folder.is_dir():
+        return run_folder(beamtime.exp_dir, run)
+    state = request.app.state
+    if not hasattr(state, "center_runs"):
+        state.center_runs = cache_from_environment()
+    hpc_runs = beamtime.hpc_run_dir(run).rsplit("/", 1)[0]
+    return state.center_runs.folder(center_client(), beamtime.machine, hpc_runs, run)
 
 
 @contextmanager
@@ -66,29 +81,31 @@ def frame_errors() -> Iterator[None]:
     from kernels.io.runformat import RunFormatError
     from kernels.stages.calibration import CalibrationError
 
+    from .center_frames import CenterUnavailable
     from .frame_source import FrameNotFound
 
     try:
         yield
     except FrameNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+    except CenterUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
     except (RunFormatError, ReaderError, CalibrationError, GeometryFileError, OSError) as exc:
         raise HTTPException(422, f"frames not readable: {exc}") from None
 
 
-def run_context(db: ResultsDB, run_id: int, trial_id: int) -> RunContext:
-    """The run, its trial and its folder (404 naming what is missing)."""
-    from .frame_source import run_folder
-
+def run_context(request: Request, db: ResultsDB, run_id: int, trial_id: int) -> RunContext:
+    """The run, its trial and its folder (404 naming what is missing, 503 if only the center
+    has it and cannot send it)."""
     names = db.run_name(run_id)
     if names is None:
         raise HTTPException(404, f"no run with id {run_id}")
     listed = trial_by_id(db, trial_id)
     trial = db.get_trial(listed["name"], listed["version"])  # with its parameters
     with frame_errors():
-        exp_dir = experiment_dir(names[0])
-        folder = run_folder(exp_dir, names[1])
-    return RunContext(names[0], names[1], run_id, trial, exp_dir, folder)
+        beamtime = experiment_beamtime(names[0])
+        folder = run_files(request, beamtime, names[1])
+    return RunContext(names[0], names[1], run_id, trial, beamtime.exp_dir, folder)
 
 
 def event_of(
@@ -118,7 +135,7 @@ def frames_page(
     from . import frames_page as html
     from .frame_data import hit_neighbours, trial_params
 
-    ctx = run_context(db, run_id, trial_id)
+    ctx = run_context(request, db, run_id, trial_id)
     images = db.images(run_id, trial_id)
     with frame_errors():
         source, _ = open_runs(request).get(ctx.folder, trial_params(ctx.trial))
@@ -138,7 +155,7 @@ def frame_data(
     from .frame_data import hit_neighbours, trial_params
 
     started = time.perf_counter()
-    ctx = run_context(db, run_id, trial_id)
+    ctx = run_context(request, db, run_id, trial_id)
     images = db.images(run_id, trial_id)
     with frame_errors():
         source, frame_layout = open_runs(request).get(ctx.folder, trial_params(ctx.trial))
@@ -186,17 +203,17 @@ def frame_body(ctx: RunContext, source, frame_layout, here, around: dict, starte
 
 
 @router.get("/powder", response_class=HTMLResponse, dependencies=[Depends(page_user)])
-def powder_page(run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
+def powder_page(request: Request, run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
     from . import frames_page as html
 
-    return html.powder_page(run_context(db, run_id, trial_id))
+    return html.powder_page(run_context(request, db, run_id, trial_id))
 
 
 @router.get("/api/powder", dependencies=[Depends(api_user)])
 def powder_json(request: Request, run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
     from .frame_data import trial_params
 
-    ctx = run_context(db, run_id, trial_id)
+    ctx = run_context(request, db, run_id, trial_id)
     hits = [(r["chunk"], r["event"]) for r in db.images(run_id, trial_id) if r["hit"]]
     with frame_errors():
         source, _ = open_runs(request).get(ctx.folder, trial_params(ctx.trial))

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from kernels.io.checkpoint import Checkpoint, CheckpointError, read_checkpoint, write_checkpoint
-from kernels.io.weather import plot_weather, stage_segments, weather_figure
+from kernels.io.weather import (
+    LANE_ROWS,
+    TIME_BINS,
+    busy_time,
+    plot_weather,
+    stage_segments,
+    weather_figure,
+    weather_image,
+)
 
 
 def sample() -> Checkpoint:
@@ -99,3 +108,25 @@ def test_weather_legend_shows_every_stage_inside_the_figure():
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
     # nor does it cover the lanes
     assert not box.overlaps(fig.axes[0].get_window_extent())
+
+
+def test_busy_time_is_the_exact_overlap_with_each_bin():
+    edges = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    busy = busy_time(np.array([0.5, 2.0, 3.75]), np.array([1.25, 2.5, 4.0]), edges)
+    assert busy == pytest.approx([0.5, 0.25, 0.5, 0.25])
+
+
+def test_weather_image_mixes_stage_colours_by_share_of_each_bin():
+    # rank 7: "read" fills the first half of the run, then idle; rank 9: "index" the last quarter
+    segments = [(7, 100.0, 102.0, "read"), (9, 103.0, 104.0, "index")]
+    colours = {"read": (1.0, 0.0, 0.0, 1.0), "index": (0.0, 0.0, 1.0, 1.0)}
+    image, span = weather_image(segments, [7, 9], ["read", "index"], colours)
+    assert span == 4.0
+    assert image.shape == (2 * LANE_ROWS, TIME_BINS, 3)
+    middle = LANE_ROWS // 2
+    lane7, lane9 = image[middle], image[LANE_ROWS + middle]
+    assert (lane7[: TIME_BINS // 2] == [255, 0, 0]).all()
+    assert (lane7[TIME_BINS // 2 :] == 255).all()
+    assert (lane9[-TIME_BINS // 4 :] == [0, 0, 255]).all()
+    assert (lane9[: TIME_BINS * 3 // 4] == 255).all()
+    assert (image[0] == 255).all()  # the gap between lanes stays white

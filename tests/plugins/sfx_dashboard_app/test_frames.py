@@ -143,7 +143,7 @@ def test_previous_and_next_hit(viewer, frames_beamtime):
     ("which", "where", "code", "says"),
     [
         ("evil", {}, 404, "is not a run name"),
-        ("missing", {}, 404, "no folder r0099"),
+        ("missing", {}, 503, "no SF API connection"),  # not on the beamline side: ask the center
         ("sim", {"chunk": 0, "event": 99999}, 404, "no event 99999 in chunk 0"),
     ],
 )

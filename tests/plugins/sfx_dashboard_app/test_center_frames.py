@@ -1,0 +1,117 @@
+"""Frames only the center holds: a run with no beamline-side folder is fetched through the real
+SF API emulator into the bounded local cache, shown as if it were local, and refused clearly
+when the center is down or has no such run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+from facility.ports import free_port
+from facility.sfapi.testing import running_emulator
+from kernels.process import default_calibration
+from kernels.resultsdb import ResultsDB
+from plugins.sfx_dashboard_app import create_app
+from plugins.sfx_dashboard_app.center_frames import CenterRunCache, folder_bytes
+from sfapi_client import Client
+
+from .frames_fixtures import EXPERIMENT, TRIAL, VARIABLE_ENV
+from .test_frames import frame
+
+HPC_DIR = "/pscratch/sd/s/sfxflow/cxi"
+CONN_ENV = "AIRFLOW_CONN_SFAPI_DEFAULT"
+
+
+@pytest.fixture(scope="module")
+def center(tmp_path_factory):
+    """A tiny simulated run r0001 kept on the beamline side, its copy as r0004 and r0006 only at
+    the center (with its calibration snapshot, as the transfer sends it), and the results DB."""
+    tmp = tmp_path_factory.mktemp("center-frames")
+    sim = tmp / "sim"
+    params = dataclasses.replace(SimulationParams(), chunk_size=2)
+    simulate_experiment(sim, runs=1, images=4, seed=5, params=params, log=lambda *_: None)
+    run = sim / "runs" / "r0001"
+    exp = tmp / "exp"
+    shutil.copytree(run, exp / "runs" / "r0001")
+    shutil.copyfile(default_calibration(run), exp / "runs" / "r0001" / "calibration.h5")
+    url = f"sqlite:///{tmp / 'results.db'}"
+    with ResultsDB(url) as db:
+        ids = {"trial_id": db.ensure_trial(TRIAL, {})}
+        for name in ("r0001", "r0004", "r0005"):
+            ids[name] = db.ensure_run(EXPERIMENT, name, concluded=1000.0)
+    with running_emulator(tmp / "emulator", in_process=True, max_upload_bytes=64 << 20) as emu:
+        for name in ("r0004", "r0006"):
+            shutil.copytree(exp / "runs" / "r0001", emu.root / HPC_DIR.lstrip("/") / "runs" / name)
+        yield {"emu": emu, "exp": exp, "url": url, "cache": tmp / "cache", **ids}
+
+
+@pytest.fixture
+def viewer(center, token, monkeypatch) -> TestClient:
+    variable = {"experiment": EXPERIMENT, "exp_dir": str(center["exp"]), "hpc_dir": HPC_DIR}
+    monkeypatch.setenv(VARIABLE_ENV, json.dumps(variable))
+    monkeypatch.setenv("SFXFLOW_FRAME_CACHE", str(center["cache"]))
+    credentials = str(center["emu"].credentials.credentials_file)
+    connection = {"conn_type": "http", "host": center["emu"].base_url}
+    monkeypatch.setenv(CONN_ENV, json.dumps({**connection, "extra": {"credentials_file": credentials}}))  # fmt: skip
+    client = TestClient(create_app(center["url"]), base_url="http://127.0.0.1")
+    client.cookies.set("_token", token)
+    return client
+
+
+def test_a_run_only_the_center_holds_is_shown_as_the_local_one(viewer, center):
+    local_header, local = frame(viewer, center["r0001"], center["trial_id"], chunk=1, event=1)
+    header, fetched = frame(viewer, center["r0004"], center["trial_id"], chunk=1, event=1)
+    np.testing.assert_array_equal(fetched, local)
+    assert header["spots"] == local_header["spots"]
+    cached = list(center["cache"].glob("*/r0004"))
+    assert len(cached) == 1 and (cached[0] / "CONCLUDED.json").is_file()
+    # the next request reads the cache, not the center: the center's copy is away meanwhile
+    gone = center["emu"].root / HPC_DIR.lstrip("/") / "runs" / "r0004"
+    shutil.move(gone, gone.with_name(".r0004-away"))
+    try:
+        page = viewer.get("/frames", params={"run_id": center["r0004"], "trial_id": center["trial_id"]})  # fmt: skip
+        assert page.status_code == 200, page.text
+    finally:
+        shutil.move(gone.with_name(".r0004-away"), gone)
+    # the cache dropped it (as its LRU would): fetched again, a new folder, the same frame
+    shutil.rmtree(cached[0])
+    _, again = frame(viewer, center["r0004"], center["trial_id"], chunk=1, event=1)
+    np.testing.assert_array_equal(again, local)
+    assert (cached[0] / "CONCLUDED.json").is_file()
+
+
+def test_a_run_nowhere_is_a_404_naming_both_sides(viewer, center):
+    response = viewer.get("/frames/data", params={"run_id": center["r0005"], "trial_id": center["trial_id"]})  # fmt: skip
+    assert response.status_code == 404
+    assert "nor at the center" in response.json()["detail"] and f"{HPC_DIR}/runs/r0005" in response.json()["detail"]  # fmt: skip
+
+
+def test_a_center_down_is_a_503_saying_so(viewer, center, monkeypatch):
+    down = {
+        "conn_type": "http",
+        "host": f"http://127.0.0.1:{free_port()}/api/v1.2",
+        "password": "t",
+    }
+    monkeypatch.setenv(CONN_ENV, json.dumps(down))
+    shutil.rmtree(center["cache"], ignore_errors=True)
+    response = viewer.get("/frames/data", params={"run_id": center["r0004"], "trial_id": center["trial_id"]})  # fmt: skip
+    assert response.status_code == 503
+    assert "the center could not send" in response.json()["detail"]
+    assert not list(center["cache"].glob("*/r0004"))  # nothing half-fetched is kept
+
+
+def test_the_cache_drops_the_least_recently_used_run_beyond_its_bytes(center, tmp_path):
+    one_run = folder_bytes(center["exp"] / "runs" / "r0001")
+    cache = CenterRunCache(tmp_path, max_bytes=int(1.5 * one_run))
+    emu = center["emu"]
+    with Client(emu.base_url, credentials_file=emu.credentials.credentials_file) as client:
+        first = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0004")
+        assert folder_bytes(first) == one_run
+        second = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0006")
+    assert second.is_dir() and not first.exists()
