@@ -64,18 +64,6 @@ class ViewQueries(Connection):
         )
         return [(run, trial) for run, trial in rows]
 
-    def tags_by_run(self, experiment: str) -> dict[int, list[str]]:
-        """run id -> its tags (sorted) for every tagged run of ``experiment``, in one query."""
-        rows = self._select(
-            """SELECT rt.run_id, t.name FROM run_tags rt JOIN tags t ON t.id=rt.tag_id
-               JOIN experiments e ON e.id=t.experiment_id WHERE e.name=? ORDER BY t.name""",
-            (experiment,),
-        )
-        found: dict[int, list[str]] = {}
-        for run_id, tag in rows:
-            found.setdefault(int(run_id), []).append(tag)
-        return found
-
     def run_states(self, experiment: str, trial_id: int) -> list[dict]:
         """run_id, run, state of every run of ``experiment`` for a trial, without touching the
         images (the pipeline state, else the summary status, else "new"), by run id."""

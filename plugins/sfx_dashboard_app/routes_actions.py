@@ -89,7 +89,7 @@ def actions_view(
     trial = trial_by_id(db, trial_id) if trial_id is not None else next(iter(trials), None)
     if trial is None:
         raise HTTPException(404, "no trial recorded yet")
-    tags = db.tags_by_run(experiment)  # one query, not one per run
+    tags = db.experiment_run_tags(experiment)  # one query, not one per run
     runs = [  # no image counts here: the page stays fast for a beamtime of millions of images
         {**row, "tags": tags.get(row["run_id"], [])}
         for row in sorted(db.run_states(experiment, trial["id"]), key=lambda r: run_order(r["run"]))

@@ -40,8 +40,8 @@ def test_tags_by_run_are_one_experiments_tags(db_url):
         other = db.ensure_run("cxi2", "r0001")
         for run_id, tag in ((r1, "b"), (r1, HOSTILE), (r2, "b"), (other, "c")):
             db.tag_run(run_id, tag)
-        assert db.tags_by_run("cxi1") == {r1: sorted(["b", HOSTILE]), r2: ["b"]}
-        assert db.tags_by_run("cxi1")[r1] == db.run_tags(r1)
+        assert db.experiment_run_tags("cxi1") == {r1: sorted(["b", HOSTILE]), r2: ["b"]}
+        assert db.experiment_run_tags("cxi1")[r1] == db.run_tags(r1)
 
 
 def test_run_states_say_where_each_run_stands_for_a_trial(db_url):
