@@ -20,11 +20,10 @@ from airflow.utils.state import DagRunState
 
 from facility.beamline.live import LiveOptions, simulate_live
 from facility.beamline.simulate import SimulationParams
-from facility.beamtime_stack import LOOPBACK_MPI_ENV
 from kernels.io.chunk_marker import STARTED
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.beamtime import VARIABLE
-from tests.dags.test_sfx_run import REPO, note_of, run_notes  # noqa: F401 - fixture
+from tests.dags.test_sfx_run import REPO, center_settings, note_of, run_notes  # noqa: F401 - fixture
 
 
 def kernels_follow_live_runs() -> bool:
@@ -48,21 +47,7 @@ pytestmark = pytest.mark.skipif(
 def live_beamtime(emulator, monkeypatch, tmp_path, experiment: str, crash_after=None):
     """sfx_live_run parsed, and a live DAQ acquiring run r0001 (8 images, chunks of 2, 4 Hz)."""
     exp = tmp_path / "exp"
-    hpc_dir = f"/pscratch/sd/s/sfxflow/{experiment}"
-    settings = {
-        "experiment": experiment,
-        "exp_dir": str(exp),
-        "state_dir": str(tmp_path / "state"),
-        "hpc_dir": hpc_dir,
-        "transfer_source": str(exp),
-        "transfer_dest": str(emulator.root / hpc_dir.lstrip("/")),
-        "results_db": f"sqlite:///{tmp_path / 'results.db'}",
-        "facility_poll_seconds": 0.5,
-        "job_poll": [0.2, 1.5, 1.0],
-        "mpiexec": "mpiexec.gforker",
-        "job_env": LOOPBACK_MPI_ENV,
-        "live_timeout": 4.0,
-    }
+    settings = center_settings(emulator, tmp_path, exp, experiment, live_timeout=4.0)
     monkeypatch.setenv(f"AIRFLOW_VAR_{VARIABLE.upper()}", json.dumps(settings))
     params = dataclasses.replace(SimulationParams(), chunk_size=2, hit_rate=1.0)
     options = LiveOptions(frame_rate_hz=4.0, crash_after_chunks=crash_after)

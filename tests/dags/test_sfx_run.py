@@ -43,13 +43,10 @@ def note_of(run) -> str | None:
         return session.query(DagRun).filter_by(dag_id=run.dag_id, run_id=run.run_id).one().note
 
 
-def beamtime_dag(emulator, monkeypatch, tmp_path, experiment: str, **overrides):
-    """sfx_run parsed with a beamtime of one simulated 4-image run at the emulated center."""
-    exp = tmp_path / "exp"
+def center_settings(emulator, tmp_path, exp, experiment: str, **overrides) -> dict:
+    """Beamtime settings of ``exp`` analysed at the emulated center, in jobs on one node."""
     hpc_dir = f"/pscratch/sd/s/sfxflow/{experiment}"  # one per test: job keys name the experiment
-    params = dataclasses.replace(SimulationParams(), chunk_size=2)
-    simulate_experiment(exp, 1, 4, params=params, workers=1, log=lambda *_: None)
-    settings = {
+    return {
         "experiment": experiment,
         "exp_dir": str(exp),
         "state_dir": str(tmp_path / "state"),
@@ -64,6 +61,14 @@ def beamtime_dag(emulator, monkeypatch, tmp_path, experiment: str, **overrides):
         "job_env": LOOPBACK_MPI_ENV,
         **overrides,
     }
+
+
+def beamtime_dag(emulator, monkeypatch, tmp_path, experiment: str, **overrides):
+    """sfx_run parsed with a beamtime of one simulated 4-image run at the emulated center."""
+    exp = tmp_path / "exp"
+    params = dataclasses.replace(SimulationParams(), chunk_size=2)
+    simulate_experiment(exp, 1, 4, params=params, workers=1, log=lambda *_: None)
+    settings = center_settings(emulator, tmp_path, exp, experiment, **overrides)
     monkeypatch.setenv(f"AIRFLOW_VAR_{VARIABLE.upper()}", json.dumps(settings))
     from airflow.dag_processing.dagbag import DagBag
 
