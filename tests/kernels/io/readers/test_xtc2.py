@@ -149,6 +149,10 @@ def test_missing_geometry_and_a_geometry_off_the_data_are_named(view, tmp_path):
     (tmp_path / "bad.geom").write_text(bad)
     with pytest.raises(GeometryFileError, match=r"bad\.geom:\d+: .*outside the data"):
         Xtc2Reader([view.path], str(tmp_path / "bad.geom"))
+    if len(view.raw[0]) > 1:  # one segment per fixed index: a segment the data lack
+        (tmp_path / "bad.geom").write_text(re.sub(r"dim1 = \d+", "dim1 = 7", text, count=1))
+        with pytest.raises(GeometryFileError, match=r"bad\.geom:\d+: .*segment 7 is not in"):
+            Xtc2Reader([view.path], str(tmp_path / "bad.geom"))
 
 
 def test_cli_refuses_raw_frames_and_names_the_missing_geometry(view, tmp_path, capsys):
