@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import psana  # the xtc2 extra, installed by make test (make install-xtc2)
@@ -112,6 +113,22 @@ def test_frames_and_event_ids_are_psanas(view, tmp_path, stacked_along_ss):
         assert not np.array_equal(reader.frame(0), reader.frame(1))  # back again: reopened
         assert reader.wavelength(1) == pytest.approx(12398.419843 / PHOTON_ENERGY_EV)
         assert "raw ADU" in reader.raw_statement
+
+
+def test_a_run_of_several_files_is_read_in_name_order(view, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("r0001-s001.xtc2", "r0001-s000.xtc2"):
+        shutil.copy(view.path, run / name)
+    with open_frames([run], geometry_file(tmp_path, view)) as reader:
+        assert [(Path(e.file).name, e.event) for e in reader.events] == [
+            ("r0001-s000.xtc2", 0),
+            ("r0001-s000.xtc2", 1),
+            ("r0001-s001.xtc2", 0),
+            ("r0001-s001.xtc2", 1),
+        ]
+        assert reader.timestamps == view.stamps * 2
+        np.testing.assert_array_equal(reader.frame(3), reader.frame(1))
 
 
 def test_panels_sit_at_psanas_pixel_centres(view, tmp_path):
