@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 # The official NERSC client (compatibility tests only) is imported as `sfapi_client`, like ours:
 # it lives in its own directory, put on PYTHONPATH only by the tests that drive it.
 OFFICIAL_SFAPI := $(VENV)/official-sfapi-client
+# The LCLS-II XTC2 reader's psana is an extra: its pykerberos builds against a Debian package.
+XTC2   := $(VENV)/.installed-xtc2
 
-.PHONY: install sysdeps lint test demo up bench clean
+.PHONY: install install-xtc2 sysdeps lint test demo up bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(XTC2): $(STAMP) facility/install_system_packages.sh
+	bash facility/install_system_packages.sh
+	$(PY) -m pip install -q -c constraints.txt -e '.[xtc2]'
+	touch $@
+
+install-xtc2: $(XTC2)
+
 sysdeps:
 	bash facility/install_system_packages.sh
 
@@ -27,7 +36,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint sysdeps
+test: lint sysdeps install-xtc2
 	$(PY) -m pytest tests
 
 demo: install

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests start for real: XRootD (transfer), Slurm + munge (HPC backend),
-# Chromium (browser tests). Installs only what is missing; needs root (CI and dev machines are).
+# Chromium (browser tests), the C compiler and Kerberos headers that psana's pykerberos builds
+# against (LCLS-II XTC2 reader). Installs only what is missing; needs root (CI and dev machines are).
 set -euo pipefail
-want=(xrootd-server xrootd-client slurm-wlm munge chromium)
+want=(xrootd-server xrootd-client slurm-wlm munge chromium gcc libkrb5-dev)
 missing=()
 for pkg in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

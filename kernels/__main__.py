@@ -236,9 +236,11 @@ def process(options: ProcessOptions) -> int:
 
 
 def is_foreign(args: argparse.Namespace) -> bool:
-    """A run of facility files rather than the chunk format: a geometry given, or CBF files."""
+    """A run of facility files rather than the chunk format: a geometry given, or CBF or
+    XTC2 files (the reader then says what is missing)."""
     run = Path(args.run)
-    return bool(args.geometry) or (run.is_dir() and any(run.glob("*.cbf")))
+    own_kinds = ("*.cbf", "*.xtc2")
+    return bool(args.geometry) or (run.is_dir() and any(any(run.glob(k)) for k in own_kinds))
 
 
 def process_foreign(args: argparse.Namespace) -> int:

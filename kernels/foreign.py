@@ -53,8 +53,11 @@ def process_frames(
     Raises
     ------
     ReaderError
-        A frame whose shape does not fit the detector, naming its file and event.
+        Raw frames (the reader says why), or a frame whose shape does not fit the detector,
+        naming its file and event.
     """
+    if reader.raw_statement:
+        raise ReaderError(f"{reader.events[0].file}: {reader.raw_statement}; nothing processed")
     image = PanelImage(reader.detector)
     calibration = panel_calibration(image, adu_per_photon, reader.good_pixels())
     processor = Processor(calibration, image, params)

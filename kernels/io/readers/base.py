@@ -33,6 +33,8 @@ class FrameReader(ABC):
 
     detector: Detector
     events: list[FrameId]
+    # why the frames are not calibrated (not in photons or dark-subtracted ADU), if they are not
+    raw_statement: str | None = None
 
     def __len__(self) -> int:
         return len(self.events)

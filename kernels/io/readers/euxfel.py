@@ -11,14 +11,8 @@ import numpy as np
 
 from kernels.io.geom import GeomFile, read_geom
 from kernels.io.geom_detector import to_detector
-from kernels.io.readers.base import (
-    FrameId,
-    FrameReader,
-    ReaderError,
-    photon_energy_to_wavelength,
-    stacked,
-)
-from kernels.io.readers.hdf5_geom import ENERGY_UNITS
+from kernels.io.readers.base import FrameId, FrameReader, ReaderError, stacked
+from kernels.io.readers.hdf5_geom import stated_wavelength
 
 COMPONENTS = {"AGIPD1M": "image.data", "LPD1M": "image.data", "DSSC1M": "image.data"}
 
@@ -74,13 +68,7 @@ class EuxfelReader(FrameReader):
         return int(self.source.train_ids[train]), pulse
 
     def wavelength(self, index: int) -> float:
-        text = self.geom.globals.get("photon_energy", "")
-        number, *unit = text.split() or [""]
-        try:
-            energy = float(number) * ENERGY_UNITS[unit[0] if unit else "eV"]
-        except (ValueError, KeyError):
-            raise self.geom.error("photon_energy must be a number of eV for EuXFEL runs") from None
-        return photon_energy_to_wavelength(energy, f"{self.run_dir} frame {index}")
+        return stated_wavelength(self.geom, "EuXFEL runs", f"{self.run_dir} frame {index}")
 
     def close(self) -> None:
         """EXtra-data opens and closes the run's files itself."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from kernels.crystal.detector import Panel
 from kernels.io.geom import GeomFile, read_geom
 from kernels.io.geom_detector import check_data_shape, to_detector
 from kernels.io.readers.base import (
@@ -33,6 +34,30 @@ def panel_dims(values: dict[str, str], ndim: int) -> list[str]:
     """A panel's dimension roles, with CrystFEL's default (ss, fs) or (%, ss, fs)."""
     dims = [values[f"dim{i}"] for i in range(10) if f"dim{i}" in values]
     return dims or (["ss", "fs"] if ndim == 2 else ["%", "ss", "fs"])
+
+
+def stated_wavelength(geom: GeomFile, files: str, where: str) -> float:
+    """The wavelength (Angstrom) from the geometry's ``photon_energy`` number (eV unless keV
+    follows), for `files` whose data hold no energy; `where` names the frame for errors."""
+    text = geom.globals.get("photon_energy", "")
+    number, *unit = text.split() or [""]
+    try:
+        energy = float(number) * ENERGY_UNITS[unit[0] if unit else "eV"]
+    except (ValueError, KeyError):
+        raise geom.error(
+            f"photon_energy must be a number of eV (got {text!r}): {files} hold no photon energy",
+            "",
+            "photon_energy",
+        ) from None
+    return photon_energy_to_wavelength(energy, where)
+
+
+def panel_pixels(data: np.ndarray, roles: list[str], panel: Panel) -> np.ndarray:
+    """A panel's (ss, fs) pixels of one event's `data`, whose axes have the `roles` of the
+    panel's dims without the event's (``ss``, ``fs`` or a fixed index)."""
+    where = {"ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
+    block = data[tuple(where[d] if d in where else int(d) for d in roles)]
+    return block.T if roles.index("fs") < roles.index("ss") else block
 
 
 def _field(f: h5py.File, name: str, where: str):
@@ -138,10 +163,8 @@ class Hdf5GeomReader(FrameReader):
                 events[values["data"]] = dataset[
                     tuple(event.event if d == "%" else slice(None) for d in dims)
                 ]
-            where = {"ss": slice(panel.ss0, panel.ss1), "fs": slice(panel.fs0, panel.fs1)}
             rest = [d for d in dims if d != "%"]
-            block = events[values["data"]][tuple(where[d] if d in where else int(d) for d in rest)]
-            out.append(block.T if rest.index("fs") < rest.index("ss") else block)
+            out.append(panel_pixels(events[values["data"]], rest, panel))
         return np.stack(out)
 
     def wavelength(self, index: int) -> float:

@@ -12,6 +12,7 @@ from kernels.io.readers.cbf import CbfReader
 from kernels.io.readers.hdf5_geom import Hdf5GeomReader
 from kernels.io.readers.nexus import NexusReader
 
+XTC2_SUFFIX = ".xtc2"  # LCLS-II, read through psana (the xtc2 extra)
 HDF5_SUFFIXES = {".h5", ".hdf5", ".cxi", ".nxs", ".json"}  # EuXFEL runs hold a JSON map
 
 
@@ -37,7 +38,8 @@ def run_files(paths) -> list[Path]:
 def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
     """A reader for the run's files, chosen by what they are.
 
-    CBF files -> :class:`CbfReader`; one NeXus master (its data files beside it) ->
+    CBF files -> :class:`CbfReader`; LCLS-II ``.xtc2`` files with a geometry -> ``Xtc2Reader``
+    (psana); one NeXus master (its data files beside it) ->
     :class:`NexusReader`; HDF5/CXI files with a CrystFEL `geometry` -> :class:`Hdf5GeomReader`;
     a EuXFEL run folder (RAW-/CORR- files) with a geometry -> ``EuxfelReader``.
 
@@ -52,6 +54,15 @@ def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
     suffixes = {f.suffix.lower() for f in files}
     if suffixes == {".cbf"}:
         return CbfReader([str(f) for f in files])
+    if suffixes == {XTC2_SUFFIX}:
+        if geometry is None:
+            raise ReaderError(
+                f"{files[0].parent}: XTC2 files need a CrystFEL geometry (--geometry) over "
+                "psana's raw array: the beamline's geometry is in SLAC's calibration database"
+            )
+        from kernels.io.readers.xtc2 import Xtc2Reader  # psana only for XTC2 runs
+
+        return Xtc2Reader([str(f) for f in files], geometry)
     if not suffixes <= HDF5_SUFFIXES:
         raise ReaderError(f"{files[0].parent}: files of kinds {sorted(suffixes)} have no reader")
     h5_names = [f.name for f in files if f.suffix == ".h5"]
