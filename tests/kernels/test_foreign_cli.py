@@ -40,7 +40,10 @@ def test_cxi_run_with_a_geometry_is_processed(tmp_path, capsys):
 
 
 def test_broken_geometry_names_file_and_line(tmp_path, capsys):
-    argv = run_folder(tmp_path, GEOM.replace("a/fs = x", "a/fast = x")) + ["--out", "o"]
+    argv = run_folder(tmp_path, GEOM.replace("a/fs = x", "a/fast = x")) + [
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'det.geom'}:" in err and "fast" in err and "Traceback" not in err
