@@ -270,11 +270,12 @@ def test_a_user_starts_a_reprocess_with_their_own_rights(actions_stack):
     assert entry["detail"]["dag_run_id"] == run_id and "token" not in json.dumps(entry).lower()
 
 
-def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, browser):  # noqa: F811
+def op_page(stack, browser):  # noqa: F811
+    """A chromium page logged in as op, and the messages of any script dialog it opened (an
+    alert() would mean a name ran as script)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    stack = actions_stack["stack"]
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    dialogs: list[str] = []  # an alert() would mean a name ran as script
+    dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     passwords = json.loads((stack.home / "passwords.json").read_text())
     page.goto(f"{stack.base_url}/")
@@ -282,6 +283,12 @@ def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, b
     page.fill("input[name=password]", passwords["op"])
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/auth/login" not in url)
+    return page, dialogs
+
+
+def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, browser):  # noqa: F811
+    stack = actions_stack["stack"]
+    page, dialogs = op_page(stack, browser)
     page.goto(f"{stack.base_url}/sfxflow/?experiment={EXPERIMENT}")
     page.get_by_role("link", name="tags, datasets and reprocessing").click()
 
@@ -352,3 +359,27 @@ def test_an_op_untags_deletes_a_dataset_and_sets_the_default_trial(actions_stack
         ("op", a) for a in ("default-trial", "delete-dataset", "delete-dataset", "untag")
     ]
     assert audit(stack)[0]["detail"]["trial_params"] == {"spotfinder": {"snr": 6.0}}
+
+
+def test_an_op_untags_deletes_and_sets_the_default_in_the_browser(actions_stack, browser):  # noqa: F811
+    stack = actions_stack["stack"]
+    page, dialogs = op_page(stack, browser)
+    page.goto(f"{stack.base_url}/sfxflow/actions?experiment={EXPERIMENT}")
+    results = page.locator("#action-result")
+    page.get_by_label("choose r0001").check()
+    page.fill("form[data-action=untag] input[name=tag]", EVIL_TAG)
+    page.click("form[data-action=untag] button")
+    expect(results).to_contain_text("took tag")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("untag", timeout=10_000)
+    page.fill("form[data-action=delete-dataset] input[name=name]", "lysozyme")  # the default's
+    page.click("form[data-action=delete-dataset] button")
+    expect(results).to_contain_text("deleted dataset lysozyme from the beamtime settings")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("delete-dataset", timeout=10_000)
+    page.click("form[data-action=default-trial] button")
+    expect(results).to_contain_text("trial t1 is the default")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("default-trial", timeout=10_000)
+    page.screenshot(path=ARTIFACTS / "dashboard-actions-edits.png", full_page=True)
+    assert EVIL_TAG not in tags_of(actions_stack, "r0001")
+    assert "lysozyme" not in beamtime_variable(actions_stack).datasets
+    assert dialogs == []
+    page.close()
