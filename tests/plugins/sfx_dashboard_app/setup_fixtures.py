@@ -5,6 +5,7 @@ the refinement report and residual map of a modular detector with injected error
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +44,14 @@ def write_setup_outputs(folder: Path) -> dict:
     geometry = json.loads(report.read_text())
     geometry["panels_after"][0]["panel"] = geometry["panels_before"][0]["panel"] = EVIL
     report.write_text(json.dumps(geometry))
-    return {"cell": cell, "geometry": geometry}
+    return {"folder": folder, "cell": cell, "geometry": geometry}
 
 
-def register_setup(url: str, exp: Path, trial: str) -> dict:
-    """Outputs under ``<exp>/setup/<trial>`` and the trial they registered; its id and reports."""
-    reports = write_setup_outputs(exp / "setup" / trial)
+def register_setup(url: str, exp: Path, trial: str, outputs: dict) -> dict:
+    """The outputs copied to ``<exp>/setup/<trial>`` and the trial they registered; its id and
+    the reports."""
+    shutil.copytree(outputs["folder"], exp / "setup" / trial)
+    reports = {"cell": outputs["cell"], "geometry": outputs["geometry"]}
     names = ("a", "b", "c", "alpha", "beta", "gamma")
     crystal = {**dict(zip(names, reports["cell"]["main"]["cell"])), "space_group": SPACE_GROUP}
     with ResultsDB(url) as db:

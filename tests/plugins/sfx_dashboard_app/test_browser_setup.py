@@ -17,9 +17,10 @@ def test_a_setup_runs_cell_and_geometry_in_the_browser(
     dashboard_server,
     dashboard_beamtimes,
     browser,  # noqa: F811
+    setup_outputs,
 ):
     frames = dashboard_beamtimes["frames"]  # the server's Variable names this experiment folder
-    setup = register_setup(frames["url"], frames["exp"], "setup-browser")
+    setup = register_setup(frames["url"], frames["exp"], "setup-browser", setup_outputs)
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     dialogs: list[str] = []  # an alert() would mean a name ran as script

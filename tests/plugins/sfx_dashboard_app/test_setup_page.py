@@ -58,14 +58,19 @@ class Elements(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def setup_beamtime(tmp_path_factory) -> dict:
+def setup_beamtime(tmp_path_factory, setup_outputs) -> dict:
     exp = tmp_path_factory.mktemp("setup") / "experiment"
     url = f"sqlite:///{exp.parent / 'results.db'}"
     with ResultsDB(url) as db:
         db.ensure_run(EXPERIMENT, "r0001")
         unfinished = db.ensure_trial("setup2", {"spotfinder": {"snr": 5.0}})
     (exp / "setup" / "setup2").mkdir(parents=True)  # started, nothing downloaded yet
-    return {"exp": exp, "url": url, "unfinished": unfinished, **register_setup(url, exp, "setup1")}
+    return {
+        "exp": exp,
+        "url": url,
+        "unfinished": unfinished,
+        **register_setup(url, exp, "setup1", setup_outputs),
+    }
 
 
 @pytest.fixture
