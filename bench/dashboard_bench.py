@@ -171,19 +171,72 @@ BEFORE_RUN_TABLE = """SELECT r.id, r.name, r.concluded, s.status, s.finished,
    WHERE e.name=? GROUP BY r.id, r.name, r.concluded, s.status, s.finished ORDER BY r.name"""
 
 
+# Ours before migration 8: each run's latest job found by scanning every job row.
+NO_JOBS_INDEX = """SELECT r.id, r.name, r.created, r.concluded, s.status, s.finished,
+      (SELECT j.state FROM jobs j IGNORE INDEX (jobs_run_trial) WHERE j.run_id=r.id AND j.trial_id=?
+       ORDER BY j.id DESC LIMIT 1), s.n_images, s.n_hits, s.n_indexed, s.n_integrated
+   FROM runs r JOIN experiments e ON e.id=r.experiment_id
+   LEFT JOIN run_summaries s ON s.run_id=r.id AND s.trial_id=?
+   WHERE e.name=? ORDER BY r.name"""
+
+
+def median_seconds(call, repeats: int) -> float:
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds)
+
+
 def runs_table_before_and_now(url: str, trial: int, repeats: int) -> None:
-    """Median seconds of the runs-table query: the aggregate of before beside ours."""
+    """Median seconds of the runs-table query: the aggregate of before, the frozen counts
+    without the jobs index, and ours."""
     with ResultsDB(url, read_only=True) as db:
-        before, ours = [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            db._select(BEFORE_RUN_TABLE, (trial, trial, trial, EXPERIMENT))
-            before.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            db.run_table(EXPERIMENT, trial)
-            ours.append(time.perf_counter() - t0)
-    print(f"runs table query, median of {repeats}: before (aggregate of every image row) "
-          f"{statistics.median(before):.3f} s, ours (frozen counts) {statistics.median(ours):.3f} s")  # fmt: skip
+        before = median_seconds(
+            lambda: db._select(BEFORE_RUN_TABLE, (trial, trial, trial, EXPERIMENT)), repeats
+        )
+        unindexed = median_seconds(
+            lambda: db._select(NO_JOBS_INDEX, (trial, trial, EXPERIMENT)), 5 * repeats
+        )
+        ours = median_seconds(lambda: db.run_table(EXPERIMENT, trial), 5 * repeats)
+    print(f"runs table query, median: before (aggregate of every image row) {before:.3f} s, "
+          f"frozen counts without the jobs index {unindexed:.3f} s, ours {ours:.3f} s; "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+
+
+def runs_json_with_and_without(url: str, trial: int, rounds: int = 5, per_round: int = 10) -> None:
+    """``/api/runs`` through the app with migration 8's jobs index and without it (dropped and
+    made again between rounds, so both meet the same load), and the generic JSON encoder the
+    route no longer runs, timed on the same payload."""
+    from fastapi.encoders import jsonable_encoder
+
+    app = create_app(url)
+    app.dependency_overrides[api_user] = lambda: "bench"
+    client = TestClient(app, base_url="http://127.0.0.1")
+    path = f"/api/runs?experiment={EXPERIMENT}&trial_id={trial}"
+    seconds: dict[str, list[float]] = {"with the index": [], "without": []}
+    with pymysql.connect(**MARIADB, database=url.rsplit("/", 1)[1], autocommit=True) as conn:
+        cursor = conn.cursor()
+        for _ in range(rounds):
+            for name in seconds:
+                if name == "without":
+                    cursor.execute("DROP INDEX jobs_run_trial ON jobs")
+                for _ in range(per_round):
+                    t0 = time.perf_counter()
+                    client.get(path)
+                    seconds[name].append(time.perf_counter() - t0)
+                if name == "without":
+                    cursor.execute("CREATE INDEX jobs_run_trial ON jobs (run_id, trial_id, id)")
+    for name, values in seconds.items():
+        p95 = statistics.quantiles(values, n=20)[-1]
+        print(f"/api/runs {name:15s} p50 {statistics.median(values):.3f} s  p95 {p95:.3f} s")
+    payload = client.get(path).json()
+    encoder = median_seconds(lambda: jsonable_encoder(payload), 20)
+    print(
+        f"FastAPI's jsonable_encoder of that payload (no longer run): {encoder:.3f} s; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main() -> None:
@@ -192,6 +245,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--keep", help="database name to keep (and reuse when it exists)")
+    parser.add_argument("--only-runs", action="store_true", help="time only the /api/runs parts")
     args = parser.parse_args()
     name = args.keep or f"sfx_dashbench_{os.getpid()}"
     admin = pymysql.connect(**MARIADB, autocommit=True)
@@ -209,8 +263,10 @@ def main() -> None:
         print(
             f"MariaDB {admin.get_server_info()}, buffer pool {pool:.0f} MiB, shared 2-core machine"
         )
-        time_endpoints(url, trial, args.repeats)
+        if not args.only_runs:
+            time_endpoints(url, trial, args.repeats)
         runs_table_before_and_now(url, trial, 3)
+        runs_json_with_and_without(url, trial)
     finally:
         if not args.keep:
             cursor.execute(f"DROP DATABASE IF EXISTS {name}")

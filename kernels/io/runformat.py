@@ -144,18 +144,27 @@ class Run:
         self.close()
 
 
-def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
-    """Read an index file and verify its chunk file against it."""
+def _read_index(index_path: Path) -> tuple[Chunk, int, tuple[int, ...]]:
+    """An index file's chunk (as the index describes it), the chunk's bytes and frame shape."""
     try:
         with h5py.File(index_path, "r") as f:
             events = f["event"][()]
-            timestamps = f["timestamp"][()]
-            total = f["total_counts"][()]
-            chunk_file = index_path.with_name(str(f.attrs["chunk"]))
-            chunk_bytes = int(f.attrs["chunk_bytes"])
-            shape = tuple(int(v) for v in f.attrs["frame_shape"])
+            chunk = Chunk(
+                index_path.with_name(str(f.attrs["chunk"])),
+                len(events),
+                f["timestamp"][()],
+                f["total_counts"][()],
+            )
+            return chunk, int(f.attrs["chunk_bytes"]), tuple(int(v) for v in f.attrs["frame_shape"])
     except (OSError, KeyError) as exc:
         raise RunFormatError(index_path, f"unreadable index file: {exc}") from None
+
+
+def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
+    """Read an index file and verify its chunk file against it."""
+    described, chunk_bytes, shape = _read_index(index_path)
+    chunk_file, timestamps = described.path, described.timestamps
+    events, total = range(described.n_events), described.total_counts
     if not chunk_file.exists():
         raise RunFormatError(chunk_file, "chunk file missing (listed by its index file)")
     size = chunk_file.stat().st_size
@@ -185,12 +194,19 @@ def index_files(run_dir: Path) -> list[Path]:
     return sorted(run_dir.glob("*.idx.h5"), key=lambda p: run_order(p.name))
 
 
-def open_run(run_dir) -> Run:
+def chunk_names(run_dir) -> list[str]:
+    """The chunk file names of a run, in chunk order, as its index files name them."""
+    return [_read_index(p)[0].path.name for p in index_files(Path(run_dir))]
+
+
+def open_run(run_dir, partial: bool = False) -> Run:
     """Open a run directory and check it.
 
     Every chunk listed by the run's marker (when present) or found next to an index file must
     exist, be complete and agree with its index file in event count, frame shape and
-    timestamps, with raw frames of type uint16 or int16.
+    timestamps, with raw frames of type uint16 or int16. ``partial``: chunk files may be
+    absent (a copy fetched chunk by chunk); those there are checked, the others are known
+    from their index files only and readable once their file arrives.
 
     Raises
     ------
@@ -201,15 +217,22 @@ def open_run(run_dir) -> Run:
     if not run_dir.is_dir():
         raise RunFormatError(run_dir, "run directory does not exist")
     indexes = index_files(run_dir)
+    described = [_read_index(p)[0] for p in indexes] if partial else []
     if (run_dir / MARKER).exists():
         try:
             listed = {f.name for f in read_marker(run_dir).files}
         except MarkerError as exc:
             raise RunFormatError(run_dir / MARKER, f"unreadable marker: {exc.problem}") from None
-        for name in sorted(listed):
+        for name in sorted(listed - {c.path.name for c in described}):
             if not (run_dir / name).exists():
                 raise RunFormatError(run_dir / name, "file listed in the run marker is missing")
-    return open_chunks(run_dir, indexes)
+    if not partial:
+        return open_chunks(run_dir, indexes)
+    # the geometry and dtype come from the chunks there; the others keep their place
+    run = open_chunks(run_dir, [p for p, c in zip(indexes, described) if c.path.exists()])
+    checked = {c.path: c for c in run.chunks}
+    run.chunks = [checked.get(c.path, c) for c in described]
+    return run
 
 
 def open_chunks(run_dir: Path, indexes: list[Path]) -> Run:

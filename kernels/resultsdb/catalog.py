@@ -135,6 +135,21 @@ class CatalogQueries(Connection):
 
         self.transaction(work)
 
+    def untag_run(self, run_id: int, tag: str) -> bool:
+        """Take ``tag`` off a run; False when the run did not carry it."""
+
+        def work(cursor):
+            cursor.execute(
+                self._q(
+                    "DELETE FROM run_tags WHERE run_id=? AND tag_id IN (SELECT t.id FROM tags t "
+                    "JOIN runs r ON r.experiment_id=t.experiment_id WHERE r.id=? AND t.name=?)"
+                ),
+                (run_id, run_id, tag),
+            )
+            return cursor.rowcount > 0
+
+        return self.transaction(work)
+
     def run_tags(self, run_id: int) -> list[str]:
         """The tags of a run, sorted."""
         rows = self._select(
@@ -226,3 +241,35 @@ class CatalogQueries(Connection):
             return [(int(run_id), name) for run_id, name in cursor.fetchall()]
 
         return self.transaction(work, write=False)
+
+    def delete_dataset(self, experiment: str, dataset: str) -> int:
+        """Forget dataset ``dataset`` of ``experiment`` with its merged statistics (its runs and
+        their tags stay); return its id.
+
+        Raises
+        ------
+        UnknownNameError
+            The experiment has no such dataset.
+        """
+
+        def work(cursor):
+            cursor.execute(
+                self._q(
+                    "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
+                    "WHERE e.name=? AND d.name=?"
+                ),
+                (experiment, dataset),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise UnknownNameError(f"no dataset {dataset!r} in experiment {experiment!r}")
+            dataset_id = int(row[0])
+            for statement in (
+                "DELETE FROM merge_stats WHERE scope='dataset' AND scope_id=?",
+                "DELETE FROM dataset_tags WHERE dataset_id=?",
+                "DELETE FROM datasets WHERE id=?",
+            ):
+                cursor.execute(self._q(statement), (dataset_id,))
+            return dataset_id
+
+        return self.transaction(work)

@@ -185,6 +185,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             FREEZE_SUMMARY_COUNTS,
         ),
     ),
+    Migration(
+        8,
+        "jobs found by run and trial",
+        (
+            # The runs table asks for each run's latest job of a trial: without it, one scan
+            # of every job per run (half of /api/runs's query time for 500 runs).
+            "CREATE INDEX IF NOT EXISTS jobs_run_trial ON jobs (run_id, trial_id, id)",
+        ),
+    ),
 )
 
 

@@ -21,6 +21,9 @@
       var tags = field(form, "tags").split(",").map(function (t) { return t.trim(); }).filter(Boolean);
       return {experiment: experiment, name: field(form, "name"), tags: tags};
     },
+    untag: function (form) { return {experiment: experiment, run_ids: chosenRuns(), tag: field(form, "tag")}; },
+    "delete-dataset": function (form) { return {experiment: experiment, name: field(form, "name")}; },
+    "default-trial": function (form) { return {experiment: experiment, trial_id: Number(field(form, "trial_id"))}; },
     reprocess: function (form) {
       return {experiment: experiment, run_ids: chosenRuns(), trial: field(form, "trial"),
               trial_params: JSON.parse(field(form, "trial_params") || "{}")};

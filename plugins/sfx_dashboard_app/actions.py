@@ -27,6 +27,26 @@ def checked_names(kind: str, names: list[str]) -> list[str]:
         raise ActionError(str(exc)) from None
 
 
+def loaded_settings(raw: str | None) -> dict:
+    """The Variable's JSON text as a dict (an unset Variable is an empty object: the defaults)."""
+    try:
+        settings = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as exc:
+        raise ActionError(f"Variable {VARIABLE} is not JSON: {exc}") from None
+    if not isinstance(settings, dict):
+        raise ActionError(f"Variable {VARIABLE} is not a JSON object")
+    return settings
+
+
+def checked_settings(settings: dict) -> str:
+    """``settings`` as the Variable's JSON text, once the pipeline can read them."""
+    try:
+        Beamtime.from_dict(settings)
+    except (TypeError, ValueError) as exc:
+        raise ActionError(f"Variable {VARIABLE} would not be readable: {exc}") from None
+    return json.dumps(settings, indent=2)
+
+
 def settings_with_dataset(raw: str | None, dataset: str, tags: list[str]) -> str:
     """The Variable's JSON text with dataset ``dataset`` = every run carrying all ``tags``.
 
@@ -34,20 +54,40 @@ def settings_with_dataset(raw: str | None, dataset: str, tags: list[str]) -> str
     from an empty object, i.e. the defaults). The result is checked as the pipeline reads it.
     """
     check = checked_names("tag", tags)
-    try:
-        settings = json.loads(raw) if raw else {}
-    except json.JSONDecodeError as exc:
-        raise ActionError(f"Variable {VARIABLE} is not JSON: {exc}") from None
-    if not isinstance(settings, dict):
-        raise ActionError(f"Variable {VARIABLE} is not a JSON object")
+    settings = loaded_settings(raw)
     datasets = dict(settings.get("datasets", Beamtime().datasets))
     datasets[checked_names("dataset", [dataset])[0]] = check
-    new = {**settings, "datasets": datasets}
-    try:
-        Beamtime.from_dict(new)
-    except (TypeError, ValueError) as exc:
-        raise ActionError(f"Variable {VARIABLE} would not be readable: {exc}") from None
-    return json.dumps(new, indent=2)
+    return checked_settings({**settings, "datasets": datasets})
+
+
+def settings_without_dataset(raw: str | None, dataset: str) -> str | None:
+    """The Variable's JSON text without dataset ``dataset``; None when it does not define it
+    (then only the results DB knows the dataset). Every other setting stays as written."""
+    settings = loaded_settings(raw)
+    datasets = dict(settings.get("datasets", Beamtime().datasets))
+    if datasets.pop(dataset, None) is None:
+        return None
+    return checked_settings({**settings, "datasets": datasets})
+
+
+def settings_with_default_trial(raw: str | None, trial: dict) -> str:
+    """The Variable's JSON text with ``trial`` (a results-DB trial: name, version, params) as
+    the trial applied to new runs and by the scheduled reprocess sweep.
+
+    Raises
+    ------
+    ActionError
+        A trial version above 1: the pipeline registers its default trial as version 1, so
+        it would meet other parameters under that name.
+    """
+    if trial["version"] != 1:
+        raise ActionError(
+            f"trial {trial['name']} version {trial['version']} cannot be the default: the "
+            "pipeline registers the default trial as version 1; register these parameters "
+            "under a new trial name (e.g. by a reprocess with a new trial) and choose that one"
+        )
+    settings = loaded_settings(raw)
+    return checked_settings({**settings, "trial": trial["name"], "trial_params": trial["params"]})
 
 
 def run_numbers(names: list[str]) -> str:

@@ -63,6 +63,14 @@ def forms(may: frozenset[str], trial: dict) -> str:
             '<form data-action="dataset"><b>Define a dataset</b> '
             '<input name="name" required placeholder="name"> runs carrying all of '
             '<input name="tags" required placeholder="tag1, tag2"> <button>define</button></form>'
+            '<form data-action="untag"><b>Take a tag off the chosen runs</b> '
+            '<input name="tag" required placeholder="tag"> <button>untag</button></form>'
+            '<form data-action="delete-dataset"><b>Delete a dataset</b> '
+            '<input name="name" required placeholder="name"> <button>delete</button></form>'
+            '<form data-action="default-trial"><b>Make trial '
+            f"{esc(trial['name'])} v{int(trial['version'])} the experiment's default</b> "
+            f'<input type="hidden" name="trial_id" value="{int(trial["id"])}"> '
+            "<button>make default</button></form>"
         )
     if REPROCESS in may:
         params = esc(json.dumps(trial["params"], indent=1, sort_keys=True))

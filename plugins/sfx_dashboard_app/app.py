@@ -7,14 +7,16 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
 - data (:mod:`.routes_api`): ``/api/runs``, ``/api/runs/{id}/progress``, ``/api/datasets`` — JSON
   polled by the pages for live progress
 - plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
-- actions (:mod:`.routes_actions`): ``/actions`` — tag runs, define datasets, reprocess (for
-  users Airflow authorises), with the audit log
+- actions (:mod:`.routes_actions`, :mod:`.routes_edits`): ``/actions`` — tag and untag runs,
+  define and delete datasets, reprocess, make a trial the default (for users Airflow
+  authorises), with the audit log
 - frames (:mod:`.routes_frames`): ``/frames`` — one event's frame with spots and predictions;
   ``/powder`` — the run's virtual powder pattern
 - run view (:mod:`.routes_run_view`): ``/api/runs/{id}/view`` — per-frame series, rates, cells,
   reasons, state and merge of one run, drawn on ``/run`` by ``run_view.js`` (Plotly)
 - dataset progress (:mod:`.routes_progress`): ``/progress``, ``/api/datasets/{id}/progress``
 - beamtime timeline (:mod:`.routes_timeline`): ``/timeline``, ``/api/timeline``
+- setup results (:mod:`.routes_setup`): ``/setup`` — a setup run's cell, histograms, geometry
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from kernels.resultsdb import UnknownNameError, parse_db_url
 from . import (
     routes_actions,
     routes_api,
+    routes_edits,
     routes_frames,
     routes_pages,
     routes_plots,
     routes_progress,
     routes_run_view,
     routes_scripts,
+    routes_setup,
     routes_timeline,
 )
 from .auth import LoginRequired, login_url
@@ -73,6 +77,8 @@ def create_app(db_url: str | None = None, airflow_url: str | None = None) -> Fas
     app.state.airflow_url = airflow_url
     for module in (routes_pages, routes_api, routes_plots, routes_actions, routes_frames):
         app.include_router(module.router)
+    app.include_router(routes_edits.router)  # untag, delete a dataset, default trial
+    app.include_router(routes_setup.router)  # a setup run's cell and geometry (issue 15)
     for error, handler in routes_actions.EXCEPTION_HANDLERS.items():
         app.add_exception_handler(error, handler)
     # run view, dataset progress, beamtime timeline (issue 19)

@@ -2,10 +2,14 @@
 after publishing) is fetched through the SF API from ``<hpc_dir>/runs/<run>/`` into a local
 cache bounded in bytes (least recently used runs go first).
 
-The SF API downloads whole files only (no byte ranges), so a run comes whole: its marker,
-index files, calibration snapshot and chunks; the run format's check then needs every chunk
-anyway. Run names are checked by :func:`.frame_source.checked_run_name` before any path is made;
-file names the center lists are taken only when they are plain names.
+The SF API downloads whole files only (no byte ranges), so the unit is a file: first the run's
+small files (marker, index files, calibration snapshot) into a hidden folder renamed into
+place; then each chunk when an event of it is asked for, into a hidden file renamed into
+place; every file checked against the marker's bytes and adler32. The run is opened with ``open_run(partial=True)``. Each download
+stays under the center's size cap as long as one chunk does; a chunk over it is refused with
+a message saying so (only where the run's files are readable can it be shown). Run names are
+checked by :func:`.frame_source.checked_run_name` before any path is made; file names the
+center lists are taken only when they are plain names.
 
 Settings: ``SFXFLOW_FRAME_CACHE`` (folder; default ``$AIRFLOW_HOME/sfxflow/frame-cache``, the
 api-server's state folder) and ``SFXFLOW_FRAME_CACHE_BYTES`` (default 4 GiB).
@@ -15,10 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from kernels.io.marker import MARKER, MarkerFile, adler32_hex, read_marker
+from kernels.io.runformat import chunk_names
 
 from .frame_source import FrameNotFound, checked_run_name
 
@@ -42,45 +53,63 @@ class CenterRunCache:
         self.root, self.max_bytes = Path(root), max_bytes
         self._lock = threading.Lock()
 
-    def folder(self, client, machine: str, hpc_runs_dir: str, run: str) -> Path:
-        """The local copy of ``<hpc_runs_dir>/<run>``, downloaded on first use."""
+    def folder(
+        self, client, machine: str, hpc_runs_dir: str, run: str, chunks: Iterable[int] = ()
+    ) -> Path:
+        """The local copy of ``<hpc_runs_dir>/<run>``: its small files, downloaded on first
+        use, and of its chunks those in ``chunks``."""
         run = checked_run_name(run)
         place = hashlib.sha256(hpc_runs_dir.encode()).hexdigest()[:16]
         local = self.root / place / run
-        with self._lock:
+        remote = f"{hpc_runs_dir}/{run}"
+        with self._lock, center_errors(run, remote):
             if not local.is_dir():
-                self._download(client, machine, f"{hpc_runs_dir}/{run}", local)
+                self._download_run(client, machine, remote, local)
+            names = chunk_names(local)
+            for chunk in sorted(set(chunks)):
+                if not 0 <= chunk < len(names):
+                    raise FrameNotFound(f"run {run} has no chunk {chunk} ({len(names)} chunks)")
+                self._download_chunk(client, machine, remote, local, names[chunk])
             os.utime(local)  # the folder's mtime is its last use
             self._evict(keep=local)
         return local
 
-    def _download(self, client, machine: str, remote: str, local: Path) -> None:
-        from sfapi_client.errors import NotFound, SfApiError
-
+    def _download_run(self, client, machine: str, remote: str, local: Path) -> None:
+        """Every plain file of the run but its chunks, whole or not at all."""
+        entries = client.ls(machine, remote)
+        sizes = {
+            e["name"]: e.get("size")
+            for e in entries
+            if e.get("perms", "-").startswith("-")
+            and is_plain_name(e["name"])
+            and not is_chunk(e["name"])
+        }
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=local.parent, prefix=".fetch-"))
         try:
-            entries = client.ls(machine, remote)
-            names = [
-                e["name"]
-                for e in entries
-                if e.get("perms", "-").startswith("-") and is_plain_name(e["name"])
-            ]
-            local.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=local.parent, prefix=".fetch-"))
-            try:
-                for name in names:
-                    (tmp / name).write_bytes(client.download(machine, f"{remote}/{name}"))
-                os.replace(tmp, local)  # the run appears whole or not at all
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        except NotFound:
-            raise FrameNotFound(
-                f"run {local.name}: no folder on the beamline side, nor at the center ({remote})"
-            ) from None
-        except (SfApiError, OSError) as exc:
-            raise CenterUnavailable(
-                f"run {local.name}: no folder on the beamline side, and the center could not "
-                f"send {remote}: {exc}"
-            ) from None
+            for name, size in sizes.items():
+                (tmp / name).write_bytes(download_file(client, machine, f"{remote}/{name}", size))
+            if (tmp / MARKER).is_file():
+                listed = {f.name: f for f in read_marker(tmp).files}
+                for name in set(sizes) & set(listed):
+                    check_against_marker(local.name, (tmp / name).read_bytes(), listed[name])
+            os.replace(tmp, local)  # the run appears whole or not at all
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _download_chunk(self, client, machine: str, remote: str, local: Path, name: str) -> None:
+        """One chunk, checked against the run marker, renamed into place once whole."""
+        target = local / name
+        if target.exists():
+            return
+        listed = {f.name: f for f in read_marker(local).files}
+        if name not in listed:
+            raise FrameNotFound(f"run {local.name}: its marker lists no chunk {name}")
+        data = download_file(client, machine, f"{remote}/{name}", listed[name].bytes)
+        check_against_marker(local.name, data, listed[name])
+        tmp = local / f".fetch-{name}"
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
 
     def _evict(self, keep: Path) -> None:
         runs = sorted(
@@ -95,6 +124,54 @@ class CenterRunCache:
             if old != keep:
                 shutil.rmtree(old, ignore_errors=True)
                 total -= sizes[old]
+
+
+def is_chunk(name: str) -> bool:
+    """Whether ``name`` is a chunk file (``r0001-c00.h5``; fetched only when needed)."""
+    return re.fullmatch(r".+-c\d+\.h5", name) is not None
+
+
+def check_against_marker(run: str, data: bytes, listed: MarkerFile) -> None:
+    """A fetched file must be the one the run's marker lists (size and Adler-32)."""
+    if len(data) != listed.bytes or adler32_hex(zlib.adler32(data)) != listed.adler32:
+        raise CenterUnavailable(
+            f"run {run}: the center sent {listed.name} other than its marker says "
+            f"({len(data)} bytes, marker {listed.bytes}); not kept"
+        )
+
+
+def download_file(client, machine: str, path: str, size=None) -> bytes:
+    """One file from the center; a refusal names the file (and its size when known)."""
+    from sfapi_client.errors import NotFound, SfApiError
+
+    try:
+        return client.download(machine, path)
+    except NotFound:
+        raise
+    except SfApiError as exc:
+        mib = f" ({int(size) / 2**20:.1f} MiB)" if size else ""
+        raise CenterUnavailable(
+            f"the center could not send {path}{mib}: {exc}. A file over the SF API's download "
+            "limit can be shown only where the run's files are readable (the beamline side)"
+        ) from None
+
+
+@contextmanager
+def center_errors(run: str, remote: str) -> Iterator[None]:
+    """The center's answers as the viewer's errors: no such run (404) or cannot send (503)."""
+    from sfapi_client.errors import NotFound, SfApiError
+
+    try:
+        yield
+    except NotFound:
+        raise FrameNotFound(
+            f"run {run}: no folder on the beamline side, nor at the center ({remote})"
+        ) from None
+    except (SfApiError, OSError) as exc:
+        raise CenterUnavailable(
+            f"run {run}: no folder on the beamline side, and the center could not "
+            f"send {remote}: {exc}"
+        ) from None
 
 
 def is_plain_name(name: str) -> bool:

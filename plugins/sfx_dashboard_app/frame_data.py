@@ -35,7 +35,7 @@ class OpenRuns:
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, folder: Path, params: ProcessingParams):
+    def get(self, folder: Path, params: ProcessingParams, partial: bool = False):
         # the folder's inode too: a run the center cache dropped and fetched again is a new
         # folder at the same path, not the old (deleted) files still open here
         spotfinder = json.dumps(params.to_dict()["spotfinder"], sort_keys=True)
@@ -44,12 +44,11 @@ class OpenRuns:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-            source = open_source(folder, params.spotfinder)
-            first = source.blocks(*source.events[0]) if source.events else None
-            if first is None:
+            source = open_source(folder, params.spotfinder, partial)
+            if not source.events:
                 source.close()
                 raise FrameNotFound(f"run {folder.name}: no events")
-            entry = (source, layout(source.detector, first.shape[1:]))
+            entry = (source, layout(source.detector, source.block_shape()[1:]))
             self._entries[key] = entry
             while len(self._entries) > self.size:
                 old, _ = self._entries.popitem(last=False)[1]
@@ -89,6 +88,13 @@ def first_hit(images: list[dict], events: list) -> tuple[int, int]:
     if not events:
         raise FrameNotFound("the run has no events")
     return tuple(events[0])
+
+
+def wanted_chunk(images: list[dict], chunk: int | None, event: int | None) -> int:
+    """The chunk a viewer request needs: the asked event's, else the first hit's, else 0."""
+    if chunk is not None or event is not None:
+        return chunk or 0
+    return next((r["chunk"] for r in images if r["hit"]), 0)
 
 
 def results_file(exp_dir: str | Path, trial: str, run: str) -> Path | None:

@@ -99,8 +99,8 @@ def panel_geometry(panel: Panel) -> DetectorGeometry:
 class RunFormatSource:
     """A run in sfxflow's run format, calibrated with the constants the job uses."""
 
-    def __init__(self, folder: Path, spot_params: SpotParams):
-        self.run = open_run(folder)
+    def __init__(self, folder: Path, spot_params: SpotParams, partial: bool = False):
+        self.run = open_run(folder, partial=partial)  # partial: a copy fetched chunk by chunk
         geometry = self.run.geometry
         calib = load_calibration(default_calibration(folder), geometry.shape)
         self.detector = from_flat(geometry, split_panels=True)
@@ -110,6 +110,10 @@ class RunFormatSource:
 
     def blocks(self, chunk: int, event: int) -> np.ndarray:
         return calibrate(self.run.read_frame(chunk, event), self.calibration_plan)[None]
+
+    def block_shape(self) -> tuple[int, ...]:
+        """The shape of :meth:`blocks` (known without reading a frame: chunks may be absent)."""
+        return (1, *self.run.geometry.shape)
 
     def wavelength(self, chunk: int, event: int) -> float:
         return self.run.wavelength(chunk, event)
@@ -146,6 +150,10 @@ class ReaderSource:
         frame = np.asarray(self.reader.frame(event), dtype=np.float32)
         return np.nan_to_num(frame if frame.ndim == 3 else frame[None], nan=0.0)
 
+    def block_shape(self) -> tuple[int, ...]:
+        """The shape of :meth:`blocks` (of the first frame)."""
+        return self.blocks(*self.events[0]).shape
+
     def wavelength(self, chunk: int, event: int) -> float:
         return self.reader.wavelength(event)
 
@@ -167,8 +175,11 @@ class ReaderSource:
         self.reader.close()
 
 
-def open_source(folder: Path, spot_params: SpotParams) -> RunFormatSource | ReaderSource:
-    """The frames of a run folder: the run format when the DAQ's marker is there, else a reader."""
+def open_source(
+    folder: Path, spot_params: SpotParams, partial: bool = False
+) -> RunFormatSource | ReaderSource:
+    """The frames of a run folder: the run format when the DAQ's marker is there, else a reader.
+    ``partial``: a run-format copy whose chunks arrive one by one (from the center)."""
     if (folder / MARKER).is_file():
-        return RunFormatSource(folder, spot_params)
+        return RunFormatSource(folder, spot_params, partial)
     return ReaderSource(folder, spot_params)

@@ -179,7 +179,8 @@ def dashboard(
         f"<h1>Beamtime: {esc(experiment)}</h1>{picker_html}"
         '<p><a href="settings">settings and trial parameters</a> · '
         f'<a href="{href("timeline", experiment=experiment, trial_id=trial["id"])}">timeline</a> · '
-        f'<a href="{href("actions", experiment=experiment, trial_id=trial["id"])}">tags, datasets and reprocessing</a></p>'
+        f'<a href="{href("actions", experiment=experiment, trial_id=trial["id"])}">tags, datasets and reprocessing</a> · '
+        f'<a href="{href("setup", experiment=experiment)}">setup runs (cell, geometry)</a></p>'
         f"<h2>Runs — trial {esc(trial['name'])} v{trial['version']}</h2>"
         + runs_table(experiment, trial["id"], rows)
         + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'

@@ -177,6 +177,29 @@ def done(db: ResultsDB, who: Actor, experiment: str, action: str, detail: dict, 
     return {"ok": True, "outcome": outcome, "audit_id": audit_id}
 
 
+def editable_variable(rest: AirflowREST) -> str | None:
+    """The beamtime Variable's text in Airflow's DB (None: unset), 409 when the environment
+    shadows it (an edit there would never be read)."""
+    if ENV_VARIABLE in os.environ:
+        raise HTTPException(
+            409,
+            f"the beamtime settings come from the environment ({ENV_VARIABLE}), which "
+            f"Airflow reads before its Variables: move them to Admin → Variables {VARIABLE} to edit them here",
+        )
+    return rest.variable(VARIABLE)
+
+
+def save_settings(rest: AirflowREST, raw: str | None, new: str, experiment: str) -> Beamtime:
+    """Write the Variable's new text, once it is the settings of ``experiment`` (else 409)."""
+    active = Beamtime.from_json(new)
+    if active.experiment != experiment:
+        raise HTTPException(
+            409, f"the active beamtime is experiment {active.experiment!r}, not {experiment!r}"
+        )
+    rest.set_variable(VARIABLE, new, exists=raw is not None)
+    return active
+
+
 @router.post("/actions/tag")
 def tag_runs(
     body: TagRequest,
@@ -203,20 +226,9 @@ def define_dataset(
     db: ResultsDB = Depends(writable_db),
 ):
     who, rest = writer.actor, writer.rest
-    if ENV_VARIABLE in os.environ:
-        raise HTTPException(
-            409,
-            f"the beamtime settings come from the environment ({ENV_VARIABLE}), which "
-            f"Airflow reads before its Variables: move them to Admin → Variables {VARIABLE} to edit them here",
-        )
-    raw = rest.variable(VARIABLE)
+    raw = editable_variable(rest)
     new = settings_with_dataset(raw, body.name, body.tags)
-    active = Beamtime.from_json(new)
-    if active.experiment != body.experiment:
-        raise HTTPException(
-            409, f"the active beamtime is experiment {active.experiment!r}, not {body.experiment!r}"
-        )
-    rest.set_variable(VARIABLE, new, exists=raw is not None)
+    active = save_settings(rest, raw, new, body.experiment)
     tags = active.datasets[body.name]
     dataset_id = db.ensure_dataset(body.experiment, body.name, tags)
     members = [run_id for run_id, _ in db.dataset_runs(body.experiment, body.name)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 
 from kernels.resultsdb import ResultsDB
 
@@ -26,16 +27,20 @@ def finite(value):
 
 
 @router.get("/runs")
-def runs_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)):
+def runs_json(experiment: str, trial_id: int, db: ResultsDB = Depends(database)) -> JSONResponse:
+    """Plain JSON types only, sent as they are: FastAPI's generic encoder walked each of 500
+    runs' values again and took as long as the query (bench/dashboard_bench.py)."""
     rows = run_rows(db, experiment, trial_id)
-    return {
-        "experiment": experiment,
-        "trial_id": trial_id,
-        "runs": rows,
-        # by run id: pipeline state in words, task log of a failure, touched by the trial at all
-        "pipelines": {str(k): v for k, v in pipelines(db, trial_id, rows).items()},
-        "merged_at": db.merges_updated(trial_id),
-    }
+    return JSONResponse(
+        {
+            "experiment": experiment,
+            "trial_id": trial_id,
+            "runs": rows,
+            # by run id: pipeline state in words, task log of a failure, touched by the trial at all
+            "pipelines": {str(k): v for k, v in pipelines(db, trial_id, rows).items()},
+            "merged_at": db.merges_updated(trial_id),
+        }
+    )
 
 
 @router.get("/runs/{run_id}/progress")

@@ -40,6 +40,7 @@ class RunContext:
     trial: dict
     exp_dir: str
     folder: Path
+    center: tuple[str, str] | None = None  # (machine, runs folder) when fetched from the center
 
 
 def experiment_beamtime(experiment: str):
@@ -58,19 +59,27 @@ def experiment_beamtime(experiment: str):
     return beamtime
 
 
-def run_files(request: Request, beamtime, run: str) -> Path:
-    """The run's folder on the beamline side, else its copy fetched from the center."""
+def run_files(request: Request, beamtime, run: str, chunks) -> tuple[Path, tuple[str, str] | None]:
+    """The run's folder on the beamline side, else its copy fetched from the center (its small
+    files and ``chunks``), with where it came from."""
     from .center_frames import cache_from_environment, center_client
     from .frame_source import checked_run_name, run_folder
 
     folder = Path(beamtime.exp_dir) / "runs" / checked_run_name(run)
     if folder.is_dir():
-        return run_folder(beamtime.exp_dir, run)
+        return run_folder(beamtime.exp_dir, run), None
+    center = (beamtime.machine, beamtime.hpc_run_dir(run).rsplit("/", 1)[0])
     state = request.app.state
     if not hasattr(state, "center_runs"):
         state.center_runs = cache_from_environment()
-    hpc_runs = beamtime.hpc_run_dir(run).rsplit("/", 1)[0]
-    return state.center_runs.folder(center_client(), beamtime.machine, hpc_runs, run)
+    return state.center_runs.folder(center_client(), *center, run, chunks), center
+
+
+def opened(request: Request, ctx: RunContext):
+    """The run's frame source and raster layout (opened once, kept in the app's LRU)."""
+    from .frame_data import trial_params
+
+    return open_runs(request).get(ctx.folder, trial_params(ctx.trial), ctx.center is not None)
 
 
 @contextmanager
@@ -94,9 +103,11 @@ def frame_errors() -> Iterator[None]:
         raise HTTPException(422, f"frames not readable: {exc}") from None
 
 
-def run_context(request: Request, db: ResultsDB, run_id: int, trial_id: int) -> RunContext:
+def run_context(
+    request: Request, db: ResultsDB, run_id: int, trial_id: int, chunks=()
+) -> RunContext:
     """The run, its trial and its folder (404 naming what is missing, 503 if only the center
-    has it and cannot send it)."""
+    has it and cannot send it); of a run only the center has, ``chunks`` are fetched."""
     names = db.run_name(run_id)
     if names is None:
         raise HTTPException(404, f"no run with id {run_id}")
@@ -104,8 +115,8 @@ def run_context(request: Request, db: ResultsDB, run_id: int, trial_id: int) -> 
     trial = db.get_trial(listed["name"], listed["version"])  # with its parameters
     with frame_errors():
         beamtime = experiment_beamtime(names[0])
-        folder = run_files(request, beamtime, names[1])
-    return RunContext(names[0], names[1], run_id, trial, beamtime.exp_dir, folder)
+        folder, center = run_files(request, beamtime, names[1], chunks)
+    return RunContext(names[0], names[1], run_id, trial, beamtime.exp_dir, folder, center)
 
 
 def event_of(
@@ -133,12 +144,12 @@ def frames_page(
     db: ResultsDB = Depends(database),
 ):
     from . import frames_page as html
-    from .frame_data import hit_neighbours, trial_params
+    from .frame_data import hit_neighbours, wanted_chunk
 
-    ctx = run_context(request, db, run_id, trial_id)
     images = db.images(run_id, trial_id)
+    ctx = run_context(request, db, run_id, trial_id, [wanted_chunk(images, chunk, event)])
     with frame_errors():
-        source, _ = open_runs(request).get(ctx.folder, trial_params(ctx.trial))
+        source, _ = opened(request, ctx)
         here = event_of(ctx, images, source, chunk, event)
     return html.viewer_page(ctx, here, hit_neighbours(images, *here))
 
@@ -152,13 +163,13 @@ def frame_data(
     event: int | None = None,
     db: ResultsDB = Depends(database),
 ):
-    from .frame_data import hit_neighbours, trial_params
+    from .frame_data import hit_neighbours, wanted_chunk
 
     started = time.perf_counter()
-    ctx = run_context(request, db, run_id, trial_id)
-    images = db.images(run_id, trial_id)
+    images = db.images(run_id, trial_id)  # a center copy: only the chunk of the event comes
+    ctx = run_context(request, db, run_id, trial_id, [wanted_chunk(images, chunk, event)])
     with frame_errors():
-        source, frame_layout = open_runs(request).get(ctx.folder, trial_params(ctx.trial))
+        source, frame_layout = opened(request, ctx)
         here = event_of(ctx, images, source, chunk, event)
         body = frame_body(ctx, source, frame_layout, here, hit_neighbours(images, *here), started)
     return Response(
@@ -211,12 +222,13 @@ def powder_page(request: Request, run_id: int, trial_id: int, db: ResultsDB = De
 
 @router.get("/api/powder", dependencies=[Depends(api_user)])
 def powder_json(request: Request, run_id: int, trial_id: int, db: ResultsDB = Depends(database)):
-    from .frame_data import trial_params
+    from .powder import sampled
 
-    ctx = run_context(request, db, run_id, trial_id)
     hits = [(r["chunk"], r["event"]) for r in db.images(run_id, trial_id) if r["hit"]]
+    chunks = {chunk for chunk, _ in sampled(hits)} or {0}  # a center copy: the hits' chunks
+    ctx = run_context(request, db, run_id, trial_id, chunks)
     with frame_errors():
-        source, _ = open_runs(request).get(ctx.folder, trial_params(ctx.trial))
+        source, _ = opened(request, ctx)
         return powder_cache(request).get((str(ctx.folder), trial_id, tuple(hits)), source, hits)
 
 

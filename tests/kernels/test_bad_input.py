@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
-from kernels.io.runformat import DATA, RunFormatError, open_run, write_chunk
+from kernels.io.runformat import DATA, RunFormatError, chunk_names, open_run, write_chunk
 from kernels.stages.calibration import CalibrationError, load_calibration
 from kernels.stages.pipeline import ParamsError, ProcessingParams
 
@@ -49,6 +49,28 @@ def test_good_run_opens(run_dir):
 def test_missing_chunk(run_dir):
     (run_dir / "r0001-c01.h5").unlink()
     expect_error(run_dir, "r0001-c01.h5", "missing")
+
+
+def test_a_partial_copy_opens_with_the_chunks_it_has(run_dir):
+    """A copy fetched chunk by chunk (the dashboard's center cache): every event known from
+    the index files, frames of the chunks there, a clear error for the others until they come."""
+    whole = open_run(run_dir)
+    moved = run_dir.parent / "c00.away"
+    (run_dir / "r0001-c00.h5").rename(moved)
+    assert chunk_names(run_dir) == ["r0001-c00.h5", "r0001-c01.h5"]
+    with open_run(run_dir, partial=True) as run:
+        assert run.events == whole.events and run.geometry == whole.geometry
+        assert (run.read_frame(1, 2) == whole.read_frame(1, 2)).all()
+        with pytest.raises(RunFormatError, match="cannot read event 0"):
+            run.read_frame(0, 0)
+        moved.rename(run_dir / "r0001-c00.h5")  # it arrives
+        assert (run.read_frame(0, 0) == whole.read_frame(0, 0)).all()
+    whole.close()
+    (run_dir / "r0001-c01.h5").unlink()
+    (run_dir / "calibration.h5").unlink()  # not a chunk: still required
+    expect_error(run_dir, "calibration.h5", "missing")
+    with pytest.raises(RunFormatError, match="calibration.h5"):
+        open_run(run_dir, partial=True)
 
 
 def test_missing_chunk_without_marker(run_dir):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from kernels.resultsdb import ResultsDB
+import pytest
+
+from kernels.resultsdb import ResultsDB, UnknownNameError
 
 HOSTILE = "<b>o'neil\"</b>"
 
@@ -57,3 +59,37 @@ def test_run_states_say_where_each_run_stands_for_a_trial(db_url):
             {"run_id": r2, "run": "r0002", "state": "complete"},
             {"run_id": r3, "run": "r0003", "state": "new"},  # failed for another trial only
         ]
+
+
+def test_a_tag_comes_off_one_run_only(db_url):
+    with ResultsDB(db_url) as db:
+        r1, r2 = db.ensure_run("cxi1", "r0001"), db.ensure_run("cxi1", "r0002")
+        other = db.ensure_run("cxi2", "r0001")
+        for run_id in (r1, r2, other):
+            db.tag_run(run_id, HOSTILE)
+        assert db.untag_run(r1, HOSTILE) is True
+        assert db.untag_run(r1, HOSTILE) is False and db.untag_run(r1, "never") is False
+        assert db.experiment_run_tags("cxi1") == {r2: [HOSTILE]}
+        assert db.run_tags(other) == [HOSTILE]  # the same tag name of another experiment
+
+
+def test_a_deleted_dataset_takes_its_merges_and_leaves_its_runs(db_url):
+    with ResultsDB(db_url) as db:
+        trial = db.ensure_trial("t1", {})
+        run_id = db.ensure_run("cxi1", "r0001")
+        db.tag_run(run_id, "a")
+        gone, kept = (
+            db.ensure_dataset("cxi1", HOSTILE, ["a"]),
+            db.ensure_dataset("cxi1", "k", ["a"]),
+        )
+        for dataset_id in (gone, kept):
+            db.record_merge_stats(trial, {"cc_half": 0.5}, [], dataset_id=dataset_id)
+        db.record_merge_stats(trial, {"cc_half": 0.4}, [], run_id=gone)  # a run with that id
+        assert db.delete_dataset("cxi1", HOSTILE) == gone
+        assert [d["name"] for d in db.datasets("cxi1")] == ["k"]
+        assert db.merge_stats(trial, dataset_id=gone) is None
+        assert db.merge_stats(trial, dataset_id=kept) is not None
+        assert db.merge_stats(trial, run_id=gone) is not None
+        assert db.run_tags(run_id) == ["a"]
+        with pytest.raises(UnknownNameError, match="no dataset"):
+            db.delete_dataset("cxi1", HOSTILE)

@@ -189,3 +189,11 @@ def dashboard_server(dashboard_beamtimes, tmp_path_factory):
         yield stack.start(components=("api-server",))
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def setup_outputs(tmp_path_factory) -> dict:
+    """One finished setup run's outputs (``folder``) and reports, made once for the session."""
+    from .setup_fixtures import write_setup_outputs
+
+    return write_setup_outputs(tmp_path_factory.mktemp("setup-outputs") / "setup")

@@ -85,6 +85,9 @@ def reprocess_body(stack, trial="t2") -> dict:
     }
 
 
+EDITS = ["dataset", "default-trial", "delete-dataset", "reprocess", "tag", "untag"]
+
+
 def test_each_role_sees_the_controls_airflow_grants_it(actions_stack):
     sessions = logins(actions_stack)
     forms = {
@@ -92,8 +95,8 @@ def test_each_role_sees_the_controls_airflow_grants_it(actions_stack):
         for who, session in sessions.items()
     }
     assert forms == {
-        "admin": ["dataset", "reprocess", "tag"],
-        "op": ["dataset", "reprocess", "tag"],
+        "admin": EDITS,
+        "op": EDITS,
         "user": ["reprocess"],  # may trigger DAGs, not edit Variables
         "viewer": [],
     }
@@ -148,6 +151,9 @@ def test_anonymous_gets_401_and_a_viewer_403(actions_stack):
         ("tag", tag_body(actions_stack)),
         ("dataset", {"experiment": EXPERIMENT, "name": "ds", "tags": ["a"]}),
         ("reprocess", reprocess_body(actions_stack)),
+        ("untag", tag_body(actions_stack, tag=EVIL_TAG)),
+        ("delete-dataset", {"experiment": EXPERIMENT, "name": EVIL_DATASET}),
+        ("default-trial", {"experiment": EXPERIMENT, "trial_id": actions_stack["trial_id"]}),
     ):
         assert post(actions_stack, anonymous, action, body).status_code == 401
         refused = post(actions_stack, viewer, action, body)  # with the viewer's own valid token
@@ -264,11 +270,12 @@ def test_a_user_starts_a_reprocess_with_their_own_rights(actions_stack):
     assert entry["detail"]["dag_run_id"] == run_id and "token" not in json.dumps(entry).lower()
 
 
-def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, browser):  # noqa: F811
+def op_page(stack, browser):  # noqa: F811
+    """A chromium page logged in as op, and the messages of any script dialog it opened (an
+    alert() would mean a name ran as script)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    stack = actions_stack["stack"]
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    dialogs: list[str] = []  # an alert() would mean a name ran as script
+    dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     passwords = json.loads((stack.home / "passwords.json").read_text())
     page.goto(f"{stack.base_url}/")
@@ -276,6 +283,12 @@ def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, b
     page.fill("input[name=password]", passwords["op"])
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/auth/login" not in url)
+    return page, dialogs
+
+
+def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, browser):  # noqa: F811
+    stack = actions_stack["stack"]
+    page, dialogs = op_page(stack, browser)
     page.goto(f"{stack.base_url}/sfxflow/?experiment={EXPERIMENT}")
     page.get_by_role("link", name="tags, datasets and reprocessing").click()
 
@@ -299,5 +312,74 @@ def test_an_op_tags_a_run_and_starts_a_reprocess_in_the_browser(actions_stack, b
     by_op = [r for r in runs.json()["dag_runs"] if r["conf"].get("trial") == "t3"]
     assert [(r["triggering_user_name"], r["conf"]["runs"]) for r in by_op] == [("op", "1")]
     assert "sample-c" in tags_of(actions_stack, "r0002")
+    assert dialogs == []
+    page.close()
+
+
+def beamtime_variable(stack) -> Beamtime:
+    """The beamtime settings as the pipeline reads them from Airflow's DB."""
+    admin = stack["stack"].session()
+    answer = admin.get(f"{stack['url']}/api/v2/variables/{VARIABLE}", timeout=30)
+    return Beamtime.from_json(answer.json()["value"])
+
+
+def test_an_op_untags_deletes_a_dataset_and_sets_the_default_trial(actions_stack):
+    op, stack = logins(actions_stack)["op"], actions_stack
+    assert post(stack, op, "tag", tag_body(stack, "sample-d", ("r0001", "r0002"))).ok
+    body = {"experiment": EXPERIMENT, "name": "lyso-d", "tags": ["sample-d"]}
+    assert post(stack, op, "dataset", body).ok
+    untagged = post(stack, op, "untag", tag_body(stack, "sample-d", ("r0002",)))
+    assert untagged.status_code == 200, untagged.text
+    assert (
+        "took tag sample-d off 1 run(s); dataset lyso-d: re-merge requested for 1"
+        in (untagged.json()["outcome"])
+    )
+    assert "sample-d" not in tags_of(stack, "r0002") and "sample-d" in tags_of(stack, "r0001")
+    again = post(stack, op, "untag", tag_body(stack, "sample-d", ("r0002",)))
+    assert again.status_code == 404 and "carries tag 'sample-d'" in again.json()["detail"]
+
+    deleted = post(stack, op, "delete-dataset", {"experiment": EXPERIMENT, "name": "lyso-d"})
+    assert deleted.status_code == 200, deleted.text
+    assert "lyso-d" not in beamtime_variable(stack).datasets  # no merge of it any more
+    with ResultsDB(stack["results"], read_only=True) as db:
+        assert "lyso-d" not in [d["name"] for d in db.datasets(EXPERIMENT)]
+    # a dataset only the results DB knows (never in the settings) goes from there
+    hostile = post(stack, op, "delete-dataset", {"experiment": EXPERIMENT, "name": EVIL_DATASET})
+    assert hostile.status_code == 200, hostile.text
+    missing = post(stack, op, "delete-dataset", {"experiment": EXPERIMENT, "name": "nosuch"})
+    assert missing.status_code == 404 and "no dataset 'nosuch'" in missing.json()["detail"]
+
+    chosen = {"experiment": EXPERIMENT, "trial_id": stack["trial_id"]}
+    made = post(stack, op, "default-trial", chosen)
+    assert made.status_code == 200, made.text
+    settings = beamtime_variable(stack)
+    assert (settings.trial, settings.trial_params) == ("t1", {"spotfinder": {"snr": 6.0}})
+    actions = [(e["username"], e["action"]) for e in audit(stack)[:4]]
+    assert actions == [
+        ("op", a) for a in ("default-trial", "delete-dataset", "delete-dataset", "untag")
+    ]
+    assert audit(stack)[0]["detail"]["trial_params"] == {"spotfinder": {"snr": 6.0}}
+
+
+def test_an_op_untags_deletes_and_sets_the_default_in_the_browser(actions_stack, browser):  # noqa: F811
+    stack = actions_stack["stack"]
+    page, dialogs = op_page(stack, browser)
+    page.goto(f"{stack.base_url}/sfxflow/actions?experiment={EXPERIMENT}")
+    results = page.locator("#action-result")
+    page.get_by_label("choose r0001").check()
+    page.fill("form[data-action=untag] input[name=tag]", EVIL_TAG)
+    page.click("form[data-action=untag] button")
+    expect(results).to_contain_text("took tag")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("untag", timeout=10_000)
+    page.fill("form[data-action=delete-dataset] input[name=name]", "lysozyme")  # the default's
+    page.click("form[data-action=delete-dataset] button")
+    expect(results).to_contain_text("deleted dataset lysozyme from the beamtime settings")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("delete-dataset", timeout=10_000)
+    page.click("form[data-action=default-trial] button")
+    expect(results).to_contain_text("trial t1 is the default")
+    expect(page.locator("table#audit tr").nth(1)).to_contain_text("default-trial", timeout=10_000)
+    page.screenshot(path=ARTIFACTS / "dashboard-actions-edits.png", full_page=True)
+    assert EVIL_TAG not in tags_of(actions_stack, "r0001")
+    assert "lysozyme" not in beamtime_variable(actions_stack).datasets
     assert dialogs == []
     page.close()

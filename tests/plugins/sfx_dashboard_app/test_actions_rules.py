@@ -12,6 +12,8 @@ from plugins.sfx_dashboard_app.actions import (
     reprocess_conf,
     run_numbers,
     settings_with_dataset,
+    settings_with_default_trial,
+    settings_without_dataset,
 )
 from plugins.sfx_dashboard_app.csrf import csrf_token
 
@@ -40,6 +42,27 @@ def test_a_dataset_changes_only_the_datasets_of_the_settings():
 def test_a_bad_dataset_is_refused_naming_why(raw, name, tags, error):
     with pytest.raises(ActionError, match=error):
         settings_with_dataset(raw, name, tags)
+
+
+def test_deleting_a_dataset_keeps_every_other_setting():
+    raw = json.dumps({"experiment": "cxi1", "ranks": 8, "datasets": {"old": ["a"], "b": ["b"]}})
+    assert json.loads(settings_without_dataset(raw, "old")) == {
+        "experiment": "cxi1",
+        "ranks": 8,
+        "datasets": {"b": ["b"]},
+    }
+    assert settings_without_dataset(raw, "nosuch") is None  # the settings never had it
+    unset = Beamtime.from_json(settings_without_dataset(None, "lysozyme"))  # the default's
+    assert unset.datasets == {}
+
+
+def test_a_default_trial_sets_name_and_params_of_version_1_only():
+    raw = json.dumps({"experiment": "cxi1", "trial": "old", "trial_params": {"x": 1}})
+    trial = {"id": 7, "name": "setup1", "version": 1, "params": {"crystal": {"a": 79.1}}}
+    new = Beamtime.from_json(settings_with_default_trial(raw, trial))
+    assert (new.experiment, new.trial, new.trial_params) == ("cxi1", "setup1", trial["params"])
+    with pytest.raises(ActionError, match="version 2 cannot be the default"):
+        settings_with_default_trial(raw, {**trial, "version": 2})
 
 
 def test_reprocess_conf_names_runs_by_number_and_checks_the_trial():

@@ -1,6 +1,7 @@
 """Frames only the center holds: a run with no beamline-side folder is fetched through the real
-SF API emulator into the bounded local cache, shown as if it were local, and refused clearly
-when the center is down or has no such run."""
+SF API emulator into the bounded local cache, chunk by chunk as events are asked for, shown as
+if it were local, and refused clearly when the center is down, has no such run, or holds a
+chunk over its download limit."""
 
 from __future__ import annotations
 
@@ -26,16 +27,18 @@ from .test_frames import frame
 
 HPC_DIR = "/pscratch/sd/s/sfxflow/cxi"
 CONN_ENV = "AIRFLOW_CONN_SFAPI_DEFAULT"
+LIMIT = 10 << 20  # the center's download limit: above the calibration snapshot's 9.4 MB
 
 
 @pytest.fixture(scope="module")
 def center(tmp_path_factory):
-    """A tiny simulated run r0001 kept on the beamline side, its copy as r0004 and r0006 only at
-    the center (with its calibration snapshot, as the transfer sends it), and the results DB."""
+    """A tiny simulated run r0001 (3 chunks) kept on the beamline side, its copy as r0004 and
+    r0006 only at the center (with its calibration snapshot, as the transfer sends it), r0007
+    there with a chunk over the center's 10 MiB download limit, and the results DB."""
     tmp = tmp_path_factory.mktemp("center-frames")
     sim = tmp / "sim"
     params = dataclasses.replace(SimulationParams(), chunk_size=2)
-    simulate_experiment(sim, runs=1, images=4, seed=5, params=params, log=lambda *_: None)
+    simulate_experiment(sim, runs=1, images=6, seed=5, params=params, log=lambda *_: None)
     run = sim / "runs" / "r0001"
     exp = tmp / "exp"
     shutil.copytree(run, exp / "runs" / "r0001")
@@ -43,11 +46,14 @@ def center(tmp_path_factory):
     url = f"sqlite:///{tmp / 'results.db'}"
     with ResultsDB(url) as db:
         ids = {"trial_id": db.ensure_trial(TRIAL, {})}
-        for name in ("r0001", "r0004", "r0005"):
+        for name in ("r0001", "r0004", "r0005", "r0007"):
             ids[name] = db.ensure_run(EXPERIMENT, name, concluded=1000.0)
-    with running_emulator(tmp / "emulator", in_process=True, max_upload_bytes=64 << 20) as emu:
-        for name in ("r0004", "r0006"):
-            shutil.copytree(exp / "runs" / "r0001", emu.root / HPC_DIR.lstrip("/") / "runs" / name)
+    with running_emulator(tmp / "emulator", in_process=True, max_upload_bytes=LIMIT) as emu:
+        runs = emu.root / HPC_DIR.lstrip("/") / "runs"
+        for name in ("r0004", "r0006", "r0007"):
+            shutil.copytree(exp / "runs" / "r0001", runs / name)
+        with open(runs / "r0007" / "r0001-c02.h5", "ab") as chunk:  # a chunk of a bigger run
+            chunk.truncate(LIMIT + (1 << 20))
         yield {"emu": emu, "exp": exp, "url": url, "cache": tmp / "cache", **ids}
 
 
@@ -71,6 +77,12 @@ def test_a_run_only_the_center_holds_is_shown_as_the_local_one(viewer, center):
     assert header["spots"] == local_header["spots"]
     cached = list(center["cache"].glob("*/r0004"))
     assert len(cached) == 1 and (cached[0] / "CONCLUDED.json").is_file()
+    # only the chunk holding the event came, beside the run's small files
+    assert sorted(p.name for p in cached[0].glob("*-c0?.h5")) == ["r0001-c01.h5"]
+    _, first = frame(viewer, center["r0004"], center["trial_id"], chunk=0, event=0)
+    _, local_first = frame(viewer, center["r0001"], center["trial_id"], chunk=0, event=0)
+    np.testing.assert_array_equal(first, local_first)
+    assert sorted(p.name for p in cached[0].glob("*-c0?.h5")) == ["r0001-c00.h5", "r0001-c01.h5"]
     # the next request reads the cache, not the center: the center's copy is away meanwhile
     gone = center["emu"].root / HPC_DIR.lstrip("/") / "runs" / "r0004"
     shutil.move(gone, gone.with_name(".r0004-away"))
@@ -111,7 +123,22 @@ def test_the_cache_drops_the_least_recently_used_run_beyond_its_bytes(center, tm
     cache = CenterRunCache(tmp_path, max_bytes=int(1.5 * one_run))
     emu = center["emu"]
     with Client(emu.base_url, credentials_file=emu.credentials.credentials_file) as client:
-        first = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0004")
-        assert folder_bytes(first) == one_run
-        second = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0006")
+        first = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0004", chunks=range(3))
+        assert folder_bytes(first) == one_run  # every chunk asked for: the whole run
+        second = cache.folder(client, "perlmutter", f"{HPC_DIR}/runs", "r0006", chunks=range(3))
     assert second.is_dir() and not first.exists()
+
+
+def test_a_chunk_over_the_centers_download_limit_is_named(viewer, center):
+    ids = {"run_id": center["r0007"], "trial_id": center["trial_id"]}
+    shown = viewer.get("/frames/data", params={**ids, "chunk": 0, "event": 1})
+    assert shown.status_code == 200  # its other chunks are under the limit
+    refused = viewer.get("/frames/data", params={**ids, "chunk": 2, "event": 0})
+    assert refused.status_code == 503
+    detail = refused.json()["detail"]
+    assert "r0007/r0001-c02.h5 (4.0 MiB" in detail and "File too large" in detail  # marker size
+    assert "only where the run's files are readable" in detail
+    (cached,) = center["cache"].glob("*/r0007")
+    assert not (cached / "r0001-c02.h5").exists() and not list(cached.glob(".fetch-*"))
+    missing = viewer.get("/frames/data", params={**ids, "chunk": 5, "event": 0})
+    assert missing.status_code == 404 and "has no chunk 5 (3 chunks)" in missing.json()["detail"]
