@@ -135,3 +135,16 @@ def test_broken_trial_geometry_is_refused_with_its_line():
         ProcessingParams.from_dict({"detector": {"geom": "res = 10000\np0/corner_q = 1\n"}})
     assert np.isfinite(ProcessingParams().crystal.a)  # the default trial keeps no geometry
     assert ProcessingParams().detector.geom == ""
+
+
+def test_mpi_driver_uses_the_trial_geometry(displaced, tmp_path):
+    """The driver (one rank, results DB) cuts the frames into the trial's panels as well: the
+    hits integrate (with the run's own geometry none do)."""
+    run_dir, _, setup_trial = displaced
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(setup_trial))
+    out = tmp_path / "out"
+    args = ["process", "--run", str(run_dir), "--out", str(out), "--params", str(params)]
+    assert main([*args, "--trial", "setup", "--db", f"sqlite:///{tmp_path / 'results.db'}"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["integrated"] >= 0.95 * summary["hits"] > 20
