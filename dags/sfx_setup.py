@@ -83,7 +83,7 @@ def sfx_setup():
 
     @task(retries=0)
     def register_trial(info: dict, downloaded: dict, params=None) -> dict:
-        """Register the new trial holding the cell and space group found."""
+        """Register the new trial holding the cell, space group and refined geometry found."""
         registered = register_setup_trial(load_beamtime(), info, params["space_group"])
         print(f"trial {registered['trial']}: {registered['trial_params']['crystal']}")
         return registered

@@ -13,6 +13,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from kernels.cell import cli as cell_cli  # noqa: E402
+from kernels.cell.found_cell import with_found_cell  # noqa: E402
 from kernels.driver import (  # noqa: E402
     DEFAULT_EVERY_IMAGES,
     DEFAULT_EVERY_SECONDS,
@@ -40,6 +41,7 @@ from kernels.process import load_params, process_run  # noqa: E402
 from kernels.stages.calibration import CalibrationError  # noqa: E402
 from kernels.stages.params_table import markdown  # noqa: E402
 from kernels.stages.pipeline import ParamsError  # noqa: E402
+from kernels.stages.trial_detector import TrialGeometryError  # noqa: E402
 
 BAD_INPUT = (
     RunFormatError,
@@ -51,6 +53,7 @@ BAD_INPUT = (
     JobInputError,
     GeometryFileError,
     ReaderError,
+    TrialGeometryError,
     *cell_cli.ERRORS,
     *geometry_cli.ERRORS,
 )
@@ -328,7 +331,7 @@ def main(argv=None) -> int:
         if args.command in ("cell", "cell-index"):
             return cell_cli.run(args)
         if args.command == "refine-geometry":
-            return geometry_cli.run(args)
+            return geometry_cli.run(args, with_found_cell)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,10 +6,16 @@ import json
 import time
 from pathlib import Path
 
-from kernels.io.runformat import open_run
+from kernels.io.runformat import Run, open_run
 from kernels.outputs import write_run_outputs
 from kernels.stages.calibration import load_calibration
 from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
+from kernels.stages.trial_detector import (
+    cut_calibration,
+    fitted_panels,
+    stacked_image,
+    trial_detector,
+)
 
 
 def default_calibration(run_dir: Path) -> Path:
@@ -36,6 +42,23 @@ def load_params(path) -> ProcessingParams:
         raise ParamsError(f"{path}: invalid parameters: {exc}") from None
 
 
+def run_processor(run: Run, calib_path, params: ProcessingParams) -> Processor:
+    """The chain for a run's frames: on the run's own flat geometry, or, when the trial has a
+    geometry (``detector.geom``), on its panels cut from each frame.
+
+    Raises
+    ------
+    TrialGeometryError
+        The trial's geometry does not fit the run's frames (naming the run and the panel).
+    """
+    calib = load_calibration(calib_path or default_calibration(run.dir), run.geometry.shape)
+    if not params.detector.geom:
+        return Processor(calib, run.geometry, params)
+    panels = fitted_panels(trial_detector(params.detector.geom), run.geometry.shape, run.name)
+    image = stacked_image(panels)
+    return Processor(cut_calibration(calib, panels, image), image, params, frame_panels=panels)
+
+
 def process_run(
     run_dir,
     out_dir,
@@ -48,8 +71,7 @@ def process_run(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open_run(run_dir) as run:
-        calib = load_calibration(calib_path or default_calibration(run.dir), run.geometry.shape)
-        processor = Processor(calib, run.geometry, params)
+        processor = run_processor(run, calib_path, params)
         results = []
         for c, e in run.events:
             r = processor.process(

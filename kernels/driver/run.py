@@ -49,12 +49,13 @@ from kernels.io.runformat import Run, RunFormatError, open_run
 from kernels.merging.running import RunningMerge
 from kernels.merging.settings import merge_params
 from kernels.outputs import SUMMARY_FILE
-from kernels.process import default_calibration, load_params
+from kernels.process import load_params, run_processor
 from kernels.resultsdb import DbUrlError, SchemaError, TrialParamsChangedError, parse_db_url
 from kernels.resultsdb.dialect import dialect_for
 from kernels.resultsdb.logger import ImageRowEncoder, LoggerFailedError
-from kernels.stages.calibration import CalibrationError, load_calibration
+from kernels.stages.calibration import CalibrationError
 from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
+from kernels.stages.trial_detector import TrialGeometryError
 
 log = logging.getLogger(__name__)
 INPUT_ERRORS = (
@@ -65,6 +66,7 @@ INPUT_ERRORS = (
     SchemaError,
     TrialParamsChangedError,
     MarkerError,
+    TrialGeometryError,
     OSError,
 )
 
@@ -181,8 +183,7 @@ def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
     setup = Setup(open_ready(options.run) if options.live else open_run(options.run), params)
     run = setup.run
     if rank > 0 or size == 1:
-        calib = load_calibration(options.calib or default_calibration(run.dir), run.geometry.shape)
-        setup.processor = Processor(calib, run.geometry, params)
+        setup.processor = run_processor(run, options.calib, params)
     if rank == 0:
         out = options.out
         out.mkdir(parents=True, exist_ok=True)

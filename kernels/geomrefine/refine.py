@@ -40,6 +40,9 @@ class GeometryParams:
     outlier_px : a spot farther than this from its prediction is an outlier (not in the rms).
     max_rms_px, min_inliers : the refined rms above which, or the inlier fraction below which,
         the refinement is refused as not converged.
+    refine_cell_scale : also refine one length scale of every image's cell (a cell found through
+        the geometry being refined carries that geometry's distance error; to first order scale
+        and distance trade off, the far spots' curvature tells them apart).
     """
 
     min_spots: int = 20
@@ -48,6 +51,7 @@ class GeometryParams:
     max_rms_px: float = 2.0
     min_inliers: float = 0.5
     gauge_weight: float = 10.0
+    refine_cell_scale: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class GeometryResult:
 
     detector: Detector
     motion: np.ndarray  # [dx, dy, dz, then du, dv, degrees per refined group]
+    cell_scale: float  # refined cell lengths / the given ones (1 unless refine_cell_scale)
     refined_groups: list[list[str]]
     held_groups: list[list[str]]
     rms_before_px: float  # of the spots within outlier_px
@@ -65,9 +70,12 @@ class GeometryResult:
     residuals_after: np.ndarray
 
 
-def predicted_positions(corners, fast, slow, spots: IndexedSpots, rotations: np.ndarray):
-    """(n, 2) fs, ss where each spot's ray meets its own panel's plane (NaN if parallel)."""
-    A = np.einsum("mij,mjk->mik", rotations, spots.A)[spots.image]
+def predicted_positions(
+    corners, fast, slow, spots: IndexedSpots, rotations: np.ndarray, cell_scale: float = 1.0
+):
+    """(n, 2) fs, ss where each spot's ray meets its own panel's plane (NaN if parallel), the
+    cells' lengths multiplied by `cell_scale`."""
+    A = np.einsum("mij,mjk->mik", rotations, spots.A)[spots.image] / cell_scale
     s = np.einsum("nij,nj->ni", A, spots.hkl.astype(float))
     ray = s + np.stack([np.zeros(len(s)), np.zeros(len(s)), 1.0 / spots.wavelength[spots.image]], 1)
     C, F, S = corners[spots.panel], fast[spots.panel], slow[spots.panel]
@@ -91,16 +99,21 @@ class _Problem:
     def __init__(self, detector, frames: GroupFrame, spots: IndexedSpots, params, refine_detector):
         self.detector, self.frames, self.spots, self.params = detector, frames, spots, params
         self.n_detector = 3 + 3 * frames.n_groups if refine_detector else 0
+        self.n_scale = int(refine_detector and params.refine_cell_scale)  # log of the scale
+        self.n_global = self.n_detector + self.n_scale
         self.n_images = len(spots.A)
 
     def split(self, x: np.ndarray):
+        """Detector motion, cell scale and the images' rotation vectors of the unknowns `x`."""
         motion = x[: self.n_detector] if self.n_detector else np.zeros(3 + 3 * self.frames.n_groups)
-        return motion, x[self.n_detector :].reshape(self.n_images, 3)
+        scale = float(np.exp(x[self.n_detector])) if self.n_scale else 1.0
+        return motion, scale, x[self.n_global :].reshape(self.n_images, 3)
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
-        motion, w = self.split(x)
+        motion, scale, w = self.split(x)
         corners, fast, slow = moved_panels(self.detector, self.frames, motion)
-        predicted = predicted_positions(corners, fast, slow, self.spots, image_rotations(w))
+        rotations = image_rotations(w)
+        predicted = predicted_positions(corners, fast, slow, self.spots, rotations, scale)
         observed = np.stack([self.spots.fs, self.spots.ss], axis=1)
         gauge = (
             gauge_residuals(motion, self.params.gauge_weight) if self.n_detector else np.zeros(0)
@@ -109,7 +122,7 @@ class _Problem:
 
     def sparsity(self):
         n_spots, n_gauge = len(self.spots), 3 if self.n_detector and self.frames.n_groups else 0
-        J = lil_matrix((2 * n_spots + n_gauge, self.n_detector + 3 * self.n_images), dtype=int)
+        J = lil_matrix((2 * n_spots + n_gauge, self.n_global + 3 * self.n_images), dtype=int)
         rows = np.arange(n_spots)
         owner = self.frames.group_of_panel(len(self.detector.panels))[self.spots.panel]
         for r in (2 * rows, 2 * rows + 1):
@@ -118,7 +131,8 @@ class _Problem:
                     J[r, k] = 1
                     grouped = owner >= 0
                     J[r[grouped], 3 + 3 * owner[grouped] + k] = 1
-                J[r, self.n_detector + 3 * self.spots.image + k] = 1
+                J[r, self.n_global + 3 * self.spots.image + k] = 1
+            J[r, self.n_detector : self.n_global] = 1
         for k in range(n_gauge):
             J[2 * n_spots + k, 3 + k : self.n_detector : 3] = 1
         return J
@@ -173,9 +187,9 @@ def refine_geometry(
     before = _Problem(detector, frames, spots, params, refine_detector=False).solve(zeros)
     residuals_before = before.fun[: 2 * len(spots)].reshape(-1, 2)
     problem = _Problem(detector, frames, spots, params, refine_detector=True)
-    after = problem.solve(np.concatenate([np.zeros(problem.n_detector), before.x]))
+    after = problem.solve(np.concatenate([np.zeros(problem.n_global), before.x]))
     residuals_after = after.fun[: 2 * len(spots)].reshape(-1, 2)
-    motion, _ = problem.split(after.x)
+    motion, scale, _ = problem.split(after.x)
     rms_after, inliers = rms(residuals_after, params.outlier_px)
     if not after.success or rms_after > params.max_rms_px or inliers < params.min_inliers:
         raise GeometryRefinementError(
@@ -187,6 +201,7 @@ def refine_geometry(
     return GeometryResult(
         moved_detector(detector, frames, motion),
         motion,
+        scale,
         refined,
         held,
         rms(residuals_before, params.outlier_px)[0],

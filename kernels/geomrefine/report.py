@@ -43,6 +43,7 @@ def describe(start: Detector, result: GeometryResult, spots: IndexedSpots) -> di
         "rms_after_px": round(result.rms_after_px, 4),
         "inlier_fraction": round(result.inlier_fraction, 4),
         "detector_shift_mm": [round(float(v), 5) for v in motion[:3]],
+        "cell_scale": round(result.cell_scale, 7),  # refined cell lengths / the held ones
         "groups": [
             {
                 "panels": g,

@@ -143,7 +143,18 @@ def read_geom(path: str | Path) -> GeomFile:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise GeometryFileError(f"{path}: cannot read the geometry file ({exc})") from None
-    geom = GeomFile(str(path))
+    return parse_geom(text, str(path))
+
+
+def parse_geom(text: str, path: str) -> GeomFile:
+    """Parse and check the text of a CrystFEL geometry file; errors name `path` and the line.
+
+    Raises
+    ------
+    GeometryFileError
+        As :func:`read_geom`.
+    """
+    geom = GeomFile(path)
     defaults: dict[str, str] = {}
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split(";", 1)[0].strip()

@@ -103,4 +103,10 @@ PARAM_INFO: dict[str, dict[str, ParamInfo]] = {
             0,
         ),
     },
+    "detector": {
+        "geom": ParamInfo(
+            "text of a CrystFEL .geom (e.g. sfx_setup's refined.geom) used in place of the run's "
+            "own geometry; its panels are rectangles of the run's frames (empty: the run's own)"
+        ),
+    },
 }

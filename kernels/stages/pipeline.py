@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kernels.crystal.detector import Detector
 from kernels.crystal.panel_image import ImageGeometry, PanelImage
 from kernels.crystal.symmetry import CrystalSymmetry, SymmetryError
+from kernels.io.geom import GeometryFileError
 from kernels.io.reflections import Reflections
 from kernels.stages.adaptive import measure_image_model
 from kernels.stages.calibration import Calibration, calibrate, plan_calibration
@@ -28,6 +30,7 @@ from kernels.stages.params_info import PARAM_INFO, ParamInfo
 from kernels.stages.pooling import ModelPool
 from kernels.stages.refinement import RefinementError, RefinementParams, refine_orientation
 from kernels.stages.spotfinder import SpotParams, Spots, find_spots, plan_spotfinding, recentred
+from kernels.stages.trial_detector import DetectorParams, cut_panels, trial_detector
 
 STAGES = ("calibrate", "spotfind", "index", "refine", "integrate")
 RECENTRE_ABOVE_PX = 1.0  # spots wider than this are re-centred before refinement
@@ -80,6 +83,7 @@ class ProcessingParams:
     indexing: IndexingParams = IndexingParams()
     refinement: RefinementParams = RefinementParams()
     integration: IntegrationParams = IntegrationParams()
+    detector: DetectorParams = DetectorParams()
 
     @classmethod
     def from_dict(cls, d: dict | None) -> ProcessingParams:
@@ -126,6 +130,11 @@ class ProcessingParams:
             params.crystal.symmetry()
         except SymmetryError as exc:
             raise ParamsError(f"crystal: {exc}") from None
+        if params.detector.geom:
+            try:
+                trial_detector(params.detector.geom)
+            except GeometryFileError as exc:  # names detector.geom and the line
+                raise ParamsError(str(exc)) from None
         return params
 
     def to_dict(self) -> dict:
@@ -178,7 +187,8 @@ class Processor:
 
     The per-detector work (calibration plan, resolution rings, window offsets) is done once here.
     A multi-panel detector comes as a :class:`PanelImage` (calibration constants in its image
-    layout); its raw frames may be given stacked (panels, rows, cols), as readers give them.
+    layout); its raw frames may be given stacked (panels, rows, cols), as readers give them,
+    or flat and cut into the panels of `frame_panels` (a trial's geometry on the chunk format).
     """
 
     def __init__(
@@ -186,9 +196,11 @@ class Processor:
         calib: Calibration,
         geometry: ImageGeometry,
         params: ProcessingParams = ProcessingParams(),
+        frame_panels: Detector | None = None,
     ):
         self.params = params
         self.geometry = geometry
+        self.frame_panels = frame_panels
         self.calibration_plan = plan_calibration(calib, geometry)
         self.spot_plan = plan_spotfinding(geometry, calib.mask, params.spotfinder)
         self.symmetry = params.crystal.symmetry()
@@ -213,6 +225,8 @@ class Processor:
         result = ImageResult(chunk, event, timestamp)
         clock = time.perf_counter
         t0 = clock()
+        if self.frame_panels is not None:
+            raw = cut_panels(raw, self.frame_panels)
         if isinstance(self.geometry, PanelImage) and raw.ndim == 3:
             raw = self.geometry.image(raw)
         photons = calibrate(raw, self.calibration_plan)

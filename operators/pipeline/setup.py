@@ -1,6 +1,6 @@
 """The first hour of a beamtime (``sfx_setup``), as plain functions: chosen runs indexed
 cell-free, the cell determined from them, the detector geometry refined on their spots, and a
-new trial registered with the cell and space group found.
+new trial registered with the cell and space group found and the refined geometry.
 
 Three batch jobs in one folder at the center (``<hpc_dir>/setup/<trial>``): ``cell-index`` of
 each run into ``<run>/`` (cellfree.csv, spots.h5, run.geom), ``cell`` over them (cell.json, the
@@ -51,7 +51,7 @@ def setup_scripts(bt: Beamtime, trial: str, runs: list[str]) -> dict[str, str]:
     cell = [[*kernels, "cell", "--results", *runs, "--out", "."]]
     spots = [f"{run}/spots.h5" for run in runs]
     geometry = [[*kernels, "refine-geometry", "--geometry", f"{runs[0]}/run.geom", "--spots",
-                 *spots, "--out", "."]]  # fmt: skip
+                 *spots, "--cell", "cell.json", "--out", "."]]  # fmt: skip
     commands = {"cell_index": index, "cell": cell, "geometry": geometry}
     return {
         f"{step}_script": batch_script(
@@ -102,9 +102,13 @@ def prepare_setup(bt: Beamtime, runs_text: str | None, trial: str) -> dict:
     }
 
 
-def setup_trial_params(base: dict, cell_report: dict, space_group: str | None) -> dict:
+def setup_trial_params(
+    base: dict, cell_report: dict, space_group: str | None, geom_text: str = "", scale: float = 1
+) -> dict:
     """The trial's full parameters: ``base`` with the crystal section set to the conventional
-    cell found and ``space_group`` (by default the first candidate of the lattice).
+    cell found, its lengths times the geometry refinement's cell ``scale``, and ``space_group``
+    (by default the first candidate of the lattice), and the detector section to the refined
+    geometry's text ``geom_text`` (empty: the runs' own).
 
     Raises
     ------
@@ -122,22 +126,39 @@ def setup_trial_params(base: dict, cell_report: dict, space_group: str | None) -
             f"its candidates: {', '.join(candidates)}"
         )
     names = ("a", "b", "c", "alpha", "beta", "gamma")
-    crystal = {**dict(zip(names, main["cell"])), "space_group": chosen}
+    cell = [v * scale for v in main["cell"][:3]] + list(main["cell"][3:])
+    crystal = {**dict(zip(names, cell)), "space_group": chosen}
     try:
-        return ProcessingParams.from_dict({**base, "crystal": crystal}).to_dict()
+        detector = {"geom": geom_text}
+        return ProcessingParams.from_dict(
+            {**base, "crystal": crystal, "detector": detector}
+        ).to_dict()
     except ParamsError as exc:
-        raise SetupRequestError(f"the cell found makes no valid trial: {exc}") from None
+        raise SetupRequestError(f"the setup's results make no valid trial: {exc}") from None
 
 
 def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> dict:
     """Register the new trial from the downloaded outputs; what it holds, for the UI and a
-    reprocess: trial, trial_params, trial_id, the cell's lattice and the refined geometry."""
+    reprocess: trial, trial_params, trial_id, the cell's lattice and the refined geometry.
+
+    Raises
+    ------
+    SetupRequestError
+        A refined.geom that does not parse (FILE:LINE), or a cell that makes no valid trial.
+    """
+    from kernels.io.geom import GeometryFileError, read_geom
     from kernels.resultsdb import ResultsDB
 
     local = Path(info["local_setup"])
     cell_report = json.loads((local / "cell.json").read_text())
     geometry = json.loads((local / "geometry_refinement.json").read_text())
-    params = setup_trial_params(bt.trial_params, cell_report, space_group)
+    try:
+        read_geom(local / "refined.geom")  # a broken file is named with its line here
+    except GeometryFileError as exc:
+        raise SetupRequestError(f"the refined geometry makes no valid trial: {exc}") from None
+    geom_text = (local / "refined.geom").read_text()
+    scale = geometry.get("cell_scale", 1.0)  # the cell found through the old geometry's distance
+    params = setup_trial_params(bt.trial_params, cell_report, space_group, geom_text, scale)
     with ResultsDB(bt.results_db) as db:
         trial_id = db.ensure_trial(info["trial"], params)
     return {

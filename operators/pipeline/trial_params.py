@@ -10,7 +10,7 @@ a test compares with :func:`parameter_keys_help`.
 from __future__ import annotations
 
 # the sections and keys of ProcessingParams, as parameter_keys_help() writes them (a test checks)
-PARAMETER_KEYS = "spotfinder: snr, min_photons, min_pix, max_pix, window, ring_width_px, edge, sample_stride, min_separation; hitfinder: min_spots; crystal: a, b, c, alpha, beta, gamma, space_group; indexing: max_difference, neighbours, max_hypothesis_spots, length_tolerance, lattice_tolerance, min_indexed, min_indexed_fraction, fallback_spots, fallback_max_difference, fallback_length_tolerance; refinement: iterations, outlier_px, max_rmsd_px, min_spots, refine_cell, max_cell_change, min_explained_fraction, ewald_prediction; integration: d_min, mosaicity_deg, bandwidth, domain_size_a, min_partiality, signal_radius, background_inner, background_outer, background_clip, adaptive, signal_sigmas, background_width, min_held, pool_evidence"
+PARAMETER_KEYS = "spotfinder: snr, min_photons, min_pix, max_pix, window, ring_width_px, edge, sample_stride, min_separation; hitfinder: min_spots; crystal: a, b, c, alpha, beta, gamma, space_group; indexing: max_difference, neighbours, max_hypothesis_spots, length_tolerance, lattice_tolerance, min_indexed, min_indexed_fraction, fallback_spots, fallback_max_difference, fallback_length_tolerance; refinement: iterations, outlier_px, max_rmsd_px, min_spots, refine_cell, max_cell_change, min_explained_fraction, ewald_prediction; integration: d_min, mosaicity_deg, bandwidth, domain_size_a, min_partiality, signal_radius, background_inner, background_outer, background_clip, adaptive, signal_sigmas, background_width, min_held, pool_evidence; detector: geom"
 
 
 def parameter_table() -> list[dict]:

@@ -65,11 +65,13 @@ def test_setup_registers_a_trial_with_the_cell_found(sfapi_conn, monkeypatch, tm
     local = Path(settings["exp_dir"]) / "setup" / "setup1"
     assert all((local / name).is_file() for name in SETUP_FILES)
     with ResultsDB(settings["results_db"]) as db:
-        crystal = db.get_trial("setup1")["params"]["crystal"]
+        trial_params = db.get_trial("setup1")["params"]
+    crystal = trial_params["crystal"]
+    assert trial_params["detector"]["geom"] == (local / "refined.geom").read_text()
     assert crystal["space_group"] == SPACE_GROUP
     found = [crystal[k] for k in ("a", "b", "c", "alpha", "beta", "gamma")]
     assert np.allclose(found[:3], CELL[:3], rtol=3e-3) and abs(found[4] - CELL[4]) < 0.3
     report = json.loads((local / "geometry_refinement.json").read_text())
-    assert report["rms_after_px"] < 1.0
+    assert report["rms_after_px"] < 1.0 and abs(report["cell_scale"] - 1) < 3e-3
     (conf,) = [c for c in reprocess_confs() if c.get("trial") == "setup1"]
     assert conf["runs"] == "all" and conf["trial_params"]["crystal"] == crystal

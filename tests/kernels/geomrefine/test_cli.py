@@ -39,6 +39,7 @@ def test_bad_inputs_are_named(tmp_path, capsys):
         (["--geometry", str(tmp_path / "broken.geom")], "broken.geom:2"),
         (["--spots", str(tmp_path / "missing.h5")], "missing.h5: no such file"),
         (["--collection", "quadrants"], "no rigid_group_collection 'quadrants'"),
+        (["--cell", str(tmp_path / "missing.json")], "missing.json: not a cell report"),
     ]
     for change, message in cases:
         args = {"--geometry": str(tmp_path / "good.geom"), "--spots": str(tmp_path / "spots.h5")}

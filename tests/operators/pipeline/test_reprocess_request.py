@@ -68,6 +68,7 @@ def test_trial_parameters_are_validated_and_their_keys_listed():
         "indexing",
         "refinement",
         "integration",
+        "detector",
     }
     assert "spotfinder: snr, min_photons" in parameter_keys_help()
     assert PARAMETER_KEYS == parameter_keys_help()  # the UI help's constant never drifts

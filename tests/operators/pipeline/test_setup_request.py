@@ -58,3 +58,13 @@ def test_the_trial_holds_the_cell_and_a_space_group_of_its_lattice():
     assert params["spotfinder"]["snr"] == 5
     with pytest.raises(SetupRequestError, match="does not fit the mC cell.*C 1 2 1"):
         setup_trial_params({}, CELL_REPORT, "P 43 21 2")
+
+
+def test_the_trial_holds_the_refined_geometry_and_the_refined_cell_scale():
+    geom = "res = 10000\nclen = 0.1\np0/min_fs = 0\np0/max_fs = 9\np0/min_ss = 0\np0/max_ss = 9\n"
+    geom += "p0/corner_x = -5\np0/corner_y = -5\np0/fs = x\np0/ss = y\n"
+    params = setup_trial_params({}, CELL_REPORT, None, geom, scale=1.01)
+    assert params["detector"]["geom"] == geom
+    assert params["crystal"]["a"] == pytest.approx(121.604) and params["crystal"]["beta"] == 103.2
+    with pytest.raises(SetupRequestError, match=r"no valid trial: detector\.geom:2: "):
+        setup_trial_params({}, CELL_REPORT, None, "res = 10000\np0/corner_q = 1\n")
