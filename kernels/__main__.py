@@ -137,7 +137,9 @@ def add_merge_command(commands) -> None:
         "(one per bin); writes split_stats.json and one MTZ per set and per difference",
     )
     mrg.add_argument(
-        "--events", help="per-event tags, CSV with columns run,chunk,event,<tag>... (for --split)"
+        "--events",
+        help="per-event tags, CSV with columns run,chunk,event,<tag>... (for --split; adds to "
+        "and overrides the tags the runs' integrated.h5 carry from their files)",
     )
     mrg.add_argument(
         "--split-reference", help="the set the differences are taken against (default: first)"

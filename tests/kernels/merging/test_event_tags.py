@@ -1,0 +1,84 @@
+"""Per-event tags carried from a pump-probe run's files into integrated.h5 (one process and the
+MPI driver alike), and a split merged from them without an event table; malformed tags refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from facility.beamline.simulate import SimulationParams, simulate_experiment
+from kernels.__main__ import main as cli
+from kernels.io.reflections import read_integrated
+from kernels.io.runformat import TAGS, RunFormatError, open_run
+from kernels.process import process_run
+
+PUMP_PROBE = dataclasses.replace(
+    SimulationParams(), hit_rate=1.0, chunk_size=20, light_moved_atoms=100
+)
+
+
+@pytest.fixture(scope="module")
+def pump_probe(tmp_path_factory):
+    """A 40-image pump-probe run (2 chunks, every shot a hit), processed in one process."""
+    root = tmp_path_factory.mktemp("pump_probe")
+    simulate_experiment(root / "exp", 1, 40, seed=4, params=PUMP_PROBE, workers=1, log=print)
+    process_run(root / "exp" / "runs" / "r0001", root / "results", trial="t1")
+    return root
+
+
+def truth_laser(root) -> np.ndarray:
+    with h5py.File(root / "exp" / "truth" / "r0001.h5") as f:
+        return f["laser_on"][()].astype(float)
+
+
+def test_tags_travel_from_the_run_files_to_integrated_h5(pump_probe, tmp_path, mpi_process):
+    laser = truth_laser(pump_probe)
+    assert 0 < laser.sum() < len(laser)
+    _, images, _ = read_integrated(pump_probe / "results")
+    event = images["chunk"] * PUMP_PROBE.chunk_size + images["event"]
+    assert np.array_equal(images["tags"]["laser_on"], laser[event])
+    delay = images["tags"]["delay_ns"]
+    assert np.isnan(delay[laser[event] == 0]).all()
+    assert set(delay[laser[event] == 1]) <= set(PUMP_PROBE.delays_ns)
+    assert (pump_probe / "exp" / "truth" / "truth_light.mtz").exists()
+    # the MPI driver (rank 0 assembles) writes the same tags
+    done = mpi_process(2, pump_probe / "exp" / "runs" / "r0001", tmp_path / "mpi")
+    assert done.returncode == 0, done.stderr
+    _, mpi_images, _ = read_integrated(tmp_path / "mpi")
+    assert np.array_equal(mpi_images["event"], images["event"])
+    assert np.array_equal(mpi_images["tags"]["laser_on"], images["tags"]["laser_on"])
+
+
+def test_split_by_tags_from_the_run_files_needs_no_event_table(pump_probe, tmp_path, capsys):
+    results = str(pump_probe / "results")
+    args = ["merge", "--results", results, "--out", str(tmp_path / "m.mtz")]
+    assert cli([*args, "--split", "laser_on"]) == 0
+    assert "laser_on=1 - 0: Riso" in capsys.readouterr().out
+    stats = json.loads((tmp_path / "split_stats.json").read_text())
+    laser = truth_laser(pump_probe)
+    assert {k: v["images"] for k, v in stats["sets"].items()} == {
+        "0": int((laser == 0).sum()),
+        "1": int((laser == 1).sum()),
+    }
+    assert stats["events"] is None
+    assert cli([*args, "--split", "delay_ns=0,500,2000"]) == 0  # delay bins; dark in no set
+    stats = json.loads((tmp_path / "split_stats.json").read_text())
+    assert stats["images_in_no_set"] == int((laser == 0).sum())
+    assert sorted(stats["sets"]) == ["0-500", "500-2000"]
+
+
+def test_a_tag_that_is_not_one_number_per_event_is_refused(pump_probe, tmp_path):
+    run = tmp_path / "r0001"
+    shutil.copytree(pump_probe / "exp" / "runs" / "r0001", run)
+    chunk = run / "r0001-c01.h5"
+    with h5py.File(chunk, "a") as f:
+        del f[f"{TAGS}/laser_on"]
+        f[f"{TAGS}/laser_on"] = np.zeros(3)
+    with pytest.raises(RunFormatError, match="tag .*laser_on is not one number per event") as exc:
+        open_run(run)
+    assert exc.value.path == chunk
