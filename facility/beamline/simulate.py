@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import h5py
@@ -264,17 +264,7 @@ def simulate_chunk(job):
     return chunk, first_event, wavelengths, truth
 
 
-PER_EVENT = (
-    "hit",
-    "U",
-    "A",
-    "scale",
-    "ice",
-    "spot_sigma_px",
-    "domain_size_a",
-    "mosaicity_deg",
-    "laser_on",
-)
+PER_EVENT = ("hit", "U", "A", "scale", "ice", "laser_on", *(f.name for f in fields(CrystalDraw)))
 REFLECTION_KEYS = ("event", "h", "k", "l", "col", "row", "photons", "partiality")
 
 

@@ -3,7 +3,6 @@ MPI driver alike), and a split merged from them without an event table; malforme
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
@@ -11,22 +10,17 @@ import h5py
 import numpy as np
 import pytest
 
-from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.__main__ import main as cli
 from kernels.io.reflections import read_integrated
 from kernels.io.runformat import TAGS, RunFormatError, open_run
 from kernels.process import process_run
 
-PUMP_PROBE = dataclasses.replace(
-    SimulationParams(), hit_rate=1.0, chunk_size=20, light_moved_atoms=100
-)
-
 
 @pytest.fixture(scope="module")
-def pump_probe(tmp_path_factory):
-    """A 40-image pump-probe run (2 chunks, every shot a hit), processed in one process."""
-    root = tmp_path_factory.mktemp("pump_probe")
-    simulate_experiment(root / "exp", 1, 40, seed=4, params=PUMP_PROBE, workers=1, log=print)
+def pump_probe(pump_probe_experiment, tmp_path_factory):
+    """The pump-probe run processed in one process (``root/results``; ``root/exp``)."""
+    root = tmp_path_factory.mktemp("pump_probe_results")
+    (root / "exp").symlink_to(pump_probe_experiment)
     process_run(root / "exp" / "runs" / "r0001", root / "results", trial="t1")
     return root
 
@@ -39,12 +33,13 @@ def truth_laser(root) -> np.ndarray:
 def test_tags_travel_from_the_run_files_to_integrated_h5(pump_probe, tmp_path, mpi_process):
     laser = truth_laser(pump_probe)
     assert 0 < laser.sum() < len(laser)
+    simulated = json.loads((pump_probe / "exp" / "truth" / "simulation.json").read_text())
     _, images, _ = read_integrated(pump_probe / "results")
-    event = images["chunk"] * PUMP_PROBE.chunk_size + images["event"]
+    event = images["chunk"] * simulated["chunk_size"] + images["event"]
     assert np.array_equal(images["tags"]["laser_on"], laser[event])
     delay = images["tags"]["delay_ns"]
     assert np.isnan(delay[laser[event] == 0]).all()
-    assert set(delay[laser[event] == 1]) <= set(PUMP_PROBE.delays_ns)
+    assert set(delay[laser[event] == 1]) <= set(simulated["delays_ns"])
     assert (pump_probe / "exp" / "truth" / "truth_light.mtz").exists()
     # the MPI driver (rank 0 assembles) writes the same tags
     done = mpi_process(2, pump_probe / "exp" / "runs" / "r0001", tmp_path / "mpi")
