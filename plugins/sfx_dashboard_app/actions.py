@@ -27,11 +27,15 @@ def checked_names(kind: str, names: list[str]) -> list[str]:
         raise ActionError(str(exc)) from None
 
 
-def settings_with_dataset(raw: str | None, dataset: str, tags: list[str]) -> str:
-    """The Variable's JSON text with dataset ``dataset`` = every run carrying all ``tags``.
+def settings_with_dataset(
+    raw: str | None, dataset: str, tags: list[str], splits: list[str] | None = None
+) -> str:
+    """The Variable's JSON text with dataset ``dataset`` = every run carrying all ``tags``,
+    split per event by ``splits`` (``laser_on``, ``delay_ns=0,500,2000``; none: no splits).
 
-    Only ``datasets`` changes; every other setting stays as written (an unset Variable starts
-    from an empty object, i.e. the defaults). The result is checked as the pipeline reads it.
+    Only ``datasets`` (and ``dataset_splits``) change; every other setting stays as written (an
+    unset Variable starts from an empty object, i.e. the defaults). The result is checked as
+    the pipeline reads it.
     """
     check = checked_names("tag", tags)
     try:
@@ -41,8 +45,15 @@ def settings_with_dataset(raw: str | None, dataset: str, tags: list[str]) -> str
     if not isinstance(settings, dict):
         raise ActionError(f"Variable {VARIABLE} is not a JSON object")
     datasets = dict(settings.get("datasets", Beamtime().datasets))
-    datasets[checked_names("dataset", [dataset])[0]] = check
+    name = checked_names("dataset", [dataset])[0]
+    datasets[name] = check
     new = {**settings, "datasets": datasets}
+    dataset_splits = dict(settings.get("dataset_splits", {}))
+    dataset_splits.pop(name, None)
+    if splits:
+        dataset_splits[name] = list(splits)
+    if dataset_splits or "dataset_splits" in settings:
+        new["dataset_splits"] = dataset_splits
     try:
         Beamtime.from_dict(new)
     except (TypeError, ValueError) as exc:

@@ -62,7 +62,9 @@ def forms(may: frozenset[str], trial: dict) -> str:
             '<input name="tag" required placeholder="e.g. lysozyme-b"> <button>tag</button></form>'
             '<form data-action="dataset"><b>Define a dataset</b> '
             '<input name="name" required placeholder="name"> runs carrying all of '
-            '<input name="tags" required placeholder="tag1, tag2"> <button>define</button></form>'
+            '<input name="tags" required placeholder="tag1, tag2">, split per event by '
+            '<input name="splits" placeholder="laser_on; delay_ns=0,500,2000"> '
+            "<button>define</button></form>"
         )
     if REPROCESS in may:
         params = esc(json.dumps(trial["params"], indent=1, sort_keys=True))
