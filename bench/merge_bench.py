@@ -11,7 +11,10 @@ crystals, the trial's domain size and mosaicity 2x off), so 10^5 images take sec
    of its normal-probability plot;
 4. pump-probe: ``--images`` stills per laser state (a light state with 100 of 1000 atoms moved
    1.5 A in 50 % of the unit cells), split by ``laser_on``: Riso, CCiso and the correlation of
-   light - dark with the truth difference, ours beside the classic merge.
+   light - dark with the truth difference (overall and per shell), ours beside the classic merge.
+
+Sections 1 and 4 also show ours left on the median crystal's B (``b_reference_percentile=50``,
+the convention before ``kernels/merging/overall_b.py``).
 
     .venv/bin/python bench/merge_bench.py [--images 10000] [--speed-images 100000]
 """
