@@ -3,7 +3,7 @@
 Scaling fixes only the crystals' B factors relative to each other (``G exp(-B q)`` with the
 median relative B 0, q = 1 / (2 d^2)), so the merged intensities carry the B of the median
 crystal: high-resolution terms damped by a falloff that belongs to the typical, not the best
-ordered, crystal. As CrystFEL's partialator and SCALEIT leave the overall B a convention, the
+ordered, crystal. The overall B is a convention (SCALEIT and refinement fit their own), so the
 merge here is put, once the scaling and every rejection are done, on the B of the
 ``b_reference_percentile`` percentile of the merged crystals (default the sharpest tenth;
 50 is the median as before): ``I' = I exp(-c q)``, its sigmas likewise, ``B' = B - c`` per

@@ -61,6 +61,17 @@ def test_split_by_tags_from_the_run_files_needs_no_event_table(pump_probe, tmp_p
         "1": int((laser == 1).sum()),
     }
     assert stats["events"] is None
+    # an event table wins over the files' tags where both name one: here every shot flipped
+    _, images, _ = read_integrated(results)
+    events = tmp_path / "events.csv"
+    rows = [
+        f"r0001,{c},{e},{1 - int(on)}"
+        for c, e, on in zip(images["chunk"], images["event"], images["tags"]["laser_on"])
+    ]
+    events.write_text("run,chunk,event,laser_on\n" + "\n".join(rows) + "\n")
+    assert cli([*args, "--split", "laser_on", "--events", str(events)]) == 0
+    flipped = json.loads((tmp_path / "split_stats.json").read_text())
+    assert flipped["sets"]["1"]["images"] == stats["sets"]["0"]["images"]
     assert cli([*args, "--split", "delay_ns=0,500,2000"]) == 0  # delay bins; dark in no set
     stats = json.loads((tmp_path / "split_stats.json").read_text())
     assert stats["images_in_no_set"] == int((laser == 0).sum())
