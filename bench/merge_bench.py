@@ -11,7 +11,10 @@ crystals, the trial's domain size and mosaicity 2x off), so 10^5 images take sec
    of its normal-probability plot;
 4. pump-probe: ``--images`` stills per laser state (a light state with 100 of 1000 atoms moved
    1.5 A in 50 % of the unit cells), split by ``laser_on``: Riso, CCiso and the correlation of
-   light - dark with the truth difference, ours beside the classic merge.
+   light - dark with the truth difference (overall and per shell), ours beside the classic merge.
+
+Sections 1 and 4 also show ours left on the median crystal's B (``b_reference_percentile=50``,
+the convention before ``kernels/merging/overall_b.py``).
 
     .venv/bin/python bench/merge_bench.py [--images 10000] [--speed-images 100000]
 """
@@ -24,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,11 +43,17 @@ from facility.beamline.reflections_from_truth import (  # noqa: E402
     synthesise,
     trial_settings,
 )
-from kernels.crystal.symmetry import CrystalSymmetry  # noqa: E402
+from kernels.crystal.symmetry import CrystalSymmetry, unpack  # noqa: E402
 from kernels.merging.algorithm import MergeParams, merge  # noqa: E402
 from kernels.merging.cli import read_truth  # noqa: E402
-from kernels.merging.splits import SplitSpec, difference_truth_cc, merge_splits  # noqa: E402
-from kernels.merging.statistics import merge_statistics  # noqa: E402
+from kernels.merging.splits import (  # noqa: E402
+    SplitSpec,
+    difference_truth_cc,
+    equal_count_shells,
+    merge_splits,
+    truth_difference,
+)
+from kernels.merging.statistics import merge_statistics, pearson  # noqa: E402
 
 LIGHT = LightState(moved_atoms=100, fraction=0.5, shift_a=1.5)
 
@@ -64,16 +75,23 @@ def timed_merge(obs, params: MergeParams):
     return merged, time.perf_counter() - started, time.process_time() - cpu
 
 
+def variants(synthetic: SyntheticParams):
+    """Today's merge, ours, and ours left on the median crystal's B (as before overall_b.py)."""
+    trial = trial_settings(synthetic)
+    return (
+        ("today", MergeParams.classic(**trial)),
+        ("ours", MergeParams(**trial)),
+        ("ours, median crystal's B", MergeParams(**trial, b_reference_percentile=50.0)),
+    )
+
+
 def accuracy(work: Path, images: int, reflections: int) -> None:
     crystal, (truth, _) = crystal_and_truth(work)
     synthetic = SyntheticParams(images=images, reflections_per_image=reflections)
     obs = synthesise(crystal, synthetic)
     print(f"1. accuracy: {images} images, {len(obs)} observations (trial partiality 2x off)")
     rows = {}
-    for name, params in (
-        ("today", MergeParams.classic(**trial_settings(synthetic))),
-        ("ours", MergeParams(**trial_settings(synthetic))),
-    ):
+    for name, params in variants(synthetic):
         merged, seconds, cpu = timed_merge(obs, params)
         stats = merge_statistics(SYMMETRY, merged, 10, truth)
         rows[name] = stats
@@ -130,10 +148,7 @@ def pump_probe(work: Path, images: int, reflections: int) -> None:
     synthetic = SyntheticParams(images=2 * images, reflections_per_image=reflections, seed=5)
     obs = synthesise(crystal, synthetic)
     print(f"4. pump-probe: {images} images per laser state, {len(obs)} observations")
-    for name, params in (
-        ("today", MergeParams.classic(**trial_settings(synthetic))),
-        ("ours", MergeParams(**trial_settings(synthetic))),
-    ):
+    for name, params in variants(synthetic):
         started = time.perf_counter()
         split = merge_splits(obs, SYMMETRY, SplitSpec("laser_on"), params)
         diff = split.differences["1"]
@@ -142,6 +157,15 @@ def pump_probe(work: Path, images: int, reflections: int) -> None:
             f"{difference_truth_cc(SYMMETRY, diff, *truths):.3f}  Riso {diff.riso:.3f}  "
             f"CCiso {diff.cc_iso:.4f}  images {split.images}  ({time.perf_counter() - started:.1f} s)"
         )
+        print("         per shell " + " ".join(f"{cc:.2f}" for cc in shell_ccs(diff, truths)))
+
+
+def shell_ccs(diff, truths) -> list[float]:
+    """CC(light - dark, truth difference) in 10 equal-count shells, low to high resolution."""
+    true = truth_difference(SYMMETRY, diff.keys, *truths)
+    shell = equal_count_shells(SYMMETRY.resolution(unpack(diff.keys)), 10)
+    ok = np.isfinite(true)
+    return [pearson(diff.delta[ok & (shell == s)], true[ok & (shell == s)]) for s in range(10)]
 
 
 def main() -> None:

@@ -1,4 +1,6 @@
-"""Re-merge every dataset (tag combination) that a newly published run belongs to, per trial."""
+"""Re-merge every dataset (tag combination) that a newly published run belongs to, per trial,
+with the dataset's per-event splits. Triggered by the merged-runs asset; by hand, the conf
+``{"published": [{"run": ..., "trial": ...}]}`` names the runs."""
 
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ merged_runs = Asset(merged_asset_uri(beamtime.experiment))
 )
 def sfx_dataset_merge():
     @task
-    def plan(triggering_asset_events=None) -> list[dict]:
-        published = [e.extra for e in triggering_asset_events[merged_runs] if "run" in e.extra]
+    def plan(triggering_asset_events=None, dag_run=None) -> list[dict]:
+        events = triggering_asset_events[merged_runs] if triggering_asset_events else []
+        published = [e.extra for e in events if "run" in e.extra]
+        if not published and dag_run is not None and dag_run.conf:
+            published = list(dag_run.conf.get("published", []))
         return dataset_merge_requests(load_beamtime(), published)
 
     @task
@@ -36,7 +41,10 @@ def sfx_dataset_merge():
 
     @task
     def download_kwargs(requests: list[dict]) -> list[dict]:
-        return [{"remote_dir": r["workdir"], "local_dir": r["local"]} for r in requests]
+        return [
+            {"remote_dir": r["workdir"], "local_dir": r["local"], "files": r["files"]}
+            for r in requests
+        ]
 
     @task
     def record(requests: list[dict]) -> list[dict]:
@@ -52,7 +60,6 @@ def sfx_dataset_merge():
     download = DownloadResultsOperator.partial(
         task_id="download",
         machine=beamtime.machine,
-        files=["merged.mtz", "merge_stats.json"],
         optional=["shells.png"],
         sfapi_conn_id=beamtime.sfapi_conn_id,
     ).expand_kwargs(download_kwargs(requests))

@@ -140,7 +140,9 @@ def add_merge_command(commands) -> None:
         "(one per bin); writes split_stats.json and one MTZ per set and per difference",
     )
     mrg.add_argument(
-        "--events", help="per-event tags, CSV with columns run,chunk,event,<tag>... (for --split)"
+        "--events",
+        help="per-event tags, CSV with columns run,chunk,event,<tag>... (for --split; adds to "
+        "and overrides the tags the runs' integrated.h5 carry from their files)",
     )
     mrg.add_argument(
         "--split-reference", help="the set the differences are taken against (default: first)"
@@ -165,6 +167,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=positive_float,
         default=1.0,
         help="gain of a folder of facility files, if they are not in photons (default 1)",
+    )
+    proc.add_argument(
+        "--event-tag",
+        action="append",
+        default=[],
+        metavar="NAME=FIELD",
+        help="a per-event tag of HDF5/CXI facility files (e.g. laser_on=/LCLS/evr41), repeatable",
     )
     proc.add_argument("--out", required=True, help="output directory for the run's results")
     proc.add_argument("--calib", help="calibration file (default <exp>/calib/calibration.h5)")
@@ -256,8 +265,11 @@ def process_foreign(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     if args.geometry and not Path(args.geometry).is_file():
         raise ReaderError(f"{args.geometry}: no such geometry file")
+    tags = dict(tag.partition("=")[::2] for tag in args.event_tag)
+    if any(not name.isidentifier() or not field.startswith("/") for name, field in tags.items()):
+        raise ReaderError(f"--event-tag {args.event_tag}: give NAME=/hdf5/field each")
     summary = process_foreign_run(
-        [args.run], args.out, args.geometry, params, args.adu_per_photon, args.trial
+        [args.run], args.out, args.geometry, params, args.adu_per_photon, args.trial, tags
     )
     print(
         f"{summary['run']}: {summary['images']} images, {summary['hits']} hits, "
@@ -323,6 +335,8 @@ def main(argv=None) -> int:
     configure_logging(launched_rank())
     try:
         if args.command == "process":
+            if args.event_tag and not is_foreign(args):
+                raise ReaderError("--event-tag is for facility files: chunk files carry their tags")
             return process_foreign(args) if is_foreign(args) else process(process_options(args))
         if args.command == "merge":
             return merge(args)

@@ -83,13 +83,17 @@ def process_foreign_run(
     params: ProcessingParams = ProcessingParams(),
     adu_per_photon: float = 1.0,
     trial: str = "default",
+    tag_fields: dict[str, str] | None = None,
 ) -> dict:
-    """``python -m kernels process --run DIR --geometry FILE.geom``: images.csv, summary.json
-    and integrated.h5 of a foreign run, as for the chunk format."""
+    """``python -m kernels process --run DIR --geometry FILE.geom [--event-tag NAME=FIELD]``:
+    images.csv, summary.json and integrated.h5 (with the events' tags read from `tag_fields`)
+    of a foreign run, as for the chunk format."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open_frames(paths, geometry) as reader:
+    with open_frames(paths, geometry, tag_fields) as reader:
+        tags = reader.event_tags()  # before the frames: a bad tag field stops the run at once
         results, _ = process_frames(reader, params, adu_per_photon)
     name = Path(list(paths)[0]).name
-    return write_run_outputs(out, results, time.perf_counter() - started, name, trial, params)
+    wall = time.perf_counter() - started
+    return write_run_outputs(out, results, wall, name, trial, params, tags)

@@ -59,20 +59,40 @@ def write_image_table(path: Path, results: list[ImageResult]) -> None:
         writer.writerows(rows)
 
 
-def integrated_image(result: ImageResult) -> IntegratedImage:
-    """The reflections of an integrated image with the orientation and cell they were found with."""
+EventTags = dict[str, list[np.ndarray]]  # tag -> its values per chunk (Run.event_tags)
+
+
+def integrated_image(result: ImageResult, event_tags: EventTags | None = None) -> IntegratedImage:
+    """The reflections of an integrated image with the orientation and cell they were found with,
+    and its event's tags (those that are not NaN)."""
     if result.U is None or result.cell is None or result.reflections is None:
         raise ValueError(f"image {result.chunk}/{result.event} ({result.status}) is not integrated")
+    tags = {
+        name: float(chunks[result.chunk][result.event])
+        for name, chunks in (event_tags or {}).items()
+    }
     return IntegratedImage(
-        result.chunk, result.event, result.wavelength, result.U, result.cell, result.reflections
+        result.chunk,
+        result.event,
+        result.wavelength,
+        result.U,
+        result.cell,
+        result.reflections,
+        {name: value for name, value in tags.items() if np.isfinite(value)},
     )
 
 
 def write_reflections(
-    path: Path, results: list[ImageResult], run_name: str, trial: str, params: ProcessingParams
+    path: Path,
+    results: list[ImageResult],
+    run_name: str,
+    trial: str,
+    params: ProcessingParams,
+    event_tags: EventTags | None = None,
 ) -> None:
-    """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal."""
-    images = [integrated_image(r) for r in results if r.status == "integrated"]
+    """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal,
+    with the per-event tags of the run's files (``Run.event_tags``)."""
+    images = [integrated_image(r, event_tags) for r in results if r.status == "integrated"]
     attrs = {
         "run": run_name,
         "trial": trial,
@@ -84,13 +104,13 @@ def write_reflections(
 
 def write_run_outputs(
     out: Path, results: list[ImageResult], wall_seconds: float, run_name: str, trial: str,
-    params: ProcessingParams,
+    params: ProcessingParams, event_tags: EventTags | None = None,
 ) -> dict:  # fmt: skip
-    """A run processed in one process: ``images.csv``, ``integrated.h5`` and ``summary.json``
-    (with the trial's parameters) in ``out``; returns the summary."""
+    """A run processed in one process: ``images.csv``, ``integrated.h5`` (with the events'
+    tags) and ``summary.json`` (with the trial's parameters) in ``out``; returns the summary."""
     summary = summarise(results, wall_seconds, run_name, trial)
     summary["params"] = params.to_dict()
     write_image_table(out / IMAGES_FILE, results)
-    write_reflections(out / INTEGRATED_FILE, results, run_name, trial, params)
+    write_reflections(out / INTEGRATED_FILE, results, run_name, trial, params, event_tags)
     write_json(out / SUMMARY_FILE, summary)
     return summary

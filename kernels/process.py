@@ -82,5 +82,6 @@ def process_run(
                 wavelength=run.wavelength(c, e),
             )
             results.append(r)
-        name = run.name
-    return write_run_outputs(out, results, time.perf_counter() - started, name, trial, params)
+        name, tags = run.name, run.event_tags()
+    wall = time.perf_counter() - started
+    return write_run_outputs(out, results, wall, name, trial, params, tags)

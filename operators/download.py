@@ -16,6 +16,7 @@ class DownloadResultsOperator(BaseOperator):
     """Download `files` from facility dir `remote_dir` into local `local_dir` (atomically).
 
     Files listed in `optional` may be missing; any other missing file fails the task naming it.
+    A name may have folders (``splits/laser_on/split_stats.json``), made locally as needed.
     Returns ``{name: bytes}`` of what was written.
     """
 
@@ -54,6 +55,7 @@ class DownloadResultsOperator(BaseOperator):
                     raise FileNotFoundError(
                         f"{self.remote_dir}/{name} not found on {self.machine}"
                     ) from None
+                (local / name).parent.mkdir(parents=True, exist_ok=True)
                 write_bytes(local / name, data)
                 written[name] = len(data)
         self.log.info("downloaded %s into %s", written, local)

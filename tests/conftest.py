@@ -62,3 +62,17 @@ def sim_experiment(tmp_path_factory):
     params = dataclasses.replace(SimulationParams(), chunk_size=80)
     simulate_experiment(out, runs=1, images=240, seed=11, params=params, log=lambda *_: None)
     return out
+
+
+PUMP_PROBE = dataclasses.replace(
+    SimulationParams(), hit_rate=1.0, chunk_size=20, light_moved_atoms=100
+)
+
+
+@pytest.fixture(scope="session")
+def pump_probe_experiment(tmp_path_factory):
+    """A pump-probe experiment: run r0001 of 40 events in 2 chunks, every shot a hit, half of
+    them laser-on (tags laser_on, delay_ns in the chunk files)."""
+    out = tmp_path_factory.mktemp("pump_probe") / "exp"
+    simulate_experiment(out, 1, 40, seed=4, params=PUMP_PROBE, workers=1, log=lambda *_: None)
+    return out

@@ -59,6 +59,12 @@ def parse_args(argv=None):
             "--" + name.replace("_", "-"), type=float, default=getattr(SimulationParams, name)
         )
     sim.add_argument("--chunk-size", type=int, default=SimulationParams.chunk_size)
+    sim.add_argument(
+        "--light-moved-atoms",
+        type=int,
+        default=0,
+        help="pump-probe: atoms moved in the light state (laser_on, delay_ns tags per event)",
+    )
     sim.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     _live_arguments(sim)
     args = parser.parse_args(argv)
@@ -70,6 +76,8 @@ def parse_args(argv=None):
         parser.error("variant options must not be negative; --ice-fraction at most 1")
     if args.spot_sigma_px <= 0 or args.domain_size_a <= 0 or args.spot_elongation < 1:
         parser.error("--spot-sigma-px and --domain-size-a must be positive, --spot-elongation >= 1")
+    if args.light_moved_atoms < 0:
+        parser.error("--light-moved-atoms must not be negative")
     if args.runs < 1 or args.images < 1 or args.chunk_size < 1:
         parser.error("--runs, --images and --chunk-size must be positive")
     return args
@@ -95,6 +103,7 @@ def main(argv=None) -> int:
         space_group=args.space_group,
         cell=tuple(args.cell),
         chunk_size=args.chunk_size,
+        light_moved_atoms=args.light_moved_atoms,
         **{name: getattr(args, name) for name in VARIANT_OPTIONS},
     )
     if args.live:

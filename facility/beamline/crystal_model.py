@@ -60,6 +60,14 @@ class LightState:
     shift_a: float = 1.5
 
 
+def laser_shots(n: int, laser_fraction: float, delays_ns, rng: np.random.Generator):
+    """Per shot of a pump-probe run: laser on (`laser_fraction` of them) and the DAQ's tags,
+    ``laser_on`` (1/0) and ``delay_ns`` (one of `delays_ns`; NaN when dark)."""
+    laser = rng.random(n) < laser_fraction
+    delay = np.where(laser, rng.choice(np.asarray(delays_ns, dtype=float), n), np.nan)
+    return laser, {"laser_on": laser.astype(np.int64), "delay_ns": delay}
+
+
 def light_structure(st: gemmi.Structure, light: LightState, rng: np.random.Generator):
     """A copy of `st` in which each of the first `moved_atoms` atoms keeps occupancy 1 - fraction
     at its place and gains a copy of occupancy `fraction` shifted `shift_a` in a random direction."""

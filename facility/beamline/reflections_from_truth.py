@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facility.beamline.crystal_model import Crystal
+from facility.beamline.crystal_model import Crystal, laser_shots
 from kernels.merging.algorithm import Observations
 
 
@@ -69,7 +69,10 @@ def synthesise(crystal: Crystal, p: SyntheticParams, chunk: int = 5000) -> Obser
     limit = crystal.d_min * rng.uniform(*p.limit_range, n)
     bad = rng.random(n) < p.bad_fraction
     shuffled = rng.permutation(crystal.intensity)
-    laser, tags = laser_shots(crystal, p, np.random.default_rng([p.seed, 27183]))
+    laser, tags = np.zeros(n, dtype=bool), {}
+    if crystal.light_intensity is not None:
+        laser_rng = np.random.default_rng([p.seed, 27183])
+        laser, tags = laser_shots(n, p.laser_fraction, p.delays_ns, laser_rng)
     s_all = np.linalg.norm(crystal.hkl @ crystal.B.T, axis=1)
     parts = []
     for start in range(0, n, chunk):
@@ -97,15 +100,6 @@ def synthesise(crystal: Crystal, p: SyntheticParams, chunk: int = 5000) -> Obser
     image, hkl, intensity, sigma, partiality = (np.concatenate(c) for c in zip(*parts))
     wavelength = np.full(n, p.wavelength)
     return Observations(image, hkl, intensity, sigma, partiality, n, wavelength, tags)
-
-
-def laser_shots(crystal: Crystal, p: SyntheticParams, rng: np.random.Generator):
-    """Per shot: laser on (of a crystal with a light state) and its tags (none without one)."""
-    if crystal.light_intensity is None:
-        return np.zeros(p.images, dtype=bool), {}
-    laser = rng.random(p.images) < p.laser_fraction
-    delay = np.where(laser, rng.choice(np.asarray(p.delays_ns, dtype=float), p.images), np.nan)
-    return laser, {"laser_on": laser.astype(np.int64), "delay_ns": delay}
 
 
 def trial_settings(p: SyntheticParams) -> dict:

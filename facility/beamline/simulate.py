@@ -5,9 +5,13 @@ An experiment folder gets
 * ``calib/calibration.h5`` — pedestal, gain and bad-pixel mask of the detector;
 * ``runs/r0001/`` — chunk + index files and a snapshot of the calibration, then ``CONCLUDED.json``
   once every file is closed;
-* ``truth/truth.mtz`` — true merged intensities of the crystal (unique reflections);
+* ``truth/truth.mtz`` — true merged intensities of the crystal (unique reflections), and
+  ``truth/truth_light.mtz`` those of its light state in a pump-probe beamtime
+  (``light_moved_atoms`` > 0: ``laser_fraction`` of the shots are of the light state, and the
+  chunk files carry the DAQ's per-event tags ``laser_on`` and ``delay_ns``);
 * ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale,
-  the crystal's spot width, domain size and mosaicity, whether ice rings were drawn; the visible
+  the crystal's spot width, domain size and mosaicity, whether ice rings were drawn, whether the
+  pump laser was on; the visible
   reflections (``spots``: event, hkl, detector position, expected photons, partiality) and every
   excited reflection with partiality >= 0.1 (``excited``: event, hkl, col, row, partiality).
 """
@@ -20,13 +24,19 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from facility.beamline.crystal_model import Crystal, make_crystal, write_truth_mtz
+from facility.beamline.crystal_model import (
+    Crystal,
+    LightState,
+    laser_shots,
+    make_crystal,
+    write_truth_mtz,
+)
 from facility.beamline.detector_model import DetectorModel
 from facility.beamline.variants import (
     CrystalDraw,
@@ -82,6 +92,10 @@ class SimulationParams:
     rep_rate_hz: float = 120.0
     chunk_size: int = 250
     n_atoms: int = 1000
+    light_moved_atoms: int = 0  # > 0: a pump-probe beamtime with this many atoms moved when lit
+    light_fraction: float = 0.5  # of the unit cells, light-activated
+    laser_fraction: float = 0.5  # of the shots, laser on (pump-probe)
+    delays_ns: tuple[float, ...] = (100.0, 1000.0)  # pump-probe delays, one drawn per laser shot
 
 
 def background_map(geometry, params: SimulationParams) -> np.ndarray:
@@ -181,15 +195,16 @@ class Renderer:
         counts = rng.poisson(profile * photons[:, None])
         np.add.at(image.reshape(-1), (rr * image.shape[1] + cc).ravel(), counts.ravel())
 
-    def shot(self, rng: np.random.Generator):
-        """One still: raw frame, its wavelength and its ground truth."""
-        image, wavelength, truth = self.photon_shot(rng)
+    def shot(self, rng: np.random.Generator, lit: bool = False):
+        """One still (of the light state when `lit`): raw frame, its wavelength and its truth."""
+        image, wavelength, truth = self.photon_shot(rng, lit)
         return self.detector.to_raw(image, rng), wavelength, truth
 
-    def photon_shot(self, rng: np.random.Generator):
+    def photon_shot(self, rng: np.random.Generator, lit: bool = False):
         """One still in photons (what a facility's calibrated files hold), its wavelength and
-        its ground truth."""
+        its ground truth; of the crystal's light state when `lit` (a pump-probe laser shot)."""
         p = self.params
+        crystal = self.crystal.light() if lit else self.crystal
         wavelength = p.wavelength * (1.0 + p.wavelength_jitter * rng.standard_normal())
         level = rng.integers(len(BACKGROUND_LEVELS))  # jet thickness varies shot to shot
         image = poisson_from_cdf(self.background_cdf[level], rng)
@@ -205,10 +220,11 @@ class Renderer:
         spots = None
         if scale > 0:
             idx, part, col, row = self.reflections(A, wavelength, drawn)
-            photons = scale * p.photons_per_reflection * self.crystal.intensity[idx] * part
+            photons = scale * p.photons_per_reflection * crystal.intensity[idx] * part
             self.add_spots(image, col, row, photons, drawn.spot_sigma_px, rng)
             spots = (idx, part, col, row, photons)
         truth = {"hit": hit, "U": U, "A": A, "scale": scale, "spots": spots, "ice": ice}
+        truth["laser_on"] = lit
         return image, wavelength, truth | asdict(drawn)
 
 
@@ -224,12 +240,17 @@ def simulate_chunk(job):
     """Render and write one chunk file; return its ground truth (runs in a worker process)."""
     run_dir, name, chunk, first_event, n_events, t0, seed = job
     rng = np.random.default_rng(seed)
+    params = _renderer.params
     geometry = _renderer.detector.geometry
     frames = np.empty((n_events, *geometry.shape), dtype=np.uint16)
     truth = []
     wavelengths = np.empty(n_events)
+    lit, tags = np.zeros(n_events, dtype=bool), None
+    if params.light_moved_atoms:  # its own stream: the shots' stay those of a dark beamtime
+        laser_rng = np.random.default_rng([*seed, 27183])
+        lit, tags = laser_shots(n_events, params.laser_fraction, params.delays_ns, laser_rng)
     for i in range(n_events):
-        frames[i], wavelengths[i], t = _renderer.shot(rng)
+        frames[i], wavelengths[i], t = _renderer.shot(rng, bool(lit[i]))
         truth.append(t)
     timestamps = t0 + (first_event + np.arange(n_events)) / _renderer.params.rep_rate_hz
     write_chunk(
@@ -238,11 +259,12 @@ def simulate_chunk(job):
         timestamps,
         HC_EV_ANGSTROM / wavelengths,
         geometry,
+        tags,
     )
     return chunk, first_event, wavelengths, truth
 
 
-PER_EVENT = ("hit", "U", "A", "scale", "ice", "spot_sigma_px", "domain_size_a", "mosaicity_deg")
+PER_EVENT = ("hit", "U", "A", "scale", "ice", "laser_on", *(f.name for f in fields(CrystalDraw)))
 REFLECTION_KEYS = ("event", "h", "k", "l", "col", "row", "photons", "partiality")
 
 
@@ -288,10 +310,15 @@ def prepare_experiment(out: Path, seed: int, params: SimulationParams) -> tuple[
     """Crystal, detector, calibration and truth MTZ of the experiment ``out`` (from ``seed``)."""
     for sub in ("calib", "runs", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    crystal = make_crystal(params.cell, params.space_group, params.d_min, seed, params.n_atoms)
+    light = LightState(params.light_moved_atoms, params.light_fraction)
+    crystal = make_crystal(
+        params.cell, params.space_group, params.d_min, seed, params.n_atoms, light=light
+    )
     detector = DetectorModel.generate(default_geometry(), np.random.default_rng([seed, 1]))
     save_calibration(out / "calib" / "calibration.h5", detector.calibration())
     write_truth_mtz(out / "truth" / "truth.mtz", crystal)
+    if crystal.light_intensity is not None:
+        write_truth_mtz(out / "truth" / "truth_light.mtz", crystal.light())
     (out / "truth" / "simulation.json").write_text(json.dumps(asdict(params), indent=1))
     return crystal, Renderer(crystal, detector, params)
 

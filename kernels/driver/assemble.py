@@ -14,6 +14,7 @@ from kernels.io.weather import plot_weather, segments_from_rows
 from kernels.outputs import (
     IMAGES_FILE,
     SUMMARY_FILE,
+    EventTags,
     summarise,
     write_image_table,
     write_reflections,
@@ -30,8 +31,10 @@ def assemble(
     wall: float,
     size: int,
     db_seconds: float | None,
+    event_tags: EventTags | None = None,
 ) -> dict:
-    """Write the run's outputs from all parts, in (chunk, event) order: same as one process."""
+    """Write the run's outputs from all parts, in (chunk, event) order: same as one process
+    (``event_tags``: the run files' per-event tags, ``Run.event_tags``)."""
     records = sorted(
         finished_records(out, checkpoint), key=lambda rec: (rec[0].chunk, rec[0].event)
     )
@@ -45,7 +48,9 @@ def assemble(
             db_seconds / processing if processing else 0.0
         )
     write_image_table(out / IMAGES_FILE, results)
-    write_reflections(out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params)
+    write_reflections(
+        out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params, event_tags
+    )
     plot_weather(
         segments_from_rows(row for row, _ in records),
         out / WEATHER_FILE,

@@ -174,7 +174,8 @@ def _run(comm, options: ProcessOptions) -> JobResult:
     if producer is None:
         return JobResult(0)
     producer.checkpoint.n_events = setup.run.n_events  # a live run has grown since it opened
-    return _finish(options.out, setup.params, producer, parts, _ending(feed, stop), started, size)
+    ending = _ending(feed, stop)
+    return _finish(options.out, setup, producer, parts, ending, started, size)
 
 
 def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
@@ -267,7 +268,7 @@ def _ending(feed: RunFeed | LiveFeed, stop: StopFlag) -> Ending:
 
 def _finish(
     out: Path,
-    params: ProcessingParams,
+    setup: Setup,
     producer: Producer,
     parts: list,
     ending: Ending,
@@ -286,7 +287,8 @@ def _finish(
     complete = len(checkpoint.done) == checkpoint.n_events and not ending.reason
     if complete or (ending.stalled and checkpoint.done):
         db_seconds = producer.logger.write_seconds if producer.logger is not None else None
-        summary = assemble(out, checkpoint, params, wall, size, db_seconds)
+        tags = setup.run.event_tags()
+        summary = assemble(out, checkpoint, setup.params, wall, size, db_seconds, tags)
         if not complete:
             summary = write_summary(out, {**summary, "status": "stalled", "reason": ending.reason})
     else:

@@ -2,13 +2,14 @@
 
 The file holds one row per integrated reflection (columns of equal length, group
 ``reflections``) and one row per integrated image (group ``images``: chunk, event, wavelength,
-refined orientation U and cell), plus the trial, cell and space group as attributes, so a merge can refuse
-files that do not belong together.
+refined orientation U and cell; ``images/tags/<name>``: the per-event tags the run's files carry,
+NaN where an image has none), plus the trial, cell and space group as attributes, so a merge can
+refuse files that do not belong together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
@@ -54,6 +55,7 @@ class IntegratedImage:
     U: np.ndarray
     cell: tuple
     reflections: Reflections
+    tags: dict[str, float] = field(default_factory=dict)  # the event's laser_on, delay_ns...
 
 
 def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
@@ -69,6 +71,8 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
         g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
         g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
         g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
+        for name in sorted({name for im in images for name in im.tags}):
+            g[f"tags/{name}"] = np.array([im.tags.get(name, np.nan) for im in images], np.float64)
         r = f.create_group("reflections")
         r["image"] = np.repeat(np.arange(len(images), dtype=np.int32), n)
         for fld in fields(Reflections):
@@ -79,14 +83,19 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
 
 
 def read_integrated(path) -> tuple[dict, dict, dict]:
-    """Attributes, image columns and reflection columns of an ``integrated.h5`` file."""
+    """Attributes, image columns and reflection columns of an ``integrated.h5`` file.
+
+    The image columns hold ``tags``: tag name -> per-image values (empty without tags).
+    """
     path = Path(path)
     if path.is_dir():
         path = path / INTEGRATED_FILE
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            images = {k: f["images"][k][()] for k in f["images"]}
+            images = {k: f["images"][k][()] for k in f["images"] if k != "tags"}
+            tags = f["images"].get("tags", {})
+            images["tags"] = {name: tags[name][()] for name in tags}
             refl = {k: f["reflections"][k][()] for k in f["reflections"]}
     except (OSError, KeyError) as exc:
         raise ReflectionFileError(

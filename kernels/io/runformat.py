@@ -4,8 +4,10 @@ A run is a directory ``<exp>/runs/r0001/`` holding
 
 * chunk files ``r0001-c00.h5`` (CXI-style): ``/entry_1/data_1/data`` (n, rows, cols) raw ADU,
   ``uint16`` or ``int16``, contiguous; ``/entry_1/event/timestamp`` (n,) float64 seconds;
-  ``/entry_1/event/photon_energy_eV`` (n,); ``/entry_1/instrument_1/detector_1`` with the
-  geometry as attributes (distance, pixel size, beam centre, panels as JSON);
+  ``/entry_1/event/photon_energy_eV`` (n,); optional per-event tags ``/entry_1/event/tags/<name>``
+  (n,) numbers the DAQ records (laser on/off, pump-probe delay, ...);
+  ``/entry_1/instrument_1/detector_1`` with the geometry as attributes (distance, pixel size,
+  beam centre, panels as JSON);
 * index files ``r0001-c00.idx.h5``: ``event``, ``offset`` (byte offset of the frame in the chunk
   file), ``timestamp`` and ``total_counts`` (sum of the raw frame, a fast per-event feature), with
   attributes naming the chunk, its byte size, frame shape and dtype;
@@ -31,6 +33,7 @@ from kernels.io.marker import MARKER, MarkerError, read_marker, run_order
 DATA = "/entry_1/data_1/data"
 TIMESTAMP = "/entry_1/event/timestamp"
 ENERGY = "/entry_1/event/photon_energy_eV"
+TAGS = "/entry_1/event/tags"
 DETECTOR = "/entry_1/instrument_1/detector_1"
 RAW_DTYPES = (np.dtype("uint16"), np.dtype("int16"))
 HC_EV_ANGSTROM = 12398.4198
@@ -44,14 +47,21 @@ class RunFormatError(Exception):
         super().__init__(f"{self.path}: {problem}")
 
 
-def write_chunk(path, frames: np.ndarray, timestamps, energies_ev, geometry: DetectorGeometry):
-    """Write one chunk file and its index file next to it; returns the index path."""
+def write_chunk(
+    path, frames: np.ndarray, timestamps, energies_ev, geometry: DetectorGeometry, tags=None
+):
+    """Write one chunk file and its index file next to it; returns the index path.
+
+    tags : optional name -> per-event numbers (laser on/off, delay), kept in ``TAGS``.
+    """
     path = Path(path)
     frames = np.asarray(frames)
     with h5py.File(path, "w") as f:
         ds = f.create_dataset(DATA, data=frames)  # contiguous: frames are addressable by offset
         f.create_dataset(TIMESTAMP, data=np.asarray(timestamps, dtype=np.float64))
         f.create_dataset(ENERGY, data=np.asarray(energies_ev, dtype=np.float64))
+        for name, values in (tags or {}).items():
+            f.create_dataset(f"{TAGS}/{name}", data=np.asarray(values, dtype=np.float64))
         det = f.require_group(DETECTOR)
         det.attrs["geometry"] = json.dumps(geometry.to_dict())
         det.attrs["distance"] = geometry.distance_mm / 1000.0
@@ -122,6 +132,23 @@ class Run:
     def wavelength(self, chunk: int, event: int) -> float:
         return HC_EV_ANGSTROM / self.photon_energy_ev(chunk, event)
 
+    def event_tags(self) -> dict[str, list[np.ndarray]]:
+        """Per tag the DAQ recorded, its values per chunk (NaN in a chunk without it); the
+        chunks' tags were checked when they were opened (:func:`_check_tags`)."""
+        found: list[dict[str, np.ndarray]] = []
+        for chunk in self.chunks:
+            with h5py.File(chunk.path, "r") as f:
+                group = f.get(TAGS, {})
+                found.append({name: group[name][()] for name in group})
+        names = sorted({name for tags in found for name in tags})
+        return {
+            name: [
+                np.asarray(tags.get(name, np.full(c.n_events, np.nan)), dtype=np.float64)
+                for tags, c in zip(found, self.chunks)
+            ]
+            for name in names
+        }
+
     def add_chunks(self, index_paths) -> int:
         """Append the chunks of ``index_paths`` (checked like :func:`open_run`'s); return how
         many. A run being acquired grows this way, chunk by chunk, keeping chunk numbers."""
@@ -142,6 +169,19 @@ class Run:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _check_tags(f: h5py.File, chunk_file: Path, n_events: int) -> None:
+    """Every per-event tag of an open chunk file is one number per event."""
+    for name, values in f.get(TAGS, {}).items():
+        if (
+            not isinstance(values, h5py.Dataset)
+            or values.shape != (n_events,)
+            or not np.issubdtype(values.dtype, np.number)
+        ):
+            raise RunFormatError(
+                chunk_file, f"tag {TAGS}/{name} is not one number per event ({n_events} events)"
+            )
 
 
 def _read_index(index_path: Path) -> tuple[Chunk, int, tuple[int, ...]]:
@@ -176,6 +216,7 @@ def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
             geometry = DetectorGeometry.from_dict(json.loads(f[DETECTOR].attrs["geometry"]))
             chunk_ts = f[TIMESTAMP][()]
             dtype, n, frame_shape = data.dtype, data.shape[0], tuple(data.shape[1:])
+            _check_tags(f, chunk_file, n)
     except (OSError, KeyError, ValueError) as exc:
         raise RunFormatError(chunk_file, f"not a valid chunk file: {exc}") from None
     if dtype not in RAW_DTYPES:

@@ -21,6 +21,7 @@ import numpy as np
 from kernels.crystal.symmetry import CrystalSymmetry, KeyIndex, pack, unpack
 from kernels.merging.anomalous import FriedelMerge, merge_friedel_mates
 from kernels.merging.error_model import ErrorModel, normal_probability_slope, normalised_deviations
+from kernels.merging.overall_b import on_overall_b, sharpest_b_shift
 from kernels.merging.rejection import per_image_cc, reject_images
 from kernels.merging.scaling import (
     ImageModel,
@@ -48,6 +49,7 @@ class MergeParams:
     )
     error_fraction: float = 0.1  # b of the fixed model, and the fit's start
     scale_b: bool = True  # a relative B factor per image beside its scale
+    b_reference_percentile: float = 10.0  # the crystals' B the merge is put on (overall_b.py)
     postrefine: bool = True  # refine each crystal's partiality width (exponent kappa)
     partiality_model: str = "gaussian"  # "gaussian": the trial's estimate; "unity": p = 1
     trial_domain_size_a: float = 5000.0  # the trial's partiality model (integration section)
@@ -70,6 +72,8 @@ class MergeParams:
                 raise MergeError(
                     f"merge parameter {name}={getattr(self, name)!r}: not one of {allowed}"
                 )
+        if not 0.0 <= self.b_reference_percentile <= 100.0:
+            raise MergeError(f"b_reference_percentile={self.b_reference_percentile}: not 0-100")
 
     @classmethod
     def classic(cls, **overrides) -> MergeParams:
@@ -331,7 +335,7 @@ def merge(
     if reindex.any():
         hkl = np.einsum("ni,nij->nj", hkl, symmetry.ambiguity_rotations[reindex[obs.image]])
     friedel = merge_friedel_mates(symmetry, hkl, index, obs, fit, halves, keys, seen)
-    return Merged(
+    merged = Merged(
         keys[seen],
         fit.intensity[seen],
         sigma[seen],
@@ -353,6 +357,10 @@ def merge(
         ),
         image_cc=image_cc,
     )
+    merged_images = np.bincount(obs.image[fit.kept], minlength=obs.n_images) > 0
+    pct = params.b_reference_percentile
+    shift = 0.0 if ref is not None else sharpest_b_shift(fit.images.B, merged_images, pct)
+    return on_overall_b(merged, symmetry, shift)  # a reference sets the B itself
 
 
 def reference_on_keys(symmetry: CrystalSymmetry, keys, hkl, intensity) -> np.ndarray:

@@ -28,8 +28,10 @@ from kernels.merging.statistics import merge_statistics
 def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSymmetry, str]:
     """Every integrated reflection of the given run result directories (or integrated.h5 files).
 
-    events : optional per-event tags (:func:`kernels.merging.events.read_event_table`), looked
-    up per image by the result's run and the image's chunk and event.
+    Per image, the tags its ``integrated.h5`` carries (from the run's files), and those of
+    `events` (:func:`kernels.merging.events.read_event_table`, looked up by the result's run
+    and the image's chunk and event), which win where both name a tag; NaN where a result has
+    none of a tag.
 
     Raises
     ------
@@ -56,8 +58,10 @@ def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSy
             )
         )
         parts.append((images, refl))
+        tags.append(dict(images["tags"]))
         if events is not None:
-            tags.append(image_tags(events, str(attrs.get("run")), images["chunk"], images["event"]))
+            run = str(attrs.get("run"))
+            tags[-1].update(image_tags(events, run, images["chunk"], images["event"]))
     trials = sorted({label[1] for label in labels})
     if len(trials) > 1:
         raise MergeError(
@@ -85,7 +89,12 @@ def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSy
         np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")
     )
     wavelength = np.concatenate([images["wavelength"] for images, _ in parts])
-    image_tag_columns = {name: np.concatenate([t[name] for t in tags]) for name in events or {}}
+    image_tag_columns = {
+        name: np.concatenate(
+            [t.get(name, np.full(len(im["event"]), np.nan)) for t, (im, _) in zip(tags, parts)]
+        )
+        for name in sorted({name for t in tags for name in t})
+    }
     obs = Observations(
         image, hkl, intensity, sigma, partiality, offset, wavelength, image_tag_columns
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,30 @@ from operators.pipeline.job_script import check_name
 
 VARIABLE = "sfxflow_beamtime"
 REPO_VAR = Path(__file__).resolve().parent.parent / "var"
+
+
+SPLIT_PATTERN = re.compile(r"([A-Za-z_][A-Za-z0-9_]{0,63})(=[-+0-9.eE]+(,[-+0-9.eE]+)+)?")
+
+
+def check_splits(dataset: str, splits, datasets: dict) -> None:
+    """A dataset's splits are ``TAG`` or ``TAG=EDGE,EDGE,...``, one per tag, of a known dataset
+    (the merge job checks the edges further: numbers, increasing)."""
+    where = f"{VARIABLE}: dataset_splits[{dataset!r}]"
+    if dataset not in datasets:
+        raise ValueError(f"{where}: no such dataset (known: {sorted(datasets)})")
+    if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+        raise ValueError(f"{where} must be a list of splits such as 'laser_on'")
+    for split in splits:
+        if not SPLIT_PATTERN.fullmatch(split):
+            raise ValueError(f"{where}: {split!r} is not TAG or TAG=EDGE,EDGE,... (e.g. laser_on)")
+    tags = [split_tag(split) for split in splits]
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"{where}: a tag split twice in {splits}")
+
+
+def split_tag(split: str) -> str:
+    """The per-event tag a split (``TAG`` or ``TAG=EDGES``) is on."""
+    return split.partition("=")[0]
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,10 @@ class Beamtime:
     run_tags : tags given to every new run (e.g. the sample in the beam)
     datasets : dataset name -> tags; a dataset is every run carrying all of its tags, re-merged
         per trial whenever one of its runs is published
+    dataset_splits : dataset name -> per-event splits its merge also makes, each ``TAG`` (one
+        merge per value, e.g. ``laser_on``) or ``TAG=EDGE,EDGE,...`` (delay bins), with the
+        isomorphous differences between the sets (``merge --split``; the tags come from the
+        runs' files)
     live_timeout : seconds without a new chunk (and no run marker) after which a live run is
         flagged stalled (its DAQ stopped): its job ends and what it got is merged
     reprocess_cron : data intervals of ``sfx_reprocess`` (a backfill interval reprocesses the runs
@@ -68,6 +97,7 @@ class Beamtime:
     trial_params: dict = field(default_factory=dict)
     run_tags: list = field(default_factory=lambda: ["lysozyme"])
     datasets: dict = field(default_factory=lambda: {"lysozyme": ["lysozyme"]})
+    dataset_splits: dict = field(default_factory=dict)
     reprocess_cron: str = "0 * * * *"
     event_source: str = "folder"
     live_timeout: float = 120.0
@@ -80,6 +110,8 @@ class Beamtime:
         check_name("trial", self.trial)
         for name in [*self.run_tags, *self.datasets]:
             check_name("tag or dataset", name)
+        for dataset, splits in self.dataset_splits.items():
+            check_splits(dataset, splits, self.datasets)
 
     @classmethod
     def from_dict(cls, d: dict) -> Beamtime:

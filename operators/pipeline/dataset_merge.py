@@ -8,16 +8,36 @@ import os
 from pathlib import Path
 
 from kernels.resultsdb import ResultsDB
-from operators.pipeline.beamtime import Beamtime
+from operators.pipeline.beamtime import Beamtime, split_tag
 from operators.pipeline.job_script import batch_script
+
+MERGE_FILES = ["merged.mtz", "merge_stats.json"]
+
+
+def split_stats_file(split: str) -> str:
+    """Where a dataset's split writes its ``split_stats.json``, relative to the dataset folder."""
+    return f"splits/{split_tag(split)}/split_stats.json"
+
+
+def merge_commands(inputs: list[str], splits: list[str]) -> list[list[str]]:
+    """The dataset's merge, then one ``merge --split`` per split (its files in ``splits/<tag>/``)."""
+    merge = ["python", "-m", "kernels", "merge", "--results", *inputs]
+    return [
+        [*merge, "--out", "merged.mtz"],
+        *(
+            [*merge, "--out", f"splits/{split_tag(split)}/merged.mtz", "--split", split]
+            for split in splits
+        ),
+    ]
 
 
 def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
     """One merge request per (dataset, trial) touched by the published runs.
 
-    A dataset is merged from every run carrying all its tags that has results for the trial.
-    The job key names the exact set of runs, so the same set is never merged twice while a
-    grown set is.
+    A dataset is merged from every run carrying all its tags that has results for the trial,
+    and split by each of its ``dataset_splits``. The job key names the exact set of runs (and
+    the splits, when there are some), so the same set is never merged twice while a grown set
+    is.
     """
     requests = []
     with ResultsDB(bt.results_db) as db:
@@ -33,30 +53,23 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
                     continue
                 workdir = bt.hpc_dataset_dir(dataset, trial)
                 inputs = [os.path.relpath(bt.hpc_results_dir(run, trial), workdir) for run in runs]
-                digest = hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:12]
+                splits = list(bt.dataset_splits.get(dataset, []))
+                named = [runs, splits] if splits else runs  # keys without splits stay as before
+                digest = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:12]
                 requests.append(
                     {
                         "dataset": dataset,
                         "trial": trial,
                         "runs": runs,
+                        "splits": splits,
+                        "files": MERGE_FILES + [split_stats_file(split) for split in splits],
                         "workdir": workdir,
                         "local": bt.local_dataset_dir(dataset, trial),
                         "key": f"{bt.experiment}.{dataset}.{trial}.merge.{digest}",
                         "script": batch_script(
                             f"sfx-ds-{dataset}-{trial}"[:64],
                             workdir,
-                            [
-                                [
-                                    "python",
-                                    "-m",
-                                    "kernels",
-                                    "merge",
-                                    "--results",
-                                    *inputs,
-                                    "--out",
-                                    "merged.mtz",
-                                ]
-                            ],
+                            merge_commands(inputs, splits),
                             env=bt.job_env,
                         ),
                     }
@@ -64,11 +77,26 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
     return requests
 
 
+def split_summary(split_stats: dict) -> dict:
+    """What a dataset merge says of one split: images per set, and each difference's Riso and
+    CCiso against the reference set."""
+    return {
+        "images": {label: s["images"] for label, s in split_stats["sets"].items()},
+        "reference": split_stats["split"]["reference"],
+        "differences": {
+            label: {"riso": d["riso"], "cc_iso": d["cc_iso"]}
+            for label, d in split_stats["differences"].items()
+        },
+    }
+
+
 def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
-    """Store a dataset's merged statistics (from its downloaded merge_stats.json)."""
+    """Store a dataset's merged statistics (from its downloaded merge_stats.json); say what
+    its splits gave (from their downloaded split_stats.json)."""
     from kernels.merging.statistics import stored_overall  # numpy: not at DAG parse time
 
-    stats = json.loads((Path(request["local"]) / "merge_stats.json").read_text())
+    local = Path(request["local"])
+    stats = json.loads((local / "merge_stats.json").read_text())
     with ResultsDB(bt.results_db) as db:
         dataset_id = db.ensure_dataset(
             bt.experiment, request["dataset"], bt.datasets[request["dataset"]]
@@ -82,4 +110,8 @@ def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
         "trial": request["trial"],
         "runs": request["runs"],
         **{k: stats.get("overall", {}).get(k) for k in ("completeness", "cc_half", "multiplicity")},
+        "splits": {
+            split: split_summary(json.loads((local / split_stats_file(split)).read_text()))
+            for split in request.get("splits", [])
+        },
     }

@@ -19,7 +19,8 @@
     tag: function (form) { return {experiment: experiment, run_ids: chosenRuns(), tag: field(form, "tag")}; },
     dataset: function (form) {
       var tags = field(form, "tags").split(",").map(function (t) { return t.trim(); }).filter(Boolean);
-      return {experiment: experiment, name: field(form, "name"), tags: tags};
+      var splits = field(form, "splits").split(";").map(function (t) { return t.trim(); }).filter(Boolean);
+      return {experiment: experiment, name: field(form, "name"), tags: tags, splits: splits};
     },
     untag: function (form) { return {experiment: experiment, run_ids: chosenRuns(), tag: field(form, "tag")}; },
     "delete-dataset": function (form) { return {experiment: experiment, name: field(form, "name")}; },

@@ -47,27 +47,45 @@ def checked_settings(settings: dict) -> str:
     return json.dumps(settings, indent=2)
 
 
-def settings_with_dataset(raw: str | None, dataset: str, tags: list[str]) -> str:
-    """The Variable's JSON text with dataset ``dataset`` = every run carrying all ``tags``.
+def settings_with_dataset(
+    raw: str | None, dataset: str, tags: list[str], splits: list[str] | None = None
+) -> str:
+    """The Variable's JSON text with dataset ``dataset`` = every run carrying all ``tags``,
+    split per event by ``splits`` (``laser_on``, ``delay_ns=0,500,2000``; none: no splits).
 
-    Only ``datasets`` changes; every other setting stays as written (an unset Variable starts
-    from an empty object, i.e. the defaults). The result is checked as the pipeline reads it.
+    Only ``datasets`` (and ``dataset_splits``) change; every other setting stays as written (an
+    unset Variable starts from an empty object, i.e. the defaults). The result is checked as
+    the pipeline reads it.
     """
     check = checked_names("tag", tags)
     settings = loaded_settings(raw)
     datasets = dict(settings.get("datasets", Beamtime().datasets))
-    datasets[checked_names("dataset", [dataset])[0]] = check
-    return checked_settings({**settings, "datasets": datasets})
+    name = checked_names("dataset", [dataset])[0]
+    datasets[name] = check
+    new = {**settings, "datasets": datasets}
+    dataset_splits = dict(settings.get("dataset_splits", {}))
+    dataset_splits.pop(name, None)
+    if splits:
+        dataset_splits[name] = list(splits)
+    if dataset_splits or "dataset_splits" in settings:
+        new["dataset_splits"] = dataset_splits
+    return checked_settings(new)
 
 
 def settings_without_dataset(raw: str | None, dataset: str) -> str | None:
-    """The Variable's JSON text without dataset ``dataset``; None when it does not define it
-    (then only the results DB knows the dataset). Every other setting stays as written."""
+    """The Variable's JSON text without dataset ``dataset`` (and its splits); None when it does
+    not define it (then only the results DB knows the dataset). Every other setting stays as
+    written."""
     settings = loaded_settings(raw)
     datasets = dict(settings.get("datasets", Beamtime().datasets))
     if datasets.pop(dataset, None) is None:
         return None
-    return checked_settings({**settings, "datasets": datasets})
+    new = {**settings, "datasets": datasets}
+    if dataset in settings.get("dataset_splits", {}):
+        new["dataset_splits"] = {
+            k: v for k, v in settings["dataset_splits"].items() if k != dataset
+        }
+    return checked_settings(new)
 
 
 def settings_with_default_trial(raw: str | None, trial: dict) -> str:

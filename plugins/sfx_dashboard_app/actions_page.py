@@ -62,7 +62,9 @@ def forms(may: frozenset[str], trial: dict) -> str:
             '<input name="tag" required placeholder="e.g. lysozyme-b"> <button>tag</button></form>'
             '<form data-action="dataset"><b>Define a dataset</b> '
             '<input name="name" required placeholder="name"> runs carrying all of '
-            '<input name="tags" required placeholder="tag1, tag2"> <button>define</button></form>'
+            '<input name="tags" required placeholder="tag1, tag2">, split per event by '
+            '<input name="splits" placeholder="laser_on; delay_ns=0,500,2000"> '
+            "<button>define</button></form>"
             '<form data-action="untag"><b>Take a tag off the chosen runs</b> '
             '<input name="tag" required placeholder="tag"> <button>untag</button></form>'
             '<form data-action="delete-dataset"><b>Delete a dataset</b> '

@@ -56,6 +56,7 @@ class DatasetRequest(BaseModel):
     experiment: str
     name: str
     tags: list[str] = Field(min_length=1, max_length=20)
+    splits: list[str] = Field(default_factory=list, max_length=10)  # per-event splits
 
 
 class ReprocessRequest(BaseModel):
@@ -227,13 +228,14 @@ def define_dataset(
 ):
     who, rest = writer.actor, writer.rest
     raw = editable_variable(rest)
-    new = settings_with_dataset(raw, body.name, body.tags)
+    new = settings_with_dataset(raw, body.name, body.tags, body.splits)
     active = save_settings(rest, raw, new, body.experiment)
-    tags = active.datasets[body.name]
+    tags, splits = active.datasets[body.name], active.dataset_splits.get(body.name, [])
     dataset_id = db.ensure_dataset(body.experiment, body.name, tags)
     members = [run_id for run_id, _ in db.dataset_runs(body.experiment, body.name)]
     outcome = (
-        f"dataset {body.name} = runs tagged {' + '.join(tags)} ({len(members)} now); "
+        f"dataset {body.name} = runs tagged {' + '.join(tags)} ({len(members)} now)"
+        + (f", split by {'; '.join(splits)}; " if splits else "; ")
         + request_merges(rest, db, body.experiment, members, who.username, one_per_trial=True)
     )
     return done(
@@ -241,7 +243,7 @@ def define_dataset(
         who,
         body.experiment,
         "dataset",
-        {"dataset": body.name, "dataset_id": dataset_id, "tags": tags},
+        {"dataset": body.name, "dataset_id": dataset_id, "tags": tags, "splits": splits},
         outcome,
     )
 

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from kernels.__main__ import main
+from kernels.io.readers.select import open_frames
 from tests.kernels.io.test_geom import SIMPLE
 
 GEOM = SIMPLE + "photon_energy = 9500\n"
@@ -70,3 +71,28 @@ def test_foreign_run_under_the_mpi_driver_is_refused_by_name(tmp_path, capsys):
     argv = run_folder(tmp_path) + ["--out", str(tmp_path / "out"), "--db", "sqlite:///x.db"]
     assert main(argv) == 2
     assert "the MPI driver (--db, mpiexec) reads the chunk format only" in capsys.readouterr().err
+
+
+def test_per_event_tags_are_read_from_the_fields_named(tmp_path, capsys):
+    argv = run_folder(tmp_path) + ["--out", str(tmp_path / "out")]
+    write_cxi(tmp_path / "run" / "r0002.cxi", 2)
+    for name, laser in (("r0001.cxi", [1, 0, 1]), ("r0002.cxi", [0, 1])):
+        with h5py.File(tmp_path / "run" / name, "a") as f:
+            f["/LCLS/evr41"] = np.array(laser, dtype=np.int8)
+    reader = open_frames(
+        [tmp_path / "run"], str(tmp_path / "det.geom"), {"laser_on": "/LCLS/evr41"}
+    )
+    with reader:
+        tags = reader.event_tags()
+    assert [list(v) for v in tags["laser_on"]] == [[1.0, 0.0, 1.0], [0.0, 1.0]]
+    assert main([*argv, "--event-tag", "laser_on=/LCLS/evr41"]) == 0
+    assert main([*argv, "--event-tag", "laser_on=/LCLS/evr42"]) == 2  # no such field
+    assert "the field /LCLS/evr42 named by tag laser_on is not in" in capsys.readouterr().err
+    with h5py.File(tmp_path / "run" / "r0002.cxi", "a") as f:
+        del f["/LCLS/evr41"]
+        f["/LCLS/evr41"] = np.zeros(5)
+    assert main([*argv, "--event-tag", "laser_on=/LCLS/evr41"]) == 2
+    err = capsys.readouterr().err
+    assert "r0002.cxi: tag laser_on from /LCLS/evr41 is not one number per event (2)" in err
+    assert main([*argv, "--event-tag", "laser on"]) == 2
+    assert "give NAME=/hdf5/field" in capsys.readouterr().err

@@ -47,6 +47,11 @@ class FrameReader(ABC):
     def wavelength(self, index: int) -> float:
         """Wavelength (Angstrom) of frame `index`."""
 
+    def event_tags(self) -> dict[str, list[np.ndarray]]:
+        """Per-event tags (laser on/off, delay) per tag, their values per file in the run's
+        order; none unless the reader was told where its files keep them."""
+        return {}
+
     def good_pixels(self) -> np.ndarray:
         """(panels, rows, cols) True on the pixels to use; every pixel unless the files or the
         geometry mark some bad."""

@@ -6,6 +6,9 @@ its pixel ranges, a number a fixed index (a module of a stacked array). Compress
 photon energy (or wavelength) may name fields of the file, with a unit after the name, as
 CrystFEL allows; without one, the field's ``units`` attribute decides, else CrystFEL's defaults
 (camera length in mm, energy in eV). A panel without ``data`` reads CrystFEL's ``/data/data``.
+Per-event tags (a pump laser's on/off, a delay) are read from the fields named for them
+(``tag_fields``: tag -> field, one number per event in every file), as CrystFEL's
+``--copy-header`` copies such fields.
 """
 
 from __future__ import annotations
@@ -60,18 +63,21 @@ def panel_pixels(data: np.ndarray, roles: list[str], panel: Panel) -> np.ndarray
     return block.T if roles.index("fs") < roles.index("ss") else block
 
 
-def _field(f: h5py.File, name: str, where: str):
+def _field(f: h5py.File, name: str, where: str, named_by: str = "the geometry"):
     if name not in f:
-        raise ReaderError(f"{where}: the field {name} named by the geometry is not in the file")
+        raise ReaderError(f"{where}: the field {name} named by {named_by} is not in the file")
     return f[name]
 
 
 class Hdf5GeomReader(FrameReader):
     """Frames of HDF5/CXI files read through a CrystFEL geometry."""
 
-    def __init__(self, paths: list[str], geometry: GeomFile | str):
+    def __init__(
+        self, paths: list[str], geometry: GeomFile | str, tag_fields: dict[str, str] | None = None
+    ):
         import hdf5plugin  # noqa: F401  (registers the compression filters with HDF5)
 
+        self.tag_fields = dict(tag_fields or {})
         self.geom = geometry if isinstance(geometry, GeomFile) else read_geom(geometry)
         self.paths = [str(p) for p in paths]
         self.files: dict[str, h5py.File] = {}
@@ -175,6 +181,24 @@ class Hdf5GeomReader(FrameReader):
             raise self.geom.error("no photon_energy or wavelength: the wavelength is unknown")
         energy = self._quantity("photon_energy", event, ENERGY_UNITS, "eV")
         return photon_energy_to_wavelength(energy, f"{event.file} event {event.event}")
+
+    def event_tags(self) -> dict[str, list[np.ndarray]]:
+        """The `tag_fields`' values per file (refused naming the file: missing, or not one
+        number per event)."""
+        counts = {path: 0 for path in self.paths}
+        for event in self.events:
+            counts[event.file] += 1
+        tags: dict[str, list[np.ndarray]] = {}
+        for name, field in self.tag_fields.items():
+            tags[name] = []
+            for path, count in counts.items():
+                values = _field(self._file(path), field, path, f"tag {name}")[()]
+                if np.shape(values) != (count,) or not np.issubdtype(values.dtype, np.number):
+                    raise ReaderError(
+                        f"{path}: tag {name} from {field} is not one number per event ({count})"
+                    )
+                tags[name].append(np.asarray(values, dtype=np.float64))
+        return tags
 
     def good_pixels(self) -> np.ndarray:
         """Pixels outside the geometry's bad regions and no_index panels, good in its mask."""

@@ -35,8 +35,11 @@ def run_files(paths) -> list[Path]:
     return out
 
 
-def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
-    """A reader for the run's files, chosen by what they are.
+def open_frames(
+    paths, geometry: GeomFile | str | None = None, tag_fields: dict[str, str] | None = None
+) -> FrameReader:
+    """A reader for the run's files, chosen by what they are (`tag_fields`: per-event tags'
+    fields, read from HDF5/CXI files only).
 
     CBF files -> :class:`CbfReader`; LCLS-II ``.xtc2`` files with a geometry -> ``Xtc2Reader``
     (psana); one NeXus master (its data files beside it) ->
@@ -46,8 +49,20 @@ def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
     Raises
     ------
     ReaderError
-        No files, files of mixed or unknown kinds, or HDF5 frames without a geometry.
+        No files, files of mixed or unknown kinds, HDF5 frames without a geometry, or tag
+        fields for files other than HDF5/CXI ones.
     """
+    reader = _open(paths, geometry, tag_fields)
+    if tag_fields and not isinstance(reader, Hdf5GeomReader):
+        reader.close()
+        raise ReaderError(
+            f"{', '.join(map(str, paths))}: per-event tags are read only from HDF5/CXI files "
+            f"with a geometry, not by {type(reader).__name__}"
+        )
+    return reader
+
+
+def _open(paths, geometry: GeomFile | str | None, tag_fields) -> FrameReader:
     files = run_files(paths)
     if not files:
         raise ReaderError(f"{', '.join(map(str, paths))}: no files to read")
@@ -79,4 +94,4 @@ def open_frames(paths, geometry: GeomFile | str | None = None) -> FrameReader:
         return NexusReader(masters[0])
     if geometry is None:
         raise ReaderError(f"{files[0]}: HDF5 frames need a CrystFEL geometry (--geometry)")
-    return Hdf5GeomReader([str(f) for f in files], geometry)
+    return Hdf5GeomReader([str(f) for f in files], geometry, tag_fields)

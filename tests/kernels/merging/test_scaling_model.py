@@ -9,7 +9,7 @@ import pytest
 
 from facility.beamline.crystal_model import make_crystal, write_truth_mtz
 from facility.beamline.reflections_from_truth import SyntheticParams, synthesise, trial_settings
-from kernels.crystal.symmetry import CrystalSymmetry
+from kernels.crystal.symmetry import CrystalSymmetry, unpack
 from kernels.io.mtz import read_intensities
 from kernels.merging.algorithm import MergeError, MergeParams, merge
 from kernels.merging.error_model import ErrorModel, normal_probability_slope
@@ -130,3 +130,26 @@ def test_truth_cc_on_the_truths_wilson_b():
     cc, b = truth_cc_after_wilson_b(merged, truth, d)
     assert abs(b - 12.0) <= 0.5
     assert cc > 0.999 > pearson(merged, truth) + 0.005
+
+
+def test_the_merge_is_put_on_the_b_of_its_sharpest_crystals(crystal, varied):
+    symmetry = CrystalSymmetry.create(CELL, SPACE_GROUP)
+    trial = trial_settings(VARIED)
+    median = merge(varied, symmetry, MergeParams(**trial, b_reference_percentile=50.0))
+    sharp = merge(varied, symmetry, MergeParams(**trial))  # the sharpest tenth's B (default)
+    shift = median.images.B - sharp.images.B  # one overall B moved, the same for every image
+    assert np.ptp(shift) < 1e-9 and shift[0] < -3.0  # sharper than the median crystal
+    q = 0.5 / symmetry.resolution(unpack(sharp.keys)) ** 2
+    np.testing.assert_allclose(sharp.intensity, median.intensity * np.exp(-shift[0] * q))
+    np.testing.assert_allclose(sharp.sigma, median.sigma * np.exp(-shift[0] * q))
+    np.testing.assert_allclose(sharp.half2, median.half2 * np.exp(-shift[0] * q))
+    assert np.array_equal(sharp.multiplicity, median.multiplicity)
+    ours, before = truth_stats(sharp, crystal[1]), truth_stats(median, crystal[1])
+    for a, b in zip(ours["shells"], before["shells"]):  # within a shell: little moves
+        assert abs(a["cc_half"] - b["cc_half"]) < 0.03  # a shell spans a range of q
+        assert a["mean_i_over_sigma"] == pytest.approx(b["mean_i_over_sigma"])
+    # the truth has no B, as the sharpest crystals (B -5..25): pooled over shells, closer
+    assert ours["overall"]["cc_truth"] > before["overall"]["cc_truth"] + 0.002
+    assert abs(ours["overall"]["truth_relative_b"]) < abs(before["overall"]["truth_relative_b"])
+    with pytest.raises(MergeError, match="b_reference_percentile=120"):
+        MergeParams(b_reference_percentile=120.0)

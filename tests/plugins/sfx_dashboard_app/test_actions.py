@@ -216,9 +216,10 @@ def test_an_op_tags_runs_and_defines_a_dataset_and_the_merge_follows(actions_sta
         actions_stack,
         op,
         "dataset",
-        {"experiment": EXPERIMENT, "name": "lyso-b", "tags": ["sample-b"]},
+        {"experiment": EXPERIMENT, "name": "lyso-b", "tags": ["sample-b"], "splits": ["laser_on"]},
     )
     assert defined.status_code == 200, defined.text
+    assert "split by laser_on" in defined.json()["outcome"]
     # written where the pipeline reads it: the Variable in Airflow's DB, and the results DB
     admin = actions_stack["stack"].session()
     variable = admin.get(f"{actions_stack['url']}/api/v2/variables/{VARIABLE}", timeout=30).json()
@@ -227,6 +228,7 @@ def test_an_op_tags_runs_and_defines_a_dataset_and_the_merge_follows(actions_sta
         "lysozyme": ["lysozyme"],
         "lyso-b": ["sample-b"],
     }
+    assert Beamtime.from_json(variable["value"]).dataset_splits == {"lyso-b": ["laser_on"]}
     with ResultsDB(actions_stack["results"], read_only=True) as db:
         assert [n for _, n in db.dataset_runs(EXPERIMENT, "lyso-b")] == ["r0001", "r0002"]
     # one more event per trial re-merges the whole dataset: the first of its runs for t1

@@ -28,6 +28,17 @@ def test_a_dataset_changes_only_the_datasets_of_the_settings():
     assert unset.datasets == {**Beamtime().datasets, "x": ["a"]}
 
 
+def test_a_dataset_can_name_its_per_event_splits():
+    raw = json.dumps({"datasets": {"old": ["a"]}})
+    splits = ["laser_on", "delay_ns=0,500,2000"]
+    new = Beamtime.from_json(settings_with_dataset(raw, "pp", ["a"], splits))
+    assert new.dataset_splits == {"pp": splits} and new.datasets["pp"] == ["a"]
+    again = json.loads(settings_with_dataset(new.to_json(), "pp", ["a"]))  # redefined: no splits
+    assert again["dataset_splits"] == {}
+    with pytest.raises(ActionError, match="would not be readable: .*'laser on' is not TAG"):
+        settings_with_dataset(raw, "pp", ["a"], ["laser on"])
+
+
 @pytest.mark.parametrize(
     ("raw", "name", "tags", "error"),
     [
