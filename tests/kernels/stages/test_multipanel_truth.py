@@ -60,7 +60,10 @@ def test_intensities_on_the_panels_match_truth(tilted_run):
     ours, theirs = [], []
     for i, event in enumerate(images["event"]):
         mine, true = refl["image"] == i, truth["event"] == event
-        panel, fs, ss = layout.locate(refl["col"][mine], refl["row"][mine])
+        panel, fs, ss = refl["panel"][mine], refl["fs"][mine], refl["ss"][mine]
+        np.testing.assert_allclose(
+            layout.locate(refl["col"][mine], refl["row"][mine])[1:], (fs, ss)
+        )
         # positions on the detector in mm: a match must be on the same panel, near the same pixel
         lab = layout.detector.lab_position(panel, fs, ss)
         true_lab = layout.detector.lab_position(
