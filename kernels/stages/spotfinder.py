@@ -103,6 +103,14 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
     )
 
 
+def ring_moments(values: np.ndarray, rings: np.ndarray, n_rings: int):
+    """Mean and standard deviation of `values` per ring (0 for a ring without values)."""
+    n = np.maximum(np.bincount(rings, minlength=n_rings).astype(np.float64), 1.0)
+    mean = np.bincount(rings, values, minlength=n_rings) / n
+    square = np.bincount(rings, values * values, minlength=n_rings) / n
+    return mean, np.sqrt(np.maximum(square - mean * mean, 0.0))
+
+
 def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
     """Mean and standard deviation of each resolution ring, bright pixels clipped once.
 
@@ -110,18 +118,10 @@ def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
     -------
     mean, std : ndarray (n_rings,)
     """
-    values = flat[plan.sample]
-    rings = plan.sample_ring
-    for _ in range(2):
-        n = np.bincount(rings, minlength=plan.n_rings).astype(np.float64)
-        total = np.bincount(rings, values, minlength=plan.n_rings)
-        total2 = np.bincount(rings, values * values, minlength=plan.n_rings)
-        n = np.maximum(n, 1.0)
-        mean = total / n
-        std = np.sqrt(np.maximum(total2 / n - mean * mean, 0.0))
-        keep = values < (mean + clip * std)[rings]
-        values, rings = values[keep], rings[keep]
-    return mean, std
+    values, rings = flat[plan.sample], plan.sample_ring
+    mean, std = ring_moments(values, rings, plan.n_rings)
+    keep = values < (mean + clip * std)[rings]
+    return ring_moments(values[keep], rings[keep], plan.n_rings)
 
 
 def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separation: float):
