@@ -2,9 +2,10 @@
 
 The file holds one row per integrated reflection (columns of equal length, group
 ``reflections``: hkl, intensity, sigma, partiality, the predicted position both in the chain's
-image, col/row, and on the detector, panel/fs/ss, and d) and one row per integrated image (group ``images``: chunk, event, wavelength,
-refined orientation U and cell), plus the trial, cell and space group as attributes, so a merge can refuse
-files that do not belong together.
+image, col/row, and on the detector, panel/fs/ss, and d) and one row per integrated image
+(group ``images``: chunk, event, wavelength, refined orientation U and cell, and A = U B of
+that cell, s = A h in 1/Angstrom in the lab frame), plus the trial, cell and space group as
+attributes, so a merge can refuse files that do not belong together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from kernels.crystal.geometry import reciprocal_basis
 from kernels.io.atomic import atomic_path
 
 INTEGRATED_FILE = "integrated.h5"
@@ -78,6 +80,8 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
         g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
         g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
         g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
+        A = [im.U @ reciprocal_basis(im.cell) for im in images]  # s = A h in the lab frame
+        g["A"] = np.array(A, dtype=np.float64).reshape(-1, 3, 3)
         r = f.create_group("reflections")
         r["image"] = np.repeat(np.arange(len(images), dtype=np.int32), n)
         for fld in fields(Reflections):

@@ -92,3 +92,15 @@ def test_three_mpi_ranks_give_the_single_process_results(tilted_files, tmp_path,
     run_id = results.ensure_run(run.resolve().parent.parent.name, run.name)
     counts = results.image_counts(run_id, results.get_trial("default")["id"])
     assert (counts["images"], counts["indexed"]) == (IMAGES, IMAGES)
+
+
+def test_each_image_s_equals_a_h_onto_its_reflections_panel_pixels(tilted_run):
+    (_, images, refl), _, layout = tilted_run
+    for i, (A, wavelength) in enumerate(zip(images["A"], images["wavelength"])):
+        mine = refl["image"] == i
+        s = refl["hkl"][mine] @ A.T
+        panel, fs, ss = layout.detector.project(s, wavelength)
+        np.testing.assert_array_equal(panel, refl["panel"][mine])
+        np.testing.assert_allclose(
+            np.c_[fs, ss], np.c_[refl["fs"][mine], refl["ss"][mine]], atol=1e-6
+        )
