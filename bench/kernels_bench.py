@@ -17,9 +17,14 @@
    model (the default) and the run-pooled one. Then, on the same hits of every variant, the ms
    per hit of indexing and per image of integration of the chain before issue 20 (the trial
    parameters that switch its additions off, see bench/paired_timing.py) beside today's.
+5. Multi-panel (bench/panel_speed.py): whole-chain images/s per core and us per pixel on a
+   tilted 4 Mpix Jungfrau 4M beside the flat 1 Mpix detector (--multipanel-images hits each),
+   and our spot finder beside OM's peakfinder8 on the same Jungfrau frames: spots matched
+   within 0.5 px both ways, time per frame.
 
     .venv/bin/python bench/kernels_bench.py [--images 300] [--merge-images 100000]
         [--robust-images 300] [--keep DIR] [--repeats 3] [--skip-chain]
+        [--multipanel-images 20] [--only-multipanel]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from kernels.stages.pipeline import STAGES, Processor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired_timing import paired_times  # noqa: E402
+from panel_speed import multipanel_section  # noqa: E402
 from robustness import perturbed_run, score_run  # noqa: E402
 
 P212121_CELL = (52.1, 67.4, 82.9, 90.0, 90.0, 90.0)
@@ -272,8 +278,13 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, help="folder keeping the robustness variants")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats beside 'before'")
     parser.add_argument("--skip-chain", action="store_true", help="only the robustness part")
+    parser.add_argument("--multipanel-images", type=int, default=20)
+    parser.add_argument("--only-multipanel", action="store_true", help="only section 5")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kernels_bench_") as tmp:
+        if args.only_multipanel:
+            multipanel_section(Path(tmp), args.multipanel_images, args.repeats)
+            return 0
         if not args.skip_chain:
             exp = Path(tmp) / "exp"
             simulate_experiment(
@@ -285,6 +296,7 @@ def main(argv=None) -> int:
         keep = args.keep or Path(tmp) / "variants"
         robustness(keep, args.robust_images)
         speed_beside_before(keep, args.robust_images, args.repeats)
+        multipanel_section(Path(tmp), args.multipanel_images, args.repeats)
     return 0
 
 

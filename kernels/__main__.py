@@ -207,8 +207,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def process_options(args: argparse.Namespace) -> ProcessOptions:
-    """The one options object of ``process``, from its parsed command line."""
-    optional = {"calib": args.calib, "params": args.params, "cache_dir": args.cache_dir}
+    """The one options object of ``process``, from its parsed command line.
+
+    Raises
+    ------
+    ReaderError
+        A geometry file that is not there, ``--live`` on facility files, or ``--event-tag``
+        not NAME=/hdf5/field or on the chunk format (its chunk files carry their tags).
+    """
+    foreign = is_foreign(args)
+    if args.geometry and not Path(args.geometry).is_file():
+        raise ReaderError(f"{args.geometry}: no such geometry file")
+    tags = tuple(tuple(tag.partition("=")[::2]) for tag in args.event_tag)
+    if any(not name.isidentifier() or not field.startswith("/") for name, field in tags):
+        raise ReaderError(f"--event-tag {args.event_tag}: give NAME=/hdf5/field each")
+    if tags and not foreign:
+        raise ReaderError("--event-tag is for facility files: chunk files carry their tags")
+    if foreign and args.live:
+        raise ReaderError(
+            f"{args.run}: --live follows the chunk format's chunk markers; a folder of "
+            "facility files is processed once it is written"
+        )
+    optional = {
+        "calib": args.calib,
+        "params": args.params,
+        "cache_dir": args.cache_dir,
+        "geometry": args.geometry,
+    }
     return ProcessOptions(
         run=Path(args.run),
         out=Path(args.out),
@@ -220,6 +245,9 @@ def process_options(args: argparse.Namespace) -> ProcessOptions:
         live_timeout=args.live_timeout,
         merge_every_images=args.merge_every_images,
         merge_every_seconds=args.merge_every_seconds,
+        foreign=foreign,
+        adu_per_photon=args.adu_per_photon,
+        event_tags=tags,
         **{key: Path(value) if value else None for key, value in optional.items()},
     )
 
@@ -231,6 +259,8 @@ def process(options: ProcessOptions) -> int:
         if result.message:  # a bad chunk met mid-run (exit code 2) is an error message
             print(result.message, file=sys.stderr if result.exit_code == 2 else sys.stdout)
         return result.exit_code
+    if options.foreign:
+        return process_foreign(options)
     try:
         params = load_params(options.params)
     except ParamsError as exc:
@@ -255,26 +285,23 @@ def is_foreign(args: argparse.Namespace) -> bool:
     return bool(args.geometry) or (run.is_dir() and any(any(run.glob(k)) for k in own_kinds))
 
 
-def process_foreign(args: argparse.Namespace) -> int:
-    """``process`` on facility files: the multi-panel chain in this process."""
-    if args.db or mpi_launched():
-        raise ReaderError(
-            f"{args.run}: facility files are processed in one process for now; the MPI driver "
-            "(--db, mpiexec) reads the chunk format only"
-        )
-    params = load_params(args.params)
-    if args.geometry and not Path(args.geometry).is_file():
-        raise ReaderError(f"{args.geometry}: no such geometry file")
-    tags = dict(tag.partition("=")[::2] for tag in args.event_tag)
-    if any(not name.isidentifier() or not field.startswith("/") for name, field in tags.items()):
-        raise ReaderError(f"--event-tag {args.event_tag}: give NAME=/hdf5/field each")
+def process_foreign(options: ProcessOptions) -> int:
+    """``process`` on facility files in this process (the MPI driver runs them under mpiexec
+    or with ``--db``)."""
+    params = load_params(options.params)
     summary = process_foreign_run(
-        [args.run], args.out, args.geometry, params, args.adu_per_photon, args.trial, tags
+        [options.run],
+        options.out,
+        str(options.geometry) if options.geometry else None,
+        params,
+        options.adu_per_photon,
+        options.trial,
+        dict(options.event_tags),
     )
     print(
         f"{summary['run']}: {summary['images']} images, {summary['hits']} hits, "
         f"{summary['indexed']} indexed, {summary['refined']} refined, "
-        f"{summary['integrated']} integrated -> {Path(args.out) / 'summary.json'}"
+        f"{summary['integrated']} integrated -> {options.out / 'summary.json'}"
     )
     return 0
 
@@ -335,9 +362,7 @@ def main(argv=None) -> int:
     configure_logging(launched_rank())
     try:
         if args.command == "process":
-            if args.event_tag and not is_foreign(args):
-                raise ReaderError("--event-tag is for facility files: chunk files carry their tags")
-            return process_foreign(args) if is_foreign(args) else process(process_options(args))
+            return process(process_options(args))
         if args.command == "merge":
             return merge(args)
         if args.command == "params":

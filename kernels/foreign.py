@@ -44,6 +44,101 @@ def panel_calibration(
     )
 
 
+class ForeignRun:
+    """A run of facility files as the MPI driver sees a run: work items (file number in the
+    run's order, frame in its file) from the files' own frame counts, frames read on demand.
+
+    Parameters
+    ----------
+    reader : FrameReader
+        The open reader of the run's files (closed by :meth:`close`).
+    name : str
+        The run's name in the results (the folder's or first file's name).
+    adu_per_photon : float
+        Gain of the dark-subtracted frames.
+
+    Raises
+    ------
+    ReaderError
+        Raw frames the chain cannot calibrate (the reader says why).
+    """
+
+    def __init__(self, reader: FrameReader, name: str, adu_per_photon: float = 1.0):
+        if reader.raw_statement:
+            raise ReaderError(f"{reader.events[0].file}: {reader.raw_statement}; nothing processed")
+        self.reader, self.name, self.adu_per_photon = reader, name, adu_per_photon
+        self.chunks = list(dict.fromkeys(e.file for e in reader.events))  # one per file
+        number = {path: i for i, path in enumerate(self.chunks)}
+        self._index = {(number[e.file], e.event): i for i, e in enumerate(reader.events)}
+        self.image = PanelImage(reader.detector)
+
+    @property
+    def events(self) -> list[tuple[int, int]]:
+        return list(self._index)
+
+    @property
+    def n_events(self) -> int:
+        return len(self._index)
+
+    def read_frame(self, chunk: int, event: int) -> np.ndarray:
+        """The stacked (panels, rows, cols) frame of one work item.
+
+        Raises
+        ------
+        ReaderError
+            A frame whose shape does not fit the detector, naming its file and event.
+        """
+        frame = self.reader.frame(self._index[chunk, event])
+        if frame.shape != (self.image.n, *self.image.panel_shape):
+            raise ReaderError(
+                f"{self.chunks[chunk]}: frame {event} of shape {frame.shape} does not fit the "
+                f"geometry's {(self.image.n, *self.image.panel_shape)}"
+            )
+        return frame
+
+    def wavelength(self, chunk: int, event: int) -> float:
+        return self.reader.wavelength(self._index[chunk, event])
+
+    def timestamp(self, chunk: int, event: int) -> float:
+        """Facility files carry no DAQ timestamp the chain reads: 0."""
+        return 0.0
+
+    def event_tags(self) -> dict[str, list[np.ndarray]]:
+        """The per-event tags the reader was told where to find, per file (``Run.event_tags``)."""
+        return self.reader.event_tags()
+
+    def processor(self, params: ProcessingParams) -> Processor:
+        """The chain on this run's detector, with its good pixels and gain."""
+        calibration = panel_calibration(self.image, self.adu_per_photon, self.reader.good_pixels())
+        return Processor(calibration, self.image, params)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def open_foreign_run(
+    paths,
+    geometry: GeomFile | str | None = None,
+    adu_per_photon: float = 1.0,
+    tag_fields: dict[str, str] | None = None,
+):
+    """The :class:`ForeignRun` of `paths` (a folder or files), named after the first, with its
+    events' tags read from `tag_fields` (HDF5/CXI files).
+
+    Raises
+    ------
+    ReaderError, GeometryFileError
+        Files that cannot be read, or a geometry that is broken or does not fit them.
+    """
+    paths = list(paths)
+    reader = open_frames(paths, geometry, tag_fields)
+    try:
+        return ForeignRun(reader, Path(paths[0]).name, adu_per_photon)
+    except ReaderError:
+        reader.close()
+        raise
+
+
 def process_frames(
     reader: FrameReader, params: ProcessingParams, adu_per_photon: float = 1.0
 ) -> tuple[list[ImageResult], Processor]:
@@ -56,23 +151,12 @@ def process_frames(
         Raw frames (the reader says why), or a frame whose shape does not fit the detector,
         naming its file and event.
     """
-    if reader.raw_statement:
-        raise ReaderError(f"{reader.events[0].file}: {reader.raw_statement}; nothing processed")
-    image = PanelImage(reader.detector)
-    calibration = panel_calibration(image, adu_per_photon, reader.good_pixels())
-    processor = Processor(calibration, image, params)
-    files = {name: i for i, name in enumerate(dict.fromkeys(e.file for e in reader.events))}
-    results = []
-    for i, event in enumerate(reader.events):
-        frame = reader.frame(i)
-        if frame.shape != (image.n, *image.panel_shape):
-            raise ReaderError(
-                f"{event.file}: frame {event.event} of shape {frame.shape} does not fit the "
-                f"geometry's {(image.n, *image.panel_shape)}"
-            )
-        results.append(
-            processor.process(frame, files[event.file], event.event, 0.0, reader.wavelength(i))
-        )
+    run = ForeignRun(reader, "", adu_per_photon)
+    processor = run.processor(params)
+    results = [
+        processor.process(run.read_frame(c, e), c, e, run.timestamp(c, e), run.wavelength(c, e))
+        for c, e in run.events
+    ]
     return results, processor
 
 
@@ -91,9 +175,9 @@ def process_foreign_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    paths = list(paths)
     with open_frames(paths, geometry, tag_fields) as reader:
         tags = reader.event_tags()  # before the frames: a bad tag field stops the run at once
         results, _ = process_frames(reader, params, adu_per_photon)
-    name = Path(list(paths)[0]).name
     wall = time.perf_counter() - started
-    return write_run_outputs(out, results, wall, name, trial, params, tags)
+    return write_run_outputs(out, results, wall, Path(paths[0]).name, trial, params, tags)

@@ -165,11 +165,20 @@ class Renderer:
         self.detector = detector
         self.params = params
         self.background = background_map(detector.geometry, params)
-        self.background_cdf = poisson_cdf_table(self.background, BACKGROUND_LEVELS)
+        self._background_cdf: dict[int, np.ndarray] = {}  # by level, built when first drawn
         self.extra = ExtraBackground.build(detector.geometry, params)
         self.window = spot_window(params)
         d = np.arange(-self.window, self.window + 1)
         self.window_dr, self.window_dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
+
+    def background_cdf(self, level: int) -> np.ndarray:
+        """The Poisson CDF table of background level `level` (an index into
+        BACKGROUND_LEVELS), built on first use: 105 MB and ~0.6 s each on a 4 Mpix detector,
+        so a few shots need only the levels they draw."""
+        if level not in self._background_cdf:
+            levels = BACKGROUND_LEVELS[level : level + 1]
+            self._background_cdf[level] = poisson_cdf_table(self.background, levels)[0]
+        return self._background_cdf[level]
 
     def reflections(self, A: np.ndarray, wavelength: float, crystal: CrystalDraw):
         """Reflections excited on this shot: indices into crystal.hkl, partiality, col, row."""
@@ -207,7 +216,7 @@ class Renderer:
         crystal = self.crystal.light() if lit else self.crystal
         wavelength = p.wavelength * (1.0 + p.wavelength_jitter * rng.standard_normal())
         level = rng.integers(len(BACKGROUND_LEVELS))  # jet thickness varies shot to shot
-        image = poisson_from_cdf(self.background_cdf[level], rng)
+        image = poisson_from_cdf(self.background_cdf(int(level)), rng)
         U = random_rotation(rng)
         A = U @ self.crystal.B
         roll = rng.random()

@@ -215,3 +215,18 @@ def sensitive_pixels(geometry: ImageGeometry) -> np.ndarray:
     if isinstance(geometry, PanelImage):
         return geometry.mask()
     return panel_mask(geometry)
+
+
+def panel_coordinates(col, row, geometry: ImageGeometry):
+    """Panel index and (fs, ss) in that panel (pixel corners at integers from the panel's first
+    pixel) of image positions (pixel centres at integers): a multi-panel detector's panels, the
+    flat detector's mask panels (the nearest one; the whole plane is panel 0 without any)."""
+    if isinstance(geometry, PanelImage):
+        return geometry.locate(col, row)
+    col, row = np.asarray(col, float), np.asarray(row, float)
+    rows, cols = geometry.shape
+    r0, r1, c0, c1 = np.array(geometry.panels or ((0, rows, 0, cols),), float).T
+    outside_c = np.maximum(np.maximum(c0 - 0.5 - col[:, None], col[:, None] - (c1 - 0.5)), 0)
+    outside_r = np.maximum(np.maximum(r0 - 0.5 - row[:, None], row[:, None] - (r1 - 0.5)), 0)
+    panel = np.argmin(np.hypot(outside_c, outside_r), axis=1)
+    return panel, col - c0[panel] + 0.5, row - r0[panel] + 0.5

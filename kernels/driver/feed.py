@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kernels.foreign import ForeignRun
 from kernels.io.live_run import extend_run, ready_chunks
 from kernels.io.marker import MarkerError
 from kernels.io.runformat import Run, RunFormatError
@@ -32,7 +33,7 @@ class RunFeed:
     error: Exception | None = None
     poll_seconds = 0.0
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run | ForeignRun):
         self._items = run.events
 
     def poll(self) -> list[Item]:

@@ -39,6 +39,15 @@ class ProcessOptions:
         stalled (exit code 4), publishing what it processed.
     merge_every_images, merge_every_seconds : int, float
         A live job publishes its run-so-far merge every this many merged images or seconds.
+    foreign : bool
+        ``run`` is a folder of facility files (CBF, CXI/HDF5 + ``geometry``, ...), not the
+        chunk format: read through :func:`kernels.foreign.open_foreign_run`.
+    geometry : Path or None
+        CrystFEL ``.geom`` of a foreign run (CBF files carry their own).
+    adu_per_photon : float
+        Gain of a foreign run's dark-subtracted frames.
+    event_tags : tuple of (name, field)
+        Per-event tags of a foreign run's HDF5/CXI files and the fields holding them.
     """
 
     run: Path
@@ -54,6 +63,10 @@ class ProcessOptions:
     live_timeout: float = DEFAULT_LIVE_TIMEOUT
     merge_every_images: int = DEFAULT_EVERY_IMAGES
     merge_every_seconds: float = DEFAULT_EVERY_SECONDS
+    foreign: bool = False
+    geometry: Path | None = None
+    adu_per_photon: float = 1.0
+    event_tags: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -62,6 +75,8 @@ class ProcessOptions:
             raise ValueError("merge_every_images must be at least 1, merge_every_seconds positive")
         if not self.live_timeout > 0:
             raise ValueError(f"live_timeout must be positive, got {self.live_timeout}")
+        if self.foreign and self.live:
+            raise ValueError("--live follows the chunk format's markers, not facility files")
 
     @property
     def experiment_name(self) -> str:

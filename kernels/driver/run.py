@@ -42,9 +42,12 @@ from kernels.driver.protocol import consume, produce
 from kernels.driver.signals import StopFlag
 from kernels.driver.so_far import contribution, db_sink, file_sink, start_run_so_far
 from kernels.driver.worker import Worker
+from kernels.foreign import ForeignRun, open_foreign_run
 from kernels.io.checkpoint import write_checkpoint
+from kernels.io.geom import GeometryFileError
 from kernels.io.live_run import open_ready
 from kernels.io.marker import MarkerError
+from kernels.io.readers.base import ReaderError
 from kernels.io.runformat import Run, RunFormatError, open_run
 from kernels.merging.running import RunningMerge
 from kernels.merging.settings import merge_params
@@ -67,6 +70,8 @@ INPUT_ERRORS = (
     TrialParamsChangedError,
     MarkerError,
     TrialGeometryError,
+    ReaderError,
+    GeometryFileError,
     OSError,
 )
 
@@ -89,7 +94,7 @@ class Setup:
     """What a rank prepared before work starts (``processor`` on working ranks, ``producer``
     on rank 0)."""
 
-    run: Run
+    run: Run | ForeignRun
     params: ProcessingParams
     processor: Processor | None = None
     producer: Producer | None = None
@@ -155,7 +160,9 @@ def _run(comm, options: ProcessOptions) -> JobResult:
         tag = hashlib.sha256(options.trial.encode()).hexdigest()[:12]
         name = f"{setup.run.name}-{tag}-{setup.session}-rank{rank:05d}.pkl"
         worker = Worker(setup.run, setup.processor, ResultCache(options.cache_folder / name), rank)
-    feed = LiveFeed(setup.run, options.live_timeout) if options.live else RunFeed(setup.run)
+    feed: RunFeed | LiveFeed = RunFeed(setup.run)
+    if isinstance(setup.run, Run) and options.live:  # options refuse --live on facility files
+        feed = LiveFeed(setup.run, options.live_timeout)
     if producer is not None:
         _produce(comm, feed, producer, worker, stop, options.batch)
     elif worker is not None:
@@ -181,10 +188,10 @@ def _run(comm, options: ProcessOptions) -> JobResult:
 def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
     """Check this rank's inputs and set up its share: processor (workers), producer (rank 0)."""
     params = load_params(options.params)
-    setup = Setup(open_ready(options.run) if options.live else open_run(options.run), params)
+    setup = Setup(_open(options), params)
     run = setup.run
     if rank > 0 or size == 1:
-        setup.processor = run_processor(run, options.calib, params)
+        setup.processor = _processor(options, run, params)
     if rank == 0:
         out = options.out
         out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +211,24 @@ def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
             producer.so_far = _run_so_far(options, params, producer)
         setup.session = f"s{checkpoint.sessions + 1:03d}"
     return setup
+
+
+def _open(options: ProcessOptions) -> Run | ForeignRun:
+    """The job's run: facility files from their own frame counts, a live run's readable
+    chunks, or a concluded run's index files."""
+    if options.foreign:
+        geometry = str(options.geometry) if options.geometry else None
+        tags = dict(options.event_tags)
+        return open_foreign_run([options.run], geometry, options.adu_per_photon, tags)
+    return open_ready(options.run) if options.live else open_run(options.run)
+
+
+def _processor(options: ProcessOptions, run: Run | ForeignRun, params) -> Processor:
+    """The chain on the run's detector: a foreign run's panels and gain, or the chunk
+    format's (its flat geometry with its calibration file, or the trial's panels)."""
+    if isinstance(run, ForeignRun):
+        return run.processor(params)
+    return run_processor(run, options.calib, params)
 
 
 def _run_so_far(options: ProcessOptions, params: ProcessingParams, producer: Producer):

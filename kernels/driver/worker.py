@@ -6,6 +6,7 @@ import socket
 import time
 
 from kernels.driver.parts import ResultCache
+from kernels.foreign import ForeignRun
 from kernels.funnel import FUNNEL
 from kernels.io.live_run import extend_run
 from kernels.io.runformat import Run
@@ -39,26 +40,22 @@ def image_row(result: ImageResult, rank: int, host: str, t_start: float, timings
 class Worker:
     """Processes work items of one run on one rank and caches the results."""
 
-    def __init__(self, run: Run, processor: Processor, cache: ResultCache, rank: int):
+    def __init__(self, run: Run | ForeignRun, processor: Processor, cache: ResultCache, rank: int):
         self.run, self.processor, self.cache, self.rank = run, processor, cache, rank
         self.host = socket.gethostname()
 
     def process(self, item: tuple[int, int]) -> tuple[ImageRow, ImageResult]:
         """Process one item; its lean row and full result (the result is cached, too)."""
         chunk, event = item
-        if chunk >= len(self.run.chunks):  # a live run: rank 0 has seen this chunk's marker
-            extend_run(self.run)
+        if isinstance(self.run, Run) and chunk >= len(self.run.chunks):
+            extend_run(self.run)  # a live run: rank 0 has seen this chunk's marker
         t_start = time.time()
         t0 = time.perf_counter()
         raw = self.run.read_frame(chunk, event)
         wavelength = self.run.wavelength(chunk, event)
         t_read = time.perf_counter() - t0
         result = self.processor.process(
-            raw,
-            chunk,
-            event,
-            float(self.run.chunks[chunk].timestamps[event]),
-            wavelength=wavelength,
+            raw, chunk, event, self.run.timestamp(chunk, event), wavelength=wavelength
         )
         row = image_row(result, self.rank, self.host, t_start, {"read": t_read, **result.timings})
         self.cache.append(row, result)

@@ -1,10 +1,12 @@
 """Integrated reflections: the per-image table and the per-run file ``integrated.h5``.
 
 The file holds one row per integrated reflection (columns of equal length, group
-``reflections``) and one row per integrated image (group ``images``: chunk, event, wavelength,
-refined orientation U and cell; ``images/tags/<name>``: the per-event tags the run's files carry,
-NaN where an image has none), plus the trial, cell and space group as attributes, so a merge can
-refuse files that do not belong together.
+``reflections``: hkl, intensity, sigma, partiality, the predicted position both in the chain's
+image, col/row, and on the detector, panel/fs/ss, and d) and one row per integrated image
+(group ``images``: chunk, event, wavelength, refined orientation U and cell, and A = U B of
+that cell, s = A h in 1/Angstrom in the lab frame; ``images/tags/<name>``: the per-event tags
+the run's files carry, NaN where an image has none), plus the trial, cell and space group as
+attributes, so a merge can refuse files that do not belong together.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from kernels.crystal.geometry import reciprocal_basis
 from kernels.io.atomic import atomic_path
 
 INTEGRATED_FILE = "integrated.h5"
+INTS = ("hkl", "panel")  # integer reflection columns
 
 
 class ReflectionFileError(Exception):
@@ -30,7 +34,11 @@ class Reflections:
 
     hkl : (n, 3) int. intensity, sigma : background-subtracted photons and their error.
     partiality : estimated fraction of the full reflection recorded. col, row : predicted
-    position (pixels). d : resolution (Angstrom).
+    position in the image the chain ran on (pixel centres at integers: the flat frame, or a
+    multi-panel frame's panels laid one below the other). d : resolution (Angstrom).
+    panel, fs, ss : the same position on the detector: the panel (index in the geometry's
+    panel order; the flat detector's mask panels) and its pixel coordinates in that panel
+    (pixel corners at integers from the panel's first pixel, CrystFEL's count).
     """
 
     hkl: np.ndarray
@@ -40,6 +48,9 @@ class Reflections:
     col: np.ndarray
     row: np.ndarray
     d: np.ndarray
+    panel: np.ndarray
+    fs: np.ndarray
+    ss: np.ndarray
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -73,11 +84,13 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
         g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
         for name in sorted({name for im in images for name in im.tags}):
             g[f"tags/{name}"] = np.array([im.tags.get(name, np.nan) for im in images], np.float64)
+        A = [im.U @ reciprocal_basis(im.cell) for im in images]  # s = A h in the lab frame
+        g["A"] = np.array(A, dtype=np.float64).reshape(-1, 3, 3)
         r = f.create_group("reflections")
         r["image"] = np.repeat(np.arange(len(images), dtype=np.int32), n)
         for fld in fields(Reflections):
             parts = [getattr(im.reflections, fld.name) for im in images]
-            empty = np.zeros((0, 3) if fld.name == "hkl" else 0)
+            empty = np.zeros((0, 3) if fld.name == "hkl" else 0, int if fld.name in INTS else float)
             r[fld.name] = np.concatenate(parts) if parts else empty
     return path
 

@@ -126,6 +126,10 @@ class Run:
                 self.chunks[chunk].path, f"cannot read event {event}: {exc}"
             ) from exc
 
+    def timestamp(self, chunk: int, event: int) -> float:
+        """The event's DAQ timestamp (s), from the chunk's index file."""
+        return float(self.chunks[chunk].timestamps[event])
+
     def photon_energy_ev(self, chunk: int, event: int) -> float:
         return float(self._file(chunk)[ENERGY][event])
 

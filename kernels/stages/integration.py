@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from kernels.crystal.geometry import excitation_error
-from kernels.crystal.panel_image import ImageGeometry, image_projection
+from kernels.crystal.panel_image import ImageGeometry, image_projection, panel_coordinates
 from kernels.crystal.symmetry import CrystalSymmetry
 from kernels.io.reflections import Reflections
 from kernels.stages.estimation import ImageModel
@@ -210,6 +210,6 @@ def integrate_still(
     ) / held**2
     hkl = hkl[ok]
     d = 1.0 / np.linalg.norm(hkl @ plan.B.T, axis=1)
-    return Reflections(
-        hkl, intensity, np.sqrt(np.maximum(variance, 1e-6)), part[ok], col[ok], row[ok], d
-    )
+    sigma = np.sqrt(np.maximum(variance, 1e-6))
+    panel, fs, ss = panel_coordinates(col[ok], row[ok], geometry)
+    return Reflections(hkl, intensity, sigma, part[ok], col[ok], row[ok], d, panel, fs, ss)

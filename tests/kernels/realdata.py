@@ -15,3 +15,16 @@ def realdata(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data {path} is absent (see shared/realdata/README.md)")
     return path
+
+
+def stream_geometry(stream: Path, folder: Path) -> Path:
+    """The CrystFEL geometry embedded in a stream file, written to `folder` (``embedded.geom``)."""
+    text = Path(stream).read_text()
+    geom = text.split("----- Begin geometry file -----\n")[1].split("----- End geometry file")[0]
+    path = Path(folder) / "embedded.geom"
+    path.write_text(geom)
+    return path
+
+
+JUNGFRAU_4M_STREAM = ("crystfel_streams", "photolyase_swissfel_alvra_run19.stream")
+"""SwissFEL Alvra's Jungfrau 4M (8 modules of 514 x 1030 pixels, 75 um), in its stream."""

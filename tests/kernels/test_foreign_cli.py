@@ -67,10 +67,27 @@ def test_missing_geometry_and_run_files_are_named(tmp_path, capsys):
     assert "gone.cxi: no such file" in capsys.readouterr().err
 
 
-def test_foreign_run_under_the_mpi_driver_is_refused_by_name(tmp_path, capsys):
-    argv = run_folder(tmp_path) + ["--out", str(tmp_path / "out"), "--db", "sqlite:///x.db"]
-    assert main(argv) == 2
-    assert "the MPI driver (--db, mpiexec) reads the chunk format only" in capsys.readouterr().err
+def test_foreign_run_under_the_mpi_driver_is_processed(tmp_path):
+    db = f"sqlite:///{tmp_path / 'results.db'}"
+    argv = run_folder(tmp_path) + ["--out", str(tmp_path / "out"), "--db", db]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["ranks"] == 1
+
+
+def test_broken_geometry_under_the_mpi_driver_names_file_and_line(tmp_path, capsys):
+    argv = run_folder(tmp_path, GEOM.replace("a/fs = x", "a/fast = x"))
+    assert (
+        main([*argv, "--out", str(tmp_path / "out"), "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'det.geom'}:" in err and "fast" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_live_on_facility_files_is_refused(tmp_path, capsys):
+    assert main([*run_folder(tmp_path), "--out", str(tmp_path / "out"), "--live"]) == 2
+    assert "--live follows the chunk format's chunk markers" in capsys.readouterr().err
 
 
 def test_per_event_tags_are_read_from_the_fields_named(tmp_path, capsys):

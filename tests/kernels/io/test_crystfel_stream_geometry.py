@@ -14,7 +14,7 @@ from kernels.io.geom import read_geom
 from kernels.io.geom_detector import to_detector
 from kernels.stages.ewald_refinement import refine_on_sphere
 from kernels.stages.indexing import IndexingError, IndexingParams, index_s, plan_indexing
-from tests.kernels.realdata import realdata
+from tests.kernels.realdata import realdata, stream_geometry
 
 PLANCK_EV_A = 12398.419843
 
@@ -63,13 +63,8 @@ def crystals(stream: str):
 @pytest.fixture(scope="module", params=STREAMS)
 def stream(request, tmp_path_factory):
     path = realdata("crystfel_streams", request.param)
-    text = path.read_text()
-    geom_text = text.split("----- Begin geometry file -----\n")[1].split("----- End geometry file")[
-        0
-    ]
-    geom_path = tmp_path_factory.mktemp("stream") / "embedded.geom"
-    geom_path.write_text(geom_text)
-    return request.param, read_geom(geom_path), list(crystals(text))
+    geom_path = stream_geometry(path, tmp_path_factory.mktemp("stream"))
+    return request.param, read_geom(geom_path), list(crystals(path.read_text()))
 
 
 def on_panels(geom, clen, shift, fs, ss, names):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from kernels.crystal.detector import from_flat
 from kernels.io.reflections import read_integrated
+from kernels.io.runformat import open_run
 from tests.kernels.ground_truth import read_images, read_truth, summary_of
 
 
@@ -65,3 +67,20 @@ def test_summary_carries_the_funnel(lysozyme):
     assert len(images["event"]) == summary["integrated"]
     assert len(refl["intensity"]) == summary["reflections"]
     assert set(np.unique(refl["image"])) == set(range(summary["integrated"]))
+
+
+def test_reflections_name_their_panel_and_pixel_in_it(lysozyme):
+    exp, out, _ = lysozyme
+    _, _, refl = read_integrated(out)
+    with open_run(exp / "runs" / "r0001") as run:
+        geometry = run.geometry
+    panels = from_flat(geometry, split_panels=True)
+    plane = from_flat(geometry)  # the whole plane as one panel: flat pixel centres + 0.5
+    on_panels = panels.lab_position(refl["panel"], refl["fs"], refl["ss"])
+    on_plane = plane.lab_position(
+        np.zeros(len(refl["col"]), int), refl["col"] + 0.5, refl["row"] + 0.5
+    )
+    np.testing.assert_allclose(on_panels, on_plane, atol=1e-9)
+    width = np.array([p.fs1 - p.fs0 for p in panels.panels])[refl["panel"]]
+    assert len(np.unique(refl["panel"])) == 16  # every mask panel gets reflections
+    assert np.all((refl["fs"] > 0) & (refl["fs"] < width) & (refl["ss"] > 0))

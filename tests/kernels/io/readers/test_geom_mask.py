@@ -71,3 +71,21 @@ def test_missing_mask_dataset_names_file_and_line(tmp_path):
         ),
     ):
         reader.good_pixels()
+
+
+def test_numbered_masks_of_crystfel_0_10_are_all_applied(tmp_path):
+    """mask0 in the data file (good bit 0x1), mask1 in its own file (bad bit 0x2): a pixel is
+    good only when both say so."""
+    numbered = SIMPLE + "photon_energy = 9500\nmask0_data = /data/mask\nmask0_goodbits = 0x1\n"
+    numbered += "mask1_file = extra.h5\nmask1_data = /flags\nmask1_badbits = 0x2\n"
+    cxi, geom = write_run(tmp_path, numbered)
+    flags = np.zeros((100, 100), np.uint8)
+    flags[20, 40] = 0x2  # bad in mask1 (panel a)
+    flags[90, 10] = 0x1  # a bit mask1 does not look at
+    with h5py.File(tmp_path / "extra.h5", "w") as f:
+        f["/flags"] = flags
+    with Hdf5GeomReader([cxi], geom) as reader:
+        good = reader.good_pixels()
+    expected = {(0, ss, fs) for ss in range(5) for fs in range(10)}  # bad_corner, panel a
+    expected |= {(1, 30, 70), (0, 20, 40)}  # no mask0 good bit; mask1 bad bit
+    assert {tuple(b) for b in np.argwhere(~good)} == expected
