@@ -11,9 +11,9 @@ An experiment folder gets
   chunk files carry the DAQ's per-event tags ``laser_on`` and ``delay_ns``);
 * ``truth/r0001.h5`` — per event: hit flag, orientation U, A = U B, wavelength, crystal scale,
   the crystal's spot width, domain size and mosaicity, whether ice rings were drawn, whether the
-  pump laser was on; the visible
-  reflections (``spots``: event, hkl, detector position, expected photons, partiality) and every
-  excited reflection with partiality >= 0.1 (``excited``: event, hkl, col, row, partiality).
+  pump laser was on; the visible reflections (``spots``: event, hkl, detector position, expected
+  photons, partiality) and every excited reflection with partiality >= 0.1 (``excited``: event,
+  hkl, col, row, partiality).
 """
 
 from __future__ import annotations
@@ -172,9 +172,8 @@ class Renderer:
         self.window_dr, self.window_dc = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
 
     def background_cdf(self, level: int) -> np.ndarray:
-        """The Poisson CDF table of background level `level` (an index into
-        BACKGROUND_LEVELS), built on first use: 105 MB and ~0.6 s each on a 4 Mpix detector,
-        so a few shots need only the levels they draw."""
+        """The Poisson CDF table of BACKGROUND_LEVELS[level], built on first use (105 MB and
+        ~0.6 s each on 4 Mpix: a few shots need only the levels they draw)."""
         if level not in self._background_cdf:
             levels = BACKGROUND_LEVELS[level : level + 1]
             self._background_cdf[level] = poisson_cdf_table(self.background, levels)[0]
@@ -387,10 +386,8 @@ def simulate_experiment(
             name = run_name(number)
             run_dir = out / "runs" / name
             run_dir.mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            results = list(
-                pool.map(simulate_chunk, chunk_jobs(run_dir, number, images, seed, params, t0))
-            )
+            jobs = chunk_jobs(run_dir, number, images, seed, params, time.time())
+            results = list(pool.map(simulate_chunk, jobs))
             # the constants valid for this run travel with it (as a calibration-store snapshot)
             shutil.copyfile(out / "calib" / "calibration.h5", run_dir / "calibration.h5")
             write_run_truth(out / "truth" / f"{name}.h5", crystal, results)
