@@ -37,6 +37,7 @@ from facility.beamline.live import LiveOptions
 from facility.beamline.replay import replay_live, replay_post_run
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from facility.beamtime_stack import running_beamtime
+from kernels.io.chunk_marker import chunk_marker_name, read_chunk_markers
 from kernels.io.marker import MARKER, run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,8 +118,8 @@ def drop_raw_at_center(bt, number: int) -> None:
     shutil.rmtree(runs / run_name(number), ignore_errors=True)
 
 
-def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path) -> dict:
-    watch = RowWatch(db_path, run_name(number), CHUNK)
+def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path, chunk: int) -> dict:
+    watch = RowWatch(db_path, run_name(number), chunk)
     watch.start()
     closed = replay_live(source, bt.exp_dir, number, chunks, LiveOptions(frame_rate_hz=rate))
     concluded = (bt.exp_dir / "runs" / run_name(number) / MARKER).stat().st_mtime
@@ -127,23 +128,36 @@ def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path) -
     watch.join()
     latencies = sorted(watch.whole[c] - t for c, t in closed if c in watch.whole)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+    landed = center_marker_times(bt, number)
+    to_center = [landed[c] - t for c, t in closed if c in landed]
     return {
         "seconds": seconds,
-        "backlog": chunks * CHUNK - watch.rows_at(concluded),
+        "backlog": chunks * chunk - watch.rows_at(concluded),
         "median": statistics.median(latencies) if latencies else None,
         "p95": p95,
+        "to_center": statistics.median(to_center) if to_center else None,
+    }
+
+
+def center_marker_times(bt, number: int) -> dict[int, float]:
+    """When each chunk's marker landed at the center (its mtime), by chunk."""
+    run_dir = bt.center.root / bt.beamtime.hpc_dir.lstrip("/") / "runs" / run_name(number)
+    return {
+        m.chunk: (run_dir / chunk_marker_name(m.run_name, m.chunk)).stat().st_mtime
+        for m in read_chunk_markers(run_dir)
     }
 
 
 def show(label: str, result: dict, post: float) -> None:
     lat = (
         f"chunk close -> hit rate in DB median {result['median']:.1f} s, p95 {result['p95']:.1f} s"
-        if result["median"] is not None
+        f" (close -> marker at the center median {result['to_center']:.1f} s)"
+        if result["median"] is not None and result["to_center"] is not None
         else "no chunk's rows seen in the DB while it ran"
     )
     print(
         f"  {label:<28} marker -> MTZ {result['seconds']:7.1f} s (post-run {post:7.1f} s); "
-        f"backlog at run end {result['backlog']} images; {lat}"
+        f"backlog at run end {result['backlog']} images; {lat}; load {os.getloadavg()[0]:.1f}"
     )
 
 
@@ -152,6 +166,14 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--distinct-chunks", type=int, default=4)
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK, help="images per chunk")
+    parser.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=[0.7, 2.0],
+        help="live frame rates, as multiples of the post-run job's processing rate",
+    )
     args = parser.parse_args(argv)
     if not kernels_have_live():
         print("kernels process --live is not in this tree: the live job (issue 17, kernels side)")
@@ -160,8 +182,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=os.environ.get("SFXFLOW_BENCH_DIR")) as tmp:
         os.chmod(tmp, 0o755)  # the unprivileged xrootd servers must traverse it
         source_exp = Path(tmp) / "rendered"
-        params = dataclasses.replace(SimulationParams(), chunk_size=CHUNK)
-        simulate_experiment(source_exp, 1, args.distinct_chunks * CHUNK, seed=1, params=params)
+        params = dataclasses.replace(SimulationParams(), chunk_size=args.chunk_size)
+        simulate_experiment(
+            source_exp, 1, args.distinct_chunks * args.chunk_size, seed=1, params=params
+        )
         source = source_exp / "runs" / "r0001"
         with running_beamtime(
             Path(tmp) / "stack",
@@ -175,7 +199,7 @@ def main(argv=None) -> int:
             db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
             number = 1
             for images in args.images:
-                chunks = -(-images // CHUNK)
+                chunks = -(-images // args.chunk_size)
                 replay_post_run(source, bt.exp_dir, number, chunks)
                 post = marker_to_mtz(bt, "sfx_run", number)
                 rate = processing_rate(bt, number)
@@ -184,10 +208,13 @@ def main(argv=None) -> int:
                     f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
                     f"the job processes {rate:.1f} images/s on this machine"
                 )
-                for factor, label in ((0.7, "below"), (2.0, "above")):
+                for factor in args.factors:
                     number += 1
-                    result = live_run(bt, source, number, chunks, factor * rate, db_path)
+                    result = live_run(
+                        bt, source, number, chunks, factor * rate, db_path, args.chunk_size
+                    )
                     drop_raw_at_center(bt, number)
+                    label = "below" if factor < 1 else "above"
                     show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
                 number += 1
     print(
