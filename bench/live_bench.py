@@ -148,6 +148,18 @@ def center_marker_times(bt, number: int) -> dict[int, float]:
     }
 
 
+def post_run(bt, source, number: int, chunks: int, job_rate: float | None):
+    """(post-run marker -> MTZ seconds, the job's images/s) of run ``number``; with ``job_rate``
+    given, no post-run run: (nan, job_rate)."""
+    if job_rate is not None:
+        return float("nan"), job_rate
+    replay_post_run(source, bt.exp_dir, number, chunks)
+    seconds = marker_to_mtz(bt, "sfx_run", number)
+    rate = processing_rate(bt, number)
+    drop_raw_at_center(bt, number)
+    return seconds, rate
+
+
 def show(label: str, result: dict, post: float) -> None:
     lat = (
         f"chunk close -> hit rate in DB median {result['median']:.1f} s, p95 {result['p95']:.1f} s"
@@ -173,6 +185,12 @@ def main(argv=None) -> int:
         nargs="+",
         default=[0.7, 2.0],
         help="live frame rates, as multiples of the post-run job's processing rate",
+    )
+    parser.add_argument(
+        "--job-rate",
+        type=float,
+        help="the job's processing rate (images/s) to take instead of measuring it: "
+        "skips the post-run runs (before/after comparisons of the live path alone)",
     )
     args = parser.parse_args(argv)
     if not kernels_have_live():
@@ -200,10 +218,7 @@ def main(argv=None) -> int:
             number = 1
             for images in args.images:
                 chunks = -(-images // args.chunk_size)
-                replay_post_run(source, bt.exp_dir, number, chunks)
-                post = marker_to_mtz(bt, "sfx_run", number)
-                rate = processing_rate(bt, number)
-                drop_raw_at_center(bt, number)
+                post, rate = post_run(bt, source, number, chunks, args.job_rate)
                 print(
                     f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
                     f"the job processes {rate:.1f} images/s on this machine"
