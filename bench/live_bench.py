@@ -173,6 +173,26 @@ def show(label: str, result: dict, post: float) -> None:
     )
 
 
+def runs_on_stack(bt, source: Path, args) -> None:
+    """Each run length post-run (unless ``--job-rate``), then live at each rate factor."""
+    db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
+    number = 1
+    for images in args.images:
+        chunks = -(-images // args.chunk_size)
+        post, rate = post_run(bt, source, number, chunks, args.job_rate)
+        print(
+            f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
+            f"the job processes {rate:.1f} images/s on this machine"
+        )
+        for factor in args.factors:
+            number += 1
+            result = live_run(bt, source, number, chunks, factor * rate, db_path, args.chunk_size)
+            drop_raw_at_center(bt, number)
+            label = "below" if factor < 1 else "above"
+            show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
+        number += 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, nargs="+", default=[5000, 20000])
@@ -192,6 +212,14 @@ def main(argv=None) -> int:
         help="the job's processing rate (images/s) to take instead of measuring it: "
         "skips the post-run runs (before/after comparisons of the live path alone)",
     )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        nargs="+",
+        default=[30.0],
+        help="live_linger_seconds of each stack in turn; 0 is the baseline that defers after "
+        "every batch of chunks",
+    )
     args = parser.parse_args(argv)
     if not kernels_have_live():
         print("kernels process --live is not in this tree: the live job (issue 17, kernels side)")
@@ -205,33 +233,19 @@ def main(argv=None) -> int:
             source_exp, 1, args.distinct_chunks * args.chunk_size, seed=1, params=params
         )
         source = source_exp / "runs" / "r0001"
-        with running_beamtime(
-            Path(tmp) / "stack",
-            experiment="livebench",
-            use_xrootd=True,
-            ranks=args.ranks,
-            facility_poll_seconds=1.0,
-            job_poll=(0.2, 1.5, 2.0),
-            live_timeout=300.0,
-        ) as bt:
-            db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
-            number = 1
-            for images in args.images:
-                chunks = -(-images // args.chunk_size)
-                post, rate = post_run(bt, source, number, chunks, args.job_rate)
-                print(
-                    f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
-                    f"the job processes {rate:.1f} images/s on this machine"
-                )
-                for factor in args.factors:
-                    number += 1
-                    result = live_run(
-                        bt, source, number, chunks, factor * rate, db_path, args.chunk_size
-                    )
-                    drop_raw_at_center(bt, number)
-                    label = "below" if factor < 1 else "above"
-                    show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
-                number += 1
+        for linger in args.linger:
+            print(f"\nlive_linger_seconds {linger:g} (0: defer after every batch)")
+            with running_beamtime(
+                Path(tmp) / f"stack-{linger:g}",
+                experiment="livebench",
+                use_xrootd=True,
+                ranks=args.ranks,
+                facility_poll_seconds=1.0,
+                job_poll=(0.2, 1.5, 2.0),
+                live_timeout=300.0,
+                live_linger_seconds=linger,
+            ) as bt:
+                runs_on_stack(bt, source, args)
     print(
         "\ngoal below the processing rate: live marker -> MTZ <= final merge + 30 s, the same "
         "for both lengths; chunk latency median <= 15 s, p95 <= 30 s"
