@@ -37,6 +37,7 @@ from facility.beamline.live import LiveOptions
 from facility.beamline.replay import replay_live, replay_post_run
 from facility.beamline.simulate import SimulationParams, simulate_experiment
 from facility.beamtime_stack import running_beamtime
+from kernels.io.chunk_marker import chunk_marker_name, read_chunk_markers
 from kernels.io.marker import MARKER, run_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,8 +118,8 @@ def drop_raw_at_center(bt, number: int) -> None:
     shutil.rmtree(runs / run_name(number), ignore_errors=True)
 
 
-def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path) -> dict:
-    watch = RowWatch(db_path, run_name(number), CHUNK)
+def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path, chunk: int) -> dict:
+    watch = RowWatch(db_path, run_name(number), chunk)
     watch.start()
     closed = replay_live(source, bt.exp_dir, number, chunks, LiveOptions(frame_rate_hz=rate))
     concluded = (bt.exp_dir / "runs" / run_name(number) / MARKER).stat().st_mtime
@@ -127,24 +128,69 @@ def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path) -
     watch.join()
     latencies = sorted(watch.whole[c] - t for c, t in closed if c in watch.whole)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None
+    landed = center_marker_times(bt, number)
+    to_center = [landed[c] - t for c, t in closed if c in landed]
     return {
         "seconds": seconds,
-        "backlog": chunks * CHUNK - watch.rows_at(concluded),
+        "backlog": chunks * chunk - watch.rows_at(concluded),
         "median": statistics.median(latencies) if latencies else None,
         "p95": p95,
+        "to_center": statistics.median(to_center) if to_center else None,
     }
+
+
+def center_marker_times(bt, number: int) -> dict[int, float]:
+    """When each chunk's marker landed at the center (its mtime), by chunk."""
+    run_dir = bt.center.root / bt.beamtime.hpc_dir.lstrip("/") / "runs" / run_name(number)
+    return {
+        m.chunk: (run_dir / chunk_marker_name(m.run_name, m.chunk)).stat().st_mtime
+        for m in read_chunk_markers(run_dir)
+    }
+
+
+def post_run(bt, source, number: int, chunks: int, job_rate: float | None):
+    """(post-run marker -> MTZ seconds, the job's images/s) of run ``number``; with ``job_rate``
+    given, no post-run run: (nan, job_rate)."""
+    if job_rate is not None:
+        return float("nan"), job_rate
+    replay_post_run(source, bt.exp_dir, number, chunks)
+    seconds = marker_to_mtz(bt, "sfx_run", number)
+    rate = processing_rate(bt, number)
+    drop_raw_at_center(bt, number)
+    return seconds, rate
 
 
 def show(label: str, result: dict, post: float) -> None:
     lat = (
         f"chunk close -> hit rate in DB median {result['median']:.1f} s, p95 {result['p95']:.1f} s"
-        if result["median"] is not None
+        f" (close -> marker at the center median {result['to_center']:.1f} s)"
+        if result["median"] is not None and result["to_center"] is not None
         else "no chunk's rows seen in the DB while it ran"
     )
     print(
         f"  {label:<28} marker -> MTZ {result['seconds']:7.1f} s (post-run {post:7.1f} s); "
-        f"backlog at run end {result['backlog']} images; {lat}"
+        f"backlog at run end {result['backlog']} images; {lat}; load {os.getloadavg()[0]:.1f}"
     )
+
+
+def runs_on_stack(bt, source: Path, args) -> None:
+    """Each run length post-run (unless ``--job-rate``), then live at each rate factor."""
+    db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
+    number = 1
+    for images in args.images:
+        chunks = -(-images // args.chunk_size)
+        post, rate = post_run(bt, source, number, chunks, args.job_rate)
+        print(
+            f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
+            f"the job processes {rate:.1f} images/s on this machine"
+        )
+        for factor in args.factors:
+            number += 1
+            result = live_run(bt, source, number, chunks, factor * rate, db_path, args.chunk_size)
+            drop_raw_at_center(bt, number)
+            label = "below" if factor < 1 else "above"
+            show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
+        number += 1
 
 
 def main(argv=None) -> int:
@@ -152,6 +198,28 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, nargs="+", default=[5000, 20000])
     parser.add_argument("--distinct-chunks", type=int, default=4)
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--chunk-size", type=int, default=CHUNK, help="images per chunk")
+    parser.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=[0.7, 2.0],
+        help="live frame rates, as multiples of the post-run job's processing rate",
+    )
+    parser.add_argument(
+        "--job-rate",
+        type=float,
+        help="the job's processing rate (images/s) to take instead of measuring it: "
+        "skips the post-run runs (before/after comparisons of the live path alone)",
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        nargs="+",
+        default=[30.0],
+        help="live_linger_seconds of each stack in turn; 0 is the baseline that defers after "
+        "every batch of chunks",
+    )
     args = parser.parse_args(argv)
     if not kernels_have_live():
         print("kernels process --live is not in this tree: the live job (issue 17, kernels side)")
@@ -160,36 +228,24 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=os.environ.get("SFXFLOW_BENCH_DIR")) as tmp:
         os.chmod(tmp, 0o755)  # the unprivileged xrootd servers must traverse it
         source_exp = Path(tmp) / "rendered"
-        params = dataclasses.replace(SimulationParams(), chunk_size=CHUNK)
-        simulate_experiment(source_exp, 1, args.distinct_chunks * CHUNK, seed=1, params=params)
+        params = dataclasses.replace(SimulationParams(), chunk_size=args.chunk_size)
+        simulate_experiment(
+            source_exp, 1, args.distinct_chunks * args.chunk_size, seed=1, params=params
+        )
         source = source_exp / "runs" / "r0001"
-        with running_beamtime(
-            Path(tmp) / "stack",
-            experiment="livebench",
-            use_xrootd=True,
-            ranks=args.ranks,
-            facility_poll_seconds=1.0,
-            job_poll=(0.2, 1.5, 2.0),
-            live_timeout=300.0,
-        ) as bt:
-            db_path = Path(bt.beamtime.results_db.removeprefix("sqlite:///"))
-            number = 1
-            for images in args.images:
-                chunks = -(-images // CHUNK)
-                replay_post_run(source, bt.exp_dir, number, chunks)
-                post = marker_to_mtz(bt, "sfx_run", number)
-                rate = processing_rate(bt, number)
-                drop_raw_at_center(bt, number)
-                print(
-                    f"\n{images} images: post-run marker -> MTZ {post:.1f} s; "
-                    f"the job processes {rate:.1f} images/s on this machine"
-                )
-                for factor, label in ((0.7, "below"), (2.0, "above")):
-                    number += 1
-                    result = live_run(bt, source, number, chunks, factor * rate, db_path)
-                    drop_raw_at_center(bt, number)
-                    show(f"live {label} ({factor * rate:.1f} Hz)", result, post)
-                number += 1
+        for linger in args.linger:
+            print(f"\nlive_linger_seconds {linger:g} (0: defer after every batch)")
+            with running_beamtime(
+                Path(tmp) / f"stack-{linger:g}",
+                experiment="livebench",
+                use_xrootd=True,
+                ranks=args.ranks,
+                facility_poll_seconds=1.0,
+                job_poll=(0.2, 1.5, 2.0),
+                live_timeout=300.0,
+                live_linger_seconds=linger,
+            ) as bt:
+                runs_on_stack(bt, source, args)
     print(
         "\ngoal below the processing rate: live marker -> MTZ <= final merge + 30 s, the same "
         "for both lengths; chunk latency median <= 15 s, p95 <= 30 s"

@@ -3,8 +3,9 @@
 Submission is idempotent: the job carries a key derived from the run, trial and step; a retried
 or cleared task finds the job it (or a lost response) already created and waits for that one
 instead of submitting again. Only when every job of the step failed does a retry submit a new
-one (under ``<key>.try<n>``). Waiting is deferred to
-:class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
+one (under ``<key>.try<n>``), and only while the system is usable: during an outage (a center
+draining for maintenance kills its jobs) the task defers until it is back. Waiting is deferred
+to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is held.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import timedelta
 from airflow.sdk import BaseOperator
 
 from operators.hooks.sfapi import SfApiHook
+from operators.triggers.facility import FacilityAvailableTrigger, check_system
 from operators.triggers.job import JobFinishedTrigger
 from sfapi_client.errors import WaitTimeout
 
@@ -88,7 +90,8 @@ class SfApiJobOperator(BaseOperator):
         return [f"{self.key}.try{n}" for n in range(try_number, 1, -1)] + [self.key]
 
     def _job_for(self, client, try_number: int):
-        """The job to wait for: the step's live or successful job, or a new submission.
+        """The job to wait for: the step's live or successful job, or a new submission; None
+        when every job ended and the system is not usable (replaced once it is back).
 
         A try that failed while its job still ran (an API blip, a cleared task) leaves that job
         behind under its own ``.try<n>`` key: every key of the family is looked at, so a later
@@ -108,6 +111,12 @@ class SfApiJobOperator(BaseOperator):
             return job
         key = self.key
         if jobs:
+            usable, why = check_system(client, self.machine)
+            if not usable:
+                self.log.info(
+                    "job %s ended %s; not replaced yet: %s", jobs[0].jobid, jobs[0].state, why
+                )
+                return None
             key = f"{self.key}.try{try_number}"
             self.log.info(
                 "job %s for %s ended %s; this try submits a new one (%s)",
@@ -122,9 +131,16 @@ class SfApiJobOperator(BaseOperator):
         self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
         return job
 
-    def execute(self, context):
+    def execute(self, context, event=None):
         with SfApiHook(self.sfapi_conn_id).get_client() as client:
             job = self._job_for(client, context["ti"].try_number)
+            if job is None:  # come back here once the system is usable again
+                self.defer(
+                    trigger=FacilityAvailableTrigger(
+                        self.machine, self.sfapi_conn_id, self.poll[-1]
+                    ),
+                    method_name="execute",
+                )
             context["ti"].xcom_push(key="jobid", value=job.jobid)
             if self.submit_only:
                 return {"jobid": job.jobid, "state": job.state, "machine": self.machine}

@@ -155,6 +155,7 @@ def finish_run(
         files_copied=files_copied,
         files_skipped=len(entries) - files_copied,
         files=[e["name"] for e in entries],
+        late_chunk_events=sum(m["events"] for m in late),
     )
     write_atomically(dest_store, f"{run_name}/{REPORT_NAME}", json.dumps(report.to_dict()).encode())
     return report

@@ -71,6 +71,7 @@ class TransferReport:
     files_copied: int
     files_skipped: int
     files: list[str] = field(default_factory=list)
+    late_chunk_events: int = 0  # a live run's end: events of the chunks whose event never came
 
     def to_dict(self) -> dict:
         return asdict(self)

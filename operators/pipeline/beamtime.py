@@ -75,6 +75,8 @@ class Beamtime:
         runs' files)
     live_timeout : seconds without a new chunk (and no run marker) after which a live run is
         flagged stalled (its DAQ stopped): its job ends and what it got is merged
+    live_linger_seconds : how long a live run's transfer task keeps looking for the next chunk
+        in its worker before it defers (chunks closing within it skip a deferral round trip)
     reprocess_cron : data intervals of ``sfx_reprocess`` (a backfill interval reprocesses the runs
         concluded in it; each interval's scheduled run is a sweep for runs without a pipeline)
     """
@@ -101,6 +103,7 @@ class Beamtime:
     reprocess_cron: str = "0 * * * *"
     event_source: str = "folder"
     live_timeout: float = 120.0
+    live_linger_seconds: float = 30.0
     facility_poll_seconds: float = 30.0
     job_poll: tuple = (1.0, 1.5, 30.0)
     sfapi_conn_id: str = "sfapi_default"

@@ -19,7 +19,7 @@ from operators.pipeline.run import (
     run_key,
     validate_trial,
 )
-from operators.pipeline.state import STALLED
+from operators.pipeline.state import ACQUIRING, STALLED
 
 
 def split_events(payloads: list[dict]) -> tuple[list[str], list[str]]:
@@ -101,6 +101,14 @@ def record_stall(bt: Beamtime, info: dict, reason: str) -> None:
 
     with ResultsDB(bt.results_db) as db:
         db.record_pipeline_state(info["run_id"], info["trial_id"], STALLED, reason)
+
+
+def record_known_images(bt: Beamtime, info: dict, images: int) -> None:
+    """The run's images known so far (its closed chunks'), for the dashboard's "n/N"."""
+    from kernels.resultsdb import ResultsDB
+
+    with ResultsDB(bt.results_db) as db:
+        db.record_pipeline_state(info["run_id"], info["trial_id"], ACQUIRING, total=images)
 
 
 def record_live_end(bt: Beamtime, info: dict, transfer: dict, concluded_at: str | None) -> None:

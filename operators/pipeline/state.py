@@ -2,7 +2,8 @@
 
 The orchestration records a stored state as each step of ``sfx_run`` starts, fails or
 publishes (results DB ``pipeline_states``); the words combine it with the images logged so far:
-waiting → transferring → processing n/N → merging → published, or failed: reason.
+waiting → transferring → processing n/N → merging → published, or failed: reason; a live run
+is "acquiring, processing n/N so far" (N: its chunks closed so far) until its run marker.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def state_words(record: dict | None, images: int) -> str:
         return f"{FAILED}: {record.get('detail') or 'unknown reason'}"
     if state in (STALLED, PUBLISHED) and record.get("detail"):
         return f"{state} ({record['detail']})"
+    total = record.get("total")
     if state == PROCESSING:
-        total = record.get("total")
         return f"{PROCESSING} {images}/{total}" if total else f"{PROCESSING} {images}"
+    if state == ACQUIRING and total:  # a live run: its job processes the chunks closed so far
+        return f"{ACQUIRING}, {PROCESSING} {images}/{total} so far"
     return state

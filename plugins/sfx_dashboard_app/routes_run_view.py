@@ -40,7 +40,7 @@ def run_view_json(run_id: int, trial_id: int, db: ResultsDB = Depends(database))
     return {
         "run_id": run_id,
         "trial_id": trial_id,
-        "state": run_state(record, times[1], stats is not None, last_image, time.time()),
+        "state": run_state(record, times[1], stats is not None, last_image, time.time(), images),
         **run_view(images, buckets, frame_rows, cell_rows, reasons),
         "merge": finite(stats),
     }

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from kernels.resultsdb.images import CELL_COLUMNS
+from operators.pipeline.state import state_words
 
 FRAME_COLUMNS = ("chunk", "event", "t_acquired", "hit", "n_spots", "n_saturated", "d_est")
 MAX_POINTS = 2000
@@ -126,12 +127,18 @@ def funnel_by_reason(reasons: list[tuple]) -> list[dict]:
 
 
 def run_state(
-    record: dict | None, concluded, merged: bool, last_image: float | None, now: float
+    record: dict | None,
+    concluded,
+    merged: bool,
+    last_image: float | None,
+    now: float,
+    images: int = 0,
 ) -> dict:
     """acquiring / analysing / merged / stalled / waiting / failed, with what explains it.
 
     ``record`` is the stored pipeline state; ``concluded`` the run's end time (None while the
-    DAQ still writes); ``last_image`` when the newest image row was processed.
+    DAQ still writes); ``last_image`` when the newest image row was processed; ``images`` the
+    image rows logged so far (the detail says "processing n/N").
     """
     state = (record or {}).get("state")
     detail = (record or {}).get("detail") or ""
@@ -144,9 +151,10 @@ def run_state(
     if last_image is not None and now - last_image > STALL_SECONDS:
         quiet = f"no image logged for {now - last_image:.0f} s"
         return {"state": "stalled", "detail": quiet + (f" ({state})" if state else "")}
+    words = state_words(record, images) if state else ""
     if concluded is None:
-        return {"state": "acquiring", "detail": state or ""}
-    return {"state": "analysing", "detail": state or ""}
+        return {"state": "acquiring", "detail": words}
+    return {"state": "analysing", "detail": words}
 
 
 def run_view(

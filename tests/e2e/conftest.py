@@ -59,5 +59,6 @@ def beamtime(workdir, mariadb_url, postgres_url):
         facility_poll_seconds=1.0,
         job_poll=(0.5, 1.5, 3.0),
         reprocess_cron="* * * * *",
+        live_linger_seconds=0.0,  # a live run's transfer defers between chunks: the triggerer's path
     ) as bt:
         yield bt

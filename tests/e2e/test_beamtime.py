@@ -7,6 +7,7 @@ center (local backend, real MPI jobs), XRootD third-party copy, MariaDB results 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import signal
 import time
@@ -16,9 +17,18 @@ import gemmi
 import requests
 
 from facility.beamline.simulate import SimulationParams, simulate_experiment
-from kernels.io.marker import read_marker
+from kernels.io.marker import read_marker, run_name
 from kernels.resultsdb import ResultsDB
 from sfapi_client import Client
+from tests.e2e.live_faults import (
+    CHUNK,
+    SteppedDaq,
+    assert_each_image_once,
+    chunks_at_center,
+    image_rows,
+    pipeline_state,
+    wait_for,
+)
 
 IMAGES = 60
 
@@ -43,10 +53,12 @@ def conclude_run(bt, number: int, images: int = IMAGES) -> str:
     return f"r{number:04d}"
 
 
+def center_client(bt) -> Client:
+    return Client(bt.center.base_url, credentials_file=bt.center.credentials.credentials_file)
+
+
 def jobs_for(bt, key_part: str) -> list[dict]:
-    with Client(
-        bt.center.base_url, credentials_file=bt.center.credentials.credentials_file
-    ) as client:
+    with center_client(bt) as client:
         rows = client._rows("perlmutter", True, [f"user={client.user()}"])
     return [r for r in rows if key_part in r.get("comment", "")]
 
@@ -275,3 +287,46 @@ def test_a_reprocess_fails_when_its_pipeline_fails_and_a_typo_starts_nothing(bea
     assert states.get("start_pipeline") in (None, "upstream_failed")
     assert reprocess("nothing", {"trial": "t9", "runs": ""}) == "success"
     assert task_states(beamtime, "sfx_run", "r0001__t9") == {}  # never created
+
+
+def test_a_live_run_survives_a_triggerer_restart_and_an_outage_that_kills_its_job(beamtime):
+    """Whole-stack live faults in one run (one run's cost): the triggerer restarted while
+    follow_chunks is deferred between chunk events; then a planned outage starts mid-run and the
+    center drains, SIGTERMing the live job (scancel). The chunks still move, the dead job is not
+    replaced while the outage lasts; once the center is back it is, the replacement resumes from
+    the checkpoint and the run finishes. Every image once, each chunk moved once."""
+    number = 41
+    run, key = run_name(number), f"e2e.{run_name(number)}.default.process"
+    daq = SteppedDaq(beamtime, number)
+    daq.close(2)
+    wait_for_task_state(beamtime, "sfx_live_run", f"{run}__default", "follow_chunks", {"deferred"})
+    wait_for(lambda: chunks_at_center(beamtime, number) == 2, "chunks 0-1 at the center")
+    beamtime.airflow.stop_component("triggerer")  # a restart: SIGTERM, as a deploy does
+    daq.close(2)  # chunk events while no triggerer runs
+    beamtime.airflow.start_component("triggerer")
+    wait_for(lambda: len(image_rows(beamtime, number)) == 4 * CHUNK, "chunks 0-3 processed")
+    now = datetime.now(UTC)
+    beamtime.center.admin.schedule_outage("perlmutter", now, now + timedelta(hours=1), "drain")
+    with center_client(beamtime) as client:  # the drain: scancel, SIGTERM; it checkpoints
+        client.cancel("perlmutter", client.find_job("perlmutter", key).jobid)
+    daq.close(2)
+    images = daq.conclude()
+    wait_for_task_state(beamtime, "sfx_live_run", f"{run}__default", "wait_for_job", {"deferred"})
+    assert chunks_at_center(beamtime, number) == 6  # the transfer went on
+    with center_client(beamtime) as client:
+        # deferred with no replacement: it waits for the center, not for a job
+        assert client.find_job("perlmutter", f"{key}.try1") is None
+    beamtime.center.admin.clear_outages()
+    assert_succeeds(beamtime, f"{run}__default", dag_id="sfx_live_run")
+    assert_each_image_once(beamtime, number, images)
+    follow = beamtime.api(
+        f"dags/sfx_live_run/dagRuns/{run}__default/taskInstances/follow_chunks/xcomEntries/return_value"
+    )["value"]
+    assert follow["chunks"] == list(range(6)) and not follow["stalled"]
+    with center_client(beamtime) as client:
+        jobs = client.find_jobs("perlmutter", [key, f"{key}.try1", f"{key}.try2"])
+    assert sorted(jobs) == [key, f"{key}.try1"] and jobs[key].state == "CANCELLED"
+    summary = json.loads((beamtime.exp_dir / "results/default" / run / "summary.json").read_text())
+    assert summary["sessions"] == 2 and summary["images"] == images  # resumed, not redone
+    state = pipeline_state(beamtime, number)  # the dashboard's "processing n/N"
+    assert (state["state"], state["total"]) == ("published", images)

@@ -5,6 +5,7 @@ from operators.pipeline.beamtime import Beamtime
 from operators.pipeline.live import split_events, stall_reason
 from operators.pipeline.run import job_scripts
 from operators.pipeline.state import state_words
+from plugins.sfx_dashboard_app.run_view_data import run_state
 
 
 def test_only_a_failed_job_with_an_accepted_exit_code_is_taken_as_stalled():
@@ -21,6 +22,15 @@ def test_a_stalled_run_says_why_and_a_published_one_too():
     assert "r0007" in reason and "120 s" in reason and "after 3 chunks" in reason
     assert state_words({"state": "stalled", "detail": reason}, 0) == f"stalled ({reason})"
     assert state_words({"state": "published", "detail": ""}, 5) == "published"
+
+
+def test_a_live_run_says_how_many_of_its_images_known_so_far_are_processed():
+    acquiring = {"state": "acquiring", "detail": "", "total": 750}
+    assert state_words(acquiring, 300) == "acquiring, processing 300/750 so far"
+    assert state_words({"state": "acquiring", "total": None}, 300) == "acquiring"
+    assert state_words({"state": "processing", "total": 1000}, 900) == "processing 900/1000"
+    view = run_state(acquiring, None, False, last_image=99.0, now=100.0, images=300)
+    assert view == {"state": "acquiring", "detail": "acquiring, processing 300/750 so far"}
 
 
 def test_events_split_into_live_and_post_run_runs_once_each():

@@ -58,6 +58,13 @@ def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_c
     job = client.find_job("perlmutter", key)
     with pytest.raises(JobFailedError, match=r"(?s)ended FAILED.*boom-in-the-job"):
         op.execute_complete({}, {"jobid": job.jobid, "state": job.state, "succeeded": False})
+    # never into an outage: while the system is down the failed job is not replaced yet
+    sfapi_conn.admin.set_status("perlmutter", "unavailable", ["draining"])
+    try:
+        assert op._job_for(client, try_number=2) is None
+        assert client.find_job("perlmutter", f"{key}.try2") is None
+    finally:
+        sfapi_conn.admin.set_status("perlmutter", "active")
     # a retry of a failed job submits a fresh one under a derived key
     new = op._job_for(client, try_number=2)
     assert new.jobid != job.jobid and new.key == f"{key}.try2"
