@@ -12,7 +12,7 @@ every rank publishes its cache into ``<out>/parts/``; rank 0 writes the checkpoi
 
 SIGINT/SIGTERM (Slurm ``--signal``): every rank finishes its current image and takes no
 more work; caches are published, DB rows flushed, the checkpoint written, and the job
-exits 0 with status "preempted" in summary.json. The same command resumes.
+exits 5 with status "preempted" in summary.json. The same command resumes.
 With one rank, rank 0 produces and works.
 
 With ``--live`` the run is still being acquired: rank 0 waits for chunk 0's marker, then
@@ -80,6 +80,9 @@ class JobInputError(Exception):
     """Some rank found its inputs unusable before any work was handed out (exit code 2)."""
 
 
+EXIT_PREEMPTED = 5  # stopped by a signal before the run was done; the same command resumes
+
+
 @dataclass(frozen=True)
 class JobResult:
     """How a rank's part of the job ended: its exit code and, on rank 0, the run summary."""
@@ -104,10 +107,12 @@ class Setup:
 def run_mpi(options: ProcessOptions) -> JobResult:
     """``python -m kernels process`` on 1..N MPI ranks with results DB, checkpoint and resume.
 
-    Exit codes: 0 complete or preempted, 2 bad input (a malformed chunk marker or chunk met
+    Exit codes: 0 complete, 2 bad input (a malformed chunk marker or chunk met
     mid-run is reported after what was processed is published), 3 results DB unreachable
     (results kept; rerun the same command to log them), 4 a live run stalled (no new chunk for
-    ``live_timeout`` seconds and no run marker; what was processed is assembled and published).
+    ``live_timeout`` seconds and no run marker; what was processed is assembled and published),
+    5 preempted (SIGTERM/SIGINT: the same command resumes; not 0, so a job stopped by Slurm's
+    ``--signal`` before its time limit is not recorded COMPLETED and merged as a whole run).
 
     Raises
     ------
@@ -328,4 +333,11 @@ def _finish(
     )
     if ending.error is not None:
         return JobResult(2, summary, f"{message}\nerror: {ending.error}")
-    return JobResult(3 if not logged else 4 if ending.stalled else 0, summary, message)
+    return JobResult(_exit_code(logged, ending.stalled, complete), summary, message)
+
+
+def _exit_code(logged: bool, stalled: bool, complete: bool) -> int:
+    """3 rows not all in the DB, 4 stalled, 5 preempted, else 0 (the run is complete)."""
+    if not logged:
+        return 3
+    return 4 if stalled else 0 if complete else EXIT_PREEMPTED
