@@ -78,7 +78,10 @@ class DownloadResultsOperator(BaseOperator):
         except NotFound:
             if optional:
                 return None
-            raise FileNotFoundError(f"{self.remote_dir}/{name} not found on {self.machine}") from None
+            raise FileNotFoundError(
+                f"{self.remote_dir}/{name} not found on {self.machine}"
+            ) from None
+
 
 def listed_files(manifest: str, text: bytes) -> tuple[MarkerFile, ...]:
     """The ``files`` a downloaded manifest lists (plain names, so never outside its folder).

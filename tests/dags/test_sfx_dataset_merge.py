@@ -88,6 +88,7 @@ def test_a_dataset_merge_with_splits(
     assert on["sets"]["1"]["cc_half"] == laser["sets"]["1"]["overall"]["cc_half"]
     assert summary["splits"]["laser_on"]["differences"]["1"]["cc_iso"] > 0
 
+
 def test_splits_of_no_known_form_are_refused():
     datasets = {"pp": ["pp"]}
     with pytest.raises(ValueError, match=r"'laser on' is not TAG or TAG=EDGE"):

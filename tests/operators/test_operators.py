@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
-from operators.analysis_job import JobFailedError, SfApiJobOperator
 from kernels.io.marker import adler32_hex
+from operators.analysis_job import JobFailedError, SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.pipeline.job_script import batch_script
 from operators.triggers import job as job_trigger
