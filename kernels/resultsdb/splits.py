@@ -14,35 +14,45 @@ class SplitQueries(Connection):
     """Per dataset and trial, each split's sets (images, CC½, completeness) and differences
     (Riso, CCiso overall and per shell) against its reference set."""
 
-    def record_split_stats(self, trial_id: int, dataset_id: int, split: str, stats: dict) -> None:
-        """Store (or replace) one split of a dataset merge.
+    def record_split_stats(self, trial_id: int, dataset_id: int, splits: dict[str, dict]) -> None:
+        """Store the splits of one dataset merge, replacing what an earlier merge of the dataset
+        and trial stored (a split the dataset no longer names is gone), in one transaction.
 
         Parameters
         ----------
-        split : str
-            The split's tag (``laser_on``, ``delay_ns``).
-        stats : dict
-            ``reference`` (label), ``images_in_no_set``, ``sets`` ({label: {"images", ...}})
-            and ``differences`` ({label: {"riso", "cc_iso", "shells"}}).
+        splits : dict
+            split tag (``laser_on``, ``delay_ns``) -> ``reference`` (label), ``images_in_no_set``,
+            ``sets`` ({label: {"images", ...}}) and ``differences`` ({label: {"riso", "cc_iso",
+            "shells"}}).
         """
-        missing = [key for key in SPLIT_KEYS if key not in stats]
-        if missing:
-            raise ValueError(f"split {split!r} statistics lack {missing}; give {list(SPLIT_KEYS)}")
+        for split, stats in splits.items():
+            missing = [key for key in SPLIT_KEYS if key not in stats]
+            if missing:
+                raise ValueError(f"split {split!r} statistics lack {missing}; give {SPLIT_KEYS}")
         columns = ("trial_id", "dataset_id", "split", *SPLIT_KEYS, "updated")
-        values = (
-            trial_id,
-            dataset_id,
-            split,
-            str(stats["reference"]),
-            int(stats["images_in_no_set"]),
-            canonical_json(stats["sets"]),
-            canonical_json(stats["differences"]),
-            time.time(),
-        )
-        key = ("trial_id", "dataset_id", "split")
-        self.transaction(
-            lambda cursor: cursor.execute(self.dialect.upsert("split_stats", columns, key), values)
-        )
+        rows = [
+            (
+                trial_id,
+                dataset_id,
+                split,
+                str(stats["reference"]),
+                int(stats["images_in_no_set"]),
+                canonical_json(stats["sets"]),
+                canonical_json(stats["differences"]),
+                time.time(),
+            )
+            for split, stats in splits.items()
+        ]
+
+        def work(cursor):
+            cursor.execute(
+                self._q("DELETE FROM split_stats WHERE trial_id=? AND dataset_id=?"),
+                (trial_id, dataset_id),
+            )
+            for row in rows:
+                cursor.execute(self.dialect.insert_ignore("split_stats", columns), row)
+
+        self.transaction(work)
 
     def split_stats(self, trial_id: int, dataset_id: int) -> dict[str, dict]:
         """split tag -> its stored statistics (as recorded, with ``updated``), by tag."""

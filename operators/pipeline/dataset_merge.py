@@ -118,8 +118,7 @@ def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
         db.record_merge_stats(
             trial_id, stored_overall(stats), stats.get("shells", []), dataset_id=dataset_id
         )
-        for tag, summary in splits.items():
-            db.record_split_stats(trial_id, dataset_id, tag, summary)
+        db.record_split_stats(trial_id, dataset_id, splits)  # splits no longer named: gone
     return {
         "dataset": request["dataset"],
         "trial": request["trial"],

@@ -316,13 +316,17 @@ def test_split_statistics_per_dataset_and_trial(db_url):
         "sets": {"0": {"images": 12, "cc_half": 0.9, "completeness": None}, "1": {"images": 9}},
         "differences": {"1": {"riso": 0.25, "cc_iso": 0.75, "shells": shells}},
     }
-    db.record_split_stats(trial, dataset, "laser_on", stats | {"images_in_no_set": 3})
-    db.record_split_stats(trial, dataset, "laser_on", stats)  # a re-merge replaces it
-    db.record_split_stats(trial, dataset, EVIL[0], stats | {"reference": EVIL[1]})
-    stored = db.split_stats(trial, dataset)
+    db.record_split_stats(trial, dataset, {"laser_on": stats | {"images_in_no_set": 3}})
+    db.record_split_stats(trial, other, {"laser_on": stats})
+    db.record_split_stats(
+        trial, dataset, {"laser_on": stats, EVIL[0]: stats | {"reference": EVIL[1]}}
+    )
+    stored = db.split_stats(trial, dataset)  # the newer merge replaced the older
     assert sorted(stored) == sorted(["laser_on", EVIL[0]])
     assert stored["laser_on"] | {"updated": 0} == stats | {"updated": 0}
     assert stored[EVIL[0]]["reference"] == EVIL[1]  # names stored verbatim
-    assert db.split_stats(trial, other) == {}
+    db.record_split_stats(trial, dataset, {})  # the dataset names no split any more
+    assert db.split_stats(trial, dataset) == {}
+    assert list(db.split_stats(trial, other)) == ["laser_on"]  # datasets do not mix
     with pytest.raises(ValueError, match=r"split 'delay_ns' statistics lack \['differences'\]"):
-        db.record_split_stats(trial, dataset, "delay_ns", {k: stats[k] for k in list(stats)[:3]})
+        db.record_split_stats(trial, dataset, {"delay_ns": {k: stats[k] for k in list(stats)[:3]}})

@@ -40,8 +40,11 @@ def test_a_datasets_splits_on_its_page(
     beamtime = dashboard_beamtimes["overview"]
     trial, dataset = beamtime["trial_id"], beamtime["dataset_id"]
     with ResultsDB(beamtime["url"]) as db:
-        db.record_split_stats(trial, dataset, "laser_on", split("0", EVIL, 0.213, 0.876))
-        db.record_split_stats(trial, dataset, "delay_ns", split("0-500", "500-2000", 0.3, 0.7))
+        splits = {
+            "laser_on": split("0", EVIL, 0.213, 0.876),
+            "delay_ns": split("0-500", "500-2000", 0.3, 0.7),
+        }
+        db.record_split_stats(trial, dataset, splits)
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     dialogs: list[str] = []  # an alert() would mean a label ran as script
