@@ -42,7 +42,12 @@ def sfx_dataset_merge():
     @task
     def download_kwargs(requests: list[dict]) -> list[dict]:
         return [
-            {"remote_dir": r["workdir"], "local_dir": r["local"], "files": r["files"]}
+            {
+                "remote_dir": r["workdir"],
+                "local_dir": r["local"],
+                "files": r["files"],
+                "manifests": r["manifests"],  # each split's MTZs, listed in its split_stats.json
+            }
             for r in requests
         ]
 

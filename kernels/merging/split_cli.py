@@ -4,7 +4,8 @@ one merge per set of a pump-probe split, and the differences of the sets from th
 Beside ``--out`` it writes, per set, ``<stem>_<tag>-<label>.mtz`` (with its .hkl half sets),
 per non-reference set ``<stem>_<tag>-<label>-minus-<reference>.mtz`` (DELTA_I, SIGDELTA_I),
 and ``split_stats.json``: each set's images and statistics, each difference's Riso, CCiso,
-scale and relative B, overall and per shell.
+scale and relative B, overall and per shell; and ``files``, each MTZ's name, bytes and Adler-32
+(the run marker's form), so the download brings them home verified.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 from kernels.io.atomic import write_json
+from kernels.io.marker import MarkerFile, adler32_file
 from kernels.merging.algorithm import MergeParams
 from kernels.merging.cli import clean, load_observations, model_summary, read_truth, write_outputs
 from kernels.merging.events import read_event_table
@@ -36,6 +38,11 @@ def difference_summary(diff: IsoDifference, reference: str, mtz: Path) -> dict:
         "shells": diff.shells,
         "mtz": str(mtz),
     }
+
+
+def file_entries(paths: list[Path]) -> list[dict]:
+    """The ``files`` of split_stats.json: each file's plain name, size and Adler-32."""
+    return [MarkerFile(p.name, p.stat().st_size, adler32_file(p)).to_dict() for p in paths]
 
 
 def merge_split_results(
@@ -67,6 +74,7 @@ def merge_split_results(
         path = out_mtz.with_name(f"{stem}-{label}-minus-{split.reference}.mtz")
         write_difference_mtz(path, symmetry, diff)
         differences[label] = difference_summary(diff, split.reference, path)
+    mtzs = [Path(s["mtz"]) for s in sets.values()] + [Path(d["mtz"]) for d in differences.values()]
     result = {
         "trial": trial,
         "split": {"tag": spec.tag, "edges": list(spec.edges), "reference": split.reference},
@@ -74,6 +82,7 @@ def merge_split_results(
         "images_in_no_set": int(obs.n_images - sum(split.images.values())),
         "sets": sets,
         "differences": differences,
+        "files": file_entries(mtzs),
         "results": [str(d) for d in result_dirs],
         "events": None if events_csv is None else str(events_csv),
         "seconds": time.perf_counter() - started,

@@ -6,12 +6,19 @@ from .audit import AuditQueries
 from .catalog import CatalogQueries
 from .images import ImageQueries
 from .records import RecordQueries
+from .splits import SplitQueries
 from .states import StateQueries
 from .views import ViewQueries
 
 
 class ResultsDB(
-    CatalogQueries, RecordQueries, StateQueries, ImageQueries, ViewQueries, AuditQueries
+    CatalogQueries,
+    RecordQueries,
+    SplitQueries,
+    StateQueries,
+    ImageQueries,
+    ViewQueries,
+    AuditQueries,
 ):
     """One connection to the results DB (SQLite file or MySQL/MariaDB), schema applied.
 
@@ -34,6 +41,6 @@ class ResultsDB(
     the whole transaction after a dropped connection; all writes are idempotent so a replay
     of a transaction that did commit changes nothing.
 
-    The queries live in one mixin per concern (catalogue, records, pipeline states, images, views, audit log) over the
+    The queries live in one mixin per concern (catalogue, records, split statistics, pipeline states, images, views, audit log) over the
     shared :class:`~kernels.resultsdb.connection.Connection`.
     """

@@ -194,6 +194,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS jobs_run_trial ON jobs (run_id, trial_id, id)",
         ),
     ),
+    Migration(
+        9,
+        "per-event split statistics per dataset and trial",
+        (
+            # One row per split a dataset merge made (split: its tag, e.g. 'delay_ns'). sets:
+            # JSON {label: {images, cc_half, completeness}}; differences: JSON {label: {riso,
+            # cc_iso, shells: [{d_min, n, riso, cc_iso}]}} of each set against the reference.
+            """CREATE TABLE IF NOT EXISTS split_stats (
+                trial_id BIGINT NOT NULL, dataset_id BIGINT NOT NULL, split VARCHAR(255) NOT NULL,
+                reference VARCHAR(255) NOT NULL, images_in_no_set INT NOT NULL,
+                sets {text} NOT NULL, differences {text} NOT NULL, updated DOUBLE NOT NULL,
+                PRIMARY KEY (trial_id, dataset_id, split)){engine}""",
+        ),
+    ),
 )
 
 

@@ -63,6 +63,7 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
                         "runs": runs,
                         "splits": splits,
                         "files": MERGE_FILES + [split_stats_file(split) for split in splits],
+                        "manifests": [split_stats_file(split) for split in splits],
                         "workdir": workdir,
                         "local": bt.local_dataset_dir(dataset, trial),
                         "key": f"{bt.experiment}.{dataset}.{trial}.merge.{digest}",
@@ -78,25 +79,37 @@ def dataset_merge_requests(bt: Beamtime, published: list[dict]) -> list[dict]:
 
 
 def split_summary(split_stats: dict) -> dict:
-    """What a dataset merge says of one split: images per set, and each difference's Riso and
-    CCiso against the reference set."""
+    """What a dataset merge keeps of one split (its split_stats.json): each set's images, CC½
+    and completeness; each difference's Riso and CCiso against the reference, overall and per
+    shell (the form :meth:`ResultsDB.record_split_stats` stores)."""
     return {
-        "images": {label: s["images"] for label, s in split_stats["sets"].items()},
         "reference": split_stats["split"]["reference"],
+        "images_in_no_set": split_stats["images_in_no_set"],
+        "sets": {
+            label: {
+                "images": s["images"],
+                **{k: s.get("overall", {}).get(k) for k in ("cc_half", "completeness")},
+            }
+            for label, s in split_stats["sets"].items()
+        },
         "differences": {
-            label: {"riso": d["riso"], "cc_iso": d["cc_iso"]}
+            label: {"riso": d["riso"], "cc_iso": d["cc_iso"], "shells": d["shells"]}
             for label, d in split_stats["differences"].items()
         },
     }
 
 
 def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
-    """Store a dataset's merged statistics (from its downloaded merge_stats.json); say what
-    its splits gave (from their downloaded split_stats.json)."""
+    """Store a dataset's merged statistics (from its downloaded merge_stats.json) and each of
+    its splits' (from their downloaded split_stats.json); return what they gave."""
     from kernels.merging.statistics import stored_overall  # numpy: not at DAG parse time
 
     local = Path(request["local"])
     stats = json.loads((local / "merge_stats.json").read_text())
+    splits = {
+        split_tag(split): split_summary(json.loads((local / split_stats_file(split)).read_text()))
+        for split in request.get("splits", [])
+    }
     with ResultsDB(bt.results_db) as db:
         dataset_id = db.ensure_dataset(
             bt.experiment, request["dataset"], bt.datasets[request["dataset"]]
@@ -105,13 +118,11 @@ def record_dataset_stats(bt: Beamtime, request: dict) -> dict:
         db.record_merge_stats(
             trial_id, stored_overall(stats), stats.get("shells", []), dataset_id=dataset_id
         )
+        db.record_split_stats(trial_id, dataset_id, splits)  # splits no longer named: gone
     return {
         "dataset": request["dataset"],
         "trial": request["trial"],
         "runs": request["runs"],
         **{k: stats.get("overall", {}).get(k) for k in ("completeness", "cc_half", "multiplicity")},
-        "splits": {
-            split: split_summary(json.loads((local / split_stats_file(split)).read_text()))
-            for split in request.get("splits", [])
-        },
+        "splits": splits,
     }

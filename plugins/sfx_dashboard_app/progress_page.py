@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from .pages import esc, href, number, page, stats_tables
 from .progress_model import METRICS
+from .splits_page import SCRIPT as SPLITS_SCRIPT
+from .splits_page import splits_section
 
-SCRIPTS = ("vendor/plotly.js", "plots.js", "progress.js")
+SCRIPTS = ("vendor/plotly.js", "plots.js", "progress.js", SPLITS_SCRIPT)
 
 
 def target_form(experiment: str, trial_id: int, view: dict) -> str:
@@ -56,5 +58,6 @@ def progress_page(experiment: str, trial: dict, view: dict) -> str:
             if stats
             else '<p class="muted">the dataset is not merged yet for this trial</p>'
         )
+        + splits_section(view.get("splits", {}))
     )
     return page(f"Progress {dataset['name']}", body, extra_scripts=SCRIPTS)

@@ -78,6 +78,7 @@ def dataset_progress(
         "merged_runs": len(merged_runs),
         **progress(points, metric, float(target)),
         "dataset_merge": stats,
+        "splits": db.split_stats(trial_id, dataset_id),
         "dataset_shell": None if stats is None or d is None else shell_at(stats["shells"], d),
     }
     return finite({**view, "estimate": estimate_text(view)})

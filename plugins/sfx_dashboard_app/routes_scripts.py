@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from .auth import api_user
 
-VIEW_SCRIPTS = ("run_view.js", "progress.js", "timeline.js", "plots.js")
+VIEW_SCRIPTS = ("run_view.js", "progress.js", "timeline.js", "plots.js", "splits.js")
 router = APIRouter(dependencies=[Depends(api_user)])
 
 

@@ -1,6 +1,7 @@
 """sfx_dataset_merge in real Airflow (dag.test) against the real emulated center: a dataset
 naming per-event splits gets its merge and one merge per split, with the isomorphous
-differences, brought back and summed up; a split of no known form is refused with the settings."""
+differences, brought back (the split MTZs verified against their split_stats.json), summed up
+and recorded in the results DB; a split of no known form is refused with the settings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from airflow.utils.state import DagRunState
 
+from kernels.io.marker import adler32_file
+from kernels.io.mtz import read_intensities
 from kernels.process import process_run
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.beamtime import VARIABLE, Beamtime
@@ -64,11 +67,25 @@ def test_a_dataset_merge_with_splits(
     delay = json.loads((folder / "splits" / "delay_ns" / "split_stats.json").read_text())
     assert sorted(delay["sets"]) == ["0-500", "500-2000"]
     assert delay["images_in_no_set"] == laser["sets"]["0"]["images"]  # dark shots: no delay
+    for split in (laser, delay):  # every set's MTZ and every difference's, home and whole
+        home = folder / "splits" / split["split"]["tag"]
+        assert len(split["files"]) == 2 * len(split["sets"]) - 1
+        for entry in split["files"]:
+            assert adler32_file(home / entry["name"]) == entry["adler32"]
+    assert len(read_intensities(folder / "splits" / "laser_on" / "merged_laser_on-1.mtz")[0])
     (record,) = [ti for ti in run.get_task_instances() if ti.task_id == "record"]
     (summary,) = record.xcom_pull(task_ids="record")
-    assert summary["splits"]["laser_on"]["images"] == {
+    with ResultsDB(bt.results_db) as db:
+        dataset_id = db.ensure_dataset(bt.experiment, "pp", ["pp"])
+        stored = db.split_stats(db.get_trial("t1")["id"], dataset_id)
+    assert sorted(stored) == ["delay_ns", "laser_on"]
+    on = stored["laser_on"]
+    assert {label: s["images"] for label, s in on["sets"].items()} == {
         label: s["images"] for label, s in laser["sets"].items()
     }
+    assert on["differences"]["1"]["riso"] == laser["differences"]["1"]["riso"]
+    assert on["differences"]["1"]["shells"] == laser["differences"]["1"]["shells"]
+    assert on["sets"]["1"]["cc_half"] == laser["sets"]["1"]["overall"]["cc_half"]
     assert summary["splits"]["laser_on"]["differences"]["1"]["cc_iso"] > 0
 
 

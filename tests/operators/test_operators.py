@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from kernels.io.marker import adler32_hex
 from operators.analysis_job import JobFailedError, SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.pipeline.job_script import batch_script
@@ -142,6 +145,35 @@ def test_download_brings_results_back_atomically(sfapi_conn, client, tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="summary.json not found on perlmutter"):
         op.execute({})
+
+
+def test_download_brings_a_manifests_files_verified(sfapi_conn, client, tmp_path):
+    remote = f"{HOME}/split-{uuid.uuid4().hex[:6]}"
+    client.run_command("perlmutter", f"mkdir -p {remote}/splits/on")
+    data = bytes(range(256)) * 3
+    client.upload("perlmutter", f"{remote}/splits/on/a.mtz", data)
+    entry = {"name": "a.mtz", "bytes": len(data), "adler32": adler32_hex(zlib.adler32(data))}
+
+    def download(files: list[dict], out: str) -> dict:
+        text = json.dumps({"files": files}).encode()
+        client.upload("perlmutter", f"{remote}/splits/on/split_stats.json", text)
+        manifest = ["splits/on/split_stats.json"]
+        return DownloadResultsOperator(
+            task_id="dl",
+            machine="perlmutter",
+            remote_dir=remote,
+            local_dir=str(tmp_path / out),
+            files=manifest,
+            manifests=manifest,
+        ).execute({})
+
+    assert download([entry], "good")["splits/on/a.mtz"] == len(data)
+    assert (tmp_path / "good" / "splits" / "on" / "a.mtz").read_bytes() == data
+    with pytest.raises(ValueError, match=r"a.mtz arrived as 768 bytes.*says 768 bytes, 00000001"):
+        download([entry | {"adler32": "00000001"}], "bad")
+    assert not (tmp_path / "bad" / "splits" / "on" / "a.mtz").exists()  # never half-trusted
+    with pytest.raises(ValueError, match=r"split_stats.json lists no files.*bad file name"):
+        download([entry | {"name": "../../x.mtz"}], "outside")
 
 
 @pytest.fixture

@@ -302,3 +302,31 @@ def test_catalogue_listings_for_the_dashboard(db_url):
     assert db.datasets("cxi2") == []
     assert db.run_name(run) == ("cxi1", "r0001")
     assert db.run_name(run + 1000) is None
+
+
+def test_split_statistics_per_dataset_and_trial(db_url):
+    db = ResultsDB(db_url)
+    dataset = db.ensure_dataset("cxi1", "pp", ["pp"])
+    other = db.ensure_dataset("cxi1", "dark", ["dark"])
+    trial = db.ensure_trial("default", {})
+    shells = [{"d_min": 3.1, "n": 40, "riso": 0.2, "cc_iso": 0.8}]
+    stats = {
+        "reference": "0",
+        "images_in_no_set": 0,
+        "sets": {"0": {"images": 12, "cc_half": 0.9, "completeness": None}, "1": {"images": 9}},
+        "differences": {"1": {"riso": 0.25, "cc_iso": 0.75, "shells": shells}},
+    }
+    db.record_split_stats(trial, dataset, {"laser_on": stats | {"images_in_no_set": 3}})
+    db.record_split_stats(trial, other, {"laser_on": stats})
+    db.record_split_stats(
+        trial, dataset, {"laser_on": stats, EVIL[0]: stats | {"reference": EVIL[1]}}
+    )
+    stored = db.split_stats(trial, dataset)  # the newer merge replaced the older
+    assert sorted(stored) == sorted(["laser_on", EVIL[0]])
+    assert stored["laser_on"] | {"updated": 0} == stats | {"updated": 0}
+    assert stored[EVIL[0]]["reference"] == EVIL[1]  # names stored verbatim
+    db.record_split_stats(trial, dataset, {})  # the dataset names no split any more
+    assert db.split_stats(trial, dataset) == {}
+    assert list(db.split_stats(trial, other)) == ["laser_on"]  # datasets do not mix
+    with pytest.raises(ValueError, match=r"split 'delay_ns' statistics lack \['differences'\]"):
+        db.record_split_stats(trial, dataset, {"delay_ns": {k: stats[k] for k in list(stats)[:3]}})
