@@ -44,6 +44,11 @@ def panel_calibration(
     )
 
 
+def reader_files(reader: FrameReader) -> list[str]:
+    """The reader's files in the run's order (each event's ``file``, once)."""
+    return list(dict.fromkeys(e.file for e in reader.events))
+
+
 class ForeignRun:
     """A run of facility files as the MPI driver sees a run: work items (file number in the
     run's order, frame in its file) from the files' own frame counts, frames read on demand.
@@ -67,7 +72,7 @@ class ForeignRun:
         if reader.raw_statement:
             raise ReaderError(f"{reader.events[0].file}: {reader.raw_statement}; nothing processed")
         self.reader, self.name, self.adu_per_photon = reader, name, adu_per_photon
-        self.chunks = list(dict.fromkeys(e.file for e in reader.events))  # one per file
+        self.chunks = reader_files(reader)  # one chunk per file
         number = {path: i for i, path in enumerate(self.chunks)}
         self._index = {(number[e.file], e.event): i for i, e in enumerate(reader.events)}
         self.image = PanelImage(reader.detector)
@@ -102,6 +107,10 @@ class ForeignRun:
     def timestamp(self, chunk: int, event: int) -> float:
         """Facility files carry no DAQ timestamp the chain reads: 0."""
         return 0.0
+
+    def chunk_files(self) -> list[str]:
+        """Each file's name, in the run's order (an image's source file)."""
+        return [Path(path).name for path in self.chunks]  # the run's folder holds them all
 
     def event_tags(self) -> dict[str, list[np.ndarray]]:
         """The per-event tags the reader was told where to find, per file (``Run.event_tags``)."""
@@ -179,5 +188,7 @@ def process_foreign_run(
     with open_frames(paths, geometry, tag_fields) as reader:
         tags = reader.event_tags()  # before the frames: a bad tag field stops the run at once
         results, _ = process_frames(reader, params, adu_per_photon)
+        files = [Path(path).name for path in reader_files(reader)]
     wall = time.perf_counter() - started
-    return write_run_outputs(out, results, wall, Path(paths[0]).name, trial, params, tags)
+    name = Path(paths[0]).name
+    return write_run_outputs(out, results, wall, name, trial, params, tags, files)

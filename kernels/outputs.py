@@ -89,9 +89,11 @@ def write_reflections(
     trial: str,
     params: ProcessingParams,
     event_tags: EventTags | None = None,
+    chunk_files: list[str] | None = None,
 ) -> None:
     """The run's integrated reflections (``integrated.h5``), labelled with trial and crystal,
-    with the per-event tags of the run's files (``Run.event_tags``)."""
+    with the per-event tags of the run's files (``Run.event_tags``) and each image's source
+    file (``chunk_files``: ``Run.chunk_files``)."""
     images = [integrated_image(r, event_tags) for r in results if r.status == "integrated"]
     attrs = {
         "run": run_name,
@@ -99,18 +101,22 @@ def write_reflections(
         "space_group": params.crystal.symmetry().space_group,
         "cell": np.array(params.crystal.cell),
     }
-    write_integrated(path, images, attrs)
+    write_integrated(path, images, attrs, chunk_files)
 
 
 def write_run_outputs(
     out: Path, results: list[ImageResult], wall_seconds: float, run_name: str, trial: str,
     params: ProcessingParams, event_tags: EventTags | None = None,
+    chunk_files: list[str] | None = None,
 ) -> dict:  # fmt: skip
     """A run processed in one process: ``images.csv``, ``integrated.h5`` (with the events'
-    tags) and ``summary.json`` (with the trial's parameters) in ``out``; returns the summary."""
+    tags and source files) and ``summary.json`` (with the trial's parameters) in ``out``;
+    returns the summary."""
     summary = summarise(results, wall_seconds, run_name, trial)
     summary["params"] = params.to_dict()
     write_image_table(out / IMAGES_FILE, results)
-    write_reflections(out / INTEGRATED_FILE, results, run_name, trial, params, event_tags)
+    write_reflections(
+        out / INTEGRATED_FILE, results, run_name, trial, params, event_tags, chunk_files
+    )
     write_json(out / SUMMARY_FILE, summary)
     return summary

@@ -82,6 +82,6 @@ def process_run(
                 wavelength=run.wavelength(c, e),
             )
             results.append(r)
-        name, tags = run.name, run.event_tags()
+        name, tags, files = run.name, run.event_tags(), run.chunk_files()
     wall = time.perf_counter() - started
-    return write_run_outputs(out, results, wall, name, trial, params, tags)
+    return write_run_outputs(out, results, wall, name, trial, params, tags, files)

@@ -32,9 +32,11 @@ def assemble(
     size: int,
     db_seconds: float | None,
     event_tags: EventTags | None = None,
+    chunk_files: list[str] | None = None,
 ) -> dict:
     """Write the run's outputs from all parts, in (chunk, event) order: same as one process
-    (``event_tags``: the run files' per-event tags, ``Run.event_tags``)."""
+    (``event_tags``: the run files' per-event tags, ``Run.event_tags``; ``chunk_files``: each
+    chunk's file, ``Run.chunk_files``)."""
     records = sorted(
         finished_records(out, checkpoint), key=lambda rec: (rec[0].chunk, rec[0].event)
     )
@@ -48,9 +50,8 @@ def assemble(
             db_seconds / processing if processing else 0.0
         )
     write_image_table(out / IMAGES_FILE, results)
-    write_reflections(
-        out / INTEGRATED_FILE, results, checkpoint.run, checkpoint.trial, params, event_tags
-    )
+    run, trial = checkpoint.run, checkpoint.trial
+    write_reflections(out / INTEGRATED_FILE, results, run, trial, params, event_tags, chunk_files)
     plot_weather(
         segments_from_rows(row for row, _ in records),
         out / WEATHER_FILE,

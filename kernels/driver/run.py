@@ -317,8 +317,8 @@ def _finish(
     complete = len(checkpoint.done) == checkpoint.n_events and not ending.reason
     if complete or (ending.stalled and checkpoint.done):
         db_seconds = producer.logger.write_seconds if producer.logger is not None else None
-        tags = setup.run.event_tags()
-        summary = assemble(out, checkpoint, setup.params, wall, size, db_seconds, tags)
+        tags, files = setup.run.event_tags(), setup.run.chunk_files()
+        summary = assemble(out, checkpoint, setup.params, wall, size, db_seconds, tags, files)
         if not complete:
             summary = write_summary(out, {**summary, "status": "stalled", "reason": ending.reason})
     else:

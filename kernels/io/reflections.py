@@ -69,8 +69,11 @@ class IntegratedImage:
     tags: dict[str, float] = field(default_factory=dict)  # the event's laser_on, delay_ns...
 
 
-def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
-    """Write the run's integrated reflections atomically (``attrs``: trial, cell, space_group, run)."""
+def write_integrated(
+    path, images: list[IntegratedImage], attrs: dict, chunk_files: list[str] | None = None
+) -> Path:
+    """Write the run's integrated reflections atomically (``attrs``: trial, cell, space_group,
+    run; ``chunk_files``: the name of each chunk's file, so each image names its source file)."""
     path = Path(path)
     n = [len(im.reflections) for im in images]
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -79,6 +82,9 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
         g = f.create_group("images")
         g["chunk"] = np.array([im.chunk for im in images], dtype=np.int32)
         g["event"] = np.array([im.event for im in images], dtype=np.int64)
+        if chunk_files is not None:
+            names = [chunk_files[im.chunk] for im in images]
+            g.create_dataset("file", data=names, dtype=h5py.string_dtype())
         g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
         g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
         g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
@@ -98,7 +104,8 @@ def write_integrated(path, images: list[IntegratedImage], attrs: dict) -> Path:
 def read_integrated(path) -> tuple[dict, dict, dict]:
     """Attributes, image columns and reflection columns of an ``integrated.h5`` file.
 
-    The image columns hold ``tags``: tag name -> per-image values (empty without tags).
+    The image columns hold ``tags``: tag name -> per-image values (empty without tags), and
+    ``file``, each image's source file name (str), where the writer knew it.
     """
     path = Path(path)
     if path.is_dir():
@@ -109,6 +116,8 @@ def read_integrated(path) -> tuple[dict, dict, dict]:
             images = {k: f["images"][k][()] for k in f["images"] if k != "tags"}
             tags = f["images"].get("tags", {})
             images["tags"] = {name: tags[name][()] for name in tags}
+            if "file" in images:
+                images["file"] = images["file"].astype(str)
             refl = {k: f["reflections"][k][()] for k in f["reflections"]}
     except (OSError, KeyError) as exc:
         raise ReflectionFileError(

@@ -136,6 +136,10 @@ class Run:
     def wavelength(self, chunk: int, event: int) -> float:
         return HC_EV_ANGSTROM / self.photon_energy_ev(chunk, event)
 
+    def chunk_files(self) -> list[str]:
+        """Each chunk's file name, in chunk order (an image's source file)."""
+        return [chunk.path.name for chunk in self.chunks]
+
     def event_tags(self) -> dict[str, list[np.ndarray]]:
         """Per tag the DAQ recorded, its values per chunk (NaN in a chunk without it); the
         chunks' tags were checked when they were opened (:func:`_check_tags`)."""

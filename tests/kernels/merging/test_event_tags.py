@@ -47,6 +47,9 @@ def test_tags_travel_from_the_run_files_to_integrated_h5(pump_probe, tmp_path, m
     _, mpi_images, _ = read_integrated(tmp_path / "mpi")
     assert np.array_equal(mpi_images["event"], images["event"])
     assert np.array_equal(mpi_images["tags"]["laser_on"], images["tags"]["laser_on"])
+    # each image names the chunk file it came from, in one process and under the driver alike
+    expected = [f"r0001-c{chunk:02d}.h5" for chunk in images["chunk"]]
+    assert list(images["file"]) == expected and list(mpi_images["file"]) == expected
 
 
 def test_split_by_tags_from_the_run_files_needs_no_event_table(pump_probe, tmp_path, capsys):

@@ -96,6 +96,7 @@ def test_three_mpi_ranks_give_the_single_process_results(tilted_files, tmp_path,
 
 def test_each_image_s_equals_a_h_onto_its_reflections_panel_pixels(tilted_run):
     (_, images, refl), _, layout = tilted_run
+    assert set(images["file"]) == {"r0001.cxi"}  # the source file of every image
     for i, (A, wavelength) in enumerate(zip(images["A"], images["wavelength"])):
         mine = refl["image"] == i
         s = refl["hkl"][mine] @ A.T
