@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kernels.cell.absences import AbsenceScore  # noqa: E402
 from kernels.cell.determination import CellCluster, CellResult  # noqa: E402
 from kernels.io.atomic import atomic_path, write_json  # noqa: E402
 
@@ -40,13 +41,17 @@ def summary_line(form: CellCluster) -> str:
     return f"{form.solution.bravais.symbol} {cell} ({len(form.members)} images)"
 
 
-def write_report(result: CellResult, out_dir) -> dict:
-    """Write cell.json and the histograms; return the JSON written."""
+def write_report(result: CellResult, out_dir, absences: list[AbsenceScore] | None = None) -> dict:
+    """Write cell.json and the histograms; return the JSON written. With `absences`, the main
+    cell's space groups ranked by a merge's systematic absences, best first."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    main = describe(result.main)
+    if absences is not None:
+        main["space_groups_by_absences"] = [s.as_json() for s in absences]
     report = {
         "cells_read": result.n_cells,
-        "main": describe(result.main),
+        "main": main,
         "others": [describe(f) for f in result.others],
         "unassigned": result.unassigned,
     }

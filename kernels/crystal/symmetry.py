@@ -111,6 +111,11 @@ class CrystalSymmetry:
         return reciprocal_basis(self.cell)
 
     @cached_property
+    def centring_vectors(self) -> np.ndarray:
+        """The lattice's centring translations (k, 3), fractional; (0, 0, 0) first."""
+        return np.array(self.group.operations().cen_ops, dtype=float).reshape(-1, 3) / gemmi.Op.DEN
+
+    @cached_property
     def laue_rotations(self) -> np.ndarray:
         """Point-group rotations plus their Friedel mates (n, 3, 3): all merging equivalences."""
         rots = rotations(self.group.operations().sym_ops)

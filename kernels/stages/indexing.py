@@ -21,6 +21,7 @@ lattice-vector lengths at all (a search failure) or no better than a 6 % differe
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -121,6 +122,8 @@ class IndexingPlan:
     B : reciprocal basis of the target cell. vectors : lattice vectors B h (m, 3) short enough to
     match spot differences. first : mask of the vectors that may play the first vector of a pair,
     one per orbit of the lattice symmetry (the rest would only repeat equivalent orientations).
+    primitive : (3, 3) integer, columns the Miller indices of a primitive reciprocal basis of a
+    centred cell (None for P): spots are rounded to the centred lattice's points only.
     """
 
     params: IndexingParams
@@ -128,13 +131,43 @@ class IndexingPlan:
     vectors: np.ndarray
     first: np.ndarray
     fallback: IndexingPlan | None = None  # the second pass's plan
+    primitive: np.ndarray | None = None
+
+
+def centring_basis(centring_vectors) -> np.ndarray | None:
+    """Columns: Miller indices of a primitive basis of the reciprocal lattice of a centred cell
+    (the h with h . t integral for every centring translation t); None when primitive.
+
+    centring_vectors : fractional translations, e.g. gemmi's ``cen_ops`` / ``gemmi.Op.DEN``.
+    """
+    t = np.array([v for v in np.asarray(centring_vectors, float) if np.any(v % 1 != 0)])
+    if len(t) == 0:
+        return None
+    grid = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    phase = grid @ t.T
+    allowed = grid[np.all(np.abs(phase - np.rint(phase)) < 1e-6, axis=1) & np.any(grid, axis=1)]
+    allowed = allowed[np.argsort(np.abs(allowed).sum(axis=1), kind="stable")]
+    points = len(t) + 1  # lattice points per cell: the reciprocal cell is that many times smaller
+    for triple in itertools.combinations(allowed, 3):
+        basis = np.array(triple).T
+        if round(abs(np.linalg.det(basis))) == points:
+            return basis if np.linalg.det(basis) > 0 else basis[:, ::-1]
+    raise ValueError(f"no primitive reciprocal basis for centring {t.tolist()}")
 
 
 def plan_indexing(
-    B: np.ndarray, lattice_rotations: np.ndarray, params: IndexingParams = IndexingParams()
+    B: np.ndarray,
+    lattice_rotations: np.ndarray,
+    params: IndexingParams = IndexingParams(),
+    centring_vectors=(),
 ) -> IndexingPlan:
     """Precompute the lattice vectors of the target cell and their symmetry-unique subset, for
-    the first search and (with ``fallback_spots``) for the second pass."""
+    the first search and (with ``fallback_spots``) for the second pass.
+
+    centring_vectors : the cell's centring translations (fractional; none: primitive). A centred
+    cell's reflections outside its lattice (h + k odd for C) are neither matched to spot
+    differences nor rounded to: on a few spots they let wrong orientations score."""
+    primitive = centring_basis(centring_vectors) if len(centring_vectors) else None
     fallback = None
     if params.fallback_spots > 0:
         wide = replace(
@@ -144,8 +177,11 @@ def plan_indexing(
             max_hypothesis_spots=params.fallback_spots,
             fallback_spots=0,
         )
-        fallback = plan_indexing(B, lattice_rotations, wide)
+        fallback = plan_indexing(B, lattice_rotations, wide, centring_vectors)
     hkl = lattice_vectors(B, params.max_difference + params.length_tolerance)
+    if primitive is not None:
+        x = hkl @ np.linalg.inv(primitive).T
+        hkl = hkl[np.all(np.abs(x - np.rint(x)) < 1e-6, axis=1)]
     index = {tuple(h): i for i, h in enumerate(hkl)}
     first = np.zeros(len(hkl), dtype=bool)
     seen = np.zeros(len(hkl), dtype=bool)
@@ -153,7 +189,7 @@ def plan_indexing(
         if not seen[i]:
             first[i] = True
             seen[[index[tuple(m)] for m in h @ lattice_rotations if tuple(m) in index]] = True
-    return IndexingPlan(params, B, hkl @ B.T, first, fallback)
+    return IndexingPlan(params, B, hkl @ B.T, first, fallback, primitive)
 
 
 def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan, order=None) -> np.ndarray:
@@ -179,14 +215,18 @@ def orientation_hypotheses(s: np.ndarray, plan: IndexingPlan, order=None) -> np.
     return align_two_vectors(v[l1], v[l2], d1[t], d2[t])
 
 
-def lattice_distance(s: np.ndarray, U: np.ndarray, B: np.ndarray):
+def lattice_distance(s: np.ndarray, U: np.ndarray, B: np.ndarray, primitive=None):
     """Nearest Miller indices and the distance (1/A) of each spot from them, for orientations U.
 
     U may be (3, 3) or a stack (h, 3, 3); returns hkl (..., n, 3) and distance (..., n).
+    primitive : see IndexingPlan; rounds to the centred lattice's points only.
     """
-    x = s @ U @ np.linalg.inv(B).T  # = (U B)^-1 s, row-wise
+    basis = B if primitive is None else B @ primitive
+    x = s @ U @ np.linalg.inv(basis).T  # = (U B)^-1 s, row-wise
     hkl = np.rint(x)
-    distance = np.linalg.norm((x - hkl) @ B.T, axis=-1)
+    distance = np.linalg.norm((x - hkl) @ basis.T, axis=-1)
+    if primitive is not None:
+        hkl = hkl @ primitive.T  # back to the conventional cell's indices
     return hkl.astype(np.int64), distance
 
 
@@ -216,9 +256,9 @@ def best_hypothesis(
     best_U, best_count = hypotheses[0], -1  # replaced by the first batch (counts >= 0)
     for start in range(0, len(hypotheses), batch):
         U = hypotheses[start : start + batch]
-        _, distance = lattice_distance(screen, U, B)
+        _, distance = lattice_distance(screen, U, B, plan.primitive)
         U = U[np.argsort(-(distance < tol).sum(axis=1))[:shortlist]]
-        _, distance = lattice_distance(s, U, B)
+        _, distance = lattice_distance(s, U, B, plan.primitive)
         counts = (distance < tol).sum(axis=1)
         i = int(np.argmax(counts))
         if counts[i] > best_count:
@@ -344,12 +384,12 @@ def index_s(
             "(crystal.*) and the detector geometry"
         )
     for _ in range(3):  # refit on the indexed spots, which may then gain a few more
-        hkl, distance = lattice_distance(s, U, B)
+        hkl, distance = lattice_distance(s, U, B, plan.primitive)
         indexed = distance < params.lattice_tolerance
         if indexed.sum() < 3:
             break
         U = fit_orientation(s[indexed], hkl[indexed], B)
-    hkl, distance = lattice_distance(s, U, B)
+    hkl, distance = lattice_distance(s, U, B, plan.primitive)
     indexed = distance < params.lattice_tolerance
     if indexed.sum() < needed:
         raise IndexingError(failure_reason(s, plan, int(indexed.sum()), needed))

@@ -205,7 +205,10 @@ class Processor:
         self.spot_plan = plan_spotfinding(geometry, calib.mask, params.spotfinder)
         self.symmetry = params.crystal.symmetry()
         self.indexing_plan = plan_indexing(
-            self.symmetry.B, self.symmetry.lattice_rotations, params.indexing
+            self.symmetry.B,
+            self.symmetry.lattice_rotations,
+            params.indexing,
+            self.symmetry.centring_vectors,
         )
         self.integration_plan = plan_integration(
             self.symmetry, geometry, calib.mask, params.integration

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from kernels.crystal.detector import Detector, lab_to_s
 from kernels.crystal.symmetry import CrystalSymmetry
@@ -25,9 +26,11 @@ def table(text: str, start: str, end: str) -> list[list[str]]:
 
 
 STREAMS = ["photolyase_swissfel_alvra_run19.stream", "5HT2B_lcls_cxi_xgandalf.stream"]
-# the indexer rounds to every integer hkl, so only the primitive lattice's stream is indexed
-# (5HT2B is C-centred: it would need its primitive cell)
-PHOTOLYASE = ((70.20, 117.76, 170.47, 90, 90, 90), "P 2 2 2")
+# the streams' target cells (5HT2B's from its header; C-centred: h + k odd is no lattice point)
+TARGETS = {
+    STREAMS[0]: ((70.20, 117.76, 170.47, 90, 90, 90), "P 2 2 2"),
+    STREAMS[1]: ((61.40, 122.60, 168.00, 90, 90, 90), "C 2 2 21"),
+}
 
 
 def number(pattern: str, text: str) -> float | None:
@@ -104,14 +107,18 @@ def test_crystfel_solutions_land_on_crystfel_predictions(stream):
 
 
 def test_stream_peaks_index_near_crystfel(stream):
+    """Our known-cell indexer on the stream's peaks lands on CrystFEL's orientations. For the
+    C-centred 5HT2B (10-25 of 14-47 peaks on its lattice) the plan's centring keeps spots off
+    h + k odd points, where 6 of 32 crystals landed 30-94 deg away without it."""
     name, geom, found = stream
-    if name != STREAMS[0]:
-        pytest.skip("C-centred lattice: the indexer needs the primitive cell (not done yet)")
-    symmetry = CrystalSymmetry.create(*PHOTOLYASE)
+    symmetry = CrystalSymmetry.create(*TARGETS[name])
     plan = plan_indexing(
-        symmetry.B, symmetry.lattice_rotations, IndexingParams(max_difference=0.06, min_indexed=8)
+        symmetry.B,
+        symmetry.lattice_rotations,
+        IndexingParams(max_difference=0.06, min_indexed=8),
+        symmetry.centring_vectors,
     )
-    errors = []
+    errors, about_beam = [], []
     for wavelength, A, shift, clen, peaks, _ in found:
         fs, ss = (np.array([float(r[k]) for r in peaks]) for k in (0, 1))
         moved, idx, fs_local, ss_local = on_panels(geom, clen, shift, fs, ss, [r[4] for r in peaks])
@@ -121,9 +128,30 @@ def test_stream_peaks_index_near_crystfel(stream):
         except IndexingError:
             continue
         used = solution.indexed
+        phase = solution.hkl[used] @ symmetry.centring_vectors.T
+        assert np.allclose(phase, np.rint(phase))  # on the centred lattice's points only
         fit = refine_on_sphere(s[used], solution.hkl[used], solution.U, symmetry, wavelength)
         u, _, vt = np.linalg.svd(A @ np.linalg.inv(symmetry.B))
         errors.append(symmetry.orientation_difference_deg(fit.U, u @ vt))
-    print(f"{name}: {len(errors)}/{len(found)} indexed, median {np.median(errors):.3f} deg")
-    # 15-77 peaks per crystal; CrystFEL refined with its own profile model: median 0.23 deg
-    assert len(errors) == len(found) and np.median(errors) < 0.3
+        about_beam.append(beam_axis_difference_deg(symmetry, fit.U, u @ vt))
+    print(
+        f"{name}: {len(errors)}/{len(found)} indexed, median {np.median(errors):.3f} deg, "
+        f"about the beam at most {max(about_beam):.3f} deg"
+    )
+    if name == STREAMS[0]:
+        # 15-77 peaks per crystal; CrystFEL refined with its own profile model: median 0.23 deg
+        assert len(errors) == len(found) and np.median(errors) < 0.3
+    else:
+        # one crystal's 14 peaks give no triplet; the rest differ from CrystFEL mostly about
+        # axes across the beam, which a still's few spots barely fix
+        assert len(errors) >= len(found) - 1 and np.median(errors) < 1.0
+        assert max(about_beam) < 0.5
+
+
+def beam_axis_difference_deg(symmetry: CrystalSymmetry, U: np.ndarray, U_other: np.ndarray):
+    """The beam-axis (z) component of the smallest rotation between two orientations, deg."""
+    B, Binv = symmetry.B, np.linalg.inv(symmetry.B)
+    turns = [
+        Rotation.from_matrix(U @ B @ R.T @ Binv @ U_other.T) for R in symmetry.lattice_rotations
+    ]
+    return float(abs(np.degrees(min(turns, key=lambda r: r.magnitude()).as_rotvec()[2])))
