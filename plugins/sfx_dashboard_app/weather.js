@@ -13,7 +13,7 @@
   function traces(w) {
     var byKey = {}, legend = {};
     w.bars.forEach(function (bar) {
-      var key = bar[1] * (w.levels + 1) + bar[2], rank = w.ranks[bar[0]];
+      var key = bar[1] * (w.levels + 1) + (w.levels - bar[2]), rank = w.ranks[bar[0]];
       if (!byKey[key]) {
         var stage = P.plain(w.stages[bar[1]]), busy = Math.round(100 * bar[2] / w.levels);
         byKey[key] = {x: [], y: [], name: stage, legendgroup: stage, mode: "lines", opacity: bar[2] / w.levels,
@@ -23,7 +23,7 @@
       byKey[key].x.push(bar[3] * w.bin_s, bar[4] * w.bin_s, null);
       byKey[key].y.push(rank, rank, null);
     });
-    // in stage order, one legend entry per stage
+    // in stage order, busiest level first: one legend entry per stage, its most opaque
     return Object.keys(byKey).map(Number).sort(function (a, b) { return a - b; }).map(function (key) {
       var t = byKey[key];
       t.showlegend = !legend[t.name];
