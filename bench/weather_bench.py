@@ -1,8 +1,9 @@
-"""Weather plot speed: a 10 000-image run (64 ranks, six stages: 60 000 bars) drawn as the
-dashboard's PNG, ours (``plots.weather_png``, what ``/plots/weather.png`` sends: the lanes
-as one numpy image) beside the baseline (one matplotlib
-patch per bar, ``broken_barh``, as before), median and max of ``--repeats`` in one process
-(matplotlib already imported, as in the api-server), beside the 1 s goal.
+"""Weather plot speed: a 10 000-image run (64 ranks, six stages: 60 000 bars) as the job's PNG
+(``kernels.io.weather.plot_weather``: the lanes as one numpy image) and as the dashboard's JSON
+(``plots.weather_lanes`` encoded, what ``/api/runs/{id}/weather`` sends for Plotly) beside the
+baseline (one matplotlib patch per bar, ``broken_barh``, as before), median and max of
+``--repeats`` in one process (matplotlib already imported, as in the api-server), beside the
+1 s goal.
 
     .venv/bin/python bench/weather_bench.py [--images 10000] [--ranks 64] [--repeats 5]
 """
@@ -11,16 +12,20 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kernels.io.weather import Segment, stage_segments  # noqa: E402
-from plugins.sfx_dashboard_app.plots import weather_png  # noqa: E402
+from kernels.io.weather import Segment, plot_weather, stage_segments  # noqa: E402
+from plugins.sfx_dashboard_app.plots import weather_lanes  # noqa: E402
 
 TIMINGS = {
     "read": 0.0011,
@@ -56,6 +61,17 @@ def baseline_png(segments: list[Segment], title: str) -> bytes:
     return buffer.getvalue()
 
 
+def job_png(segments: list[Segment], title: str) -> bytes:
+    """The job's ``weather.png``, as ``process_run`` writes it."""
+    with tempfile.TemporaryDirectory(prefix="weather-bench-") as tmp:
+        return plot_weather(segments, Path(tmp) / "weather.png", title=title).read_bytes()
+
+
+def dashboard_json(segments: list[Segment], title: str) -> bytes:
+    """What ``/api/runs/{id}/weather`` sends (the title is the page's, not the data's)."""
+    return json.dumps(weather_lanes(segments), separators=(",", ":")).encode()  # as JSONResponse
+
+
 def seconds_to_png(make_png, segments: list[Segment], repeats: int) -> list[float]:
     """Seconds of each of ``repeats`` PNGs of the segments."""
     times = []
@@ -73,12 +89,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     segments = run_segments(args.images, args.ranks)
-    seconds_to_png(weather_png, segments[:60], 1)  # warm up fonts and the Agg backend
-    print(f"weather PNG of {args.images} images x {args.ranks} ranks ({len(segments)} bars), "
-          f"{args.repeats} repeats; goal {GOAL_S} s")  # fmt: skip
-    for name, make in (("baseline (patch per bar)", baseline_png), ("ours (one image)", weather_png)):  # fmt: skip
+    seconds_to_png(job_png, segments[:60], 1)  # warm up fonts and the Agg backend
+    print(f"weather of {args.images} images x {args.ranks} ranks ({len(segments)} bars), "
+          f"{args.repeats} repeats; goal {GOAL_S} s; load {os.getloadavg()}")  # fmt: skip
+    makers = (("baseline PNG (patch per bar)", baseline_png), ("job PNG (one image)", job_png),
+              ("dashboard JSON (binned bars)", dashboard_json))  # fmt: skip
+    for name, make in makers:
         times = seconds_to_png(make, segments, args.repeats)
-        print(f"  {name:26s} median {statistics.median(times):6.3f} s  max {max(times):6.3f} s")
+        size = len(make(segments, "r0001: computational weather")) / 1e3
+        print(f"  {name:30s} median {statistics.median(times):6.3f} s  max {max(times):6.3f} s"
+              f"  {size:7.0f} kB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -46,6 +46,36 @@ def busy_time(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.nda
     return np.diff(ramp_sum(starts) - ramp_sum(ends))
 
 
+def stage_shares(segments: list[Segment], ranks: list[int], stages: list[str], bins: int):
+    """Share of each time bin each stage fills on each rank, and the seconds the bins span.
+
+    Returns
+    -------
+    shares : numpy.ndarray
+        (ranks, stages, bins), from the first segment's start; a bin's shares sum to at most 1
+        (overlaps never overfill it), the rest is idle time.
+    span : float
+        Seconds from the first segment's start to the last one's end.
+    """
+    rank, start, end, stage = zip(*segments)
+    lane_of, stage_of = {r: i for i, r in enumerate(ranks)}, {s: i for i, s in enumerate(stages)}
+    group = np.fromiter((lane_of[r] * len(stages) + stage_of[s] for r, s in zip(rank, stage)), int)
+    t0 = min(start)
+    start, end = np.asarray(start) - t0, np.asarray(end) - t0
+    span = float(end.max()) or 1.0
+    edges = np.linspace(0.0, span, bins + 1)
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(len(ranks) * len(stages) + 1))
+    shares = np.zeros((len(ranks), len(stages), bins))
+    for g in range(len(ranks) * len(stages)):
+        mine = order[bounds[g] : bounds[g + 1]]
+        if len(mine):
+            shares[divmod(g, len(stages))] = busy_time(start[mine], end[mine], edges)
+    shares /= np.diff(edges)
+    shares /= np.maximum(shares.sum(axis=1, keepdims=True), 1.0)
+    return shares, span
+
+
 def weather_image(segments: list[Segment], ranks: list[int], stages: list[str], colours):
     """RGB image (lanes × LANE_ROWS, TIME_BINS, 3) of the lanes from the first segment's start,
     and the seconds it spans.
@@ -54,28 +84,42 @@ def weather_image(segments: list[Segment], ranks: list[int], stages: list[str], 
     idle time: what an ideal anti-aliased drawing of every bar shows, computed in numpy instead
     of one patch per bar.
     """
-    rank, start, end, stage = zip(*segments)
-    lane_of, stage_of = {r: i for i, r in enumerate(ranks)}, {s: i for i, s in enumerate(stages)}
-    group = np.fromiter((lane_of[r] * len(stages) + stage_of[s] for r, s in zip(rank, stage)), int)
-    t0 = min(start)
-    start, end = np.asarray(start) - t0, np.asarray(end) - t0
-    span = float(end.max()) or 1.0
-    edges = np.linspace(0.0, span, TIME_BINS + 1)
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(len(ranks) * len(stages) + 1))
-    shares = np.zeros((len(ranks), len(stages), TIME_BINS))
-    for g in range(len(ranks) * len(stages)):
-        mine = order[bounds[g] : bounds[g + 1]]
-        if len(mine):
-            shares[divmod(g, len(stages))] = busy_time(start[mine], end[mine], edges)
-    shares /= np.diff(edges)
-    shares /= np.maximum(shares.sum(axis=1, keepdims=True), 1.0)  # overlaps never overfill a bin
+    shares, span = stage_shares(segments, ranks, stages, TIME_BINS)
     ink = 1.0 - np.asarray([colours[s][:3] for s in stages])
     lanes = 1.0 - np.einsum("lsb,sc->lbc", shares, ink)
     image = np.ones((len(ranks), LANE_ROWS, TIME_BINS, 3))
     gap = (LANE_ROWS - LANE_FILLED) // 2
     image[:, gap : gap + LANE_FILLED] = lanes[:, None]
     return (image.reshape(-1, TIME_BINS, 3) * 255).astype(np.uint8), span
+
+
+def dominant_spans(shares: np.ndarray, levels: int = 4) -> list[tuple[int, int, int, int, int]]:
+    """The lanes as bars: consecutive bins of a rank with the same busiest stage and the same
+    busy level.
+
+    A bin's stage is the one filling most of it; its level is the share of the bin any stage
+    fills, rounded up to ``1/levels`` (so a bin barely used stays visible and a mostly idle
+    rank looks faint, as in :func:`weather_image`'s colour mix). Regular work merges into few
+    long bars; bins no stage touches are left out.
+
+    Returns
+    -------
+    list of (lane, stage, level 1..levels, first bin, bins after the last)
+        In lane then time order.
+    """
+    lanes, _, bins = shares.shape
+    level = np.ceil(shares.sum(axis=1) * levels - 1e-9).clip(0, levels).astype(int)
+    key = np.where(level > 0, np.argmax(shares, axis=1) * (levels + 1) + level, -1)
+    change = np.ones((lanes, bins + 1), bool)
+    change[:, 1:bins] = key[:, 1:] != key[:, :-1]
+    spans = []
+    for lane in range(lanes):
+        cuts = np.flatnonzero(change[lane])
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if key[lane, a] >= 0:
+                stage, busy = divmod(int(key[lane, a]), levels + 1)
+                spans.append((lane, stage, busy, int(a), int(b)))
+    return spans
 
 
 def weather_figure(segments: list[Segment], title: str = ""):

@@ -6,7 +6,7 @@ Routes (relative to the mount point, e.g. ``/sfxflow``), one router per page gro
   merged statistics per dataset; ``/run`` — one run: funnel, images by status, jobs, weather plot
 - data (:mod:`.routes_api`): ``/api/runs``, ``/api/runs/{id}/progress``, ``/api/datasets`` — JSON
   polled by the pages for live progress
-- plots (:mod:`.routes_plots`): ``/plots/weather.png``, ``/plots/shells.png`` — matplotlib PNGs
+- plots (:mod:`.routes_plots`): ``/api/runs/{id}/weather`` — the weather binned for Plotly
 - actions (:mod:`.routes_actions`, :mod:`.routes_edits`): ``/actions`` — tag and untag runs,
   define and delete datasets, reprocess, make a trial the default (for users Airflow
   authorises), with the audit log

@@ -11,6 +11,11 @@ a message saying so (only where the run's files are readable can it be shown). R
 checked by :func:`.frame_source.checked_run_name` before any path is made; file names the
 center lists are taken only when they are plain names.
 
+A small file the beamline side holds byte for byte (same name, size and Adler-32 as the run's
+marker lists, e.g. the calibration snapshot when ``<exp>/calib/calibration.h5`` has not changed
+since the run) is copied from there instead of downloaded: a 1 Mpix snapshot (9.4 MB) is over
+the SF API's default 8 MiB download limit, and the copy is quicker anyway.
+
 Settings: ``SFXFLOW_FRAME_CACHE`` (folder; default ``$AIRFLOW_HOME/sfxflow/frame-cache``, the
 api-server's state folder) and ``SFXFLOW_FRAME_CACHE_BYTES`` (default 4 GiB).
 """
@@ -28,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kernels.io.marker import MARKER, MarkerFile, adler32_hex, read_marker
+from kernels.io.marker import MARKER, MarkerFile, adler32_file, adler32_hex, read_marker
 from kernels.io.runformat import chunk_names
 
 from .frame_source import FrameNotFound, checked_run_name
@@ -54,17 +59,24 @@ class CenterRunCache:
         self._lock = threading.Lock()
 
     def folder(
-        self, client, machine: str, hpc_runs_dir: str, run: str, chunks: Iterable[int] = ()
+        self,
+        client,
+        machine: str,
+        hpc_runs_dir: str,
+        run: str,
+        chunks: Iterable[int] = (),
+        local_copies: Iterable[Path] = (),
     ) -> Path:
         """The local copy of ``<hpc_runs_dir>/<run>``: its small files, downloaded on first
-        use, and of its chunks those in ``chunks``."""
+        use (or copied from ``local_copies``, files on this side that may be identical to ones
+        the run's marker lists), and of its chunks those in ``chunks``."""
         run = checked_run_name(run)
         place = hashlib.sha256(hpc_runs_dir.encode()).hexdigest()[:16]
         local = self.root / place / run
         remote = f"{hpc_runs_dir}/{run}"
         with self._lock, center_errors(run, remote):
             if not local.is_dir():
-                self._download_run(client, machine, remote, local)
+                self._download_run(client, machine, remote, local, tuple(local_copies))
             names = chunk_names(local)
             for chunk in sorted(set(chunks)):
                 if not 0 <= chunk < len(names):
@@ -74,8 +86,11 @@ class CenterRunCache:
             self._evict(keep=local)
         return local
 
-    def _download_run(self, client, machine: str, remote: str, local: Path) -> None:
-        """Every plain file of the run but its chunks, whole or not at all."""
+    def _download_run(
+        self, client, machine: str, remote: str, local: Path, local_copies: tuple[Path, ...]
+    ) -> None:
+        """Every plain file of the run but its chunks, whole or not at all; the marker first,
+        so a file it lists that ``local_copies`` holds byte for byte is copied, not fetched."""
         entries = client.ls(machine, remote)
         sizes = {
             e["name"]: e.get("size")
@@ -87,10 +102,19 @@ class CenterRunCache:
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=local.parent, prefix=".fetch-"))
         try:
-            for name, size in sizes.items():
-                (tmp / name).write_bytes(download_file(client, machine, f"{remote}/{name}", size))
-            if (tmp / MARKER).is_file():
+            listed: dict[str, MarkerFile] = {}
+            if MARKER in sizes:
+                marker = download_file(client, machine, f"{remote}/{MARKER}", sizes.pop(MARKER))
+                (tmp / MARKER).write_bytes(marker)
                 listed = {f.name: f for f in read_marker(tmp).files}
+            for name, size in sizes.items():
+                same = identical_copy(listed.get(name), local_copies)
+                if same is not None:
+                    shutil.copyfile(same, tmp / name)
+                else:
+                    data = download_file(client, machine, f"{remote}/{name}", size)
+                    (tmp / name).write_bytes(data)
+            if listed:
                 for name in set(sizes) & set(listed):
                     check_against_marker(local.name, (tmp / name).read_bytes(), listed[name])
             os.replace(tmp, local)  # the run appears whole or not at all
@@ -129,6 +153,21 @@ class CenterRunCache:
 def is_chunk(name: str) -> bool:
     """Whether ``name`` is a chunk file (``r0001-c00.h5``; fetched only when needed)."""
     return re.fullmatch(r".+-c\d+\.h5", name) is not None
+
+
+def identical_copy(listed: MarkerFile | None, candidates: Iterable[Path]) -> Path | None:
+    """The candidate with the name, size and Adler-32 the marker lists, if any."""
+    if listed is None:
+        return None
+    for path in candidates:
+        if (
+            path.name == listed.name
+            and path.is_file()
+            and path.stat().st_size == listed.bytes
+            and adler32_file(path) == listed.adler32
+        ):
+            return path
+    return None
 
 
 def check_against_marker(run: str, data: bytes, listed: MarkerFile) -> None:

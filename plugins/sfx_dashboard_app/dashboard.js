@@ -1,18 +1,17 @@
 // Live progress: re-read the counts every few seconds and update the cells in place — the runs
 // table on the overview, the funnel and images by status on a run's page — and keep the plots current: the run's
-// weather plot is re-fetched when more images are in, the overview is redrawn when a run
-// appears or a merge lands. Values are written with textContent and numeric properties only,
+// weather plot is told ("sfx-images") when more images are in, the overview is redrawn when a
+// run appears or a merge lands. Values are written with textContent and numeric properties only,
 // never as HTML.
 (function () {
   "use strict";
   var runs = document.getElementById("runs");
   var funnel = document.getElementById("funnel");
   var datasets = document.getElementById("datasets");
-  var weather = document.getElementById("weather");
+  var weather = document.getElementById("plot-weather");
   var source = runs || funnel;
   if (!source) { return; }
   var PERIOD_MS = 3000;
-  var weatherSrc = weather && weather.getAttribute("src");
 
   function showCells(container, values) {
     container.querySelectorAll("td[data-field]").forEach(function (cell) {
@@ -71,7 +70,7 @@
     if (images === shown) { return; }
     showStatuses(counts.by_status);
     if (weather) {
-      weather.src = weatherSrc + "&images=" + images;  // a new URL: the browser fetches the plot again
+      document.dispatchEvent(new CustomEvent("sfx-images", {detail: images}));  // weather.js redraws
     } else if (images > 0) {
       window.location.reload();  // the first images: the page gets its weather plot
     }

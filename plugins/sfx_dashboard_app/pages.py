@@ -27,6 +27,7 @@ OVERALL_COLUMNS = (
 )
 RUN_COLUMNS = ("state", *LOGGED_COUNTS, "turnaround_s")
 PASSED = LOGGED_COUNTS[1:]  # the funnel's bars: fractions of the images seen
+SHELLS_SCRIPTS = ("vendor/plotly.js", "plots.js", "shells.js")  # the overview's per-shell plots
 
 
 def esc(value) -> str:
@@ -148,12 +149,11 @@ def dataset_section(dataset: dict, trial_id: int, stats: dict | None) -> str:
             + progress_link(dataset, trial_id)
             + '<p class="muted">not merged yet for this trial</p>'
         )
-    plot = href("plots/shells.png", dataset_id=dataset["id"], trial_id=trial_id)
     return (
         title
         + progress_link(dataset, trial_id)
         + stats_tables(stats)
-        + f'<img class="plot" alt="merged statistics per shell" src="{plot}">'
+        + f'<div class="plotly" id="plot-shells-{int(dataset["id"])}"></div>'  # shells.js draws
     )
 
 
@@ -183,11 +183,12 @@ def dashboard(
         f'<a href="{href("setup", experiment=experiment)}">setup runs (cell, geometry)</a></p>'
         f"<h2>Runs — trial {esc(trial['name'])} v{trial['version']}</h2>"
         + runs_table(experiment, trial["id"], rows)
-        + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}">'
+        + f'<h2>Merged statistics per dataset</h2><div id="datasets" data-merged-at="{float(merged_at)!r}" '
+        f'data-source="{href("api/datasets", experiment=experiment, trial_id=trial["id"])}">'
         + ("".join(datasets_html) or '<p class="muted">no datasets defined</p>')
         + "</div>"
     )
-    return page(f"Beamtime {experiment}", body, script=True)
+    return page(f"Beamtime {experiment}", body, script=True, extra_scripts=SHELLS_SCRIPTS)
 
 
 def run_page(
@@ -219,7 +220,7 @@ def run_page(
         + "</tr>"
         for job in jobs
     )
-    weather = href("plots/weather.png", run_id=run_id, trial_id=trial["id"])
+    weather = href(f"api/runs/{int(run_id)}/weather", trial_id=trial["id"])
     refresh = href(f"api/runs/{int(run_id)}/progress", trial_id=trial["id"])
     back = href("./", experiment=experiment, trial_id=trial["id"])
     body = (
@@ -234,7 +235,7 @@ def run_page(
         f"<h2>Jobs</h2><table><tr><th>machine</th><th>job</th><th>state</th></tr>{job_rows}</table>"
         f"<h2>Computational weather</h2>"
         + (
-            f'<img id="weather" class="plot" alt="computational weather" src="{weather}">'
+            f'<div class="plotly" id="plot-weather" data-weather="{weather}"></div>'
             if counts["images"]
             else '<p class="muted">no images processed yet</p>'
         )

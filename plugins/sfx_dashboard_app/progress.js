@@ -29,20 +29,6 @@
     P.draw("plot-progress", traces, P.layout("indexed crystals", v.label, {height: 320}));
   }
 
-  function showShells(stats) {
-    if (!stats) { return; }
-    var s = stats.shells, x = s.map(function (r) { return r.d_min; });
-    function trace(key, name, axis) {
-      return {x: x, y: s.map(function (r) { return r[key]; }), name: name, mode: "lines+markers", yaxis: axis,
-              hovertemplate: "%{x:.2f} \u00c5: %{y:.3f}<extra>" + name + "</extra>"};
-    }
-    P.draw("plot-shells", [trace("completeness", "completeness", "y"), trace("cc_half", "CC\u00bd", "y"),
-                           trace("mean_i_over_sigma", "\u27e8I/\u03c3\u27e9", "y2")],
-           P.layout("shell d min (\u00c5)", "completeness, CC\u00bd",
-                    {xaxis: {autorange: "reversed", title: {text: "shell d min (\u00c5)"}},
-                     yaxis2: {overlaying: "y", side: "right", title: {text: "\u27e8I/\u03c3\u27e9"}}}));
-  }
-
   var shown = null;
   P.poll(function () { return section.getAttribute("data-view"); }, function (v) {
     var key = JSON.stringify([v.crystals, v.merged_runs, v.dataset_merge]);
@@ -51,6 +37,6 @@
     document.getElementById("estimate").textContent = v.estimate;
     section.setAttribute("data-crystals", String(Number(v.crystals)));
     showProgress(v);
-    showShells(v.dataset_merge);
+    if (v.dataset_merge) { P.shells("plot-shells", v.dataset_merge.shells); }
   }, 5000);
 })();

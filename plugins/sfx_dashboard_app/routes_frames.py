@@ -61,7 +61,10 @@ def experiment_beamtime(experiment: str):
 
 def run_files(request: Request, beamtime, run: str, chunks) -> tuple[Path, tuple[str, str] | None]:
     """The run's folder on the beamline side, else its copy fetched from the center (its small
-    files and ``chunks``), with where it came from."""
+    files and ``chunks``; the calibration snapshot copied from the experiment's calibration
+    when that is still the same file), with where it came from."""
+    from kernels.process import default_calibration
+
     from .center_frames import cache_from_environment, center_client
     from .frame_source import checked_run_name, run_folder
 
@@ -72,7 +75,8 @@ def run_files(request: Request, beamtime, run: str, chunks) -> tuple[Path, tuple
     state = request.app.state
     if not hasattr(state, "center_runs"):
         state.center_runs = cache_from_environment()
-    return state.center_runs.folder(center_client(), *center, run, chunks), center
+    calibration = default_calibration(folder)  # the folder is gone: <exp>/calib/calibration.h5
+    return state.center_runs.folder(center_client(), *center, run, chunks, (calibration,)), center
 
 
 def opened(request: Request, ctx: RunContext):

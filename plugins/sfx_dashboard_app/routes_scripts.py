@@ -1,4 +1,5 @@
-"""The scripts of the run view, dataset progress and timeline pages, each at its own path."""
+"""The scripts of the run view, weather, per-shell, dataset progress and timeline plots, each at
+its own path."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from fastapi.responses import Response
 
 from .auth import api_user
 
-VIEW_SCRIPTS = ("run_view.js", "progress.js", "timeline.js", "plots.js", "splits.js")
+VIEW_SCRIPTS = (
+    "run_view.js",
+    "progress.js",
+    "timeline.js",
+    "plots.js",
+    "splits.js",
+    "weather.js",
+    "shells.js",
+)
 router = APIRouter(dependencies=[Depends(api_user)])
 
 

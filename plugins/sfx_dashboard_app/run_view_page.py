@@ -16,7 +16,7 @@ PLOTS = (
     ("cells", "Unit cell of the refined crystals"),
     ("reasons", "Why images stopped"),
 )
-SCRIPTS = ("vendor/plotly.js", "plots.js", "run_view.js")
+SCRIPTS = ("vendor/plotly.js", "plots.js", "run_view.js", "weather.js")
 
 
 def run_view_section(run_id: int, trial_id: int) -> str:

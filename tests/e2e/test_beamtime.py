@@ -243,11 +243,10 @@ def test_dashboard_shows_the_beamtime_from_the_real_pipeline(beamtime):
     ).json()["datasets"]
     lysozyme = next(d for d in datasets if d["name"] == "lysozyme")
     assert lysozyme["stats"]["overall"]["cc_half"] > 0.5
-    png = s.get(
-        f"{base}/plots/weather.png",
-        params={"run_id": runs["r0001"]["run_id"], "trial_id": trial_id},
-    )
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    weather = s.get(
+        f"{base}/api/runs/{runs['r0001']['run_id']}/weather", params={"trial_id": trial_id}
+    ).json()
+    assert {"calibrate", "spotfind"} <= set(weather["stages"]) and weather["bars"]
     assert (
         requests.get(
             f"{base}/api/runs", params={"experiment": "e2e", "trial_id": trial_id}

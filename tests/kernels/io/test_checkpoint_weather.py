@@ -11,8 +11,10 @@ from kernels.io.weather import (
     LANE_ROWS,
     TIME_BINS,
     busy_time,
+    dominant_spans,
     plot_weather,
     stage_segments,
+    stage_shares,
     weather_figure,
     weather_image,
 )
@@ -130,3 +132,19 @@ def test_weather_image_mixes_stage_colours_by_share_of_each_bin():
     assert (lane9[-TIME_BINS // 4 :] == [0, 0, 255]).all()
     assert (lane9[: TIME_BINS * 3 // 4] == 255).all()
     assert (image[0] == 255).all()  # the gap between lanes stays white
+
+
+def test_dominant_spans_are_the_stretches_of_one_stage_and_busy_level():
+    # rank 3: read 0-2 s, spot 2-3 s, idle 3-4 s; rank 5: spot 1-4 s — four 1-s bins
+    segments = [(3, 10.0, 12.0, "read"), (3, 12.0, 13.0, "spot"), (5, 11.0, 14.0, "spot")]
+    shares, span = stage_shares(segments, [3, 5], ["read", "spot"], bins=4)
+    assert span == 4.0 and shares[0, 0].tolist() == [1, 1, 0, 0]
+    assert dominant_spans(shares) == [(0, 0, 4, 0, 2), (0, 1, 4, 2, 3), (1, 1, 4, 1, 4)]
+
+
+def test_a_mostly_idle_bin_is_a_faint_bar_of_its_busiest_stage():
+    # bin 0: read 0.2 + spot 0.1 of it (busy 0.3 -> level 2 of 4); bin 1: spot 0.5 (level 2)
+    segments = [(0, 0.0, 0.2, "read"), (0, 0.2, 0.3, "spot"), (0, 1.5, 2.0, "spot")]
+    shares, _ = stage_shares(segments, [0], ["read", "spot"], 2)
+    assert dominant_spans(shares) == [(0, 0, 2, 0, 1), (0, 1, 2, 1, 2)]
+    assert dominant_spans(shares, levels=2) == [(0, 0, 1, 0, 1), (0, 1, 1, 1, 2)]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 from html.parser import HTMLParser
 
-import matplotlib.image
 import pymysql
 import pytest
 from fastapi.testclient import TestClient
@@ -53,8 +51,9 @@ class Elements(HTMLParser):
     "path",
     [
         "/api/runs?experiment=x&trial_id=1",
-        "/plots/weather.png?run_id=1&trial_id=1",
-        "/plots/shells.png?dataset_id=1&trial_id=1",
+        "/api/runs/1/weather?trial_id=1",
+        "/shells.js",
+        "/weather.js",
         "/dashboard.js",
         "/vendor/plotly.js",
     ],
@@ -163,7 +162,7 @@ def test_a_new_merge_changes_the_version_the_page_watches(viewer, beamtime):
     before = merged_at()
     assert before > 0
     assert (
-        f'<div id="datasets" data-merged-at="{before!r}">'
+        f'<div id="datasets" data-merged-at="{before!r}" data-source="api/datasets?'
         in viewer.get("/", params=page_params(beamtime)).text
     )
     with ResultsDB(beamtime["url"]) as db:
@@ -193,26 +192,24 @@ def test_run_page_funnel_jobs_and_weather(viewer, beamtime):
         for k, n in (("images", 40), ("hits", 20), ("indexed", 10))
     )
     assert "perlmutter" in page.text and "COMPLETED" in page.text
-    assert 'src="plots/weather.png?run_id=' in page.text
+    assert f'data-weather="api/runs/{beamtime["done"]}/weather?trial_id=' in page.text
 
 
-def test_plots_are_real_pngs(viewer, beamtime):
+def test_weather_json_is_bars_per_rank_covering_the_run(viewer, beamtime):
     weather = viewer.get(
-        "/plots/weather.png", params={"run_id": beamtime["done"], "trial_id": beamtime["trial_id"]}
-    )
-    shells = viewer.get(
-        "/plots/shells.png",
-        params={"dataset_id": beamtime["dataset_id"], "trial_id": beamtime["trial_id"]},
-    )
-    for response in (weather, shells):
-        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-        height, width, _ = matplotlib.image.imread(io.BytesIO(response.content), format="png").shape
-        assert width > 300 and height > 100
+        f"/api/runs/{beamtime['done']}/weather", params={"trial_id": beamtime["trial_id"]}
+    ).json()
+    assert weather["ranks"] and weather["stages"] and weather["bin_s"] > 0
+    lanes, stages = {bar[0] for bar in weather["bars"]}, {bar[1] for bar in weather["bars"]}
+    assert lanes == set(range(len(weather["ranks"])))  # every rank that worked has bars
+    assert stages <= set(range(len(weather["stages"])))
+    assert all(1 <= level <= weather["levels"] for _, _, level, _, _ in weather["bars"])
+    assert all(0 <= first < after <= 300 for *_, first, after in weather["bars"])
 
 
 def test_missing_things_are_404_with_their_name(viewer, beamtime):
     no_images = viewer.get(
-        "/plots/weather.png", params={"run_id": beamtime["new"], "trial_id": beamtime["trial_id"]}
+        f"/api/runs/{beamtime['new']}/weather", params={"trial_id": beamtime["trial_id"]}
     )
     assert no_images.status_code == 404 and f"run id {beamtime['new']}" in no_images.text
     assert (
@@ -266,10 +263,10 @@ def test_names_with_html_are_shown_as_text_never_as_markup(viewer, beamtime, whi
         assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in text
     elements = Elements(text)
     scripts = [attrs for tag, attrs in elements.tags if tag == "script"]
-    own = {"dashboard.js", "vendor/plotly.js", "plots.js", "run_view.js"}  # the app's own files
+    own = {"dashboard.js", "vendor/plotly.js", "plots.js", "run_view.js", "weather.js", "shells.js"}
     assert all(list(attrs) == ["src"] and attrs["src"] in own for attrs in scripts)
     assert not [tag for tag, _ in elements.tags if tag in ("svg", "b")]
-    assert all(tag != "img" or attrs["src"].startswith("plots/") for tag, attrs in elements.tags)
+    assert not [tag for tag, _ in elements.tags if tag == "img"]  # plots are drawn by the scripts
     assert not any(key.startswith("on") for _, attrs in elements.tags for key in attrs)
     assert "script-src 'self'" in response.headers["content-security-policy"]
 

@@ -52,12 +52,6 @@ def browser():
         chromium.close()
 
 
-def images_loaded(frame) -> list[int]:
-    """naturalWidth of every plot image once it finished loading (0 = broken)."""
-    frame.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
-    return frame.evaluate("() => Array.from(document.images).map(img => img.naturalWidth)")
-
-
 def test_anonymous_browser_is_sent_to_the_login_page(airflow, browser):
     page = browser.new_page()
     page.goto(f"{airflow.base_url}/sfxflow/")
@@ -89,8 +83,8 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
     expect(running.locator("a")).to_have_text(EVIL)  # the name shown as text, not run
     expect(running.locator('td[data-field="images"]')).to_have_text("12")
 
-    dashboard = page.frame(url=lambda url: "/sfxflow/" in url)
-    assert images_loaded(dashboard) and all(width > 0 for width in images_loaded(dashboard))
+    shells = frame.locator(f"#plot-shells-{beamtime['dataset_id']} .scatterlayer .trace")
+    expect(shells).to_have_count(3)  # completeness, CC1/2, <I/sigma>, drawn from api/datasets
 
     # live progress: more images logged while the page is open show up without a reload
     with ResultsDB(beamtime["url"]) as db:
@@ -111,25 +105,28 @@ def test_dashboard_in_the_airflow_ui(airflow, beamtime, browser):
             dataset_id=beamtime["dataset_id"],
         )
     expect(overall).to_contain_text("0.955", timeout=10_000)
-    dashboard = page.frame(url=lambda url: "/sfxflow/" in url)
-    assert all(width > 0 for width in images_loaded(dashboard))
+    expect(shells).to_have_count(3)
     page.screenshot(path=ARTIFACTS / "dashboard-overview.png", full_page=True)
 
     running.locator("a").click()
     expect(frame.locator("h2", has_text="Computational weather")).to_be_visible()
-    run_page = page.frame(url=lambda url: "/sfxflow/run" in url)
-    widths = images_loaded(run_page)
-    assert len(widths) == 1 and widths[0] > 0
+    weather = frame.locator("#plot-weather")
+    expect(weather.locator(".legendtext")).to_have_text(["calibrate", "spotfind", "index"])
+    expect(weather).to_have_attribute("data-drawn", "1")
     with ResultsDB(beamtime["url"]) as db:
         add_images(db, beamtime["running"], beamtime["trial_id"], 4, start=20, t0=1150.0)
     expect(frame.locator('#funnel td[data-field="images"]')).to_have_text("24", timeout=10_000)
     statuses = frame.locator("table#by-status tr")
     expect(statuses).to_have_count(3)
     expect(statuses.nth(0)).to_have_text("blank12")  # 10 + events 21 and 23: live too
-    # the weather plot follows: fetched again for the 24 images, and drawn
-    expect(frame.locator("img#weather")).to_have_attribute("src", re.compile(r"[?&]images=24$"))
-    widths = images_loaded(run_page)
-    assert len(widths) == 1 and widths[0] > 0
+    # the weather plot follows: fetched again for the 24 images and redrawn in place
+    expect(weather).to_have_attribute("data-drawn", "2")
+    first_bar = weather.evaluate(  # the first bar's start, in pixels of the plot area
+        "div => ({x: div._fullLayout.xaxis.l2p(div.data[0].x[0]),"
+        " y: div._fullLayout.yaxis.l2p(div.data[0].y[0])})"
+    )
+    weather.locator(".nsewdrag").hover(position=first_bar)  # names rank, time and stage
+    expect(weather.locator(".hovertext")).to_contain_text("rank")
     page.screenshot(path=ARTIFACTS / "dashboard-run.png", full_page=True)
     assert dialogs == []
     page.close()

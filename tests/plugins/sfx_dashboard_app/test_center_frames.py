@@ -59,6 +59,12 @@ def center(tmp_path_factory):
 
 @pytest.fixture
 def viewer(center, token, monkeypatch) -> TestClient:
+    return viewer_of(center, token, monkeypatch)
+
+
+def viewer_of(center: dict, token: str, monkeypatch) -> TestClient:
+    """The app with the Variable naming ``center``'s experiment folder, its emulator as the
+    SF API connection and its frame cache."""
     variable = {"experiment": EXPERIMENT, "exp_dir": str(center["exp"]), "hpc_dir": HPC_DIR}
     monkeypatch.setenv(VARIABLE_ENV, json.dumps(variable))
     monkeypatch.setenv("SFXFLOW_FRAME_CACHE", str(center["cache"]))
@@ -142,3 +148,45 @@ def test_a_chunk_over_the_centers_download_limit_is_named(viewer, center):
     assert not (cached / "r0001-c02.h5").exists() and not list(cached.glob(".fetch-*"))
     missing = viewer.get("/frames/data", params={**ids, "chunk": 5, "event": 0})
     assert missing.status_code == 404 and "has no chunk 5 (3 chunks)" in missing.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def default_limit(center, tmp_path_factory):
+    """r0008 and r0009 only at a center with the SF API's default 8 MiB download limit, under
+    their 9.4 MB (9.0 MiB) calibration snapshot; the experiment's ``calib/calibration.h5`` that snapshot."""
+    tmp = tmp_path_factory.mktemp("default-limit")
+    run, exp = center["exp"] / "runs" / "r0001", tmp / "exp"
+    shutil.copytree(run, exp / "runs" / "r0001")  # the beamline side's run, to compare with
+    (exp / "calib").mkdir()
+    shutil.copyfile(run / "calibration.h5", exp / "calib" / "calibration.h5")
+    with ResultsDB(center["url"]) as db:
+        ids = {name: db.ensure_run(EXPERIMENT, name, concluded=1000.0) for name in ("r0008", "r0009")}  # fmt: skip
+    with running_emulator(tmp / "emulator", in_process=True) as emu:
+        for name in ids:
+            shutil.copytree(run, emu.root / HPC_DIR.lstrip("/") / "runs" / name)
+        yield {**center, **ids, "emu": emu, "exp": exp, "cache": tmp / "cache"}
+
+
+def test_the_snapshot_over_the_default_limit_is_copied_from_the_experiments_calibration(
+    default_limit, token, monkeypatch
+):
+    place = default_limit
+    snapshot = place["exp"] / "calib" / "calibration.h5"
+    assert snapshot.stat().st_size > 8 << 20  # over the limit: it could not be downloaded
+    viewer = viewer_of(place, token, monkeypatch)
+    _, fetched = frame(viewer, place["r0008"], place["trial_id"], chunk=1, event=1)
+    _, local = frame(viewer, place["r0001"], place["trial_id"], chunk=1, event=1)
+    np.testing.assert_array_equal(fetched, local)
+    (cached,) = place["cache"].glob("*/r0008")
+    assert (cached / "calibration.h5").read_bytes() == snapshot.read_bytes()
+    # the calibration changed since the run: not the run's snapshot, so downloaded, and refused
+    with open(snapshot, "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    refused = viewer.get("/frames/data", params={"run_id": place["r0009"], "trial_id": place["trial_id"]})  # fmt: skip
+    assert refused.status_code == 503
+    mib = snapshot.stat().st_size / 2**20
+    assert f"r0009/calibration.h5 ({mib:.1f} MiB" in refused.json()["detail"]
+    assert "File too large" in refused.json()["detail"]
