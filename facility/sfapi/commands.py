@@ -67,10 +67,10 @@ COMMANDS: dict[str, CommandSpec] = {
     "rm": _spec("-f"),
 }
 #: Programs of the account's job environment a command may run, by their leading words: the
-#: dashboard's ``python -m kernels extract-event RUN OUT --chunk C --event E`` (run with the
+#: dashboard's ``python -m kernels.io.event_file RUN OUT --chunk C --event E`` (run with the
 #: server's Python, as jobs are; RUN and OUT confined like any operand).
 PROGRAMS: dict[tuple[str, ...], CommandSpec] = {
-    ("python", "-m", "kernels", "extract-event"): _spec(valued="--chunk --event"),
+    ("python", "-m", "kernels.io.event_file"): _spec(valued="--chunk --event"),
 }
 ALLOWED_COMMANDS = frozenset(COMMANDS) | {" ".join(words) for words in PROGRAMS}
 

@@ -5,11 +5,14 @@ cache bounded in bytes (least recently used runs go first).
 The SF API downloads whole files only (no byte ranges), so the unit is a file: first the run's
 small files (marker, index files, calibration snapshot) into a hidden folder renamed into
 place; then each chunk when an event of it is asked for, into a hidden file renamed into
-place; every file checked against the marker's bytes and adler32. The run is opened with ``open_run(partial=True)``. Each download
-stays under the center's size cap as long as one chunk does; a chunk over it is refused with
-a message saying so (only where the run's files are readable can it be shown). Run names are
-checked by :func:`.frame_source.checked_run_name` before any path is made; file names the
-center lists are taken only when they are plain names.
+place; every file checked against the marker's bytes and adler32. The run is opened with
+``open_run(partial=True)``. A chunk the center will not send (a real one, 0.5-2 GB, is far over
+the SF API's download limit) has the asked event extracted at the center instead
+(:func:`fetch_event`: ``run_command`` runs :mod:`kernels.io.event_file` into a hidden file of
+the run's center folder, which is downloaded, checked, kept as ``<chunk>.e<event>.h5`` and
+removed there); the partial run reads it in place of its chunk. Run names are checked by
+:func:`.frame_source.checked_run_name` before any path is made; file names the center lists
+are taken only when they are plain names; the command's other words are integers, all quoted.
 
 A small file the beamline side holds byte for byte (same name, size and Adler-32 as the run's
 marker lists, e.g. the calibration snapshot when ``<exp>/calib/calibration.h5`` has not changed
@@ -44,7 +47,7 @@ from .frame_source import FrameNotFound, checked_run_name
 
 CACHE_ENV, CACHE_BYTES_ENV = "SFXFLOW_FRAME_CACHE", "SFXFLOW_FRAME_CACHE_BYTES"
 DEFAULT_CACHE_BYTES = 4 * 1024**3
-EXTRACT_EVENT = ("python", "-m", "kernels", "extract-event")  # kernels/io/event_file.py
+EXTRACT_EVENT = ("python", "-m", "kernels.io.event_file")  # = python -m kernels extract-event
 
 
 class CenterUnavailable(RuntimeError):
@@ -62,7 +65,7 @@ class CenterRunCache:
     def __init__(self, root: Path, max_bytes: int):
         self.root, self.max_bytes = Path(root), max_bytes
         self._lock = threading.Lock()
-        self._over_cap: set[str] = set()  # center chunks refused whole: their events extracted
+        self.over_cap: set[str] = set()  # center chunks refused whole: their events extracted
 
     def folder(
         self,
@@ -91,7 +94,7 @@ class CenterRunCache:
                 if not 0 <= chunk < len(names):
                     raise FrameNotFound(f"run {run} has no chunk {chunk} ({len(names)} chunks)")
                 of_chunk = sorted(e for c, e in wanted if c == chunk)
-                if of_chunk and f"{remote}/{names[chunk]}" in self._over_cap:
+                if of_chunk and f"{remote}/{names[chunk]}" in self.over_cap:
                     self._extract(client, machine, remote, local, chunk, of_chunk)
                     continue
                 try:
@@ -100,7 +103,7 @@ class CenterRunCache:
                     if not of_chunk:
                         raise
                     self._extract(client, machine, remote, local, chunk, of_chunk)
-                    self._over_cap.add(f"{remote}/{names[chunk]}")  # not tried again
+                    self.over_cap.add(f"{remote}/{names[chunk]}")  # not tried again
             os.utime(local)  # the folder's mtime is its last use
             self._evict(keep=local)
         return local
