@@ -1,10 +1,13 @@
 """First view of a run only the center holds: the dashboard's fetch per chunk beside the whole
-run it fetched before, through the real SF API emulator (a child process, as a center is).
+run it fetched before, and the one event extracted at the center (what a chunk over the SF
+API's download limit gets), through the real SF API emulator (a child process, as a center is).
 
 A simulated run of ``--chunks`` chunks sits only at the center. Ours: the run's small files
 and the one chunk holding the event (``CenterRunCache.folder(..., chunks=[k])``). Baseline: the
-run whole (every chunk, what the cache fetched before). Each into a fresh cache, alternating,
-``--repeats`` times; medians of the seconds and the bytes fetched.
+run whole (every chunk, what the cache fetched before). Extracted: the small files and the one
+event alone (``events=[(k, 0)]``, the chunk marked over the limit so it is not tried whole: one
+``python -m kernels.io.event_file`` at the center, its file downloaded, the file removed there).
+Each into a fresh cache, in turn, ``--repeats`` times; medians of the seconds and bytes fetched.
 
     .venv/bin/python bench/center_frames_bench.py [--chunks 10] [--frames-per-chunk 1] [--repeats 3]
 """
@@ -28,12 +31,16 @@ from sfapi_client import Client
 HPC_RUNS = "/pscratch/sd/s/sfxflow/bench/runs"
 
 
-def fetch(client: Client, root: Path, chunks) -> tuple[float, int]:
-    """Seconds and bytes of one first view into a fresh cache under ``root``."""
+def fetch(client: Client, root: Path, chunks, extract: int | None = None) -> tuple[float, int]:
+    """Seconds and bytes of one first view into a fresh cache under ``root``; ``extract``: the
+    chunk whose event 0 is extracted at the center instead."""
     cache_dir = Path(tempfile.mkdtemp(dir=root))
     cache = CenterRunCache(cache_dir, max_bytes=1 << 40)
+    events = [] if extract is None else [(extract, 0)]
+    if extract is not None:  # as after a refusal: not tried whole again
+        cache.over_cap.add(f"{HPC_RUNS}/r0001/r0001-c{extract:02d}.h5")
     t0 = time.perf_counter()
-    folder = cache.folder(client, "perlmutter", HPC_RUNS, "r0001", chunks)
+    folder = cache.folder(client, "perlmutter", HPC_RUNS, "r0001", chunks, events=events)
     seconds = time.perf_counter() - t0
     fetched = folder_bytes(folder)
     shutil.rmtree(cache_dir)
@@ -56,11 +63,15 @@ def main() -> None:
             shutil.copytree(
                 tmp / "sim" / "runs" / "r0001", emu.root / HPC_RUNS.lstrip("/") / "r0001"
             )
-            results: dict[str, list[tuple[float, int]]] = {"one chunk (ours)": [], "whole run": []}
+            results: dict[str, list[tuple[float, int]]] = {
+                "one chunk (ours)": [], "whole run": [], "one event extracted": []
+            }  # fmt: skip
+            middle = args.chunks // 2
             with Client(emu.base_url, credentials_file=emu.credentials.credentials_file) as client:
                 for _ in range(args.repeats):
-                    results["one chunk (ours)"].append(fetch(client, tmp, [args.chunks // 2]))
+                    results["one chunk (ours)"].append(fetch(client, tmp, [middle]))
                     results["whole run"].append(fetch(client, tmp, range(args.chunks)))
+                    results["one event extracted"].append(fetch(client, tmp, [], middle))
     print(f"run of {args.chunks} chunks × {args.frames_per_chunk} frames (1 Mpix), first view, "
           f"median of {args.repeats}; load {os.getloadavg()[0]:.1f}")  # fmt: skip
     for name, runs in results.items():

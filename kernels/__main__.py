@@ -27,6 +27,7 @@ from kernels.driver import (  # noqa: E402
 )
 from kernels.foreign import process_foreign_run  # noqa: E402
 from kernels.geomrefine import cli as geometry_cli  # noqa: E402
+from kernels.io import event_file  # noqa: E402
 from kernels.io.geom import GeometryFileError  # noqa: E402
 from kernels.io.mtz import MtzError  # noqa: E402
 from kernels.io.readers.base import ReaderError  # noqa: E402
@@ -203,6 +204,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
     cell_cli.add_commands(commands)
     geometry_cli.add_commands(commands)
+    event_file.add_command(commands)
     return parser.parse_args(argv)
 
 
@@ -371,6 +373,8 @@ def main(argv=None) -> int:
             return cell_cli.run(args)
         if args.command == "refine-geometry":
             return geometry_cli.run(args, with_found_cell)
+        if args.command == "extract-event":
+            return event_file.run(args)
     except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""``/utilities/command``: an allow-list of read-mostly tools, each with the options it may take.
+"""``/utilities/command``: an allow-list of read-mostly tools (and ``rm``), each with the options it
+may take, and the programs of the job environment the dashboard runs (:data:`PROGRAMS`).
 
 Every argument is classified by the command's spec, never guessed at: a flag must be one the
 command allows (so file-list options such as ``wc --files0-from`` or ``md5sum -c``, and host
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -62,8 +64,15 @@ COMMANDS: dict[str, CommandSpec] = {
     "mkdir": _spec("-p -v", "-m --mode"),
     "touch": _spec("-c"),
     "sleep": _spec(operands="seconds"),
+    "rm": _spec("-f"),
 }
-ALLOWED_COMMANDS = frozenset(COMMANDS)
+#: Programs of the account's job environment a command may run, by their leading words: the
+#: dashboard's ``python -m kernels.io.event_file RUN OUT --chunk C --event E`` (run with the
+#: server's Python, as jobs are; RUN and OUT confined like any operand).
+PROGRAMS: dict[tuple[str, ...], CommandSpec] = {
+    ("python", "-m", "kernels.io.event_file"): _spec(valued="--chunk --event"),
+}
+ALLOWED_COMMANDS = frozenset(COMMANDS) | {" ".join(words) for words in PROGRAMS}
 
 
 class CommandError(Exception):
@@ -125,13 +134,18 @@ def command_argv(root: Path, account: Account, command: str) -> list[str]:
         raise CommandError(f"cannot parse command: {exc}") from None
     if any("\0" in w for w in words):
         raise CommandError("command contains a NUL byte")
-    if not words or words[0] not in COMMANDS:
+    program = next((p for p in PROGRAMS if tuple(words[: len(p)]) == p), None)
+    if program is not None:
+        name, rest, spec = " ".join(program), words[len(program) :], PROGRAMS[program]
+        argv, operands_only = [sys.executable, *program[1:]], False
+    elif words and words[0] in COMMANDS:
+        name, rest, spec = words[0], words[1:], COMMANDS[words[0]]
+        argv, operands_only = [name], False
+    else:
         raise CommandError(
             f"command not allowed: {words[0] if words else ''!r}; "
             f"allowed: {', '.join(sorted(ALLOWED_COMMANDS))}"
         )
-    name, rest = words[0], words[1:]
-    spec, argv, operands_only = COMMANDS[name], [name], False
     while rest:
         arg = rest.pop(0)
         if arg == "--" and not operands_only:

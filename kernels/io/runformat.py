@@ -11,6 +11,9 @@ A run is a directory ``<exp>/runs/r0001/`` holding
 * index files ``r0001-c00.idx.h5``: ``event``, ``offset`` (byte offset of the frame in the chunk
   file), ``timestamp`` and ``total_counts`` (sum of the raw frame, a fast per-event feature), with
   attributes naming the chunk, its byte size, frame shape and dtype;
+* extracted events ``r0001-c00.e17.h5`` (only in a partial copy, :mod:`kernels.io.event_file`):
+  one event of a chunk laid out as a chunk file of one frame (compressed), read in place of its
+  absent chunk;
 * ``CONCLUDED.json``, written atomically by the DAQ only after every file is closed: run number,
   name, files (name, bytes, adler32) and time (:mod:`kernels.io.marker`). A run without it is
   still being written.
@@ -102,7 +105,7 @@ class Run:
         self.chunks = chunks
         self.geometry = geometry
         self.dtype = dtype
-        self._files: dict[int, h5py.File] = {}
+        self._files: dict[Path, h5py.File] = {}
 
     @property
     def events(self) -> list[tuple[int, int]]:
@@ -112,15 +115,22 @@ class Run:
     def n_events(self) -> int:
         return sum(c.n_events for c in self.chunks)
 
-    def _file(self, chunk: int) -> h5py.File:
-        if chunk not in self._files:
-            self._files[chunk] = h5py.File(self.chunks[chunk].path, "r")
-        return self._files[chunk]
+    def _holder(self, chunk: int, event: int) -> tuple[h5py.File, int]:
+        """The open file holding the event and its place there: its chunk, else (a partial
+        copy without that chunk) the event's extracted file when it is there."""
+        path = self.chunks[chunk].path
+        extracted = path.with_name(event_file_name(path.name, event))
+        if not path.exists() and extracted.exists():
+            path, event = extracted, 0
+        if path not in self._files:
+            self._files[path] = h5py.File(path, "r")
+        return self._files[path], event
 
     def read_frame(self, chunk: int, event: int) -> np.ndarray:
         """Raw ADU frame of one event."""
         try:
-            return self._file(chunk)[DATA][event]
+            f, place = self._holder(chunk, event)
+            return f[DATA][place]
         except (OSError, IndexError, KeyError) as exc:
             raise RunFormatError(
                 self.chunks[chunk].path, f"cannot read event {event}: {exc}"
@@ -131,7 +141,8 @@ class Run:
         return float(self.chunks[chunk].timestamps[event])
 
     def photon_energy_ev(self, chunk: int, event: int) -> float:
-        return float(self._file(chunk)[ENERGY][event])
+        f, place = self._holder(chunk, event)
+        return float(f[ENERGY][place])
 
     def wavelength(self, chunk: int, event: int) -> float:
         return HC_EV_ANGSTROM / self.photon_energy_ev(chunk, event)
@@ -238,6 +249,21 @@ def _check_chunk(index_path: Path) -> tuple[Chunk, DetectorGeometry, np.dtype]:
     return Chunk(chunk_file, len(events), timestamps, total), geometry, dtype
 
 
+def event_file_name(chunk_name: str, event: int) -> str:
+    """The name of one extracted event of a chunk: ``r0001-c02.h5``, 17 -> ``r0001-c02.e17.h5``."""
+    return f"{chunk_name[: -len('.h5')]}.e{int(event)}.h5"
+
+
+def file_geometry(path: Path) -> tuple[DetectorGeometry, np.dtype]:
+    """The detector geometry and raw dtype a chunk (or extracted event) file records."""
+    try:
+        with h5py.File(path, "r") as f:
+            geometry = DetectorGeometry.from_dict(json.loads(f[DETECTOR].attrs["geometry"]))
+            return geometry, f[DATA].dtype
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFormatError(path, f"not a valid chunk or event file: {exc}") from None
+
+
 def index_files(run_dir: Path) -> list[Path]:
     """The run's index files in chunk order (``c99`` before ``c100``, as :func:`run_order`)."""
     return sorted(run_dir.glob("*.idx.h5"), key=lambda p: run_order(p.name))
@@ -246,6 +272,11 @@ def index_files(run_dir: Path) -> list[Path]:
 def chunk_names(run_dir) -> list[str]:
     """The chunk file names of a run, in chunk order, as its index files name them."""
     return [_read_index(p)[0].path.name for p in index_files(Path(run_dir))]
+
+
+def chunk_events(run_dir) -> list[int]:
+    """The number of events of each chunk of a run, as its index files say."""
+    return [_read_index(p)[0].n_events for p in index_files(Path(run_dir))]
 
 
 def open_run(run_dir, partial: bool = False) -> Run:
@@ -277,8 +308,14 @@ def open_run(run_dir, partial: bool = False) -> Run:
                 raise RunFormatError(run_dir / name, "file listed in the run marker is missing")
     if not partial:
         return open_chunks(run_dir, indexes)
-    # the geometry and dtype come from the chunks there; the others keep their place
-    run = open_chunks(run_dir, [p for p, c in zip(indexes, described) if c.path.exists()])
+    # the geometry and dtype come from the chunks there (else an extracted event's file); the
+    # others keep their place
+    present = [p for p, c in zip(indexes, described) if c.path.exists()]
+    extracted = sorted(run_dir.glob("*-c*.e*.h5"))
+    if present or not extracted:
+        run = open_chunks(run_dir, present)
+    else:
+        run = Run(run_dir, [], *file_geometry(extracted[0]))
     checked = {c.path: c for c in run.chunks}
     run.chunks = [checked.get(c.path, c) for c in described]
     return run

@@ -90,11 +90,11 @@ def first_hit(images: list[dict], events: list) -> tuple[int, int]:
     return tuple(events[0])
 
 
-def wanted_chunk(images: list[dict], chunk: int | None, event: int | None) -> int:
-    """The chunk a viewer request needs: the asked event's, else the first hit's, else 0."""
+def wanted_event(images: list[dict], chunk: int | None, event: int | None) -> tuple[int, int]:
+    """The event a viewer request needs: the asked one, else the first hit, else the first."""
     if chunk is not None or event is not None:
-        return chunk or 0
-    return next((r["chunk"] for r in images if r["hit"]), 0)
+        return chunk or 0, event or 0
+    return next(((r["chunk"], r["event"]) for r in images if r["hit"]), (0, 0))
 
 
 def results_file(exp_dir: str | Path, trial: str, run: str) -> Path | None:

@@ -59,9 +59,12 @@ def experiment_beamtime(experiment: str):
     return beamtime
 
 
-def run_files(request: Request, beamtime, run: str, chunks) -> tuple[Path, tuple[str, str] | None]:
+def run_files(
+    request: Request, beamtime, run: str, chunks, events=()
+) -> tuple[Path, tuple[str, str] | None]:
     """The run's folder on the beamline side, else its copy fetched from the center (its small
-    files and ``chunks``; the calibration snapshot copied from the experiment's calibration
+    files, ``chunks`` and the chunks of ``events``, those events alone of a chunk over the
+    center's download limit; the calibration snapshot copied from the experiment's calibration
     when that is still the same file), with where it came from."""
     from kernels.process import default_calibration
 
@@ -76,7 +79,8 @@ def run_files(request: Request, beamtime, run: str, chunks) -> tuple[Path, tuple
     if not hasattr(state, "center_runs"):
         state.center_runs = cache_from_environment()
     calibration = default_calibration(folder)  # the folder is gone: <exp>/calib/calibration.h5
-    return state.center_runs.folder(center_client(), *center, run, chunks, (calibration,)), center
+    cache = state.center_runs
+    return cache.folder(center_client(), *center, run, chunks, (calibration,), events), center
 
 
 def opened(request: Request, ctx: RunContext):
@@ -108,10 +112,11 @@ def frame_errors() -> Iterator[None]:
 
 
 def run_context(
-    request: Request, db: ResultsDB, run_id: int, trial_id: int, chunks=()
+    request: Request, db: ResultsDB, run_id: int, trial_id: int, chunks=(), events=()
 ) -> RunContext:
     """The run, its trial and its folder (404 naming what is missing, 503 if only the center
-    has it and cannot send it); of a run only the center has, ``chunks`` are fetched."""
+    has it and cannot send it); of a run only the center has, ``chunks`` and ``events`` (the
+    viewer's (chunk, event)) are fetched."""
     names = db.run_name(run_id)
     if names is None:
         raise HTTPException(404, f"no run with id {run_id}")
@@ -119,7 +124,7 @@ def run_context(
     trial = db.get_trial(listed["name"], listed["version"])  # with its parameters
     with frame_errors():
         beamtime = experiment_beamtime(names[0])
-        folder, center = run_files(request, beamtime, names[1], chunks)
+        folder, center = run_files(request, beamtime, names[1], chunks, events)
     return RunContext(names[0], names[1], run_id, trial, beamtime.exp_dir, folder, center)
 
 
@@ -148,10 +153,10 @@ def frames_page(
     db: ResultsDB = Depends(database),
 ):
     from . import frames_page as html
-    from .frame_data import hit_neighbours, wanted_chunk
+    from .frame_data import hit_neighbours, wanted_event
 
     images = db.images(run_id, trial_id)
-    ctx = run_context(request, db, run_id, trial_id, [wanted_chunk(images, chunk, event)])
+    ctx = run_context(request, db, run_id, trial_id, events=[wanted_event(images, chunk, event)])
     with frame_errors():
         source, _ = opened(request, ctx)
         here = event_of(ctx, images, source, chunk, event)
@@ -167,11 +172,11 @@ def frame_data(
     event: int | None = None,
     db: ResultsDB = Depends(database),
 ):
-    from .frame_data import hit_neighbours, wanted_chunk
+    from .frame_data import hit_neighbours, wanted_event
 
     started = time.perf_counter()
     images = db.images(run_id, trial_id)  # a center copy: only the chunk of the event comes
-    ctx = run_context(request, db, run_id, trial_id, [wanted_chunk(images, chunk, event)])
+    ctx = run_context(request, db, run_id, trial_id, events=[wanted_event(images, chunk, event)])
     with frame_errors():
         source, frame_layout = opened(request, ctx)
         here = event_of(ctx, images, source, chunk, event)

@@ -328,3 +328,19 @@ def test_e10_slurm_jobs_cannot_read_the_emulators_secrets(client_for):
     finally:
         slurm.down(cluster)
         shutil.rmtree(top)
+
+
+def test_e6_the_extraction_program_is_confined_like_any_command(alice, home):
+    (home / "r0001").mkdir()
+    with pytest.raises(BadRequest, match="not allowed"):
+        alice.run_command(M, "python -c 'print(1)'")  # only the listed program of python
+    with pytest.raises(BadRequest, match="Permission denied"):
+        alice.run_command(M, "python -m kernels.io.event_file /etc r0001/e.h5 --chunk 0 --event 0")
+    with pytest.raises(BadRequest, match="Permission denied"):
+        alice.run_command(M, "python -m kernels.io.event_file r0001 r0001/e.h5 --out=/etc/x")
+    with pytest.raises(BadRequest, match=r"alice/r0001: run has no chunk 0 \(0 chunks"):  # it ran
+        alice.run_command(M, "python -m kernels.io.event_file r0001 r0001/e.h5 --chunk 0 --event 0")
+    with pytest.raises(BadRequest, match="not allowed here"):
+        alice.run_command(M, "rm -r r0001")
+    alice.run_command(M, "rm -f r0001/absent.h5")
+    assert (home / "r0001").is_dir()

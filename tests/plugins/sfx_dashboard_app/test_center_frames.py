@@ -34,7 +34,8 @@ LIMIT = 10 << 20  # the center's download limit: above the calibration snapshot'
 def center(tmp_path_factory):
     """A tiny simulated run r0001 (3 chunks) kept on the beamline side, its copy as r0004 and
     r0006 only at the center (with its calibration snapshot, as the transfer sends it), r0007
-    there with a chunk over the center's 10 MiB download limit, and the results DB."""
+    there with a chunk over the center's 10 MiB download limit (its events extracted there), and
+    the results DB."""
     tmp = tmp_path_factory.mktemp("center-frames")
     sim = tmp / "sim"
     params = dataclasses.replace(SimulationParams(), chunk_size=2)
@@ -110,13 +111,13 @@ def test_a_run_nowhere_is_a_404_naming_both_sides(viewer, center):
     assert "nor at the center" in response.json()["detail"] and f"{HPC_DIR}/runs/r0005" in response.json()["detail"]  # fmt: skip
 
 
+def down_connection() -> dict:
+    """An SF API connection to a port nothing listens on."""
+    return {"conn_type": "http", "host": f"http://127.0.0.1:{free_port()}/api/v1.2", "password": "t"}  # fmt: skip
+
+
 def test_a_center_down_is_a_503_saying_so(viewer, center, monkeypatch):
-    down = {
-        "conn_type": "http",
-        "host": f"http://127.0.0.1:{free_port()}/api/v1.2",
-        "password": "t",
-    }
-    monkeypatch.setenv(CONN_ENV, json.dumps(down))
+    monkeypatch.setenv(CONN_ENV, json.dumps(down_connection()))
     shutil.rmtree(center["cache"], ignore_errors=True)
     response = viewer.get("/frames/data", params={"run_id": center["r0004"], "trial_id": center["trial_id"]})  # fmt: skip
     assert response.status_code == 503
@@ -135,19 +136,35 @@ def test_the_cache_drops_the_least_recently_used_run_beyond_its_bytes(center, tm
     assert second.is_dir() and not first.exists()
 
 
-def test_a_chunk_over_the_centers_download_limit_is_named(viewer, center):
+def test_an_event_of_a_chunk_over_the_centers_download_limit_is_extracted_there(viewer, center):
     ids = {"run_id": center["r0007"], "trial_id": center["trial_id"]}
     shown = viewer.get("/frames/data", params={**ids, "chunk": 0, "event": 1})
-    assert shown.status_code == 200  # its other chunks are under the limit
-    refused = viewer.get("/frames/data", params={**ids, "chunk": 2, "event": 0})
-    assert refused.status_code == 503
-    detail = refused.json()["detail"]
-    assert "r0007/r0001-c02.h5 (4.0 MiB" in detail and "File too large" in detail  # marker size
-    assert "only where the run's files are readable" in detail
+    assert shown.status_code == 200  # its other chunks come whole
+    header, extracted = frame(viewer, center["r0007"], center["trial_id"], chunk=2, event=1)
+    local_header, local = frame(viewer, center["r0001"], center["trial_id"], chunk=2, event=1)
+    np.testing.assert_array_equal(extracted, local)
+    assert header["spots"] == local_header["spots"]
     (cached,) = center["cache"].glob("*/r0007")
-    assert not (cached / "r0001-c02.h5").exists() and not list(cached.glob(".fetch-*"))
+    assert not (cached / "r0001-c02.h5").exists() and (cached / "r0001-c02.e1.h5").is_file()
+    assert not list(cached.glob(".fetch-*"))
+    at_center = center["emu"].root / HPC_DIR.lstrip("/") / "runs" / "r0007"
+    assert not [p.name for p in at_center.iterdir() if p.name.startswith(".")]  # removed there
+    missing = viewer.get("/frames/data", params={**ids, "chunk": 2, "event": 5})
+    assert missing.status_code == 404
+    assert "r0007 has no event 5 in chunk 2 (2 events)" in missing.json()["detail"]
     missing = viewer.get("/frames/data", params={**ids, "chunk": 5, "event": 0})
     assert missing.status_code == 404 and "has no chunk 5 (3 chunks)" in missing.json()["detail"]
+
+
+def test_an_extraction_with_the_center_down_is_a_503_saying_so(viewer, center, monkeypatch):
+    ids = {"run_id": center["r0007"], "trial_id": center["trial_id"]}
+    assert viewer.get("/frames/data", params={**ids, "chunk": 0, "event": 0}).status_code == 200
+    monkeypatch.setenv(CONN_ENV, json.dumps(down_connection()))
+    refused = viewer.get("/frames/data", params={**ids, "chunk": 2, "event": 0})
+    assert refused.status_code == 503
+    assert "the center could not extract event 0 of chunk 2" in refused.json()["detail"]
+    (cached,) = center["cache"].glob("*/r0007")
+    assert not list(cached.glob("r0001-c02.e0.h5")) and not list(cached.glob(".fetch-*"))
 
 
 @pytest.fixture(scope="module")
