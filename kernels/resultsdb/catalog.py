@@ -212,20 +212,25 @@ class CatalogQueries(Connection):
                 entry["tags"].append(tag)
         return list(found.values())
 
+    def _dataset_id(self, cursor, experiment: str, dataset: str) -> int:
+        """The id of ``experiment``'s dataset ``dataset`` (UnknownNameError naming both)."""
+        cursor.execute(
+            self._q(
+                "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
+                "WHERE e.name=? AND d.name=?"
+            ),
+            (experiment, dataset),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise UnknownNameError(f"no dataset {dataset!r} in experiment {experiment!r}")
+        return int(row[0])
+
     def dataset_runs(self, experiment: str, dataset: str) -> list[tuple[int, str]]:
         """(run_id, run name) of every run carrying all tags of the dataset, by name."""
 
         def work(cursor):
-            cursor.execute(
-                self._q(
-                    "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
-                    "WHERE e.name=? AND d.name=?"
-                ),
-                (experiment, dataset),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise UnknownNameError(f"no dataset {dataset!r} in experiment {experiment!r}")
+            dataset_id = self._dataset_id(cursor, experiment, dataset)
             cursor.execute(
                 self._q(
                     """SELECT r.id, r.name FROM runs r
@@ -236,7 +241,7 @@ class CatalogQueries(Connection):
                    HAVING COUNT(*)=(SELECT COUNT(*) FROM dataset_tags WHERE dataset_id=?)
                    ORDER BY r.name"""
                 ),
-                (row[0], row[0]),
+                (dataset_id, dataset_id),
             )
             return [(int(run_id), name) for run_id, name in cursor.fetchall()]
 
@@ -253,19 +258,10 @@ class CatalogQueries(Connection):
         """
 
         def work(cursor):
-            cursor.execute(
-                self._q(
-                    "SELECT d.id FROM datasets d JOIN experiments e ON e.id=d.experiment_id "
-                    "WHERE e.name=? AND d.name=?"
-                ),
-                (experiment, dataset),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise UnknownNameError(f"no dataset {dataset!r} in experiment {experiment!r}")
-            dataset_id = int(row[0])
+            dataset_id = self._dataset_id(cursor, experiment, dataset)
             for statement in (
                 "DELETE FROM merge_stats WHERE scope='dataset' AND scope_id=?",
+                "DELETE FROM split_stats WHERE dataset_id=?",
                 "DELETE FROM dataset_tags WHERE dataset_id=?",
                 "DELETE FROM datasets WHERE id=?",
             ):

@@ -73,7 +73,7 @@ def test_a_tag_comes_off_one_run_only(db_url):
         assert db.run_tags(other) == [HOSTILE]  # the same tag name of another experiment
 
 
-def test_a_deleted_dataset_takes_its_merges_and_leaves_its_runs(db_url):
+def test_a_deleted_dataset_takes_its_merges_and_splits_and_leaves_its_runs(db_url):
     with ResultsDB(db_url) as db:
         trial = db.ensure_trial("t1", {})
         run_id = db.ensure_run("cxi1", "r0001")
@@ -82,13 +82,18 @@ def test_a_deleted_dataset_takes_its_merges_and_leaves_its_runs(db_url):
             db.ensure_dataset("cxi1", HOSTILE, ["a"]),
             db.ensure_dataset("cxi1", "k", ["a"]),
         )
+        split = {"reference": "0", "images_in_no_set": 0, "sets": {}, "differences": {}}
         for dataset_id in (gone, kept):
             db.record_merge_stats(trial, {"cc_half": 0.5}, [], dataset_id=dataset_id)
+            db.record_split_stats(trial, dataset_id, {"laser_on": split})
         db.record_merge_stats(trial, {"cc_half": 0.4}, [], run_id=gone)  # a run with that id
         assert db.delete_dataset("cxi1", HOSTILE) == gone
         assert [d["name"] for d in db.datasets("cxi1")] == ["k"]
         assert db.merge_stats(trial, dataset_id=gone) is None
         assert db.merge_stats(trial, dataset_id=kept) is not None
+        assert db.split_stats(trial, gone) == {} and list(db.split_stats(trial, kept)) == [
+            "laser_on"
+        ]
         assert db.merge_stats(trial, run_id=gone) is not None
         assert db.run_tags(run_id) == ["a"]
         with pytest.raises(UnknownNameError, match="no dataset"):
