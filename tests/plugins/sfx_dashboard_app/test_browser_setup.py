@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from .conftest import EVIL
 from .frames_fixtures import EXPERIMENT
 from .setup_fixtures import SPACE_GROUP, register_setup
-from .test_browser import ARTIFACTS, browser  # noqa: F401  (the chromium fixture)
+from .test_browser import ARTIFACTS, browser, log_in  # noqa: F401  (the chromium fixture)
 
 
 def test_a_setup_runs_cell_and_geometry_in_the_browser(
@@ -22,14 +22,7 @@ def test_a_setup_runs_cell_and_geometry_in_the_browser(
     frames = dashboard_beamtimes["frames"]  # the server's Variable names this experiment folder
     setup = register_setup(frames["url"], frames["exp"], "setup-browser", setup_outputs)
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    dialogs: list[str] = []  # an alert() would mean a name ran as script
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{dashboard_server.base_url}/")
-    page.fill("input[name=username]", dashboard_server.username)
-    page.fill("input[name=password]", dashboard_server.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/auth/login" not in url)
+    page, dialogs = log_in(browser, dashboard_server)  # an alert() would mean a name ran as script
     page.goto(f"{dashboard_server.base_url}/sfxflow/?experiment={EXPERIMENT}")
     page.get_by_role("link", name="setup runs (cell, geometry)").click()
     page.get_by_role("link", name="setup-browser v1").click()

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from kernels.resultsdb import ResultsDB
 
 from .conftest import EVIL, EXPERIMENT
-from .test_browser import ARTIFACTS, browser  # noqa: F401  (the chromium fixture)
+from .test_browser import ARTIFACTS, browser, log_in  # noqa: F401  (the chromium fixture)
 
 
 def split(reference: str, label: str, riso: float, cc_iso: float) -> dict:
@@ -46,14 +46,7 @@ def test_a_datasets_splits_on_its_page(
         }
         db.record_split_stats(trial, dataset, splits)
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1200, "height": 1000})
-    dialogs: list[str] = []  # an alert() would mean a label ran as script
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{dashboard_server.base_url}/")
-    page.fill("input[name=username]", dashboard_server.username)
-    page.fill("input[name=password]", dashboard_server.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/auth/login" not in url)
+    page, dialogs = log_in(browser, dashboard_server)  # an alert() would mean a name ran as script
     page.goto(
         f"{dashboard_server.base_url}/sfxflow/progress?experiment={quote(EXPERIMENT)}"
         f"&trial_id={trial}&dataset_id={dataset}"
