@@ -16,9 +16,9 @@ from facility.beamline.simulate import SimulationParams, simulate_experiment
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.beamtime import VARIABLE
 from operators.pipeline.setup import SETUP_FILES
+from tests.dags.test_sfx_run import REPO, center_settings
 from tests.kernels.cell.lattices import LATTICES
 
-REPO = Path(__file__).resolve().parents[2]
 CELL, SPACE_GROUP = LATTICES["mC"]
 
 
@@ -26,22 +26,11 @@ def setup_dag(emulator, monkeypatch, tmp_path, images: int):
     """sfx_setup parsed with a beamtime at the emulated center whose one run is a simulated
     monoclinic C run of ``images`` images."""
     exp = tmp_path / "exp"
-    hpc_dir = "/pscratch/sd/s/sfxflow/unitsetup"
     params = dataclasses.replace(
         SimulationParams(), hit_rate=0.8, cell=CELL, space_group=SPACE_GROUP, chunk_size=20
     )
     simulate_experiment(exp, 1, images, params=params, workers=1, log=lambda *_: None)
-    settings = {
-        "experiment": "unitsetup",
-        "exp_dir": str(exp),
-        "state_dir": str(tmp_path / "state"),
-        "hpc_dir": hpc_dir,
-        "transfer_source": str(exp),
-        "transfer_dest": str(emulator.root / hpc_dir.lstrip("/")),
-        "results_db": f"sqlite:///{tmp_path / 'results.db'}",
-        "facility_poll_seconds": 0.5,
-        "job_poll": [0.2, 1.5, 1.0],
-    }
+    settings = center_settings(emulator, tmp_path, exp, "unitsetup")
     monkeypatch.setenv(f"AIRFLOW_VAR_{VARIABLE.upper()}", json.dumps(settings))
     from airflow.dag_processing.dagbag import DagBag
 
