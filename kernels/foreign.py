@@ -19,6 +19,7 @@ from kernels.io.geom import GeomFile
 from kernels.io.readers.base import FrameReader, ReaderError
 from kernels.io.readers.select import open_frames
 from kernels.outputs import write_run_outputs
+from kernels.process import process_events
 from kernels.stages.calibration import Calibration
 from kernels.stages.pipeline import ImageResult, ProcessingParams, Processor
 
@@ -44,11 +45,6 @@ def panel_calibration(
     )
 
 
-def reader_files(reader: FrameReader) -> list[str]:
-    """The reader's files in the run's order (each event's ``file``, once)."""
-    return list(dict.fromkeys(e.file for e in reader.events))
-
-
 class ForeignRun:
     """A run of facility files as the MPI driver sees a run: work items (file number in the
     run's order, frame in its file) from the files' own frame counts, frames read on demand.
@@ -72,7 +68,7 @@ class ForeignRun:
         if reader.raw_statement:
             raise ReaderError(f"{reader.events[0].file}: {reader.raw_statement}; nothing processed")
         self.reader, self.name, self.adu_per_photon = reader, name, adu_per_photon
-        self.chunks = reader_files(reader)  # one chunk per file
+        self.chunks = list(dict.fromkeys(e.file for e in reader.events))  # one per file
         number = {path: i for i, path in enumerate(self.chunks)}
         self._index = {(number[e.file], e.event): i for i, e in enumerate(reader.events)}
         self.image = PanelImage(reader.detector)
@@ -162,11 +158,7 @@ def process_frames(
     """
     run = ForeignRun(reader, "", adu_per_photon)
     processor = run.processor(params)
-    results = [
-        processor.process(run.read_frame(c, e), c, e, run.timestamp(c, e), run.wavelength(c, e))
-        for c, e in run.events
-    ]
-    return results, processor
+    return process_events(run, processor), processor
 
 
 def process_foreign_run(
@@ -187,8 +179,7 @@ def process_foreign_run(
     paths = list(paths)
     with open_frames(paths, geometry, tag_fields) as reader:
         tags = reader.event_tags()  # before the frames: a bad tag field stops the run at once
-        results, _ = process_frames(reader, params, adu_per_photon)
-        files = [Path(path).name for path in reader_files(reader)]
+        run = ForeignRun(reader, Path(paths[0]).name, adu_per_photon)
+        results = process_events(run, run.processor(params))
     wall = time.perf_counter() - started
-    name = Path(paths[0]).name
-    return write_run_outputs(out, results, wall, name, trial, params, tags, files)
+    return write_run_outputs(out, results, wall, run.name, trial, params, tags, run.chunk_files())

@@ -9,7 +9,7 @@ from pathlib import Path
 from kernels.io.runformat import Run, open_run
 from kernels.outputs import write_run_outputs
 from kernels.stages.calibration import load_calibration
-from kernels.stages.pipeline import ParamsError, ProcessingParams, Processor
+from kernels.stages.pipeline import ImageResult, ParamsError, ProcessingParams, Processor
 from kernels.stages.trial_detector import (
     cut_calibration,
     fitted_panels,
@@ -59,6 +59,15 @@ def run_processor(run: Run, calib_path, params: ProcessingParams) -> Processor:
     return Processor(cut_calibration(calib, panels, image), image, params, frame_panels=panels)
 
 
+def process_events(run, processor: Processor) -> list[ImageResult]:
+    """Every event of ``run`` (the chunk format's :class:`Run`, or a facility run's
+    ``ForeignRun``) through ``processor``, in (chunk, event) order."""
+    return [
+        processor.process(run.read_frame(c, e), c, e, run.timestamp(c, e), run.wavelength(c, e))
+        for c, e in run.events
+    ]
+
+
 def process_run(
     run_dir,
     out_dir,
@@ -71,17 +80,7 @@ def process_run(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open_run(run_dir) as run:
-        processor = run_processor(run, calib_path, params)
-        results = []
-        for c, e in run.events:
-            r = processor.process(
-                run.read_frame(c, e),
-                c,
-                e,
-                float(run.chunks[c].timestamps[e]),
-                wavelength=run.wavelength(c, e),
-            )
-            results.append(r)
+        results = process_events(run, run_processor(run, calib_path, params))
         name, tags, files = run.name, run.event_tags(), run.chunk_files()
     wall = time.perf_counter() - started
     return write_run_outputs(out, results, wall, name, trial, params, tags, files)
