@@ -67,10 +67,11 @@ class CellResult:
 
 def lattice_space_groups(family: str, centring: str) -> list[str]:
     """Sohncke space groups (Hermann-Mauguin) of a lattice family and centring, from gemmi."""
-    system = {"rhombohedral": "trigonal"}.get(family, family)
+    # an hP lattice holds the trigonal P groups (P 3 2 1, P 31 ...) beside the hexagonal ones
+    systems = {"rhombohedral": ("trigonal",), "hexagonal": ("hexagonal", "trigonal")}
     names = []
     for sg in gemmi.spacegroup_table_itb():
-        if not sg.is_sohncke() or sg.crystal_system_str() != system:
+        if not sg.is_sohncke() or sg.crystal_system_str() not in systems.get(family, (family,)):
             continue
         if (family, centring) == ("rhombohedral", "R"):
             ok = sg.ext == "H" and sg.hm.startswith("R")
@@ -84,8 +85,9 @@ def lattice_space_groups(family: str, centring: str) -> list[str]:
 
 
 def _standard(sg: gemmi.SpaceGroup) -> bool:
-    """The standard setting (b-unique monoclinic, C-face orthorhombic) of a table entry."""
-    return sg.qualifier in ("", "b1") and sg.ext != "R" and not sg.hall.startswith("-")
+    """The standard setting (b-unique monoclinic: qualifier b for P, b1 for C; C-face
+    orthorhombic) of a table entry."""
+    return sg.qualifier in ("", "b", "b1") and sg.ext != "R" and not sg.hall.startswith("-")
 
 
 def cluster(metrics: list[np.ndarray], params: DeterminationParams):
