@@ -12,6 +12,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from kernels.cell import absences_cli  # noqa: E402
 from kernels.cell import cli as cell_cli  # noqa: E402
 from kernels.cell.found_cell import with_found_cell  # noqa: E402
 from kernels.driver import (  # noqa: E402
@@ -203,6 +204,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     table.add_argument("--out", help="write it to this file (docs/trial-parameters.md)")
     cell_cli.add_commands(commands)
+    absences_cli.add_command(commands)
     geometry_cli.add_commands(commands)
     event_file.add_command(commands)
     return parser.parse_args(argv)
@@ -371,6 +373,8 @@ def main(argv=None) -> int:
             return parameter_table(args.out)
         if args.command in ("cell", "cell-index"):
             return cell_cli.run(args)
+        if args.command == "absences":
+            return absences_cli.run(args)
         if args.command == "refine-geometry":
             return geometry_cli.run(args, with_found_cell)
         if args.command == "extract-event":

@@ -13,6 +13,7 @@ tie, and the more symmetric comes first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import gemmi
 import numpy as np
@@ -20,6 +21,28 @@ import numpy as np
 from kernels.io.mtz import read_intensities
 
 DEFAULT_CUT = 3.0  # I/sigma at and above which a reflection counts as present
+MIN_MARGIN = 3  # test reflections by which the runner-up must disagree more than the best
+MAX_DISAGREEMENT = 0.2  # share of the test set above which even the best group is no answer
+
+# Each lattice's symmorphic Sohncke group of its holohedry's rotations: no screw axis and no
+# glide, so a merge in it keeps every reflection any candidate of the lattice may call absent,
+# and (the lattice's full rotation symmetry) no still's indexing ambiguity splits the merge.
+SYMMORPHIC = {
+    "aP": "P 1",
+    "mP": "P 1 2 1",
+    "mC": "C 1 2 1",
+    "oP": "P 2 2 2",
+    "oC": "C 2 2 2",
+    "oI": "I 2 2 2",
+    "oF": "F 2 2 2",
+    "tP": "P 4 2 2",
+    "tI": "I 4 2 2",
+    "hP": "P 6 2 2",
+    "hR": "R 3 2",
+    "cP": "P 4 3 2",
+    "cI": "I 4 3 2",
+    "cF": "F 4 3 2",
+}
 
 
 class AbsenceError(Exception):
@@ -56,6 +79,64 @@ class AbsenceScore:
         }
 
 
+@dataclass(frozen=True)
+class AbsenceChoice:
+    """What the absences say: a space group (None: they cannot decide) and why."""
+
+    space_group: str | None
+    reason: str
+
+    def as_json(self) -> dict:
+        return {"space_group": self.space_group, "reason": self.reason}
+
+
+def symmorphic_group(bravais: str) -> str:
+    """The group to merge a lattice's images in before its absences are scored (SYMMORPHIC).
+
+    Raises
+    ------
+    AbsenceError
+        A symbol that is none of the 14 Bravais lattices.
+    """
+    if bravais not in SYMMORPHIC:
+        raise AbsenceError(f"unknown Bravais lattice {bravais!r}: one of {', '.join(SYMMORPHIC)}")
+    return SYMMORPHIC[bravais]
+
+
+@lru_cache(maxsize=256)
+def absence_pattern(name: str) -> bytes:
+    """Which reflections of a small index box (|h|, |k|, |l| <= 6: every screw's period) the
+    group calls absent; equal patterns mean groups that absences cannot tell apart."""
+    box = np.arange(-6, 7)
+    hkl = np.stack(np.meshgrid(box, box, box, indexing="ij"), -1).reshape(-1, 3)
+    return gemmi.SpaceGroup(name).operations().systematic_absences(hkl.astype(np.int32)).tobytes()
+
+
+def choose_space_group(scores: list[AbsenceScore]) -> AbsenceChoice:
+    """The best-ranked group if the absences decide it: it disagrees with at most
+    MAX_DISAGREEMENT of the test set and the first group with other absences with at least
+    MIN_MARGIN reflections more. Groups with its absences (enantiomorphs, P 4 2 2 / P 4) tie
+    with it; the ranking's first, the most symmetric, is taken and the others named."""
+    if not scores or not scores[0].tested:
+        return AbsenceChoice(None, "no measured reflection tells the candidates apart")
+    best, n = scores[0], scores[0].tested
+    said = f"{best.space_group} disagrees with {best.disagreements}/{n} test reflections"
+    if best.disagreement_fraction > MAX_DISAGREEMENT:
+        return AbsenceChoice(None, f"even the best, {said} (> {MAX_DISAGREEMENT:.0%}): too weak")
+    pattern = absence_pattern(best.space_group)
+    same = [s.space_group for s in scores if absence_pattern(s.space_group) == pattern]
+    rival = next((s for s in scores if s.space_group not in same), None)
+    if rival is None:  # the measured reflections tell apart only groups the box does not
+        return AbsenceChoice(None, f"{said}, and every candidate has its absences")
+    margin = rival.disagreements - best.disagreements
+    said += f", the next, {rival.space_group}, with {rival.disagreements} (margin {margin})"
+    if margin < MIN_MARGIN:
+        return AbsenceChoice(None, f"{said}: under {MIN_MARGIN}, too close to decide")
+    if len(same) > 1:
+        said += f"; same absences as {', '.join(same[1:])} (not told apart, the first taken)"
+    return AbsenceChoice(best.space_group, said)
+
+
 def axis_settings(names: list[str]) -> list[str]:
     """The candidates with, for orthorhombic groups, their other axis settings (P 21 2 2,
     P 2 21 2 beside P 2 2 21): the conventional cell's a <= b <= c need not put the screw axis
@@ -63,14 +144,12 @@ def axis_settings(names: list[str]) -> list[str]:
     out: list[str] = []
     for name in names:
         sg = gemmi.SpaceGroup(name)
-        same = [sg]
-        if sg.crystal_system_str() == "orthorhombic":
-            same += [
-                other
-                for other in gemmi.spacegroup_table()
-                if other.number == sg.number and other.hm[0] == sg.hm[0] and other.ext == sg.ext
-            ]
-        out += [s.hm for s in same if s.hm not in out]
+        settings = {"": sg.hm}  # by axis permutation (qualifier); the first of each only:
+        if sg.crystal_system_str() == "orthorhombic":  # later ones shift the origin (P 21212(a))
+            for other in gemmi.spacegroup_table():
+                if other.number == sg.number and other.hm[0] == sg.hm[0]:
+                    settings.setdefault(other.qualifier, other.hm)
+        out += [hm for hm in settings.values() if hm not in out]
     return out
 
 

@@ -1,6 +1,8 @@
 """Space groups from systematic absences on simulated merged intensities: a screw-axis group
 (P 43 21 2 lysozyme) ranked first with its enantiomorph, a group without screw axes (P 4 2 2),
-an orthorhombic screw axis along a (a non-standard setting), and the ``cell --absences`` CLI."""
+an orthorhombic screw axis along a (a non-standard setting), the ``cell --absences`` CLI; each
+lattice's symmorphic merge group (gemmi: pure rotations, the lattice's point group), the choice
+the absences make or why they make none, and the ``absences`` command."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ import gemmi
 import numpy as np
 import pytest
 
-from kernels.cell.absences import AbsenceError, axis_settings, score_absences
+from kernels.cell.absences import (
+    AbsenceError,
+    AbsenceScore,
+    axis_settings,
+    choose_space_group,
+    score_absences,
+    symmorphic_group,
+)
+from kernels.cell.bravais import BRAVAIS
 from kernels.cell.determination import lattice_space_groups
 from kernels.crystal.symmetry import CrystalSymmetry
 from kernels.io.mtz import write_merged_mtz
@@ -104,3 +114,67 @@ def test_bad_intensities_are_refused():
         score_absences(np.zeros((3, 3)), [1.0, np.nan, 2.0], ["P 2 2 2"])
     with pytest.raises(AbsenceError, match="no candidate"):
         score_absences(np.zeros((3, 3)), [1.0, 1.0, 2.0], [])
+
+
+@pytest.mark.parametrize("bravais", BRAVAIS, ids=lambda b: b.symbol)
+def test_symmorphic_group_of_each_lattice_has_no_screw_or_glide(bravais):
+    name = symmorphic_group(bravais.symbol)
+    candidates = lattice_space_groups(bravais.family, bravais.centring)
+    assert name in candidates
+    sg = gemmi.SpaceGroup(name)
+    assert sg.centring_type() == bravais.centring
+    # every operation bar the centring translations is a pure rotation: no screw, no glide
+    assert all(op.tran == [0, 0, 0] for op in sg.operations().sym_ops)
+    # the lattice's full rotation symmetry: the largest point group among its candidates
+    largest = max(candidates, key=lambda g: len(gemmi.SpaceGroup(g).operations().sym_ops))
+    assert sg.point_group_hm() == gemmi.SpaceGroup(largest).point_group_hm()
+
+
+def test_lattices_hold_their_screw_and_trigonal_groups():
+    assert lattice_space_groups("monoclinic", "P") == ["P 1 2 1", "P 1 21 1"]
+    assert {"P 3 2 1", "P 32 2 1", "P 31", "P 61 2 2"} <= set(
+        lattice_space_groups("hexagonal", "P")
+    )
+
+
+def test_absences_choose_the_screw_group_or_say_why_not():
+    candidates = axis_settings(lattice_space_groups("orthorhombic", "P"))
+    choice = choose_space_group(ranked((50.0, 60.0, 70.0, 90, 90, 90), "P 21 21 21", "P 2 2 2",
+                                       candidates))  # fmt: skip
+    assert choice.space_group == "P 21 21 21" and "margin" in choice.reason
+    tetragonal = ranked(
+        LATTICES["tP"][0], "P 43 21 2", "P 4 2 2", lattice_space_groups("tetragonal", "P")
+    )
+    choice = choose_space_group(tetragonal)
+    assert choice.space_group in ("P 41 21 2", "P 43 21 2")  # enantiomorphs: named as such
+    assert "same absences as P 43 21 2" in choice.reason
+    close = [AbsenceScore("P 2 2 21", 2, 0.1, 1, 6), AbsenceScore("P 2 2 2", 0, np.nan, 2, 6)]
+    assert choose_space_group(close).space_group is None
+    assert "too close" in choose_space_group(close).reason
+    noisy = [AbsenceScore("P 2 2 21", 2, 0.1, 3, 6), AbsenceScore("P 2 2 2", 0, np.nan, 6, 6)]
+    assert choose_space_group(noisy).space_group is None
+    assert "too weak" in choose_space_group(noisy).reason
+    untested = [AbsenceScore("C 1 2 1", 0, np.nan, 0, 0)]
+    assert choose_space_group(untested).space_group is None
+    with pytest.raises(AbsenceError, match="unknown Bravais lattice 'oX'"):
+        symmorphic_group("oX")
+
+
+def test_absences_command_writes_the_ranking_and_choice(tmp_path, capsys):
+    cell = (50.0, 60.0, 70.0, 90.0, 90.0, 90.0)
+    report = {"main": {"bravais": "oP", "cell": list(cell),
+                       "space_groups": lattice_space_groups("orthorhombic", "P")}}  # fmt: skip
+    (tmp_path / "cell.json").write_text(json.dumps(report))
+    hkl, intensity, sigma = merged(cell, "P 2 21 2", "P 2 2 2")
+    symmetry = CrystalSymmetry.create(cell, "P 2 2 2")
+    write_merged_mtz(tmp_path / "m.mtz", symmetry, hkl, intensity, sigma, hkl[:, 0] * 0 + 4)
+    args = ["--cell", str(tmp_path / "cell.json"), "--merged", str(tmp_path / "m.mtz")]
+    code, printed, err = in_process(capsys, "absences", *args, "--out", str(tmp_path / "a.json"))
+    assert code == 0, err
+    written = json.loads((tmp_path / "a.json").read_text())
+    assert written["choice"]["space_group"] == "P 2 21 2" and "chosen: P 2 21 2" in printed
+    assert written["merged_in"] == "P 2 2 2" and written["ranking"][0]["space_group"] == "P 2 21 2"
+    (tmp_path / "bad.json").write_text("{}")
+    code, _, err = in_process(capsys, "absences", "--cell", str(tmp_path / "bad.json"),
+                              "--merged", "m.mtz", "--out", "x")  # fmt: skip
+    assert code == 2 and "bad.json: not a cell report" in err
