@@ -5,8 +5,12 @@ Triggered from the UI ("Trigger DAG w/ config") with ``{"runs": "1-3", "trial": 
 ``prepare`` checks the request (runs existing and concluded, a new trial name) → the runs are
 copied to the center → three SF API jobs: cell-free indexing of each run, cell determination,
 geometry refinement on the runs' spots → the outputs come back to ``<exp>/setup/<trial>/``
-(cell.json, cell_histograms.png, refined.geom, geometry_refinement.json, residual_map.png) →
-``register_trial`` registers the trial with the cell and space group found. With
+(cell.json, cell_histograms.png, refined.geom, geometry_refinement.json, residual_map.png) → a
+fourth job processes the runs with that cell and geometry in the lattice's group without screw
+axes or glides, merges them and ranks the lattice's space groups by the absences
+(absences.json, brought back too) → ``register_trial`` registers the trial with the cell found,
+the space group the absences chose (else the lattice's first candidate; a given ``space_group``
+wins) and the refined geometry. With
 ``reprocess_runs`` (e.g. ``"all"``), ``sfx_reprocess`` is then triggered with that trial.
 """
 
@@ -20,13 +24,52 @@ from operators.analysis_job import SfApiJobOperator
 from operators.download import DownloadResultsOperator
 from operators.pipeline.job_script import NAME_PATTERN
 from operators.pipeline.reprocess import ALL_RUNS
-from operators.pipeline.setup import SETUP_FILES, SETUP_STEPS, prepare_setup, register_setup_trial
+from operators.pipeline.setup import (
+    ABSENCES_FILES,
+    SETUP_FILES,
+    SETUP_STEPS,
+    prepare_setup,
+    register_setup_trial,
+)
 from operators.run_steps import prepared
 from operators.sensors.facility import FacilityAvailableSensor
 from operators.settings import load_beamtime
 
 beamtime = load_beamtime()
 RUNS_PATTERN = rf"^({ALL_RUNS}|[0-9,\- ]*)$"
+
+
+@task(retries=0)
+def absences_job(info: dict, downloaded: dict) -> dict:
+    """The absences job's script, from the cell and geometry found (no secret in it)."""
+    from operators.pipeline.setup import absences_script
+
+    return absences_script(load_beamtime(), info)
+
+
+def absences_step(info, downloaded):
+    """The absences job built from the downloaded outputs, run, and its absences.json (and the
+    merge's statistics) downloaded; the download's output."""
+    job = "{{ ti.xcom_pull(task_ids='absences_job')['absences_%s'] }}"
+    absences = SfApiJobOperator(
+        task_id="absences",
+        machine=beamtime.machine,
+        script=job % "script",
+        key=job % "key",
+        workdir=prepared("hpc_setup"),
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+        poll=beamtime.job_poll,
+    )
+    download = DownloadResultsOperator(
+        task_id="download_absences",
+        machine=beamtime.machine,
+        remote_dir=prepared("hpc_setup"),
+        local_dir=prepared("local_setup"),
+        files=ABSENCES_FILES,
+        sfapi_conn_id=beamtime.sfapi_conn_id,
+    )
+    absences_job(info, downloaded) >> absences >> download
+    return download.output
 
 
 @dag(
@@ -49,7 +92,8 @@ RUNS_PATTERN = rf"^({ALL_RUNS}|[0-9,\- ]*)$"
         "space_group": Param(
             None,
             type=["null", "string"],
-            description="space group of the trial (default: the lattice's first candidate)",
+            description="space group of the trial (default: the absences' choice, else the "
+            "lattice's first candidate)",
         ),
         "reprocess_runs": Param(
             None,
@@ -86,6 +130,7 @@ def sfx_setup():
         """Register the new trial holding the cell, space group and refined geometry found."""
         registered = register_setup_trial(load_beamtime(), info, params["space_group"])
         print(f"trial {registered['trial']}: {registered['trial_params']['crystal']}")
+        print(f"space group {registered['space_group']}: {registered['space_group_reason']}")
         return registered
 
     @task.short_circuit
@@ -123,7 +168,8 @@ def sfx_setup():
         files=SETUP_FILES,
         sfapi_conn_id=beamtime.sfapi_conn_id,
     )
-    registered = register_trial(info, download.output)  # type: ignore[arg-type]
+    download_absences = absences_step(info, download.output)
+    registered = register_trial(info, download_absences)  # type: ignore[arg-type]
     conf = reprocess_wanted(registered)
     reprocess = TriggerDagRunOperator(
         task_id="reprocess",

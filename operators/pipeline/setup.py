@@ -1,11 +1,15 @@
 """The first hour of a beamtime (``sfx_setup``), as plain functions: chosen runs indexed
-cell-free, the cell determined from them, the detector geometry refined on their spots, and a
-new trial registered with the cell and space group found and the refined geometry.
+cell-free, the cell determined from them, the detector geometry refined on their spots, the space
+group from the systematic absences, and a new trial registered with the cell and space group
+found and the refined geometry.
 
-Three batch jobs in one folder at the center (``<hpc_dir>/setup/<trial>``): ``cell-index`` of
+Four batch jobs in one folder at the center (``<hpc_dir>/setup/<trial>``): ``cell-index`` of
 each run into ``<run>/`` (cellfree.csv, spots.h5, run.geom), ``cell`` over them (cell.json, the
 histograms), ``refine-geometry`` on every run's spots from the first run's detector (refined.geom,
-its report and residual map). The outputs come back to ``<exp_dir>/setup/<trial>/``.
+its report and residual map); these outputs come back to ``<exp_dir>/setup/<trial>/``. The fourth,
+built from them, processes the runs with the found cell and geometry in the lattice's symmorphic
+group into ``absences/<run>/``, merges them and ranks the lattice's groups by the merge's
+absences (``absences.json``), which comes back too.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+from kernels.cell.absences import axis_settings, symmorphic_group
 from operators.pipeline.beamtime import Beamtime
 from operators.pipeline.job_script import batch_script, check_name
 from operators.pipeline.run import trial_name_suggestion
@@ -26,6 +31,11 @@ SETUP_FILES = [
     "geometry_refinement.json",
     "residual_map.png",
 ]
+ABSENCES_FILES = ["absences.json", "absences/merge_stats.json"]
+ABSENCES_PARAMS = "absences_params.json"
+
+
+KERNELS = ["python", "-m", "kernels"]
 
 
 class SetupRequestError(ValueError):
@@ -43,14 +53,13 @@ def local_setup_dir(bt: Beamtime, trial: str) -> str:
 def setup_scripts(bt: Beamtime, trial: str, runs: list[str]) -> dict[str, str]:
     """The three job scripts (``<step>_script``), paths relative to the setup folder."""
     workdir = hpc_setup_dir(bt, trial)
-    kernels = ["python", "-m", "kernels"]
     index = [
-        [*kernels, "cell-index", "--run", os.path.relpath(bt.hpc_run_dir(run), workdir), "--out", run]
+        [*KERNELS, "cell-index", "--run", os.path.relpath(bt.hpc_run_dir(run), workdir), "--out", run]
         for run in runs
     ]  # fmt: skip
-    cell = [[*kernels, "cell", "--results", *runs, "--out", "."]]
+    cell = [[*KERNELS, "cell", "--results", *runs, "--out", "."]]
     spots = [f"{run}/spots.h5" for run in runs]
-    geometry = [[*kernels, "refine-geometry", "--geometry", f"{runs[0]}/run.geom", "--spots",
+    geometry = [[*KERNELS, "refine-geometry", "--geometry", f"{runs[0]}/run.geom", "--spots",
                  *spots, "--cell", "cell.json", "--out", "."]]  # fmt: skip
     commands = {"cell_index": index, "cell": cell, "geometry": geometry}
     return {
@@ -120,7 +129,7 @@ def setup_trial_params(
     main = cell_report["main"]
     candidates = main["space_groups"]
     chosen = space_group or candidates[0]
-    if chosen not in candidates:
+    if chosen not in axis_settings(candidates):  # P 21 2 2: a <= b <= c need not be standard
         raise SetupRequestError(
             f"space group {chosen!r} does not fit the {main['bravais']} cell found; "
             f"its candidates: {', '.join(candidates)}"
@@ -137,9 +146,8 @@ def setup_trial_params(
         raise SetupRequestError(f"the setup's results make no valid trial: {exc}") from None
 
 
-def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> dict:
-    """Register the new trial from the downloaded outputs; what it holds, for the UI and a
-    reprocess: trial, trial_params, trial_id, the cell's lattice and the refined geometry.
+def found_trial_params(bt: Beamtime, local: Path, space_group: str | None) -> dict:
+    """`setup_trial_params` from the downloaded cell.json, refined.geom and its report.
 
     Raises
     ------
@@ -147,9 +155,7 @@ def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> d
         A refined.geom that does not parse (FILE:LINE), or a cell that makes no valid trial.
     """
     from kernels.io.geom import GeometryFileError, read_geom
-    from kernels.resultsdb import ResultsDB
 
-    local = Path(info["local_setup"])
     cell_report = json.loads((local / "cell.json").read_text())
     geometry = json.loads((local / "geometry_refinement.json").read_text())
     try:
@@ -158,7 +164,68 @@ def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> d
         raise SetupRequestError(f"the refined geometry makes no valid trial: {exc}") from None
     geom_text = (local / "refined.geom").read_text()
     scale = geometry.get("cell_scale", 1.0)  # the cell found through the old geometry's distance
-    params = setup_trial_params(bt.trial_params, cell_report, space_group, geom_text, scale)
+    return setup_trial_params(bt.trial_params, cell_report, space_group, geom_text, scale)
+
+
+def absences_script(bt: Beamtime, info: dict) -> dict:
+    """The fourth job (``absences_script``, ``absences_key``), from the downloaded outputs: the
+    runs processed with the found cell and refined geometry in the lattice's symmorphic group
+    (every image: the cell-free indexing went through them all already, at more cost per hit,
+    and the few axial reflections that decide want every observation), merged, and ranked."""
+    local = Path(info["local_setup"])
+    bravais = json.loads((local / "cell.json").read_text())["main"]["bravais"]
+    params = found_trial_params(bt, local, symmorphic_group(bravais))
+    workdir, trial = info["hpc_setup"], info["trial"]
+    runs = [r["run"] for r in info["runs"]]
+    options = ["--params", ABSENCES_PARAMS]
+    process = [
+        [*KERNELS, "process", "--run", os.path.relpath(bt.hpc_run_dir(run), workdir),
+         "--out", f"absences/{run}", *options, "--trial", trial]
+        for run in runs
+    ]  # fmt: skip
+    merged = "absences/merged.mtz"
+    merge = [*KERNELS, "merge", "--results", *(f"absences/{r}" for r in runs), "--out", merged]
+    rank = [*KERNELS, "absences", "--cell", "cell.json", "--merged", merged, "--out"]
+    script = batch_script(
+        f"sfx-setup-absences-{trial}"[:64], workdir, [*process, [*merge, *options], [*rank, ABSENCES_FILES[0]]],
+        files={ABSENCES_PARAMS: json.dumps(params)}, env=bt.job_env,
+    )  # fmt: skip
+    return {"absences_script": script, "absences_key": f"{bt.experiment}.setup.{trial}.absences"}
+
+
+def space_group_choice(cell_report: dict, absences: dict, space_group: str | None) -> tuple:
+    """The trial's space group and why: the user's, else the absences' choice, else (they
+    cannot decide) the lattice's first candidate."""
+    if space_group:
+        return space_group, "given with the request"
+    choice = absences["choice"]
+    if choice["space_group"]:
+        return choice["space_group"], f"by the absences: {choice['reason']}"
+    fallback = cell_report["main"]["space_groups"][0]
+    return (
+        fallback,
+        f"the lattice's first candidate: the absences cannot decide ({choice['reason']})",
+    )
+
+
+def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> dict:
+    """Register the new trial from the downloaded outputs; what it holds, for the UI and a
+    reprocess: trial, trial_params, trial_id, the cell's lattice, the space group and why, and
+    the refined geometry.
+
+    Raises
+    ------
+    SetupRequestError
+        A refined.geom that does not parse (FILE:LINE), or a cell that makes no valid trial.
+    """
+    from kernels.resultsdb import ResultsDB
+
+    local = Path(info["local_setup"])
+    cell_report = json.loads((local / "cell.json").read_text())
+    absences = json.loads((local / ABSENCES_FILES[0]).read_text())
+    chosen, why = space_group_choice(cell_report, absences, space_group)
+    params = found_trial_params(bt, local, chosen)
+    geometry = json.loads((local / "geometry_refinement.json").read_text())
     with ResultsDB(bt.results_db) as db:
         trial_id = db.ensure_trial(info["trial"], params)
     return {
@@ -166,6 +233,8 @@ def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> d
         "trial_id": trial_id,
         "trial_params": params,
         "bravais": cell_report["main"]["bravais"],
+        "space_group": chosen,
+        "space_group_reason": why,
         "geometry": str(local / "refined.geom"),
         "rms_px": [geometry["rms_before_px"], geometry["rms_after_px"]],
     }
