@@ -19,7 +19,7 @@ from kernels.cell.report import CELL_FILE
 from kernels.geomrefine.report import REPORT_FILE
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.job_script import check_name
-from operators.pipeline.setup import local_setup_dir
+from operators.pipeline.setup import ABSENCES_FILES, local_setup_dir
 
 from . import setup_page
 from .auth import page_user
@@ -73,7 +73,9 @@ def setup_view(experiment: str, trial_id: int | None = None, db: ResultsDB = Dep
     trial = db.get_trial(found_trial["name"], found_trial["version"])
     folder = trial_setup_folder(experiment, trial["name"])
     report, geometry = read_report(folder, CELL_FILE), read_report(folder, REPORT_FILE)
-    return setup_page.setup_page(experiment, trial, report, geometry)
+    has_absences = (folder / ABSENCES_FILES[0]).is_file()  # not in setups made before that step
+    absences = read_report(folder, ABSENCES_FILES[0]) if has_absences else None
+    return setup_page.setup_page(experiment, trial, report, geometry, absences)
 
 
 @router.get("/setup/file")

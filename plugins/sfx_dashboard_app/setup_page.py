@@ -1,5 +1,6 @@
 """HTML of a setup run's results (``sfx_setup``: ``<exp_dir>/setup/<trial>/``): the cell found
-with its spread, lattice and candidate space groups, the minority cells, the cell histograms,
+with its spread, lattice and candidate space groups, the minority cells, the space groups ranked
+by the absences and the group they chose, the cell histograms,
 the geometry refinement's rms before/after overall and per panel, and the residual map.
 Every value from the files goes through ``esc`` or ``number``."""
 
@@ -50,6 +51,38 @@ def cell_section(report: dict, chosen: str | None) -> str:
     )
 
 
+def absences_section(absences: dict | None) -> str:
+    """The lattice's space groups ranked by a merge's absences (``absences.json``), best first,
+    and the absences' choice or why they make none; nothing for a setup without them."""
+    if absences is None:
+        return ""
+    choice = absences["choice"]
+    verdict = (
+        f"chosen: <strong>{esc(choice['space_group'])}</strong>"
+        if choice["space_group"]
+        else "no choice (the lattice's first candidate is taken)"
+    )
+    rows = "".join(
+        row(
+            [
+                esc(r["space_group"]),
+                number(r["called_absent"]),
+                number(r["absent_mean_i_over_sigma"], 3),
+                number(r["disagreements"]),
+                number(r["tested"]),
+            ]
+        )
+        for r in absences["ranking"]
+    )
+    head = ["space group", "called absent", "their mean I/σ", "disagree", "tested"]
+    return (
+        f"<h2>Space group from the absences</h2><p>merged in {esc(absences['merged_in'])} "
+        f"(no screw axes, no glides); present from I/σ ≥ {number(absences['cut'], 3)}</p>"
+        f'<p id="setup-absence-choice">{verdict}: {esc(choice["reason"])}</p>'
+        f'<table id="setup-absences">{row(head, head=True)}{rows}</table>'
+    )
+
+
 def panel_rows(geometry: dict) -> str:
     """Per panel: spots, rms before and after, mean residual after (fs, ss)."""
     before = {p["panel"]: p for p in geometry["panels_before"]}
@@ -95,8 +128,11 @@ def geometry_section(geometry: dict) -> str:
     )
 
 
-def setup_page(experiment: str, trial: dict, report: dict, geometry: dict) -> str:
-    """One setup's results; ``trial`` is the trial it registered (id, name, version, params)."""
+def setup_page(
+    experiment: str, trial: dict, report: dict, geometry: dict, absences: dict | None = None
+) -> str:
+    """One setup's results; ``trial`` is the trial it registered (id, name, version, params);
+    ``absences`` its absences.json (None: a setup from before the absences step)."""
     ids = {"experiment": experiment, "trial_id": trial["id"]}
     image = {name: href("setup/file", **ids, name=name) for name in SETUP_IMAGES}
     body = (
@@ -106,6 +142,7 @@ def setup_page(experiment: str, trial: dict, report: dict, geometry: dict) -> st
         f'<p><a href="{href("actions", **ids)}">make this trial the experiment\'s default or '
         "reprocess runs with it</a></p>"
         + cell_section(report, trial["params"].get("crystal", {}).get("space_group"))
+        + absences_section(absences)
         + f'<img id="setup-histograms" alt="cell histograms" src="{image[HISTOGRAM_FILE]}">'
         + geometry_section(geometry)
         + f'<img id="setup-residuals" alt="residual map" src="{image[MAP_FILE]}">'

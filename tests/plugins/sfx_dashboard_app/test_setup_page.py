@@ -1,6 +1,6 @@
 """A setup run's results in the dashboard (``/setup``): the cell with its spread, lattice and
-space groups, the minority cell, both plots, rms before/after per panel; what is missing or
-refused is named; hostile values stay text. Real outputs of the kernels' writers, a real SQLite
+space groups, the minority cell, the groups ranked by absences and their choice, both plots, rms
+before/after per panel; what is missing or refused is named; hostile values stay text. Real outputs of the kernels' writers, a real SQLite
 results DB and Airflow's real auth manager."""
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def test_the_setup_page_shows_cell_space_groups_and_residuals(client, setup_beam
     assert f"{main['cell'][0]:.5g}" in cell_text and f"{main['spread'][0]:.2g}" in cell_text
     assert f"{SPACE_GROUP} (the trial's)" in shown.text_of("setup-space-groups")
     assert "oP" in page.text  # the minority cell is shown, not dropped
+    ranking = shown.text_of("setup-absences")
+    assert all(r["space_group"] in ranking for r in setup_beamtime["absences"]["ranking"])
+    choice = shown.text_of("setup-absence-choice")
+    assert "chosen: P 41 21 2" in choice and "same absences as P 43 21 2" in choice
     geometry = setup_beamtime["geometry"]
     assert f"{geometry['rms_before_px']:.3g} px before" in shown.text_of("setup-rms")
     assert f"{geometry['rms_after_px']:.3g} px after" in shown.text_of("setup-rms")
