@@ -23,6 +23,7 @@ from kernels.io.mtz import read_intensities
 DEFAULT_CUT = 3.0  # I/sigma at and above which a reflection counts as present
 MIN_MARGIN = 3  # test reflections by which the runner-up must disagree more than the best
 MAX_DISAGREEMENT = 0.2  # share of the test set above which even the best group is no answer
+MAX_CHANCE = 0.05  # of the margin's reflections all being weak by chance (weak data: no answer)
 
 # Each lattice's symmorphic Sohncke group of its holohedry's rotations: no screw axis and no
 # glide, so a merge in it keeps every reflection any candidate of the lattice may call absent,
@@ -112,11 +113,14 @@ def absence_pattern(name: str) -> bytes:
     return gemmi.SpaceGroup(name).operations().systematic_absences(hkl.astype(np.int32)).tobytes()
 
 
-def choose_space_group(scores: list[AbsenceScore]) -> AbsenceChoice:
+def choose_space_group(scores: list[AbsenceScore], weak_fraction: float = 0.0) -> AbsenceChoice:
     """The best-ranked group if the absences decide it: it disagrees with at most
-    MAX_DISAGREEMENT of the test set and the first group with other absences with at least
-    MIN_MARGIN reflections more. Groups with its absences (enantiomorphs, P 4 2 2 / P 4) tie
-    with it; the ranking's first, the most symmetric, is taken and the others named."""
+    MAX_DISAGREEMENT of the test set, the first group with other absences with at least
+    MIN_MARGIN reflections more, and those reflections are not all weak by chance: a present
+    reflection of the merge is weak (I/sigma < cut) with `weak_fraction` q, so q**margin must
+    not exceed MAX_CHANCE (weak data make weak axial reflections no evidence of absence).
+    Groups with its absences (enantiomorphs, P 4 2 2 / P 4) tie with it; the ranking's first,
+    the most symmetric, is taken and the others named."""
     if not scores or not scores[0].tested:
         return AbsenceChoice(None, "no measured reflection tells the candidates apart")
     best, n = scores[0], scores[0].tested
@@ -132,6 +136,12 @@ def choose_space_group(scores: list[AbsenceScore]) -> AbsenceChoice:
     said += f", the next, {rival.space_group}, with {rival.disagreements} (margin {margin})"
     if margin < MIN_MARGIN:
         return AbsenceChoice(None, f"{said}: under {MIN_MARGIN}, too close to decide")
+    chance = weak_fraction**margin
+    if chance > MAX_CHANCE:
+        return AbsenceChoice(
+            None, f"{said}, but {weak_fraction:.0%} of the merge is weak: chance {chance:.2f}"
+        )
+    said += f", all weak by chance {chance:.3f}"
     if len(same) > 1:
         said += f"; same absences as {', '.join(same[1:])} (not told apart, the first taken)"
     return AbsenceChoice(best.space_group, said)
@@ -207,10 +217,8 @@ def score_absences(
     )
 
 
-def absences_of_mtz(
-    path, candidates: list[str], cell=None, column: str = "IMEAN", cut: float = DEFAULT_CUT
-) -> list[AbsenceScore]:
-    """`score_absences` on a merged MTZ (IMEAN / SIGIMEAN by default).
+def mtz_i_over_sigma(path, cell=None, column: str = "IMEAN") -> tuple[np.ndarray, np.ndarray]:
+    """Miller indices and I/sigma of a merged MTZ's reflections with sigma > 0.
 
     cell : the determined conventional cell; the MTZ's must match it within 2 % and 2 deg, so
     that its Miller indices are in the candidates' setting (AbsenceError otherwise).
@@ -231,6 +239,12 @@ def absences_of_mtz(
     positive = sigma > 0
     if not positive.any():
         raise AbsenceError(f"{path}: no reflection with SIG{column} > 0")
-    return score_absences(
-        hkl[positive], intensity[positive] / sigma[positive], axis_settings(candidates), cut
-    )
+    return hkl[positive], intensity[positive] / sigma[positive]
+
+
+def absences_of_mtz(
+    path, candidates: list[str], cell=None, column: str = "IMEAN", cut: float = DEFAULT_CUT
+) -> list[AbsenceScore]:
+    """`score_absences` on a merged MTZ (IMEAN / SIGIMEAN by default; see `mtz_i_over_sigma`)."""
+    hkl, z = mtz_i_over_sigma(path, cell, column)
+    return score_absences(hkl, z, axis_settings(candidates), cut)

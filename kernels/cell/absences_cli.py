@@ -8,12 +8,16 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from kernels.cell.absences import (
     DEFAULT_CUT,
     AbsenceError,
     AbsenceScore,
-    absences_of_mtz,
+    axis_settings,
     choose_space_group,
+    mtz_i_over_sigma,
+    score_absences,
     symmorphic_group,
 )
 from kernels.cell.cli import absence_line
@@ -55,25 +59,32 @@ def read_cell_report(path: str) -> dict:
         ) from None
 
 
-def absences_report(main: dict, merged: str, scores: list[AbsenceScore], cut: float) -> dict:
-    """The JSON written: the merge scored, the ranking best first and the choice."""
+def absences_report(
+    main: dict, merged: str, scores: list[AbsenceScore], cut: float, weak_fraction: float
+) -> dict:
+    """The JSON written: the merge scored, how much of it is weak, the ranking best first and
+    the choice."""
     return {
         "bravais": main["bravais"],
         "merged_in": symmorphic_group(main["bravais"]),
         "merged": str(merged),
         "cut": cut,
+        "weak_fraction": round(weak_fraction, 3),
         "ranking": [s.as_json() for s in scores],
-        "choice": choose_space_group(scores).as_json(),
+        "choice": choose_space_group(scores, weak_fraction).as_json(),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     """Score, write and print the ranking and the choice."""
     main = read_cell_report(args.cell)
-    scores = absences_of_mtz(args.merged, main["space_groups"], main["cell"], cut=args.absence_cut)
-    report = absences_report(main, args.merged, scores, args.absence_cut)
+    hkl, z = mtz_i_over_sigma(args.merged, main["cell"])
+    cut = args.absence_cut
+    scores = score_absences(hkl, z, axis_settings(main["space_groups"]), cut)
+    report = absences_report(main, args.merged, scores, cut, float(np.mean(z < cut)))
     write_json(Path(args.out), report)
     choice = report["choice"]
     print(f"by absences ({args.merged}): {absence_line(scores)}")
+    print(f"  {report['weak_fraction']:.0%} of the merge under I/sigma {cut:g}")
     print(f"  chosen: {choice['space_group'] or 'none'} ({choice['reason']}) -> {args.out}")
     return 0

@@ -154,6 +154,10 @@ def test_absences_choose_the_screw_group_or_say_why_not():
     noisy = [AbsenceScore("P 2 2 21", 2, 0.1, 3, 6), AbsenceScore("P 2 2 2", 0, np.nan, 6, 6)]
     assert choose_space_group(noisy).space_group is None
     assert "too weak" in choose_space_group(noisy).reason
+    clear = [AbsenceScore("P 2 2 21", 5, 0.1, 0, 9), AbsenceScore("P 2 2 2", 0, np.nan, 5, 9)]
+    assert choose_space_group(clear, weak_fraction=0.3).space_group == "P 2 2 21"
+    weak = choose_space_group(clear, weak_fraction=0.8)  # five weak ones: likely by chance
+    assert weak.space_group is None and "80% of the merge is weak" in weak.reason
     untested = [AbsenceScore("C 1 2 1", 0, np.nan, 0, 0)]
     assert choose_space_group(untested).space_group is None
     with pytest.raises(AbsenceError, match="unknown Bravais lattice 'oX'"):
@@ -174,6 +178,12 @@ def test_absences_command_writes_the_ranking_and_choice(tmp_path, capsys):
     written = json.loads((tmp_path / "a.json").read_text())
     assert written["choice"]["space_group"] == "P 2 21 2" and "chosen: P 2 21 2" in printed
     assert written["merged_in"] == "P 2 2 2" and written["ranking"][0]["space_group"] == "P 2 21 2"
+    assert 0 < written["weak_fraction"] < 0.3
+    faint = CrystalSymmetry.create(cell, "P 2 2 2")  # the same crystal, 20 times weaker
+    write_merged_mtz(tmp_path / "f.mtz", faint, hkl, intensity / 20, sigma, hkl[:, 0] * 0 + 4)
+    args[-1] = str(tmp_path / "f.mtz")
+    code, printed, err = in_process(capsys, "absences", *args, "--out", str(tmp_path / "f.json"))
+    assert code == 0 and "chosen: none" in printed and "of the merge is weak" in printed
     (tmp_path / "bad.json").write_text("{}")
     code, _, err = in_process(capsys, "absences", "--cell", str(tmp_path / "bad.json"),
                               "--merged", "m.mtz", "--out", "x")  # fmt: skip
