@@ -1,5 +1,6 @@
 """The setup request's checks and the trial it makes (no Airflow): runs and trial names refused
-before any job with what to change, the three job scripts, the space group among the lattice's."""
+before any job with what to change, the three job scripts, the space group among the lattice's
+(the user's, else the absences' choice, else the lattice's first candidate)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import pytest
 
 from kernels.resultsdb import ResultsDB
 from operators.pipeline.beamtime import Beamtime
-from operators.pipeline.setup import SetupRequestError, prepare_setup, setup_trial_params
+from operators.pipeline.setup import (
+    SetupRequestError,
+    prepare_setup,
+    setup_trial_params,
+    space_group_choice,
+)
 from tests.operators.fake_runs import make_run
 
 CELL_REPORT = {
@@ -68,3 +74,19 @@ def test_the_trial_holds_the_refined_geometry_and_the_refined_cell_scale():
     assert params["crystal"]["a"] == pytest.approx(121.604) and params["crystal"]["beta"] == 103.2
     with pytest.raises(SetupRequestError, match=r"no valid trial: detector\.geom:2: "):
         setup_trial_params({}, CELL_REPORT, None, "res = 10000\np0/corner_q = 1\n")
+
+
+def test_the_space_group_is_the_users_else_the_absences_else_the_lattices():
+    report = {"main": {**CELL_REPORT["main"], "bravais": "oP", "cell": [50, 60, 70, 90, 90, 90],
+                       "space_groups": ["P 2 2 2", "P 2 2 21", "P 21 21 2", "P 21 21 21"]}}  # fmt: skip
+    decided = {"choice": {"space_group": "P 2 21 2", "reason": "margin 5"}}
+    undecided = {"choice": {"space_group": None, "reason": "too close to decide"}}
+    assert space_group_choice(report, decided, "P 21 21 21") == (
+        "P 21 21 21", "given with the request"
+    )  # fmt: skip
+    assert space_group_choice(report, decided, None) == ("P 2 21 2", "by the absences: margin 5")
+    chosen, why = space_group_choice(report, undecided, None)
+    assert chosen == "P 2 2 2" and "cannot decide (too close to decide)" in why
+    # the absences' axis setting (screw along b) makes a valid trial of this lattice
+    params = setup_trial_params({}, report, "P 2 21 2")
+    assert params["crystal"]["space_group"] == "P 2 21 2"
