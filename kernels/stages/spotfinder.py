@@ -112,7 +112,14 @@ def ring_moments(values: np.ndarray, rings: np.ndarray, n_rings: int):
 
 
 def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
-    """Mean and standard deviation of each resolution ring, bright pixels clipped once.
+    """Mean and standard deviation of each resolution ring, bright pixels clipped once; the
+    standard deviation no lower than the counting noise (square root) of the unclipped mean.
+
+    The floor is for photon-counting frames: there nearly every pixel is 0 and the clipping
+    removes all the single photons, leaving a ring of zeros whose standard deviation (0) would
+    make every single photon a spot candidate. Photons are never less noisy than Poisson; on
+    frames with read noise the clipped deviation is mostly above the floor (on the simulator's
+    raw frames the floor acts in a few outer rings only).
 
     Returns
     -------
@@ -121,7 +128,23 @@ def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
     values, rings = flat[plan.sample], plan.sample_ring
     mean, std = ring_moments(values, rings, plan.n_rings)
     keep = values < (mean + clip * std)[rings]
-    return ring_moments(values[keep], rings[keep], plan.n_rings)
+    clipped_mean, clipped_std = ring_moments(values[keep], rings[keep], plan.n_rings)
+    return clipped_mean, np.maximum(clipped_std, np.sqrt(np.maximum(mean, 0.0)))
+
+
+def ring_thresholds(flat: np.ndarray, plan: SpotPlan):
+    """Background mean and candidate threshold (``mean + snr * std``) of each ring.
+
+    A ring without statistics (no good pixel sampled) has no candidates: its 0 threshold
+    would otherwise make nearly every pixel of the frame a candidate.
+
+    Returns
+    -------
+    mean, threshold : ndarray (n_rings,)
+    """
+    mean, std = ring_statistics(flat, plan)
+    threshold = mean + plan.params.snr * np.maximum(std, 0.1)
+    return mean, np.where(plan.sampled, threshold, np.inf)
 
 
 def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separation: float):
@@ -138,26 +161,6 @@ def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separati
     return np.flatnonzero(keep)
 
 
-BOX_READS_PER_PIXEL = 0.5  # more box reads than this per pixel: a summed-area table is cheaper
-SUM_SLACK = 1e-3  # photons: far above the table's float64 rounding on any frame
-
-
-def box_sums(photons: np.ndarray, peaks: np.ndarray, half: int) -> np.ndarray:
-    """The sum of each peak's (2 half + 1)^2 box (float64), from a summed-area table.
-
-    Parameters
-    ----------
-    photons : (rows, cols) frame; peaks : flat indices at least `half` from every border.
-    """
-    rows, cols = photons.shape
-    table = np.zeros((rows + 1, cols + 1))
-    np.cumsum(photons, axis=0, dtype=np.float64, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    r0, c0 = peaks // cols - half, peaks % cols - half
-    r1, c1 = r0 + 2 * half + 1, c0 + 2 * half + 1
-    return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-
-
 def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     """Find Bragg spots in a calibrated frame.
 
@@ -172,10 +175,7 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     """
     p = plan.params
     flat = photons.reshape(-1)
-    mean, std = ring_statistics(flat, plan)
-    # a ring without statistics (no good pixel sampled) has no candidates: its 0 threshold
-    # would otherwise make nearly every pixel of the frame a candidate
-    threshold = np.where(plan.sampled, mean + p.snr * np.maximum(std, 0.1), np.inf)
+    mean, threshold = ring_thresholds(flat, plan)
     cand = np.flatnonzero(flat > threshold.min())
     cand = cand[plan.valid[cand]]
     cand = cand[flat[cand] > threshold[plan.ring[cand]]]
@@ -187,11 +187,6 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
         values[:, None] >= neighbours[:, 4:]
     ).all(axis=1)
     peaks = cand[is_max]
-    if len(peaks) * plan.box.size > BOX_READS_PER_PIXEL * flat.size:
-        # photon-counting frames: single photons are peaks; drop those whose box cannot hold
-        # min_photons, from a summed-area table, before any box is read (results unchanged)
-        boxed = box_sums(photons, peaks, p.window // 2) - plan.box.size * mean[plan.ring[peaks]]
-        peaks = peaks[boxed >= p.min_photons - SUM_SLACK]
     box = flat[peaks[:, None] + plan.box]
     bg = mean[plan.ring[peaks]]
     npix = (box > threshold[plan.ring[peaks]][:, None]).sum(axis=1)

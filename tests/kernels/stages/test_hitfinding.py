@@ -8,6 +8,7 @@ from kernels.crystal.geometry import DetectorGeometry, tiled_panels
 from kernels.io.runformat import open_run
 from kernels.stages.calibration import Calibration, calibrate, load_calibration, plan_calibration
 from kernels.stages.pipeline import Processor
+from kernels.stages.spotfinder import find_spots, plan_spotfinding, ring_thresholds
 
 
 def test_calibration_removes_pedestal_gain_and_common_mode():
@@ -79,3 +80,23 @@ def test_spots_sit_on_true_reflections(sim_experiment):
     assert (offsets < 2).mean() > 0.95  # nearly every spot is a true reflection
     assert np.median(offsets) < 1.0
     assert np.concatenate(found_strong).mean() > 0.9  # and strong reflections are found
+
+
+def test_photon_counting_frame_single_photons_are_not_candidates_and_spots_are_found():
+    # a noise-free photon frame: Poisson background of 0.05 photon/pixel, 12 Gaussian spots
+    geometry = DetectorGeometry(shape=(400, 400), beam_x=200.3, beam_y=199.6)
+    rng = np.random.default_rng(3)
+    rows, cols = np.indices(geometry.shape)
+    centres = np.c_[rng.uniform(40, 360, 12), rng.uniform(40, 360, 12)]  # (col, row)
+    expected = np.full(geometry.shape, 0.05)
+    for c, r in centres:
+        expected += 150 / (2 * np.pi) * np.exp(-((cols - c) ** 2 + (rows - r) ** 2) / 2)
+    photons = rng.poisson(expected).astype(np.float32)
+    plan = plan_spotfinding(geometry, np.ones(geometry.shape, bool))
+    _, threshold = ring_thresholds(photons.reshape(-1), plan)
+    single = photons.reshape(-1) == 1
+    above = single & (photons.reshape(-1) > threshold[plan.ring])
+    assert above.sum() < 0.01 * single.sum()  # a lone photon is background, not a candidate
+    spots = find_spots(photons, plan)
+    distance, _ = cKDTree(np.c_[spots.col, spots.row]).query(centres)
+    assert len(spots) == len(centres) and distance.max() < 0.5
