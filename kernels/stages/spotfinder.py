@@ -67,7 +67,12 @@ class SpotPlan:
     box_dc: np.ndarray
     neighbours: np.ndarray  # flat offsets of the 8 neighbours
     valid: np.ndarray  # flat bool: good pixel away from the border
-    sampled: np.ndarray  # bool per ring: has statistics (a ring in a central hole has none)
+    sample_count: np.ndarray  # float per ring: sampled pixels (a ring in a central hole: 0)
+
+    @property
+    def sampled(self) -> np.ndarray:
+        """Bool per ring: has statistics."""
+        return self.sample_count > 0
 
 
 def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotParams = SpotParams()):
@@ -99,16 +104,23 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
         dc,
         np.array([i * cols + j for i, j in nb]),
         valid.ravel(),
-        np.bincount(ring.ravel()[sample], minlength=int(ring.max()) + 1) > 0,
+        np.bincount(ring.ravel()[sample], minlength=int(ring.max()) + 1).astype(np.float64),
     )
 
 
-def ring_moments(values: np.ndarray, rings: np.ndarray, n_rings: int):
-    """Mean and standard deviation of `values` per ring (0 for a ring without values)."""
-    n = np.maximum(np.bincount(rings, minlength=n_rings).astype(np.float64), 1.0)
-    mean = np.bincount(rings, values, minlength=n_rings) / n
-    square = np.bincount(rings, values * values, minlength=n_rings) / n
-    return mean, np.sqrt(np.maximum(square - mean * mean, 0.0))
+def ring_sums(values: np.ndarray, rings: np.ndarray, n_rings: int):
+    """Sum and sum of squares of `values` per ring (float64)."""
+    return (
+        np.bincount(rings, values, minlength=n_rings),
+        np.bincount(rings, values * values, minlength=n_rings),
+    )
+
+
+def moments(count: np.ndarray, total: np.ndarray, square: np.ndarray):
+    """Mean and standard deviation from per-ring counts, sums and sums of squares (0 for a
+    ring without values)."""
+    mean = total / np.maximum(count, 1.0)
+    return mean, np.sqrt(np.maximum(square / np.maximum(count, 1.0) - mean * mean, 0.0))
 
 
 def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
@@ -119,16 +131,20 @@ def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
     removes all the single photons, leaving a ring of zeros whose standard deviation (0) would
     make every single photon a spot candidate. Photons are never less noisy than Poisson; on
     frames with read noise the clipped deviation is mostly above the floor (on the simulator's
-    raw frames the floor acts in a few outer rings only).
+    raw frames the floor acts in a few outer rings only). The clipped sums are the full ones
+    minus those of the few bright pixels, so the sample is summed once.
 
     Returns
     -------
     mean, std : ndarray (n_rings,)
     """
     values, rings = flat[plan.sample], plan.sample_ring
-    mean, std = ring_moments(values, rings, plan.n_rings)
-    keep = values < (mean + clip * std)[rings]
-    clipped_mean, clipped_std = ring_moments(values[keep], rings[keep], plan.n_rings)
+    total, square = ring_sums(values, rings, plan.n_rings)
+    mean, std = moments(plan.sample_count, total, square)
+    bright = ~(values < (mean + clip * std)[rings])  # NaN counts as bright, as clipped
+    count = plan.sample_count - np.bincount(rings[bright], minlength=plan.n_rings)
+    bright_total, bright_square = ring_sums(values[bright], rings[bright], plan.n_rings)
+    clipped_mean, clipped_std = moments(count, total - bright_total, square - bright_square)
     return clipped_mean, np.maximum(clipped_std, np.sqrt(np.maximum(mean, 0.0)))
 
 
