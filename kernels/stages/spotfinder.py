@@ -68,6 +68,8 @@ class SpotPlan:
     neighbours: np.ndarray  # flat offsets of the 8 neighbours
     valid: np.ndarray  # flat bool: good pixel away from the border
     sample_count: np.ndarray  # float per ring: sampled pixels (a ring in a central hole: 0)
+    ring_pixels: np.ndarray  # flat indices of the valid pixels, ring by ring
+    ring_start: np.ndarray  # ring r's pixels are ring_pixels[ring_start[r]:ring_start[r + 1]]
 
     @property
     def sampled(self) -> np.ndarray:
@@ -93,10 +95,15 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
     edge = max(params.edge, h + 1)
     valid = mask.copy()
     valid[:edge], valid[-edge:], valid[:, :edge], valid[:, -edge:] = False, False, False, False
+    n_rings = int(ring.max()) + 1
+    good = np.flatnonzero(valid)
+    # int16 rings sort by radix (fast); the pixels of a ring stay in ascending order
+    ring_pixels = good[np.argsort(ring.ravel()[good].astype(np.int16), kind="stable")]
+    ring_start = np.searchsorted(ring.ravel()[ring_pixels], np.arange(n_rings + 1))
     return SpotPlan(
         params,
         ring.ravel(),
-        int(ring.max()) + 1,
+        n_rings,
         sample,
         ring.ravel()[sample],
         dr * cols + dc,
@@ -104,7 +111,9 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
         dc,
         np.array([i * cols + j for i, j in nb]),
         valid.ravel(),
-        np.bincount(ring.ravel()[sample], minlength=int(ring.max()) + 1).astype(np.float64),
+        np.bincount(ring.ravel()[sample], minlength=n_rings).astype(np.float64),
+        ring_pixels,
+        ring_start,
     )
 
 
@@ -163,6 +172,34 @@ def ring_thresholds(flat: np.ndarray, plan: SpotPlan):
     return mean, np.where(plan.sampled, threshold, np.inf)
 
 
+LOW_RING_PIXELS = 0.02  # share of the frame searched ring by ring, below the scanning level
+
+
+def candidates(flat: np.ndarray, threshold: np.ndarray, plan: SpotPlan) -> np.ndarray:
+    """Flat indices (ascending) of the valid pixels above their ring's threshold.
+
+    One scan of the frame finds the pixels above a level; the rings whose threshold lies below
+    it, holding at most LOW_RING_PIXELS of the frame, are searched pixel by pixel instead. So
+    a small ring with a low threshold (a handful of sampled pixels, all 0 on a photon-counting
+    frame) does not make every photon of the frame a candidate.
+    """
+    order = np.argsort(threshold, kind="stable")
+    covered = np.cumsum(np.diff(plan.ring_start)[order])
+    n_low = int(np.searchsorted(covered, LOW_RING_PIXELS * flat.size))
+    level = np.append(threshold[order], np.inf)[n_low]
+    found = np.flatnonzero(flat > level)
+    found = found[plan.valid[found]]
+    found = found[flat[found] > threshold[plan.ring[found]]]
+    if n_low == 0:
+        return found
+    low = np.concatenate(
+        [plan.ring_pixels[plan.ring_start[r] : plan.ring_start[r + 1]] for r in order[:n_low]]
+    )
+    values = flat[low]
+    low = low[(values > threshold[plan.ring[low]]) & (values <= level)]  # the rest: found
+    return np.sort(np.concatenate([found, low]))
+
+
 def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separation: float):
     """Indices of the peaks kept when, of any two closer than `separation`, the weaker goes."""
     if len(peaks) < 2 or separation <= 0:
@@ -192,9 +229,7 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     p = plan.params
     flat = photons.reshape(-1)
     mean, threshold = ring_thresholds(flat, plan)
-    cand = np.flatnonzero(flat > threshold.min())
-    cand = cand[plan.valid[cand]]
-    cand = cand[flat[cand] > threshold[plan.ring[cand]]]
+    cand = candidates(flat, threshold, plan)
     values = flat[cand]
     neighbours = flat[cand[:, None] + plan.neighbours]
     # strict maximum against the earlier half of the neighbours, >= against the later half,
