@@ -20,7 +20,7 @@
 5. Multi-panel (bench/panel_speed.py): whole-chain images/s per core and us per pixel on a
    tilted 4 Mpix Jungfrau 4M beside the flat 1 Mpix detector (--multipanel-images hits each),
    and our spot finder beside OM's peakfinder8 on the same Jungfrau frames: spots matched
-   within 0.5 px both ways, time per frame.
+   within 0.5 px both ways (all, and those with >= 10, 20, 50 photons), time per frame.
 
     .venv/bin/python bench/kernels_bench.py [--images 300] [--merge-images 100000]
         [--robust-images 300] [--keep DIR] [--repeats 3] [--skip-chain]

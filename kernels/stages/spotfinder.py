@@ -67,7 +67,14 @@ class SpotPlan:
     box_dc: np.ndarray
     neighbours: np.ndarray  # flat offsets of the 8 neighbours
     valid: np.ndarray  # flat bool: good pixel away from the border
-    sampled: np.ndarray  # bool per ring: has statistics (a ring in a central hole has none)
+    sample_count: np.ndarray  # float per ring: sampled pixels (a ring in a central hole: 0)
+    ring_pixels: np.ndarray  # flat indices of the valid pixels, ring by ring
+    ring_start: np.ndarray  # ring r's pixels are ring_pixels[ring_start[r]:ring_start[r + 1]]
+
+    @property
+    def sampled(self) -> np.ndarray:
+        """Bool per ring: has statistics."""
+        return self.sample_count > 0
 
 
 def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotParams = SpotParams()):
@@ -88,10 +95,15 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
     edge = max(params.edge, h + 1)
     valid = mask.copy()
     valid[:edge], valid[-edge:], valid[:, :edge], valid[:, -edge:] = False, False, False, False
+    n_rings = int(ring.max()) + 1
+    good = np.flatnonzero(valid)
+    # int16 rings sort by radix (fast); the pixels of a ring stay in ascending order
+    ring_pixels = good[np.argsort(ring.ravel()[good].astype(np.int16), kind="stable")]
+    ring_start = np.searchsorted(ring.ravel()[ring_pixels], np.arange(n_rings + 1))
     return SpotPlan(
         params,
         ring.ravel(),
-        int(ring.max()) + 1,
+        n_rings,
         sample,
         ring.ravel()[sample],
         dr * cols + dc,
@@ -99,29 +111,93 @@ def plan_spotfinding(geometry: ImageGeometry, mask: np.ndarray, params: SpotPara
         dc,
         np.array([i * cols + j for i, j in nb]),
         valid.ravel(),
-        np.bincount(ring.ravel()[sample], minlength=int(ring.max()) + 1) > 0,
+        np.bincount(ring.ravel()[sample], minlength=n_rings).astype(np.float64),
+        ring_pixels,
+        ring_start,
     )
 
 
-def ring_moments(values: np.ndarray, rings: np.ndarray, n_rings: int):
-    """Mean and standard deviation of `values` per ring (0 for a ring without values)."""
-    n = np.maximum(np.bincount(rings, minlength=n_rings).astype(np.float64), 1.0)
-    mean = np.bincount(rings, values, minlength=n_rings) / n
-    square = np.bincount(rings, values * values, minlength=n_rings) / n
-    return mean, np.sqrt(np.maximum(square - mean * mean, 0.0))
+def ring_sums(values: np.ndarray, rings: np.ndarray, n_rings: int):
+    """Sum and sum of squares of `values` per ring (float64)."""
+    return (
+        np.bincount(rings, values, minlength=n_rings),
+        np.bincount(rings, values * values, minlength=n_rings),
+    )
+
+
+def moments(count: np.ndarray, total: np.ndarray, square: np.ndarray):
+    """Mean and standard deviation from per-ring counts, sums and sums of squares (0 for a
+    ring without values)."""
+    mean = total / np.maximum(count, 1.0)
+    return mean, np.sqrt(np.maximum(square / np.maximum(count, 1.0) - mean * mean, 0.0))
 
 
 def ring_statistics(flat: np.ndarray, plan: SpotPlan, clip: float = 3.0):
-    """Mean and standard deviation of each resolution ring, bright pixels clipped once.
+    """Mean and standard deviation of each resolution ring, bright pixels clipped once; the
+    standard deviation no lower than the counting noise (square root) of the unclipped mean.
+
+    The floor is for photon-counting frames: there nearly every pixel is 0 and the clipping
+    removes all the single photons, leaving a ring of zeros whose standard deviation (0) would
+    make every single photon a spot candidate. Photons are never less noisy than Poisson; on
+    frames with read noise the clipped deviation is mostly above the floor (on the simulator's
+    raw frames the floor acts in a few outer rings only). The clipped sums are the full ones
+    minus those of the few bright pixels, so the sample is summed once.
 
     Returns
     -------
     mean, std : ndarray (n_rings,)
     """
     values, rings = flat[plan.sample], plan.sample_ring
-    mean, std = ring_moments(values, rings, plan.n_rings)
-    keep = values < (mean + clip * std)[rings]
-    return ring_moments(values[keep], rings[keep], plan.n_rings)
+    total, square = ring_sums(values, rings, plan.n_rings)
+    mean, std = moments(plan.sample_count, total, square)
+    bright = ~(values < (mean + clip * std)[rings])  # NaN counts as bright, as clipped
+    count = plan.sample_count - np.bincount(rings[bright], minlength=plan.n_rings)
+    bright_total, bright_square = ring_sums(values[bright], rings[bright], plan.n_rings)
+    clipped_mean, clipped_std = moments(count, total - bright_total, square - bright_square)
+    return clipped_mean, np.maximum(clipped_std, np.sqrt(np.maximum(mean, 0.0)))
+
+
+def ring_thresholds(flat: np.ndarray, plan: SpotPlan):
+    """Background mean and candidate threshold (``mean + snr * std``) of each ring.
+
+    A ring without statistics (no good pixel sampled) has no candidates: its 0 threshold
+    would otherwise make nearly every pixel of the frame a candidate.
+
+    Returns
+    -------
+    mean, threshold : ndarray (n_rings,)
+    """
+    mean, std = ring_statistics(flat, plan)
+    threshold = mean + plan.params.snr * np.maximum(std, 0.1)
+    return mean, np.where(plan.sampled, threshold, np.inf)
+
+
+LOW_RING_PIXELS = 0.02  # share of the frame searched ring by ring, below the scanning level
+
+
+def candidates(flat: np.ndarray, threshold: np.ndarray, plan: SpotPlan) -> np.ndarray:
+    """Flat indices (ascending) of the valid pixels above their ring's threshold.
+
+    One scan of the frame finds the pixels above a level; the rings whose threshold lies below
+    it, holding at most LOW_RING_PIXELS of the frame, are searched pixel by pixel instead. So
+    a small ring with a low threshold (a handful of sampled pixels, all 0 on a photon-counting
+    frame) does not make every photon of the frame a candidate.
+    """
+    order = np.argsort(threshold, kind="stable")
+    covered = np.cumsum(np.diff(plan.ring_start)[order])
+    n_low = int(np.searchsorted(covered, LOW_RING_PIXELS * flat.size))
+    level = np.append(threshold[order], np.inf)[n_low]
+    found = np.flatnonzero(flat > level)
+    found = found[plan.valid[found]]
+    found = found[flat[found] > threshold[plan.ring[found]]]
+    if n_low == 0:
+        return found
+    low = np.concatenate(
+        [plan.ring_pixels[plan.ring_start[r] : plan.ring_start[r + 1]] for r in order[:n_low]]
+    )
+    values = flat[low]
+    low = low[(values > threshold[plan.ring[low]]) & (values <= level)]  # the rest: found
+    return np.sort(np.concatenate([found, low]))
 
 
 def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separation: float):
@@ -138,26 +214,6 @@ def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separati
     return np.flatnonzero(keep)
 
 
-BOX_READS_PER_PIXEL = 0.5  # more box reads than this per pixel: a summed-area table is cheaper
-SUM_SLACK = 1e-3  # photons: far above the table's float64 rounding on any frame
-
-
-def box_sums(photons: np.ndarray, peaks: np.ndarray, half: int) -> np.ndarray:
-    """The sum of each peak's (2 half + 1)^2 box (float64), from a summed-area table.
-
-    Parameters
-    ----------
-    photons : (rows, cols) frame; peaks : flat indices at least `half` from every border.
-    """
-    rows, cols = photons.shape
-    table = np.zeros((rows + 1, cols + 1))
-    np.cumsum(photons, axis=0, dtype=np.float64, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    r0, c0 = peaks // cols - half, peaks % cols - half
-    r1, c1 = r0 + 2 * half + 1, c0 + 2 * half + 1
-    return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-
-
 def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     """Find Bragg spots in a calibrated frame.
 
@@ -172,13 +228,8 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
     """
     p = plan.params
     flat = photons.reshape(-1)
-    mean, std = ring_statistics(flat, plan)
-    # a ring without statistics (no good pixel sampled) has no candidates: its 0 threshold
-    # would otherwise make nearly every pixel of the frame a candidate
-    threshold = np.where(plan.sampled, mean + p.snr * np.maximum(std, 0.1), np.inf)
-    cand = np.flatnonzero(flat > threshold.min())
-    cand = cand[plan.valid[cand]]
-    cand = cand[flat[cand] > threshold[plan.ring[cand]]]
+    mean, threshold = ring_thresholds(flat, plan)
+    cand = candidates(flat, threshold, plan)
     values = flat[cand]
     neighbours = flat[cand[:, None] + plan.neighbours]
     # strict maximum against the earlier half of the neighbours, >= against the later half,
@@ -187,11 +238,6 @@ def find_spots(photons: np.ndarray, plan: SpotPlan) -> Spots:
         values[:, None] >= neighbours[:, 4:]
     ).all(axis=1)
     peaks = cand[is_max]
-    if len(peaks) * plan.box.size > BOX_READS_PER_PIXEL * flat.size:
-        # photon-counting frames: single photons are peaks; drop those whose box cannot hold
-        # min_photons, from a summed-area table, before any box is read (results unchanged)
-        boxed = box_sums(photons, peaks, p.window // 2) - plan.box.size * mean[plan.ring[peaks]]
-        peaks = peaks[boxed >= p.min_photons - SUM_SLACK]
     box = flat[peaks[:, None] + plan.box]
     bg = mean[plan.ring[peaks]]
     npix = (box > threshold[plan.ring[peaks]][:, None]).sum(axis=1)
