@@ -9,8 +9,8 @@ geometry refinement on the runs' spots → the outputs come back to ``<exp>/setu
 fourth job processes the runs with that cell and geometry in the lattice's group without screw
 axes or glides, merges them and ranks the lattice's space groups by the absences
 (absences.json, brought back too) → ``register_trial`` registers the trial with the cell found,
-the space group the absences chose (else the lattice's first candidate; a given ``space_group``
-wins) and the refined geometry. With
+the space group the absences chose (else the lattice's first candidate, also when the
+absences job failed; a given ``space_group`` wins) and the refined geometry. With
 ``reprocess_runs`` (e.g. ``"all"``), ``sfx_reprocess`` is then triggered with that trial.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from operators.analysis_job import SfApiJobOperator
 from operators.download import DownloadResultsOperator
@@ -125,8 +125,10 @@ def sfx_setup():
             for run in info["runs"]
         ]  # fmt: skip
 
-    @task(retries=0)
-    def register_trial(info: dict, downloaded: dict, params=None) -> dict:
+    # all_done: a failed absences job still registers the trial (the lattice's first candidate,
+    # said why); a failed cell or geometry job leaves its files missing, and nothing registers
+    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    def register_trial(info: dict, params=None) -> dict:
         """Register the new trial holding the cell, space group and refined geometry found."""
         registered = register_setup_trial(load_beamtime(), info, params["space_group"])
         print(f"trial {registered['trial']}: {registered['trial_params']['crystal']}")
@@ -169,7 +171,8 @@ def sfx_setup():
         sfapi_conn_id=beamtime.sfapi_conn_id,
     )
     download_absences = absences_step(info, download.output)
-    registered = register_trial(info, download_absences)  # type: ignore[arg-type]
+    registered = register_trial(info)
+    [download, download_absences] >> registered
     conf = reprocess_wanted(registered)
     reprocess = TriggerDagRunOperator(
         task_id="reprocess",

@@ -193,15 +193,21 @@ def absences_script(bt: Beamtime, info: dict) -> dict:
     return {"absences_script": script, "absences_key": f"{bt.experiment}.setup.{trial}.absences"}
 
 
-def space_group_choice(cell_report: dict, absences: dict, space_group: str | None) -> tuple:
+def space_group_choice(cell_report: dict, absences: dict | None, space_group: str | None) -> tuple:
     """The trial's space group and why: the user's, else the absences' choice, else (they
-    cannot decide) the lattice's first candidate."""
+    cannot decide, or their job brought nothing back: `absences` None) the lattice's first
+    candidate."""
     if space_group:
         return space_group, "given with the request"
+    fallback = cell_report["main"]["space_groups"][0]
+    if absences is None:
+        return fallback, (
+            "the lattice's first candidate: the absences job brought back no "
+            f"{ABSENCES_FILES[0]} (see the absences task's log)"
+        )
     choice = absences["choice"]
     if choice["space_group"]:
         return choice["space_group"], f"by the absences: {choice['reason']}"
-    fallback = cell_report["main"]["space_groups"][0]
     return (
         fallback,
         f"the lattice's first candidate: the absences cannot decide ({choice['reason']})",
@@ -216,13 +222,20 @@ def register_setup_trial(bt: Beamtime, info: dict, space_group: str | None) -> d
     Raises
     ------
     SetupRequestError
-        A refined.geom that does not parse (FILE:LINE), or a cell that makes no valid trial.
+        Setup files that did not come back (the cell or geometry job failed), a refined.geom
+        that does not parse (FILE:LINE), or a cell that makes no valid trial.
     """
     from kernels.resultsdb import ResultsDB
 
     local = Path(info["local_setup"])
+    missing = [name for name in SETUP_FILES if not (local / name).is_file()]
+    if missing:  # the cell or geometry jobs failed: their tasks say why
+        raise SetupRequestError(
+            f"nothing to register: {', '.join(missing)} did not come back to {local}"
+        )
     cell_report = json.loads((local / "cell.json").read_text())
-    absences = json.loads((local / ABSENCES_FILES[0]).read_text())
+    found = local / ABSENCES_FILES[0]  # absent when the absences job failed: the trial is kept
+    absences = json.loads(found.read_text()) if found.is_file() else None
     chosen, why = space_group_choice(cell_report, absences, space_group)
     params = found_trial_params(bt, local, chosen)
     geometry = json.loads((local / "geometry_refinement.json").read_text())

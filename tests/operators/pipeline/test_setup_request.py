@@ -4,6 +4,8 @@ before any job with what to change, the three job scripts, the space group among
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kernels.resultsdb import ResultsDB
@@ -11,6 +13,7 @@ from operators.pipeline.beamtime import Beamtime
 from operators.pipeline.setup import (
     SetupRequestError,
     prepare_setup,
+    register_setup_trial,
     setup_trial_params,
     space_group_choice,
 )
@@ -90,3 +93,17 @@ def test_the_space_group_is_the_users_else_the_absences_else_the_lattices():
     # the absences' axis setting (screw along b) makes a valid trial of this lattice
     params = setup_trial_params({}, report, "P 2 21 2")
     assert params["crystal"]["space_group"] == "P 2 21 2"
+
+
+def test_a_failed_absences_job_still_gives_the_lattices_first_candidate_saying_why():
+    chosen, why = space_group_choice(CELL_REPORT, None, None)
+    assert chosen == "C 1 2 1" and "absences job brought back no absences.json" in why
+    assert space_group_choice(CELL_REPORT, None, "C 1 2 1")[1] == "given with the request"
+
+
+def test_nothing_registers_when_the_cell_or_geometry_did_not_come_back(beamtime, tmp_path):
+    local = tmp_path / "setup1"
+    local.mkdir()
+    (local / "cell.json").write_text(json.dumps(CELL_REPORT))
+    with pytest.raises(SetupRequestError, match="nothing to register: cell_histograms.png, "):
+        register_setup_trial(beamtime, {"local_setup": str(local), "trial": "setup1"}, None)
