@@ -88,8 +88,7 @@ def spot_triplets(
         order = np.argsort(np.linalg.norm(s, axis=1))
     base = s[order[: params.max_hypothesis_spots]]
     k = min(params.neighbours + 1, len(base))
-    # scipy on first use: a run's prepare imports this module to check trial parameters
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # on first use: a run's prepare checks trial params
 
     _, nbr = cKDTree(base).query(base, k=k, distance_upper_bound=params.max_difference)
     j, m = np.triu_indices(k - 1, 1)
@@ -281,8 +280,7 @@ def lengths_match_fraction(s: np.ndarray, plan: IndexingPlan, scale: float = 1.0
     lengths = np.sort(np.linalg.norm(plan.vectors, axis=1)) * scale
     if len(s) < 4 or len(lengths) < 2:
         return 0.0
-    # scipy on first use: a run's prepare imports this module to check trial parameters
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # on first use, as in spot_triplets
 
     distance, _ = cKDTree(s).query(s, k=4)
     x = distance[:, 1:].ravel()
