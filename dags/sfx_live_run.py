@@ -4,9 +4,10 @@ Started by ``sfx_run_events`` on a run-started event (run id ``<run>__<trial>``,
 ``sfx_run``'s, which is then not started for that run): ``prepare`` → ``wait_for_facility`` →
 ``submit_live_job`` (one ``--live`` process job per run, through the SF API, not waited for) →
 ``follow_chunks`` (each chunk moved to the center as it closes, deferred in between; at the run
-marker the rest and ``CONCLUDED.json`` last; flags the run stalled when its DAQ stops) →
-``wait_for_job`` (the same job, by its key; exit 4 "stalled" is accepted) → merge → download →
-publish, as in ``sfx_run``.
+marker the rest and ``CONCLUDED.json`` last; flags the run stalled when its DAQ stops; replaces
+the job, which resumes from its checkpoint, when it dies meanwhile) → ``wait_for_job`` (the same
+job, by its key family; exit 4 "stalled" is accepted) → merge → download → publish, as in
+``sfx_run``.
 """
 
 from __future__ import annotations
@@ -53,19 +54,19 @@ def sfx_live_run():
         sfapi_conn_id=beamtime.sfapi_conn_id,
         poll_seconds=beamtime.facility_poll_seconds,
     )
-    job = {
+    step = {
         "machine": beamtime.machine,
         "script": prepared("process_script"),
         "key": prepared("process_key"),
         "workdir": prepared("hpc_results"),
-        "sfapi_conn_id": beamtime.sfapi_conn_id,
-        "poll": beamtime.job_poll,
         "accept_exit_codes": (STALLED_EXIT,),
     }
+    job = step | {"sfapi_conn_id": beamtime.sfapi_conn_id, "poll": beamtime.job_poll}
     submit = SfApiJobOperator(task_id="submit_live_job", submit_only=True, **job)
     follow = LiveTransferOperator(
         task_id="follow_chunks",
         info=info,
+        job=step,  # a job that dies while the run acquires is replaced by this task at once
         pool="sfx_transfer",
         retries=3,
         retry_delay=pendulum.duration(seconds=10),

@@ -217,13 +217,13 @@ def running_beamtime(
     metadata_url: str | None = None,
     use_xrootd: bool = False,
     port: int | None = None,
+    airflow_env: dict[str, str] | None = None,
     **settings,
 ):
-    """Start the emulated center, transfer servers (optional) and Airflow for one beamtime.
-
-    `settings` override :class:`~operators.pipeline.beamtime.Beamtime` fields (ranks, trial, polls, ...).
-    Yields a :class:`RunningBeamtime`; everything is stopped on exit.
-    """
+    """Start the emulated center, transfer servers (optional) and Airflow for one beamtime; yield
+    a :class:`RunningBeamtime`, everything stopped on exit. `settings` override
+    :class:`~operators.pipeline.beamtime.Beamtime` fields (ranks, trial, polls, ...),
+    `airflow_env` the stack's Airflow settings (``AIRFLOW__…`` variables)."""
     workdir = Path(workdir).resolve()
     exp_dir = workdir / "experiment"
     (exp_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -281,6 +281,7 @@ def running_beamtime(
             "SFXFLOW_RESULTS_DB": beamtime.results_db,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             **transfer_env,
+            **(airflow_env or {}),
         }
         airflow = AirflowStack(workdir / "airflow", metadata_url=metadata_url, port=port, env=env)
         airflow.prepare()

@@ -11,6 +11,7 @@ to :class:`~operators.triggers.job.JobFinishedTrigger`, so no worker slot is hel
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from datetime import timedelta
 
 from airflow.sdk import BaseOperator
@@ -21,10 +22,86 @@ from operators.triggers.job import JobFinishedTrigger
 from sfapi_client.errors import WaitTimeout
 
 LOG_LINES = 2000  # of a job's output copied into the task log
+MAX_JOBS_PER_STEP = 10  # a step's first job and its replacements
 
 
 class JobFailedError(RuntimeError):
     """The batch job ended in a state other than COMPLETED."""
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One step's batch job: what it runs, under which key, which failures are an outcome.
+
+    The step's first job carries ``key``, each replacement of a job that ended unsuccessfully
+    the next of ``<key>.try1``, ``<key>.try2``, … (one listing of the user's jobs finds them
+    all, whoever submitted them: a retry of the task, or a live run's transfer).
+    """
+
+    machine: str
+    script: str
+    key: str
+    workdir: str | None = None
+    accept_exit_codes: tuple[int, ...] = ()
+
+    def accepted(self, state: str, exit_code: str | None) -> bool:
+        """A FAILED job whose exit code is one of ``accept_exit_codes``."""
+        code = str(exit_code or "").partition(":")[0]
+        return state == "FAILED" and code.isdigit() and int(code) in self.accept_exit_codes
+
+    def family(self) -> list[str]:
+        """Every key this step may submit under, oldest first."""
+        return [self.key] + [f"{self.key}.try{n}" for n in range(1, MAX_JOBS_PER_STEP)]
+
+    def job_for(self, client, log):
+        """The job to wait for: the step's live or successful job, or a new submission; None
+        when every job ended and the system is not usable (replaced once it is back).
+
+        A try that failed while its job still ran (an API blip, a cleared task) leaves that job
+        behind under its key: every key of the family is looked at, so a later look waits for a
+        running job or takes a successful one, and submits only when all the step's jobs have
+        ended unsuccessfully (two jobs would write the same results folder).
+
+        Raises
+        ------
+        JobFailedError
+            when ``MAX_JOBS_PER_STEP`` jobs of the step all ended unsuccessfully
+        """
+        family = self.family()
+        found = client.find_jobs(self.machine, family)
+        jobs = [found[key] for key in reversed(family) if key in found]  # newest first
+        job = next((j for j in jobs if not j.finished), None) or next(
+            (j for j in jobs if j.succeeded or self.accepted(j.state, j.exit_code)), None
+        )
+        if job is not None:
+            log.info(
+                "found job %s (%s) for key %s: not submitting again", job.jobid, job.state, job.key
+            )
+            return job
+        key = self.key
+        if jobs:
+            usable, why = check_system(client, self.machine)
+            if not usable:
+                log.info("job %s ended %s; not replaced yet: %s", jobs[0].jobid, jobs[0].state, why)
+                return None
+            key = self._next_key(family, found, jobs[0])
+            log.info("job %s ended %s; submitting a new one: %s", jobs[0].jobid, jobs[0].state, key)
+        if self.workdir:
+            client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
+        job = client.submit_job(self.machine, self.script, key=key)
+        log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
+        return job
+
+    def _next_key(self, family: list[str], found: dict, newest) -> str:
+        """The key after the newest one used (a gap is never filled: it may be a lost job)."""
+        last = max(family.index(key) for key in found)
+        if last + 1 == len(family):
+            raise JobFailedError(
+                f"{len(family)} jobs for {self.key} on {self.machine} ended unsuccessfully, "
+                f"the last {newest.jobid} {newest.state}: not submitting another; "
+                "look at their output before clearing the task"
+            )
+        return family[last + 1]
 
 
 class SfApiJobOperator(BaseOperator):
@@ -80,60 +157,13 @@ class SfApiJobOperator(BaseOperator):
         self.submit_only = submit_only
         self.accept_exit_codes = tuple(accept_exit_codes)
 
-    def _accepted(self, state: str, exit_code: str | None) -> bool:
-        """A FAILED job whose exit code is one of ``accept_exit_codes``."""
-        code = str(exit_code or "").partition(":")[0]
-        return state == "FAILED" and code.isdigit() and int(code) in self.accept_exit_codes
-
-    def _key_family(self, try_number: int) -> list[str]:
-        """Every key this step may have submitted under up to ``try_number``, newest first."""
-        return [f"{self.key}.try{n}" for n in range(try_number, 1, -1)] + [self.key]
-
-    def _job_for(self, client, try_number: int):
-        """The job to wait for: the step's live or successful job, or a new submission; None
-        when every job ended and the system is not usable (replaced once it is back).
-
-        A try that failed while its job still ran (an API blip, a cleared task) leaves that job
-        behind under its own ``.try<n>`` key: every key of the family is looked at, so a later
-        try waits for a running job or takes a successful one, and submits only when all the
-        step's jobs have ended unsuccessfully (two jobs would write the same results folder).
-        """
-        family = self._key_family(try_number)
-        found = client.find_jobs(self.machine, family)
-        jobs = [found[key] for key in family if key in found]
-        job = next((j for j in jobs if not j.finished), None) or next(
-            (j for j in jobs if j.succeeded or self._accepted(j.state, j.exit_code)), None
-        )
-        if job is not None:
-            self.log.info(
-                "found job %s (%s) for key %s: not submitting again", job.jobid, job.state, job.key
-            )
-            return job
-        key = self.key
-        if jobs:
-            usable, why = check_system(client, self.machine)
-            if not usable:
-                self.log.info(
-                    "job %s ended %s; not replaced yet: %s", jobs[0].jobid, jobs[0].state, why
-                )
-                return None
-            key = f"{self.key}.try{try_number}"
-            self.log.info(
-                "job %s for %s ended %s; this try submits a new one (%s)",
-                jobs[0].jobid,
-                self.key,
-                jobs[0].state,
-                key,
-            )
-        if self.workdir:
-            client.run_command(self.machine, f"mkdir -p {shlex.quote(self.workdir)}")
-        job = client.submit_job(self.machine, self.script, key=key)
-        self.log.info("submitted job %s on %s (key %s)", job.jobid, self.machine, key)
-        return job
+    def step(self) -> JobStep:
+        """This step's job, from the rendered fields."""
+        return JobStep(self.machine, self.script, self.key, self.workdir, self.accept_exit_codes)
 
     def execute(self, context, event=None):
         with SfApiHook(self.sfapi_conn_id).get_client() as client:
-            job = self._job_for(client, context["ti"].try_number)
+            job = self.step().job_for(client, self.log)
             if job is None:  # come back here once the system is usable again
                 self.defer(
                     trigger=FacilityAvailableTrigger(
@@ -178,7 +208,7 @@ class SfApiJobOperator(BaseOperator):
                 len(lines),
                 "\n".join(lines[-LOG_LINES:]),
             )
-        if self._accepted(event["state"], event.get("exit_code")):
+        if self.step().accepted(event["state"], event.get("exit_code")):
             self.log.info("job %s ended with exit %s: accepted", event["jobid"], event["exit_code"])
             return {"jobid": event["jobid"], "state": "STALLED", "machine": self.machine}
         if not event.get("succeeded"):

@@ -11,6 +11,11 @@ flags the run stalled and ends, so the DAG goes on to wait for the job (which en
 itself), merge and publish what there is. A retried task starts again from chunk 0 and skips, at
 the cost of one ``stat`` each, the chunks whose marker is at the center already. After each
 batch it records the images of the chunks closed so far (the dashboard's "n/N so far").
+
+While it follows the run it also looks after the run's live job (``job``, at most every
+``job_poll[-1]`` seconds, between batches): a job that ended unsuccessfully is replaced at once
+(:meth:`operators.analysis_job.JobStep.job_for`, not during an outage), and the replacement
+resumes from the checkpoint while the run still acquires, instead of at the run's end.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import time
 
 from airflow.sdk import BaseOperator
 
+from operators.analysis_job import JobStep
 from operators.chunk_transfer import CopyOptions, finish_run, transfer_chunk, transfer_started
+from operators.hooks.sfapi import SfApiHook
 from operators.pipeline.live import (
     record_known_images,
     record_live_end,
@@ -46,22 +53,27 @@ class LiveTransferOperator(BaseOperator):
     Parameters
     ----------
     info : dict (templated) — ``prepare``'s output (run, run_id, trial_id, started)
+    job : dict (templated), optional — the live job's :class:`~operators.analysis_job.JobStep`
+        fields (machine, script, key, workdir, accept_exit_codes): replaced while the run goes on
+        when it dies
     poll_interval : seconds between looks for new chunks (or the Redis blocking read)
     settle_seconds : wait of each deferral before its first look (apache/airflow#71580)
     """
 
-    template_fields = ("info",)
+    template_fields = ("info", "job")
 
     def __init__(
         self,
         *,
         info,
+        job: dict | None = None,
         poll_interval: float = 0.5,
         settle_seconds: float = 5.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.info = info
+        self.job = job
         self.poll_interval = poll_interval
         self.settle_seconds = settle_seconds
 
@@ -78,6 +90,7 @@ class LiveTransferOperator(BaseOperator):
         )
         state = {"next_chunk": 0, "stream_id": "0", "moved": moved, "chunks": [], "events": 0}
         state |= {"seconds": time.monotonic() - started, "deadline": time.time() + bt.live_timeout}
+        state["job_checked"] = time.time()  # submit_live_job has just submitted or found it
         return self._follow(bt, state)
 
     def _trigger(self, bt, state: dict, deadline: float, settle: float) -> ChunkClosedTrigger:
@@ -99,6 +112,7 @@ class LiveTransferOperator(BaseOperator):
         trigger's settle and a task resume: most of a chunk's latency otherwise). A loop, not
         recursion: a run may have thousands of batches."""
         while True:
+            self._look_after_job(bt, state)
             until = min(state["deadline"], time.time() + bt.live_linger_seconds)
             event = asyncio.run(first_event(self._trigger(bt, state, until, settle=0.0)))
             if event["stalled"] and time.time() < state["deadline"]:
@@ -110,6 +124,22 @@ class LiveTransferOperator(BaseOperator):
             if report is not None:
                 return report
             state = event["carry"]  # the trigger hands back its own copy, updated by _handle
+
+    def _look_after_job(self, bt, state: dict) -> None:
+        """Replace the live job if it ended unsuccessfully; at most every ``job_poll[-1]`` s.
+
+        A failure here only costs the early replacement (``wait_for_job`` replaces it at the
+        run's end), so it is logged, not raised: the chunks must keep moving.
+        """
+        if self.job is None or time.time() < state["job_checked"] + bt.job_poll[-1]:
+            return
+        state["job_checked"] = time.time()
+        step = JobStep(**self.job | {"accept_exit_codes": tuple(self.job["accept_exit_codes"])})
+        try:
+            with SfApiHook(bt.sfapi_conn_id).get_client() as client:
+                step.job_for(client, self.log)
+        except Exception as exc:  # see the docstring: logged, never raised
+            self.log.warning("could not look after live job %s: %s", step.key, exc)
 
     def chunks_closed(self, context, event: dict):
         """Resumed by the trigger: move its chunks, then finish, flag a stall or follow on."""

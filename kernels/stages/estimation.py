@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 DOMAIN_SIZES_A = np.geomspace(250.0, 40000.0, 20)
 MOSAICITIES_DEG = np.array([0.0, 0.02, 0.05, 0.1, 0.2, 0.4])
@@ -82,6 +81,9 @@ def measure_spot_sigma(photons: np.ndarray, col, row, background, strongest: int
     low, high = np.log(SIGMA_RANGE)
     if excess(low) <= 0 or excess(high) >= 0:
         return float(SIGMA_RANGE[0] if excess(low) <= 0 else SIGMA_RANGE[1])
+    # scipy on first use: a run's prepare imports this module to check trial parameters
+    from scipy.optimize import brentq
+
     return float(np.exp(brentq(excess, low, high, xtol=1e-3)))
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
-from scipy.spatial.transform import Rotation
 
 from kernels.crystal.geometry import reciprocal_basis
 from kernels.crystal.symmetry import CrystalSymmetry
@@ -56,6 +54,10 @@ def refine_on_sphere(
 ) -> SphereFit:
     """Least-squares U (and the cell parameters the crystal system leaves free) for spots `s`
     indexed as `hkl`, minimising the angles between observed and predicted rays."""
+    # scipy on first use: a run's prepare imports this module to check trial parameters
+    from scipy.optimize import least_squares
+    from scipy.spatial.transform import Rotation
+
     observed = ray_directions(s, wavelength)
     groups = symmetry.cell_parameter_groups() if refine_cell else []
     hkl = np.asarray(hkl, dtype=float)

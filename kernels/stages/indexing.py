@@ -25,7 +25,6 @@ import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from kernels.crystal.panel_image import ImageGeometry, image_pixel_to_s
 
@@ -89,6 +88,8 @@ def spot_triplets(
         order = np.argsort(np.linalg.norm(s, axis=1))
     base = s[order[: params.max_hypothesis_spots]]
     k = min(params.neighbours + 1, len(base))
+    from scipy.spatial import cKDTree  # on first use: a run's prepare checks trial params
+
     _, nbr = cKDTree(base).query(base, k=k, distance_upper_bound=params.max_difference)
     j, m = np.triu_indices(k - 1, 1)
     a, b = nbr[:, 1:][:, j], nbr[:, 1:][:, m]
@@ -279,6 +280,8 @@ def lengths_match_fraction(s: np.ndarray, plan: IndexingPlan, scale: float = 1.0
     lengths = np.sort(np.linalg.norm(plan.vectors, axis=1)) * scale
     if len(s) < 4 or len(lengths) < 2:
         return 0.0
+    from scipy.spatial import cKDTree  # on first use, as in spot_triplets
+
     distance, _ = cKDTree(s).query(s, k=4)
     x = distance[:, 1:].ravel()
     x = x[x <= 2.5 * lengths[0] / scale]

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from kernels.crystal.panel_image import ImageGeometry, beam_radius_px
 
@@ -204,6 +203,9 @@ def distinct_peaks(peaks: np.ndarray, intensity: np.ndarray, cols: int, separati
     """Indices of the peaks kept when, of any two closer than `separation`, the weaker goes."""
     if len(peaks) < 2 or separation <= 0:
         return np.arange(len(peaks))
+    # scipy on first use: a run's prepare imports this module to check trial parameters
+    from scipy.spatial import cKDTree
+
     xy = np.c_[peaks % cols, peaks // cols].astype(float)
     pairs = cKDTree(xy).query_pairs(separation, output_type="ndarray")
     if len(pairs) == 0:

@@ -63,6 +63,21 @@ def jobs_for(bt, key_part: str) -> list[dict]:
     return [r for r in rows if key_part in r.get("comment", "")]
 
 
+def job_state(bt, key: str) -> str | None:
+    """The state of the job with idempotency ``key`` at the center, None while there is none."""
+    with center_client(bt) as client:
+        job = client.find_job("perlmutter", key)
+    return job.state if job is not None else None
+
+
+def kill_job(bt, key: str) -> None:
+    """scancel (SIGTERM: the job checkpoints) the job of ``key``; return once it has ended."""
+    with center_client(bt) as client:
+        job = client.find_job("perlmutter", key)
+        client.cancel("perlmutter", job.jobid)
+        client.wait("perlmutter", job.jobid, timeout=60, poll=(0.2, 1.5, 1.0))
+
+
 def task_states(bt, dag_id: str, run_id: str) -> dict:
     try:
         return {ti["task_id"]: ti["state"] for ti in bt.task_instances(dag_id, run_id)}
@@ -290,10 +305,12 @@ def test_a_reprocess_fails_when_its_pipeline_fails_and_a_typo_starts_nothing(bea
 
 def test_a_live_run_survives_a_triggerer_restart_and_an_outage_that_kills_its_job(beamtime):
     """Whole-stack live faults in one run (one run's cost): the triggerer restarted while
-    follow_chunks is deferred between chunk events; then a planned outage starts mid-run and the
-    center drains, SIGTERMing the live job (scancel). The chunks still move, the dead job is not
-    replaced while the outage lasts; once the center is back it is, the replacement resumes from
-    the checkpoint and the run finishes. Every image once, each chunk moved once."""
+    follow_chunks is deferred between chunk events; the live job SIGTERMed (scancel) mid-run:
+    replaced while the run acquires, its replacement resumes from the checkpoint and rows keep
+    coming before the run marker; then a planned outage starts mid-run and the center drains,
+    SIGTERMing that job too. The chunks still move, the dead job is not replaced while the outage
+    lasts; once the center is back it is, and the run finishes. Every image once, each chunk
+    moved once."""
     number = 41
     run, key = run_name(number), f"e2e.{run_name(number)}.default.process"
     daq = SteppedDaq(beamtime, number)
@@ -304,17 +321,21 @@ def test_a_live_run_survives_a_triggerer_restart_and_an_outage_that_kills_its_jo
     daq.close(2)  # chunk events while no triggerer runs
     beamtime.airflow.start_component("triggerer")
     wait_for(lambda: len(image_rows(beamtime, number)) == 4 * CHUNK, "chunks 0-3 processed")
+    kill_job(beamtime, key)
+    time.sleep(beamtime.beamtime.job_poll[-1])  # follow_chunks looks at the job this often
+    daq.close(1)  # the next chunk event resumes it: it moves chunk 4, then replaces the job
+    wait_for(lambda: job_state(beamtime, f"{key}.try1") == "RUNNING", "the replacement running")
+    # rows of chunk 4 from the replacement while the run is still acquiring (no run marker yet)
+    wait_for(lambda: len(image_rows(beamtime, number)) == 5 * CHUNK, "chunk 4 processed")
     now = datetime.now(UTC)
     beamtime.center.admin.schedule_outage("perlmutter", now, now + timedelta(hours=1), "drain")
-    with center_client(beamtime) as client:  # the drain: scancel, SIGTERM; it checkpoints
-        client.cancel("perlmutter", client.find_job("perlmutter", key).jobid)
-    daq.close(2)
+    kill_job(beamtime, f"{key}.try1")  # the drain
+    daq.close(1)
     images = daq.conclude()
     wait_for_task_state(beamtime, "sfx_live_run", f"{run}__default", "wait_for_job", {"deferred"})
     assert chunks_at_center(beamtime, number) == 6  # the transfer went on
-    with center_client(beamtime) as client:
-        # deferred with no replacement: it waits for the center, not for a job
-        assert client.find_job("perlmutter", f"{key}.try1") is None
+    # deferred with no replacement: it waits for the center, not for a job
+    assert job_state(beamtime, f"{key}.try2") is None
     beamtime.center.admin.clear_outages()
     assert_succeeds(beamtime, f"{run}__default", dag_id="sfx_live_run")
     assert_each_image_once(beamtime, number, images)
@@ -323,9 +344,10 @@ def test_a_live_run_survives_a_triggerer_restart_and_an_outage_that_kills_its_jo
     )["value"]
     assert follow["chunks"] == list(range(6)) and not follow["stalled"]
     with center_client(beamtime) as client:
-        jobs = client.find_jobs("perlmutter", [key, f"{key}.try1", f"{key}.try2"])
-    assert sorted(jobs) == [key, f"{key}.try1"] and jobs[key].state == "CANCELLED"
+        jobs = client.find_jobs("perlmutter", [key] + [f"{key}.try{n}" for n in (1, 2, 3)])
+    assert sorted(jobs) == [key, f"{key}.try1", f"{key}.try2"]
+    assert jobs[key].state == jobs[f"{key}.try1"].state == "CANCELLED"
     summary = json.loads((beamtime.exp_dir / "results/default" / run / "summary.json").read_text())
-    assert summary["sessions"] == 2 and summary["images"] == images  # resumed, not redone
+    assert summary["sessions"] == 3 and summary["images"] == images  # resumed, not redone
     state = pipeline_state(beamtime, number)  # the dashboard's "processing n/N"
     assert (state["state"], state["total"]) == ("published", images)

@@ -11,10 +11,10 @@ from plugins.sfx_dashboard_app.run_view_data import run_state
 def test_only_a_failed_job_with_an_accepted_exit_code_is_taken_as_stalled():
     job = SfApiJobOperator(
         task_id="wait_for_job", machine="m", script="", key="k", accept_exit_codes=(4,)
-    )
-    assert job._accepted("FAILED", "4:0")
-    assert not job._accepted("FAILED", "1:0") and not job._accepted("FAILED", "0:9")
-    assert not job._accepted("TIMEOUT", "4:0") and not job._accepted("FAILED", "")
+    ).step()
+    assert job.accepted("FAILED", "4:0")
+    assert not job.accepted("FAILED", "1:0") and not job.accepted("FAILED", "0:9")
+    assert not job.accepted("TIMEOUT", "4:0") and not job.accepted("FAILED", "")
 
 
 def test_a_stalled_run_says_why_and_a_published_one_too():

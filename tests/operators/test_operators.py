@@ -64,13 +64,13 @@ def test_failed_job_fails_the_task_with_its_output_and_a_retry_resubmits(sfapi_c
     # never into an outage: while the system is down the failed job is not replaced yet
     sfapi_conn.admin.set_status("perlmutter", "unavailable", ["draining"])
     try:
-        assert op._job_for(client, try_number=2) is None
-        assert client.find_job("perlmutter", f"{key}.try2") is None
+        assert op.step().job_for(client, op.log) is None
+        assert client.find_job("perlmutter", f"{key}.try1") is None
     finally:
         sfapi_conn.admin.set_status("perlmutter", "active")
-    # a retry of a failed job submits a fresh one under a derived key
-    new = op._job_for(client, try_number=2)
-    assert new.jobid != job.jobid and new.key == f"{key}.try2"
+    # a retry of a failed job submits a fresh one under the family's next key
+    new = op.step().job_for(client, op.log)
+    assert new.jobid != job.jobid and new.key == f"{key}.try1"
 
 
 def test_a_later_try_waits_for_or_takes_the_job_of_an_earlier_retry(sfapi_conn, client):
@@ -98,7 +98,7 @@ def test_a_later_try_waits_for_or_takes_the_job_of_an_earlier_retry(sfapi_conn, 
         op = SfApiJobOperator(
             task_id="job", machine="perlmutter", script=failing, key=key, workdir=workdir
         )
-        assert op._job_for(client, try_number=3).jobid == retry.jobid, outcome
+        assert op.step().job_for(client, op.log).jobid == retry.jobid, outcome
         assert client.find_job("perlmutter", f"{key}.try3") is None, outcome
         if outcome == "running":
             client.cancel("perlmutter", retry.jobid)
