@@ -79,6 +79,8 @@ def integrated_image(result: ImageResult, event_tags: EventTags | None = None) -
         result.cell,
         result.reflections,
         {name: value for name, value in tags.items() if np.isfinite(value)},
+        result.domain_size_a if result.domain_size_a > 0 else float("nan"),  # 0: not measured
+        result.mosaicity_deg,
     )
 
 

@@ -67,6 +67,9 @@ class IntegratedImage:
     cell: tuple
     reflections: Reflections
     tags: dict[str, float] = field(default_factory=dict)  # the event's laser_on, delay_ns...
+    # the Gaussian profile its partiality was estimated with (adaptive integration: its own)
+    domain_size_a: float = float("nan")
+    mosaicity_deg: float = float("nan")
 
 
 def write_integrated(
@@ -88,6 +91,8 @@ def write_integrated(
         g["wavelength"] = np.array([im.wavelength for im in images], dtype=np.float64)
         g["U"] = np.array([im.U for im in images], dtype=np.float64).reshape(-1, 3, 3)
         g["cell"] = np.array([im.cell for im in images], dtype=np.float64).reshape(-1, 6)
+        for name in ("domain_size_a", "mosaicity_deg"):
+            g[name] = np.array([getattr(im, name) for im in images], dtype=np.float64)
         for name in sorted({name for im in images for name in im.tags}):
             g[f"tags/{name}"] = np.array([im.tags.get(name, np.nan) for im in images], np.float64)
         A = [im.U @ reciprocal_basis(im.cell) for im in images]  # s = A h in the lab frame

@@ -75,6 +75,11 @@ class MergeParams:
         if not 0.0 <= self.b_reference_percentile <= 100.0:
             raise MergeError(f"b_reference_percentile={self.b_reference_percentile}: not 0-100")
 
+    @property
+    def trial_profile(self) -> tuple[float, float, float]:
+        """The trial's domain size (A), mosaicity (deg) and bandwidth: the partiality model."""
+        return self.trial_domain_size_a, self.trial_mosaicity_deg, self.trial_bandwidth
+
     @classmethod
     def classic(cls, **overrides) -> MergeParams:
         """The merge before issue 18: one scale per image, fixed 10 % error, no rejection."""
@@ -102,6 +107,9 @@ class Observations:
     n_images: int
     wavelength: np.ndarray | None = None  # per image (A); None: no bandwidth term in the profile
     tags: dict[str, np.ndarray] = field(default_factory=dict)  # per image: laser_on, delay_ns...
+    # per image (n, 2): domain size (A) and mosaicity (deg) its integration's partiality used
+    # (adaptive integration); None or NaN: the trial's
+    integration_widths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -116,6 +124,7 @@ class Observations:
             self.n_images,
             self.wavelength,
             self.tags,
+            self.integration_widths,
         )
 
 
@@ -254,16 +263,15 @@ def prefilter(obs: Observations, symmetry: CrystalSymmetry, params: MergeParams)
 
 
 def profile_terms(obs: Observations, d: np.ndarray, params: MergeParams) -> ProfileTerms:
-    """The trial's partiality profile per observation (flat for the unity model)."""
+    """The partiality profile per observation: the trial's width terms, and the width each
+    image's integration estimated with (flat for the unity model)."""
     wavelength = None if obs.wavelength is None else obs.wavelength[obs.image]
-    return ProfileTerms.create(
-        obs.partiality,
-        d,
-        wavelength,
-        params.trial_domain_size_a,
-        params.trial_mosaicity_deg,
-        params.trial_bandwidth,
-    )
+    trial = params.trial_profile
+    used = None
+    if obs.integration_widths is not None:
+        widths = obs.integration_widths[obs.image]
+        used = tuple(np.where(np.isnan(widths[:, k]), trial[k], widths[:, k]) for k in (0, 1))
+    return ProfileTerms.create(obs.partiality, d, wavelength, trial, used)
 
 
 def half_sets(obs: Observations, index, n_keys, fit: ScaleFit, halves):

@@ -24,6 +24,8 @@ from kernels.merging.settings import load_reference
 from kernels.merging.shells_plot import PNG_FILE, plot_shells
 from kernels.merging.statistics import merge_statistics
 
+INTEGRATION_WIDTHS = ("domain_size_a", "mosaicity_deg")  # integrated.h5's per-image profile
+
 
 def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSymmetry, str]:
     """Every integrated reflection of the given run result directories (or integrated.h5 files).
@@ -89,6 +91,7 @@ def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSy
         np.concatenate(columns[k]) for k in ("image", "hkl", "intensity", "sigma", "partiality")
     )
     wavelength = np.concatenate([images["wavelength"] for images, _ in parts])
+    widths = np.concatenate([integration_widths(images) for images, _ in parts])
     image_tag_columns = {
         name: np.concatenate(
             [t.get(name, np.full(len(im["event"]), np.nan)) for t, (im, _) in zip(tags, parts)]
@@ -96,7 +99,7 @@ def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSy
         for name in sorted({name for t in tags for name in t})
     }
     obs = Observations(
-        image, hkl, intensity, sigma, partiality, offset, wavelength, image_tag_columns
+        image, hkl, intensity, sigma, partiality, offset, wavelength, image_tag_columns, widths
     )
     space_group, cell = crystals[0]
     try:
@@ -104,6 +107,17 @@ def load_observations(result_dirs, events=None) -> tuple[Observations, CrystalSy
     except SymmetryError as exc:
         raise MergeError(f"{labels[0][0]}: {exc}") from None
     return obs, symmetry, trials[0]
+
+
+def integration_widths(images: dict) -> np.ndarray:
+    """Per image (n, 2) the domain size (A) and mosaicity (deg) its partiality was estimated
+    with; NaN where the results do not say (written before they did) or the value is unusable."""
+    n = len(images["event"])
+    columns = [np.asarray(images.get(k, np.full(n, np.nan)), float) for k in INTEGRATION_WIDTHS]
+    domain, mosaic = columns
+    return np.stack(
+        [np.where(domain > 0, domain, np.nan), np.where(mosaic >= 0, mosaic, np.nan)], axis=1
+    )
 
 
 def clean(value):

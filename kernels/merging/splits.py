@@ -102,6 +102,8 @@ def image_subset(obs: Observations, images: np.ndarray) -> Observations:
     sub.n_images = int(images.sum())
     sub.wavelength = None if obs.wavelength is None else obs.wavelength[images]
     sub.tags = {name: values[images] for name, values in obs.tags.items()}
+    if obs.integration_widths is not None:
+        sub.integration_widths = obs.integration_widths[images]
     return sub
 
 
