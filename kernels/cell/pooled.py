@@ -5,13 +5,17 @@ finds the densest lattice plane (two short vectors) but rarely the third vector,
 cells do not cluster. Pooled here instead:
 
 1. Each still's candidate direct vectors (the 1-D FFT search of :mod:`fft_indexing`) give, pair
-   by pair, Gauss-reduced 2-D cells (|a|, |b|, gamma); the 2-D cell found in the most images is
-   the lattice plane (as CrystFEL's cell_explorer histograms lengths and angles).
+   by pair, Gauss-reduced 2-D cells (|a|, |b|, gamma); those indexing nearly as many spots as
+   the still's best vote, and the 2-D cells found in the most stills are the lattice planes
+   tried (as CrystFEL's cell_explorer histograms lengths and angles).
 2. Each still holding that plane is turned into one crystal frame: a along x, b in the xy plane,
    their normal z; its spots on the plane's rows become (h a* + k b* + z n), so all stills' spots
    form one dense reciprocal lattice sampled across many layers.
-3. The third vector t = u a + v b + w n is the strongest peak of a 3-D Fourier transform of the
-   pooled (h mod N, k mod N, z) histogram, refined by maximising sum cos 2 pi s . t.
+3. The third vector t = u a + v b + w n is among the strongest peaks of a 3-D Fourier transform
+   of the pooled (h mod N, k mod N, z) histogram. A plane alone does not say which of its bases
+   (a, b or -a, -b; more for a rectangular or hexagonal plane) is a still's a, b: each still
+   takes the setting in which t indexes most of its spots, the stills are re-pooled and t
+   refined (maximising sum cos 2 pi s . t), twice (as a twin's ambiguity is resolved).
 4. Candidate cells (plane x third vector) are ranked by the pooled spots they index; the best
    few are scored by indexing every still with the known-cell indexer (Bravais cell, centring
    included); the winner's per-image lattices are refined freely and clustered as usual
@@ -54,7 +58,8 @@ class PooledParams:
     length_tolerance: float = 0.03  # relative, one 2-D cell across stills
     angle_tolerance: float = 3.0  # degrees
     index_tolerance: float = 0.15  # of a Miller index
-    planes: int = 2  # recurring lattice planes tried
+    planes: int = 3  # recurring lattice planes tried
+    plane_fraction: float = 0.7  # of a still's best 2-D cell's spots: its planes that vote
     third_vectors: int = 4  # third-vector peaks tried per plane
     scored: int = 3  # candidate cells indexed on every still
     enough: float = 0.9  # of the stills: a candidate indexing this many is taken at once
@@ -90,7 +95,8 @@ def gauss_reduced(a: np.ndarray, b: np.ndarray, cycles: int = 50) -> tuple[np.nd
 
 
 def image_planes(s: np.ndarray, params: PooledParams) -> list[Plane]:
-    """Every 2-D lattice two of a still's candidate vectors span (s: its spots, 1/A)."""
+    """The 2-D lattices two of a still's candidate vectors span (s: its spots, 1/A) that index
+    nearly as many spots as the best (long spurious pairs match across stills by chance)."""
     search = CellFreeParams(max_cell=params.max_cell, min_cell=params.min_cell)
     vectors = [refine_vector(s, t) for t in fft_candidates(s, search)]
     vectors = [v for v in vectors if np.linalg.norm(v) >= params.min_cell]
@@ -103,7 +109,8 @@ def image_planes(s: np.ndarray, params: PooledParams) -> list[Plane]:
         x = s @ np.array([a, b]).T
         count = int(np.all(np.abs(x - np.rint(x)) < params.index_tolerance, axis=1).sum())
         planes.append(Plane(a, b, count))
-    return planes
+    top = max((p.n_indexed for p in planes), default=0)
+    return [p for p in planes if p.n_indexed >= params.plane_fraction * top]
 
 
 def _matches(cells: np.ndarray, cell, params: PooledParams) -> np.ndarray:
@@ -180,17 +187,53 @@ def pooled_count(S: np.ndarray, basis: np.ndarray, tolerance: float) -> int:
     return int(np.all(np.abs(x - np.rint(x)) < tolerance, axis=1).sum())
 
 
-def pooled_spots(spot_sets, planes: list[list[Plane]], plane_cell, params: PooledParams):
-    """All stills' spots on a recurring plane, in its crystal frame (stills without it left
-    out); each still through its own 2-D cell matching the plane that indexes the most."""
-    frame = plane_frame(plane_cell)
-    pooled = []
-    for s, image in zip(spot_sets, planes, strict=True):
+def plane_settings(plane: Plane, plane_cell, params: PooledParams) -> list[Plane]:
+    """The bases of a still's 2-D lattice with the pooled plane's cell (a, b and -a, -b at
+    least; more when the plane is rectangular, square or hexagonal): which of them is the
+    pooled frame's a, b is not known from the plane alone."""
+    settings: list[Plane] = []
+    for m in itertools.product(range(-2, 3), repeat=4):
+        if abs(m[0] * m[3] - m[1] * m[2]) != 1:
+            continue
+        a, b = m[0] * plane.a + m[1] * plane.b, m[2] * plane.a + m[3] * plane.b
+        other = Plane(a, b, plane.n_indexed)
+        if _matches(np.array([other.cell]), plane_cell, params)[0]:
+            settings.append(other)
+    return settings
+
+
+def still_settings(planes: list[list[Plane]], plane_cell, params: PooledParams):
+    """Per still: the settings of its 2-D cell matching the plane that indexes the most spots
+    (empty when the still holds no such plane)."""
+    found = []
+    for image in planes:
         same = [p for p in image if _matches(np.array([p.cell]), plane_cell, params)[0]]
-        if same:
-            best = max(same, key=lambda p: p.n_indexed)
-            pooled.append(canonical_spots(s, best, frame, params.index_tolerance))
-    return np.concatenate(pooled)
+        best = max(same, key=lambda p: p.n_indexed) if same else None
+        found.append(plane_settings(best, plane_cell, params) if best else [])
+    return found
+
+
+def setting_count(s, plane: Plane, frame: np.ndarray, t: np.ndarray, tolerance: float) -> int:
+    """A still's spots indexed by its plane with the pooled third vector t put in that setting."""
+    normal = np.cross(plane.a, plane.b)
+    axes = np.array([plane.a, plane.b, normal / np.linalg.norm(normal)])
+    third = (t @ np.linalg.inv(frame)) @ axes
+    return pooled_count(s, np.array([plane.a, plane.b, third]), tolerance)
+
+
+def resolved_third_vector(spot_sets, settings, frame, t, params: PooledParams, rounds: int = 2):
+    """Each still's setting chosen to fit the third vector t best, the stills re-pooled and t
+    refined on them (as the ambiguity of a twin is resolved): t and its pooled spot count."""
+    tolerance = params.index_tolerance
+    for _ in range(rounds):
+        pooled = []
+        for s, options in zip(spot_sets, settings, strict=True):
+            if options:
+                best = max(options, key=lambda p: setting_count(s, p, frame, t, tolerance))
+                pooled.append(canonical_spots(s, best, frame, tolerance))
+        S = np.concatenate(pooled)
+        t = refine_vector(S, t)
+    return t, pooled_count(S, np.array([frame[0], frame[1], t]), tolerance)
 
 
 def candidate_cells(spot_sets, params: PooledParams) -> list[tuple[int, tuple[float, ...]]]:
@@ -199,10 +242,15 @@ def candidate_cells(spot_sets, params: PooledParams) -> list[tuple[int, tuple[fl
     candidates = []
     for *plane_cell, _ in recurring_planes(planes, params):
         frame = plane_frame(plane_cell)
-        S = pooled_spots(spot_sets, planes, plane_cell, params)
-        for t in third_vectors(S, frame, params):
+        settings = still_settings(planes, plane_cell, params)
+        first = [
+            canonical_spots(s, o[0], frame, params.index_tolerance)
+            for s, o in zip(spot_sets, settings, strict=True)
+            if o
+        ]
+        for t in third_vectors(np.concatenate(first), frame, params):
+            t, count = resolved_third_vector(spot_sets, settings, frame, t, params)
             basis = np.array([frame[0], frame[1], t])
-            count = pooled_count(S, basis, params.index_tolerance)
             candidates.append((count, niggli_cell(cell_of_metric(basis @ basis.T))))
     candidates.sort(key=lambda c: -c[0])
     distinct: list[tuple[int, tuple[float, ...]]] = []
