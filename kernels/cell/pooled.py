@@ -48,6 +48,8 @@ from kernels.cell.metric import cell_of_metric, distance, metric_tensor, near_re
 from kernels.crystal.symmetry import CrystalSymmetry
 from kernels.stages.indexing import IndexingError, IndexingParams, index_s, plan_indexing
 
+LATTICE_VECTORS = 1000  # most lattice vectors a candidate cell's indexing hypotheses use
+
 
 @dataclass(frozen=True)
 class PooledParams:
@@ -97,6 +99,8 @@ def gauss_reduced(a: np.ndarray, b: np.ndarray, cycles: int = 50) -> tuple[np.nd
 def image_planes(s: np.ndarray, params: PooledParams) -> list[Plane]:
     """The 2-D lattices two of a still's candidate vectors span (s: its spots, 1/A) that index
     nearly as many spots as the best (long spurious pairs match across stills by chance)."""
+    if len(s) < params.min_indexed:
+        return []
     search = CellFreeParams(max_cell=params.max_cell, min_cell=params.min_cell)
     vectors = [refine_vector(s, t) for t in fft_candidates(s, search)]
     vectors = [v for v in vectors if np.linalg.norm(v) >= params.min_cell]
@@ -261,13 +265,30 @@ def candidate_cells(spot_sets, params: PooledParams) -> list[tuple[int, tuple[fl
     return distinct
 
 
+def cell_volume(cell) -> float:
+    """Volume of a cell (A^3)."""
+    return float(np.sqrt(np.linalg.det(metric_tensor(cell))))
+
+
+def indexing_params(volume: float, min_indexed: int) -> IndexingParams:
+    """Known-cell indexing of a candidate cell: spot differences to 0.06 1/A (0.08 in the
+    second pass), shortened for a large cell so that at most ~1000 lattice vectors form the
+    hypotheses (their number grows with the volume; a spurious 200 A cell took minutes)."""
+    reach = (LATTICE_VECTORS / (4 / 3 * np.pi * volume)) ** (1 / 3)
+    return IndexingParams(
+        max_difference=min(0.06, reach),
+        fallback_max_difference=min(0.08, 4 / 3 * reach),
+        min_indexed=min_indexed,
+    )
+
+
 def reindexed_cells(spot_sets, reduced_cell, params: PooledParams) -> list[tuple[float, ...]]:
     """Each still indexed with a candidate cell (its Bravais lattice and centring), then its
     reduced basis refined freely on its spots: the stills' own reduced cells."""
     solution = determine_bravais(metric_tensor(reduced_cell))
     groups = lattice_space_groups(solution.bravais.family, solution.bravais.centring) or ["P 1"]
     symmetry = CrystalSymmetry.create(solution.cell, groups[0])
-    indexing = IndexingParams(max_difference=0.06, min_indexed=params.min_indexed)
+    indexing = indexing_params(cell_volume(reduced_cell), params.min_indexed)
     plan = plan_indexing(
         symmetry.B, symmetry.lattice_rotations, indexing, symmetry.centring_vectors
     )
@@ -309,5 +330,10 @@ def determine_cell_pooled(
         cells = reindexed_cells(spot_sets, cell, params)
         best = max(best, cells, key=len)
         if len(best) >= params.enough * len(spot_sets):
-            break  # the rest rank lower on the pooled spots and cannot index more
+            break  # lower-ranked candidates are not indexed on every still (time)
+    if len(best) < determination.min_images:
+        raise CellDeterminationError(
+            f"the pooled candidate cells index at most {len(best)} of the {len(spot_sets)} "
+            f"stills (< {determination.min_images} needed): too few spots on the lattice"
+        )
     return determine_cell(best, determination)
