@@ -7,10 +7,11 @@ import argparse
 import time
 
 from kernels.cell.absences import DEFAULT_CUT, AbsenceError, AbsenceScore, absences_of_mtz
-from kernels.cell.determination import CellDeterminationError, CellResult, determine_cell
+from kernels.cell.determination import CellDeterminationError, CellResult
 from kernels.cell.fft_indexing import CellFreeParams
+from kernels.cell.from_results import cell_of_results
 from kernels.cell.report import CELL_FILE, summary_line, write_report
-from kernels.cell.run_index import CELLFREE_FILE, index_run, read_cellfree
+from kernels.cell.run_index import CELLFREE_FILE, index_run
 
 ERRORS = (CellDeterminationError, AbsenceError)
 
@@ -35,6 +36,13 @@ def add_commands(commands) -> None:
     cell.add_argument(
         "--absence-cut", type=float, default=DEFAULT_CUT, help="I/sigma counted as present"
     )
+    cell.add_argument(
+        "--method",
+        choices=("auto", "clustered", "pooled"),
+        default="auto",
+        help="per-image cells clustered, or the hits' spots pooled (auto: pooled when the "
+        "per-image cells do not agree)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
             f"{time.perf_counter() - started:.1f} s -> {args.out}/{CELLFREE_FILE}"
         )
         return 0
-    result = determine_cell(read_cellfree(args.results))
+    result, method = cell_of_results(args.results, args.method)
     absences = rank_by_absences(result, args.absences, args.absence_cut)
     write_report(result, args.out, absences)
-    print(f"cell: {summary_line(result.main)} of {result.n_cells} indexed images")
+    print(f"cell: {summary_line(result.main)} of {result.n_cells} indexed images ({method})")
     print(f"  space groups: {' '.join(result.main.space_groups())}")
     if absences is not None:
         print(f"  by absences ({args.absences}): {absence_line(absences)}")

@@ -9,6 +9,7 @@ import csv
 import logging
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from kernels.cell.determination import CellDeterminationError
@@ -25,6 +26,7 @@ from kernels.stages.spotfinder import SpotParams, find_spots, plan_spotfinding
 log = logging.getLogger(__name__)
 
 CELLFREE_FILE = "cellfree.csv"
+HITS_FILE = "hit_spots.h5"  # every hit's scattering vectors, for the pooled determination
 CELL_COLUMNS = ("a", "b", "c", "alpha", "beta", "gamma")
 COLUMNS = ("chunk", "event", "lattice", "n_spots", "n_indexed", "rms", *CELL_COLUMNS)
 
@@ -34,7 +36,7 @@ def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFr
     spots.h5 and run.geom."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows, hits = [], 0
+    rows, hits, hit_spots = [], 0, []
     with open_run(run_dir) as run:
         calib = load_calibration(calib_path or default_calibration(run.dir), run.geometry.shape)
         calibration_plan = plan_calibration(calib, run.geometry)
@@ -47,6 +49,7 @@ def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFr
                 continue
             hits += 1
             s = pixel_to_s(spots.col, spots.row, wavelength, run.geometry)
+            hit_spots.append(s)
             try:
                 lattices = index_cell_free(s, params)
             except CellFreeError as exc:
@@ -56,6 +59,7 @@ def index_run(run_dir, out_dir, calib_path=None, params: CellFreeParams = CellFr
                 rows.append((c, e, k, len(s), lat.n_indexed, lat.rms, *lat.reduced_cell))
                 collector.add(lat, s, spots.col, spots.row, wavelength)
     write_cellfree(out / CELLFREE_FILE, rows)
+    write_hit_spots(out / HITS_FILE, hit_spots)
     write_run_outputs(collector, out)
     return hits, len(rows)
 
@@ -86,3 +90,24 @@ def read_cellfree(results_dirs) -> np.ndarray:
         with open(path, newline="") as f:
             cells += [[float(row[k]) for k in CELL_COLUMNS] for row in csv.DictReader(f)]
     return np.array(cells, dtype=float).reshape(-1, 6)
+
+
+def write_hit_spots(path: Path, spot_sets) -> None:
+    """Every hit's scattering vectors (1/A): ``s`` (n, 3) concatenated, ``count`` per hit."""
+    counts = np.array([len(s) for s in spot_sets], dtype=np.int64)
+    s = np.concatenate(spot_sets) if spot_sets else np.zeros((0, 3))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f["s"], f["count"] = s, counts
+
+
+def read_hit_spots(results_dirs) -> list[np.ndarray] | None:
+    """The hits' scattering vectors of every results directory (None: one has no hit file)."""
+    spot_sets: list[np.ndarray] = []
+    for directory in results_dirs:
+        path = Path(directory) / HITS_FILE
+        if not path.is_file():
+            return None
+        with h5py.File(path, "r") as f:
+            s, counts = f["s"][:], f["count"][:]
+        spot_sets += np.split(s, np.cumsum(counts)[:-1]) if len(counts) else []
+    return spot_sets

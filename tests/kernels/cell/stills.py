@@ -55,3 +55,20 @@ def simulate_stills(cell, space_group: str, n: int, seed: int = 0, spurious: int
         row = row[keep] + rng.normal(0, 0.3, keep.sum())
         stills.append((pixel_to_s(col, row, wavelength, geometry), U))
     return stills
+
+
+def sparse_stills(cell, space_group: str, n: int, spots: int, spurious: int, seed: int = 0):
+    """n stills (s (k, 3) each) with `spots` random spots of the lattice, drawn from its
+    3 x `spots` lowest-resolution ones (a peak search finds the strong, low-angle spots), and
+    `spurious` spots anywhere on the detector: few spots on the lattice, as on real 5-HT2B."""
+    rng = np.random.default_rng(seed)
+    geometry = default_geometry()
+    wavelength = SimulationParams(cell=tuple(cell), space_group=space_group).wavelength
+    rows, cols = geometry.shape
+    stills = []
+    for s, _ in simulate_stills(cell, space_group, n, seed=seed, spurious=0):
+        low = s[np.argsort(np.linalg.norm(s, axis=1))[: 3 * spots]]
+        kept = low[rng.choice(len(low), min(spots, len(low)), replace=False)]
+        col, row = rng.uniform(0, cols, spurious), rng.uniform(0, rows, spurious)
+        stills.append(np.concatenate([kept, pixel_to_s(col, row, wavelength, geometry)]))
+    return stills

@@ -69,6 +69,20 @@ def test_run_indexed_cell_free_gives_its_cell(indexed_run):
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
+def test_run_hits_pooled_give_its_cell(indexed_run, capsys):
+    """The pooled determination from cell-index's hit_spots.h5 alone finds the run's cell."""
+    results = indexed_run / "results" / "r0001"
+    code, out, err = in_process(
+        capsys, "cell", "--results", str(results), "--out", str(indexed_run / "pooled"),
+        "--method", "pooled",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "cell: mC" in out and "(pooled)" in out
+    main = json.loads((indexed_run / "pooled" / "cell.json").read_text())["main"]
+    assert np.allclose(main["cell"][:3], LATTICES["mC"][0][:3], rtol=3e-3)
+    assert abs(main["cell"][4] - LATTICES["mC"][0][4]) < 0.3
+
+
 def test_run_spots_refine_a_wrong_start_geometry(indexed_run, capsys):
     """The run's own spots (per sensor, 16 panels) and a start 2 px off in beam centre and
     0.5 mm in distance: refinement brings the detector back to the simulated one (each panel
@@ -136,6 +150,11 @@ def test_bad_inputs_are_named(tmp_path, capsys):
         capsys, "cell", "--results", str(tmp_path / "few"), "--out", str(tmp_path)
     )
     assert code == 2 and "only 3 images indexed cell-free" in err
+    code, _, err = in_process(
+        capsys, "cell", "--results", str(tmp_path / "few"), "--out", str(tmp_path),
+        "--method", "pooled",
+    )  # fmt: skip
+    assert code == 2 and "has no hit_spots.h5 to pool" in err
     code, _, err = in_process(
         capsys, "cell-index", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path)
     )

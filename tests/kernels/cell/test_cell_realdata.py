@@ -4,14 +4,17 @@ Jungfrau 4M) CrystFEL streams (their orthorhombic cells)."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
-import pytest
 
 from kernels.cell.determination import DeterminationParams, determine_cell
 from kernels.cell.fft_indexing import CellFreeError, CellFreeParams, index_cell_free
+from kernels.cell.run_index import CELLFREE_FILE, HITS_FILE, write_cellfree, write_hit_spots
 from kernels.crystal.detector import lab_to_s
 from kernels.io.geom import read_geom
+from tests.kernels.cell.test_cell_cli import in_process
 from tests.kernels.io.test_crystfel_stream_geometry import crystals, on_panels
 from tests.kernels.realdata import realdata
 
@@ -45,14 +48,9 @@ def test_lysozyme_cspad_spot_lists_give_the_tetragonal_cell():
     assert "P 43 21 2" in main.space_groups()
 
 
-# the 5-HT2B stream's peaks (14-47 per image, 10-25 of them on the crystal's lattice) do not
-# give its cell cell-free: the c direction is rarely among a still's candidate vectors, and the
-# true cell is among an image's near-best bases in 1 of 32 (design.md). CrystFEL indexed this
-# stream given the cell (indexamajig -p 5HT2B.cell); tests/kernels/io/ indexes it so too.
-@pytest.mark.parametrize(
-    "name, bravais, cell", [("photolyase_swissfel_alvra_run19.stream", "oP", (70.2, 117.8, 170.5))]
-)
-def test_crystfel_stream_peaks_give_the_orthorhombic_cell(tmp_path, name, bravais, cell):
+def stream_spots(name: str, tmp_path) -> list[np.ndarray]:
+    """Each crystal's peaks of a CrystFEL stream as scattering vectors (1/A), through the
+    stream's embedded geometry, camera length and det_shift."""
     text = realdata("crystfel_streams", name).read_text()
     geom_text = text.split("----- Begin geometry file -----\n")[1].split("----- End geometry")[0]
     (tmp_path / "embedded.geom").write_text(geom_text)
@@ -62,9 +60,48 @@ def test_crystfel_stream_peaks_give_the_orthorhombic_cell(tmp_path, name, bravai
         fs, ss = (np.array([float(r[k]) for r in peaks]) for k in (0, 1))
         moved, idx, fs_local, ss_local = on_panels(geom, clen, shift, fs, ss, [r[4] for r in peaks])
         spots.append(lab_to_s(moved.lab_position(idx, fs_local, ss_local), wavelength))
+    return spots
+
+
+def test_photolyase_stream_peaks_give_the_orthorhombic_cell(tmp_path):
+    spots = stream_spots("photolyase_swissfel_alvra_run19.stream", tmp_path)
     cells = reduced_cells(spots, CellFreeParams(max_cell=250.0, min_indexed=8))
     result = determine_cell(cells, DeterminationParams(min_images=5))
     main = result.main
-    print(f"{name}: {len(cells)}/{len(spots)} indexed, {len(main.members)} in {main.solution.cell}")
-    assert main.solution.bravais.symbol == bravais
-    assert np.allclose(main.solution.cell[:3], cell, rtol=1e-2)
+    print(
+        f"photolyase: {len(cells)}/{len(spots)} indexed, {len(main.members)} in {main.solution.cell}"
+    )
+    assert main.solution.bravais.symbol == "oP"
+    assert np.allclose(main.solution.cell[:3], (70.2, 117.8, 170.5), rtol=1e-2)
+
+
+def test_5ht2b_stream_peaks_give_the_c_centred_cell_pooled(tmp_path, capsys):
+    """The 5-HT2B stills (14-47 peaks, 10-25 on the lattice) give no agreeing per-image cells
+    (the c direction is rarely among a still's candidate vectors); `cell` then pools the hits'
+    spots. CrystFEL indexed this stream only given the cell (indexamajig -p 5HT2B.cell)."""
+    spots = stream_spots("5HT2B_lcls_cxi_xgandalf.stream", tmp_path)
+    rows = []
+    for i, s in enumerate(spots):  # what cell-index writes: per-image cells and every hit's spots
+        try:
+            lattice = index_cell_free(s, CellFreeParams(max_cell=250.0, min_indexed=8))[0]
+        except CellFreeError:
+            continue
+        rows.append((0, i, 0, len(s), lattice.n_indexed, lattice.rms, *lattice.reduced_cell))
+    results = tmp_path / "run"
+    results.mkdir()
+    write_cellfree(results / CELLFREE_FILE, rows)
+    write_hit_spots(results / HITS_FILE, spots)
+    code, out, err = in_process(
+        capsys, "cell", "--results", str(results), "--out", str(tmp_path / "cell")
+    )
+    print(out)
+    assert code == 0, err
+    assert "(pooled)" in out
+    main = json.loads((tmp_path / "cell" / "cell.json").read_text())["main"]
+    assert main["bravais"] == "oC" and "C 2 2 21" in main["space_groups"]
+    # the stream header's cell, and the median of CrystFEL's 32 refined crystals (61.52/122.60/
+    # 168.81 A, given the header's cell as its target)
+    assert np.allclose(main["cell"], (61.4, 122.6, 168.0, 90, 90, 90), rtol=5e-3)
+    assert np.allclose(main["cell"][:3], (61.52, 122.60, 168.81), rtol=3e-3)
+    assert main["distortion"]["angle_deg"] < 0.5  # the measured angles, before 90 is imposed
+    assert main["images"] >= 28
