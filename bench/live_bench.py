@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.live_phases import live_phases, show_phases
 from facility.beamline.live import LiveOptions
 from facility.beamline.replay import replay_live, replay_post_run
 from facility.beamline.simulate import SimulationParams, simulate_experiment
@@ -131,6 +132,7 @@ def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path, c
     landed = center_marker_times(bt, number)
     to_center = [landed[c] - t for c, t in closed if c in landed]
     return {
+        "phases": live_phases(bt, number, watch.whole),
         "seconds": seconds,
         "backlog": chunks * chunk - watch.rows_at(concluded),
         "median": statistics.median(latencies) if latencies else None,
@@ -171,6 +173,8 @@ def show(label: str, result: dict, post: float) -> None:
         f"  {label:<28} marker -> MTZ {result['seconds']:7.1f} s (post-run {post:7.1f} s); "
         f"backlog at run end {result['backlog']} images; {lat}; load {os.getloadavg()[0]:.1f}"
     )
+    print("    after the run marker:")
+    show_phases(result["phases"])
 
 
 def runs_on_stack(bt, source: Path, args) -> None:
