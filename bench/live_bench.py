@@ -10,7 +10,10 @@ with real MPI jobs, XRootD HTTP-TPC, Airflow with scheduler, triggerer, dag-proc
    clock (``facility.beamline.replay``) → ``sfx_live_run``; prints seconds from the run marker
    to the merged MTZ, the backlog (images not yet in the results DB) when the run marker is
    written, and the latency from each chunk closing at the DAQ to all its image rows (its hit
-   rate) being in the results DB: median and p95.
+   rate) being in the results DB: median and p95; then, per live run, each phase after the
+   run marker (``bench/live_phases.py``: chunks and run marker at the center, the job's
+   outputs, ``wait_for_job``, the merge job, the download) and marker -> MTZ minus the final
+   merge beside the goal's 30 s. Run it with ``PYTHONPATH`` at the repository.
 
 Frames are rendered once (``--distinct-chunks`` chunks of 250) and laid out again as hard
 links, so only the center's copy costs disk: a 20 000-image run is 40 GB there, deleted as soon
