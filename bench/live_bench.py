@@ -10,7 +10,10 @@ with real MPI jobs, XRootD HTTP-TPC, Airflow with scheduler, triggerer, dag-proc
    clock (``facility.beamline.replay``) → ``sfx_live_run``; prints seconds from the run marker
    to the merged MTZ, the backlog (images not yet in the results DB) when the run marker is
    written, and the latency from each chunk closing at the DAQ to all its image rows (its hit
-   rate) being in the results DB: median and p95.
+   rate) being in the results DB: median and p95; then, per live run, each phase after the
+   run marker (``bench/live_phases.py``: chunks and run marker at the center, the job's
+   outputs, ``wait_for_job``, the merge job, the download) and marker -> MTZ minus the final
+   merge beside the goal's 30 s. Run it with ``PYTHONPATH`` at the repository.
 
 Frames are rendered once (``--distinct-chunks`` chunks of 250) and laid out again as hard
 links, so only the center's copy costs disk: a 20 000-image run is 40 GB there, deleted as soon
@@ -33,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.live_phases import live_phases, show_phases
 from facility.beamline.live import LiveOptions
 from facility.beamline.replay import replay_live, replay_post_run
 from facility.beamline.simulate import SimulationParams, simulate_experiment
@@ -131,6 +135,7 @@ def live_run(bt, source, number: int, chunks: int, rate: float, db_path: Path, c
     landed = center_marker_times(bt, number)
     to_center = [landed[c] - t for c, t in closed if c in landed]
     return {
+        "phases": live_phases(bt, number, watch.whole),
         "seconds": seconds,
         "backlog": chunks * chunk - watch.rows_at(concluded),
         "median": statistics.median(latencies) if latencies else None,
@@ -171,6 +176,8 @@ def show(label: str, result: dict, post: float) -> None:
         f"  {label:<28} marker -> MTZ {result['seconds']:7.1f} s (post-run {post:7.1f} s); "
         f"backlog at run end {result['backlog']} images; {lat}; load {os.getloadavg()[0]:.1f}"
     )
+    print("    after the run marker:")
+    show_phases(result["phases"])
 
 
 def runs_on_stack(bt, source: Path, args) -> None:

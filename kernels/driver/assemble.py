@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernels.driver.parts import finished_records
+from kernels.driver.parts import Record, finished_records
 from kernels.io.atomic import write_json
 from kernels.io.checkpoint import Checkpoint
 from kernels.io.reflections import INTEGRATED_FILE
@@ -33,13 +33,15 @@ def assemble(
     db_seconds: float | None,
     event_tags: EventTags | None = None,
     chunk_files: list[str] | None = None,
+    records: list[Record] | None = None,
 ) -> dict:
     """Write the run's outputs from all parts, in (chunk, event) order: same as one process
     (``event_tags``: the run files' per-event tags, ``Run.event_tags``; ``chunk_files``: each
-    chunk's file, ``Run.chunk_files``)."""
-    records = sorted(
-        finished_records(out, checkpoint), key=lambda rec: (rec[0].chunk, rec[0].event)
-    )
+    chunk's file, ``Run.chunk_files``; ``records``: every finished item's, when rank 0 kept
+    them as they came, so the parts need not be read back)."""
+    if records is None:
+        records = list(finished_records(out, checkpoint))
+    records = sorted(records, key=lambda rec: (rec[0].chunk, rec[0].event))
     results = [result for _, result in records]
     summary = summarise(results, wall, checkpoint.run, checkpoint.trial)
     summary.update(params=params.to_dict(), ranks=size, sessions=checkpoint.sessions)

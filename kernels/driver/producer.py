@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from kernels.driver.so_far import RunSoFar
+from kernels.driver.parts import Record
+from kernels.driver.so_far import RunSoFar, contribution
 from kernels.funnel import COUNTS
 from kernels.io.checkpoint import Checkpoint
 from kernels.resultsdb.logger import ImageLogger, ImageRow, LoggerFailedError
@@ -20,24 +21,31 @@ class Producer:
         self.checkpoint = checkpoint
         self.logger = logger
         self.so_far: RunSoFar | None = None  # a live job's run-so-far merge
+        # a live job's finished records, kept as they come: its outputs are assembled from
+        # them at the run's end instead of reading every part back (None: read the parts)
+        self.kept: dict[tuple[int, int], Record] | None = None
         self.log_failed = False  # the DB stayed away too long: keep processing, log on the next run
 
-    def record(self, rows: list[ImageRow], contributions=()) -> None:
-        """Mark rows' items finished and log the rows (ImageRows, encoded here)."""
+    def record(self, rows: list[ImageRow], records: Sequence[Record] = ()) -> None:
+        """Mark rows' items finished and log the rows (ImageRows, encoded here); ``records``:
+        a live job's (row, result) of those items."""
         self.checkpoint.done.update((row.chunk, row.event) for row in rows)
         self.log(rows)
-        self._merge(contributions)
+        self._keep(records)
 
-    def record_encoded(self, items, encoded: list, contributions=()) -> None:
+    def record_encoded(self, items, encoded: list, records: Sequence[Record] = ()) -> None:
         """Mark work items finished and log their rows, encoded by the workers."""
         self.checkpoint.done.update(map(tuple, items))
         self._log(lambda logger: logger.add_encoded(encoded), encoded)
-        self._merge(contributions)
+        self._keep(records)
 
-    def _merge(self, contributions) -> None:
-        """Add finished images to the run-so-far merge, publishing it when due."""
+    def _keep(self, records: Sequence[Record]) -> None:
+        """A live job's finished records: kept for the outputs, and their integrated images
+        added to the run-so-far merge (published when due)."""
+        if self.kept is not None:
+            self.kept.update(((row.chunk, row.event), (row, result)) for row, result in records)
         if self.so_far is not None:
-            self.so_far.add(contributions)
+            self.so_far.add(c for _, result in records if (c := contribution(result)) is not None)
             self.so_far.tick()
 
     def log(self, rows: list[ImageRow]) -> None:

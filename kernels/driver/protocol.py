@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 
 from kernels.driver.producer import Producer
 from kernels.driver.signals import StopFlag
-from kernels.driver.so_far import contribution
 from kernels.driver.worker import Worker
 from kernels.resultsdb.logger import ImageRowEncoder
 
-# worker -> producer: (items finished since the last request, their rows, stopping, the
-# reflections of those integrated, for a live job's run-so-far merge)
+# worker -> producer: (items finished since the last request, their rows, stopping, a live
+# job's (row, result) of those items, for its run-so-far merge and its outputs)
 TAG_REQUEST = 11
 TAG_WORK = 12  # producer -> worker: list of work items; empty list = no more work
 
@@ -40,8 +40,8 @@ def produce(comm, feed, producer: Producer, stop: StopFlag, batch: int) -> None:
             time.sleep(0.0005)  # polling keeps signals deliverable to Python
             continue
         source = status.Get_source()
-        items, encoded, stopping, merged = comm.recv(source=source, tag=TAG_REQUEST)
-        producer.record_encoded(items, encoded, merged)
+        items, encoded, stopping, records = comm.recv(source=source, tag=TAG_REQUEST)
+        producer.record_encoded(items, encoded, records)
         if stopping:
             stop.set(f"rank {source} stopping")
         if queue or stop or feed.ended:
@@ -61,23 +61,24 @@ def _answer(comm, source: int, queue: deque, stop: StopFlag, batch: int, workers
 
 
 def consume(
-    comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag, merge: bool = False
+    comm, worker: Worker, encode: ImageRowEncoder | None, stop: StopFlag, live: bool = False
 ) -> None:
     """Ask for work, process it, report finished items with the next request; stop when told
     or signalled.
 
     Rows go to rank 0 already encoded for the DB, so the logger only concatenates them; with
-    ``merge`` (a live job) the integrated images' reflections go along for the run-so-far merge.
+    ``live`` the (row, result) records go along (as cached: no spots), for the run-so-far merge
+    and so that rank 0 assembles the outputs at the run's end without reading the parts back.
     """
     done: list = []
     encoded: list = []
-    merged: list = []
+    records: list = []
     while True:
-        comm.send((done, encoded, bool(stop), merged), dest=0, tag=TAG_REQUEST)
+        comm.send((done, encoded, bool(stop), records), dest=0, tag=TAG_REQUEST)
         items = comm.recv(source=0, tag=TAG_WORK)
         if not items:
             return
-        done, encoded, merged = [], [], []
+        done, encoded, records = [], [], []
         for item in items:
             if stop:
                 break
@@ -85,6 +86,6 @@ def consume(
             done.append(item)
             if encode is not None:
                 encoded.append(encode(row))
-            if merge and (part := contribution(result)) is not None:
-                merged.append(part)
+            if live:
+                records.append((row, replace(result, spots=None)))
         worker.cache.sync()  # results are durable before they are reported finished

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kernels.driver.assemble import assemble, write_preempted, write_summary
@@ -36,11 +36,17 @@ from kernels.driver.checkpoints import CHECKPOINT_FILE, load_or_restart_checkpoi
 from kernels.driver.dbpolicy import open_logger
 from kernels.driver.feed import LiveFeed, RunFeed, wait_for_first_chunk
 from kernels.driver.options import ProcessOptions
-from kernels.driver.parts import PARTS_DIR, ResultCache, drop_unreadable_parts, finished_records
+from kernels.driver.parts import (
+    PARTS_DIR,
+    Record,
+    ResultCache,
+    drop_unreadable_parts,
+    finished_records,
+)
 from kernels.driver.producer import Producer
 from kernels.driver.protocol import consume, produce
 from kernels.driver.signals import StopFlag
-from kernels.driver.so_far import contribution, db_sink, file_sink, start_run_so_far
+from kernels.driver.so_far import db_sink, file_sink, start_run_so_far
 from kernels.driver.worker import Worker
 from kernels.foreign import ForeignRun, open_foreign_run
 from kernels.io.checkpoint import write_checkpoint
@@ -174,7 +180,7 @@ def _run(comm, options: ProcessOptions) -> JobResult:
         encode = None
         if log_to is not None:
             encode = ImageRowEncoder(dialect_for(parse_db_url(log_to[0])), *log_to[1:])
-        consume(comm, worker, encode, stop, merge=options.live)
+        consume(comm, worker, encode, stop, live=options.live)
 
     part = None
     if worker is not None and worker.cache.publish(
@@ -212,8 +218,10 @@ def _prepare(options: ProcessOptions, rank: int, size: int) -> Setup:
             producer.report(exc)
         if producer.logger is not None and not checkpoint.logged:  # an earlier outage: log now
             producer.log([row for row, _ in finished_records(out, checkpoint)])
-        if options.live:
-            producer.so_far = _run_so_far(options, params, producer)
+        if options.live:  # earlier sessions' records, read once: kept, and merged so far
+            earlier = list(finished_records(out, checkpoint))
+            producer.kept = {(row.chunk, row.event): (row, result) for row, result in earlier}
+            producer.so_far = _run_so_far(options, params, producer, earlier)
         setup.session = f"s{checkpoint.sessions + 1:03d}"
     return setup
 
@@ -236,13 +244,15 @@ def _processor(options: ProcessOptions, run: Run | ForeignRun, params) -> Proces
     return run_processor(run, options.calib, params)
 
 
-def _run_so_far(options: ProcessOptions, params: ProcessingParams, producer: Producer):
-    """A live job's run-so-far merge, to ``run_so_far.json`` and the results DB's row."""
+def _run_so_far(
+    options: ProcessOptions, params: ProcessingParams, producer: Producer, earlier: list[Record]
+):
+    """A live job's run-so-far merge, to ``run_so_far.json`` and the results DB's row, holding
+    the ``earlier`` sessions' images."""
     sinks = [file_sink(options.out)]
     if producer.logger is not None and options.db:
         sinks.append(db_sink(options.db, producer.logger.run_id, producer.logger.trial_id))
     running = RunningMerge(params.crystal.symmetry(), merge_params(options.params))
-    earlier = finished_records(options.out, producer.checkpoint)
     every = (options.merge_every_images, options.merge_every_seconds)
     return start_run_so_far(running, earlier, *every, sinks)
 
@@ -271,8 +281,8 @@ def _produce(
         queue.extend(item for item in feed.poll() if item not in producer.checkpoint.done)
         if queue:
             row, result = worker.process(queue.popleft())
-            merged = contribution(result) if producer.so_far is not None else None
-            producer.record([row], [merged] if merged is not None else [])
+            live = producer.kept is not None
+            producer.record([row], [(row, replace(result, spots=None))] if live else [])
         elif feed.ended:
             return
         else:
@@ -318,7 +328,11 @@ def _finish(
     if complete or (ending.stalled and checkpoint.done):
         db_seconds = producer.logger.write_seconds if producer.logger is not None else None
         tags, files = setup.run.event_tags(), setup.run.chunk_files()
-        summary = assemble(out, checkpoint, setup.params, wall, size, db_seconds, tags, files)
+        kept = producer.kept  # a live job's records, else read back from the parts
+        records = list(kept.values()) if kept is not None else None
+        summary = assemble(
+            out, checkpoint, setup.params, wall, size, db_seconds, tags, files, records
+        )
         if not complete:
             summary = write_summary(out, {**summary, "status": "stalled", "reason": ending.reason})
     else:

@@ -119,6 +119,22 @@ def test_chunks_landing_one_by_one_give_the_post_run_result(
     assert np.array_equal(np.array(a, copy=False), np.array(b, copy=False), equal_nan=True)
 
 
+def test_one_rank_live_job_assembles_from_the_records_it_kept_as_post_run(
+    chunked_run, sqlite_url, tmp_path, process_cmd
+):
+    """One rank produces and works: the records it keeps (not the parts read back) make the
+    same outputs as post-run processing."""
+    source, reference = chunked_run
+    run, out = tmp_path / "exp" / "runs" / "r0001", tmp_path / "out"
+    feeder = threading.Thread(target=deliver, args=(source, run, range(CHUNKS), 0.3))
+    feeder.start()
+    cmd = process_cmd(1, run, out, "--db", sqlite_url, "--live")
+    job = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    feeder.join()
+    assert job.returncode == 0, job.stderr
+    same_as_post_run(out, reference, ResultsDB(sqlite_url), run)
+
+
 def test_sigterm_mid_run_then_resubmit_follows_the_run_to_the_same_result(
     chunked_run, sqlite_url, tmp_path, process_cmd
 ):
