@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from kernels.io.chunk_marker import CHUNK_MARKER, ChunkMarker, chunk_marker_name
@@ -126,19 +127,24 @@ def finish_run(
     seconds: float,
     moved_bytes: int,
     options: CopyOptions = CopyOptions(),
+    known: Collection[str] = (),
 ) -> TransferReport:
     """At the run's end: what no chunk at the center covers, then ``CONCLUDED.json``, last.
 
     ``seconds`` and ``moved_bytes`` are what the chunk transfers already took and copied, so
-    ``TRANSFERRED.json`` reports the whole run.
+    ``TRANSFERRED.json`` reports the whole run. ``known``: the names of the chunk markers (and
+    their files) the caller itself brought and verified; they are not looked at again, so the
+    run's end costs the same whatever its length (each look is a round trip to the center).
     """
     started = time.monotonic()
     source_store, dest_store = _stores(source, destination)
     entries = [e.to_dict() for e in check_files(concluded["files"], f"{run_name}/{MARKER}")]
+    known = set(known)
+    unknown = [e for e in entries if e["name"] not in known]
     # chunks whose event never came go first, each with its marker after its files
-    late = late_chunks(source_store, dest_store, run_name, entries)
+    late = late_chunks(source_store, dest_store, run_name, unknown)
     chunk_moves = [transfer_chunk(source, destination, run_name, m, options) for m in late]
-    covered = covered_files(source_store, dest_store, run_name, entries)
+    covered = known | covered_files(source_store, dest_store, run_name, unknown)
     rest = [e for e in entries if e["name"] not in covered]
     copied = _copy(source_store, dest_store, run_name, rest, options)
     _copy_marker(source_store, dest_store, run_name, MARKER, options)

@@ -25,6 +25,7 @@ import time
 
 from airflow.sdk import BaseOperator
 
+from kernels.io.chunk_marker import chunk_marker_name
 from operators.analysis_job import JobStep
 from operators.chunk_transfer import CopyOptions, finish_run, transfer_chunk, transfer_started
 from operators.hooks.sfapi import SfApiHook
@@ -89,6 +90,7 @@ class LiveTransferOperator(BaseOperator):
             copy_options(bt),
         )
         state = {"next_chunk": 0, "stream_id": "0", "moved": moved, "chunks": [], "events": 0}
+        state["known"] = []  # names of the chunk markers and files this task brought
         state |= {"seconds": time.monotonic() - started, "deadline": time.time() + bt.live_timeout}
         state["job_checked"] = time.time()  # submit_live_job has just submitted or found it
         return self._follow(bt, state)
@@ -156,6 +158,8 @@ class LiveTransferOperator(BaseOperator):
             moved = transfer_chunk(source, dest, self.info["run"], marker, copy_options(bt))
             state["moved"] += moved["bytes"]
             state["chunks"].append(marker["chunk"])
+            state["known"] += [chunk_marker_name(self.info["run"], marker["chunk"])]
+            state["known"] += [f["name"] for f in marker["files"]]
             state["events"] += marker["events"]
             state["next_chunk"] = marker["chunk"] + 1
             state["deadline"] = time.time() + bt.live_timeout
@@ -175,6 +179,7 @@ class LiveTransferOperator(BaseOperator):
                 state["seconds"],
                 state["moved"],
                 copy_options(bt),
+                known=state["known"],
             ).to_dict()
             record_known_images(bt, self.info, state["events"] + report["late_chunk_events"])
             record_live_end(bt, self.info, report, event["concluded"]["concluded_at"])

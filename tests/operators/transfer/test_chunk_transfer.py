@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from kernels.io.chunk_marker import read_chunk_markers
+from kernels.io.chunk_marker import chunk_marker_name, read_chunk_markers
 from kernels.io.marker import MARKER, adler32_file, write_marker
 from operators.chunk_transfer import finish_run, transfer_chunk, transfer_started
 from operators.transfer import REPORT_NAME
@@ -55,6 +55,25 @@ def test_live_run_moves_chunk_by_chunk_and_concludes_last(tmp_path):
     assert_verified(dest_run, source_run, [f["name"] for f in marker["files"]] + [MARKER])
     assert json.loads((dest_run / REPORT_NAME).read_text())["total_bytes"] == report.total_bytes
     assert not [p for p in dest_run.iterdir() if p.name.startswith(".")]
+
+
+def test_the_runs_end_does_not_look_again_at_chunks_the_task_brought(tmp_path):
+    source, dest = tmp_path / "beamline", tmp_path / "center"
+    transfer_started(source, dest, "r0001", start_live_run(source, 1))
+    chunks = [make_live_chunk(source, 1, c, 5000) for c in range(3)]
+    for chunk in chunks[:2]:
+        transfer_chunk(source, dest, "r0001", chunk)
+    known = [n for m in chunks[:2] for n in [chunk_marker_name("r0001", m["chunk"])]
+             + [f["name"] for f in m["files"]]]  # fmt: skip
+    # were they looked at, these unreadable markers at the center would fail the run's end
+    for chunk in chunks[:2]:
+        (dest / "r0001" / chunk_marker_name("r0001", chunk["chunk"])).write_text("{")
+    marker = write_marker(source / "r0001", 1).to_dict()
+    report = finish_run(source, dest, "r0001", marker, 1.0, 10128, known=known)
+    assert report.files_copied == 4 and report.late_chunk_events == chunks[2]["events"]
+    corrupted = {chunk_marker_name("r0001", m["chunk"]) for m in chunks[:2]}
+    names = [f["name"] for f in marker["files"] if f["name"] not in corrupted]
+    assert_verified(dest / "r0001", source / "r0001", names + [MARKER])
 
 
 def test_chunk_killed_mid_file_over_xrootd_then_resumed(exp_runs, throttled_dest):
